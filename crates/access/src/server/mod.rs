@@ -1,0 +1,4 @@
+//! Server access: connecting to MySQL/MariaDB servers with mysql_async, typed probes,
+//! and parsers for the SHOW output the monitor and the operations read.
+
+pub mod parse;

@@ -1,0 +1,178 @@
+//! The HTTP API's request and response bodies, shared by the controller and the CLI.
+//!
+//! Field names here are a public contract (`nines -o json …` prints them): add fields
+//! freely, rename none.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::job::{JobState, LogLevel};
+use crate::topology::{ClusterState, ClusterType, NodeState, Role};
+
+/// Every error the API returns: a message, and the request field at fault when there is one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApiError {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// A cluster in lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterSummary {
+    pub id: i64,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub cluster_type: ClusterType,
+    pub state: ClusterState,
+    /// Why the cluster is in its state.
+    pub state_reason: String,
+    /// Number of nodes.
+    pub nodes: usize,
+    pub nodes_online: usize,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One cluster with its nodes and recent events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterDetail {
+    #[serde(flatten)]
+    pub summary: ClusterSummary,
+    pub node_list: Vec<NodeStatus>,
+    pub host_access: String,
+    pub events: Vec<EventView>,
+}
+
+/// A node and what the monitor last saw of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeStatus {
+    pub cluster: String,
+    /// `host:port`.
+    pub address: String,
+    pub role: Role,
+    pub state: NodeState,
+    /// Why the node is degraded or offline; empty when online.
+    pub state_reason: String,
+    pub read_only: bool,
+    /// Seconds behind the source, for replicas; null otherwise (and when unknown).
+    pub lag_seconds: Option<u64>,
+    /// Transactions the replica still lacks compared with its source, by GTID; null when not a replica.
+    pub lag_transactions: Option<u64>,
+    /// Kind of the last probe error: refused, timeout, auth or other.
+    pub error_kind: Option<String>,
+    pub version: Option<String>,
+    pub server_id: Option<u32>,
+    /// The source this replica replicates from, `host:port`.
+    pub source: Option<String>,
+    pub io_thread: Option<String>,
+    pub sql_thread: Option<bool>,
+    pub gtid_executed: Option<String>,
+    pub wsrep_state: Option<String>,
+    pub wsrep_cluster_status: Option<String>,
+    pub wsrep_cluster_size: Option<u32>,
+    /// When the node last answered a probe.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Rates per second over the last probe interval (queries, connections, rows…).
+    pub rates: std::collections::BTreeMap<String, f64>,
+}
+
+/// A job as lists and `job show` present it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobView {
+    pub id: i64,
+    pub kind: String,
+    pub cluster: String,
+    pub state: JobState,
+    pub requested_by: String,
+    pub phase: String,
+    pub percent: u8,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The job's spec, secrets excluded.
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
+}
+
+/// One line of a job's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobLogLine {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub level: LogLevel,
+    pub message: String,
+}
+
+/// A state change or decision, with its reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EventView {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub cluster: String,
+    pub node: Option<String>,
+    pub kind: String,
+    pub message: String,
+}
+
+/// SSH settings of an import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SshAccessRequest {
+    pub user: String,
+    #[serde(default)]
+    pub key_path: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+/// Body of `POST /api/v1/clusters/import`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    pub name: String,
+    /// One node of the cluster, `host:port`.
+    pub seed: String,
+    pub db_user: String,
+    pub db_password: String,
+    #[serde(default)]
+    pub ssh: Option<SshAccessRequest>,
+    /// The nodes run on the controller's machine: use local execution for host access.
+    #[serde(default)]
+    pub local: bool,
+}
+
+/// Answer to a request that started a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobCreated {
+    pub job_id: i64,
+}
+
+/// One metric series of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MetricSeries {
+    pub node: String,
+    pub metric: String,
+    /// `raw` (one point per probe) or `1m` (per-minute rollups: avg, with min and max).
+    pub resolution: String,
+    pub points: Vec<MetricPoint>,
+}
+
+/// One point of a series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MetricPoint {
+    pub at: DateTime<Utc>,
+    pub value: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// Body of `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}

@@ -1,0 +1,180 @@
+//! Jobs: every change to a cluster is a job with a spec, a state, a log and progress.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::endpoint::Endpoint;
+
+/// Lifecycle of a job. Queued → Running → one of the three final states;
+/// a queued job may also be cancelled before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// True for succeeded, failed and cancelled: the job will not change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            other => return Err(format!("unknown job state `{other}`")),
+        })
+    }
+}
+
+/// How nines reaches the hosts of a cluster's nodes for host-level work (metrics, files, services).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(tag = "transport", rename_all = "snake_case")]
+pub enum HostAccessSpec {
+    /// No host access: SQL-level monitoring only.
+    #[default]
+    None,
+    /// The nodes run on the controller's own machine.
+    Local,
+    /// OpenSSH to each node's host address.
+    Ssh {
+        user: String,
+        /// Private key path on the controller; None uses ssh's own defaults and agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_path: Option<String>,
+        #[serde(default = "default_ssh_port")]
+        port: u16,
+    },
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
+/// What a job is asked to do. The password of an import is not here: the controller
+/// keeps it encrypted in the store and the spec refers to it by id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobSpec {
+    /// Discover an existing cluster from one seed node and register it.
+    ImportCluster {
+        name: String,
+        #[schema(value_type = String, example = "127.0.0.11:3306")]
+        seed: Endpoint,
+        db_user: String,
+        /// Id of the encrypted secret that holds the password.
+        db_password_secret: i64,
+        #[serde(default)]
+        host_access: HostAccessSpec,
+    },
+}
+
+impl JobSpec {
+    /// The job's kind as a short name, for lists and filters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ImportCluster { .. } => "import_cluster",
+        }
+    }
+
+    /// The cluster the job works on; jobs of one cluster run one at a time.
+    pub fn cluster_name(&self) -> &str {
+        match self {
+            Self::ImportCluster { name, .. } => name,
+        }
+    }
+}
+
+/// A job's progress: the phase it is in and how far along, 0-100.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+pub struct Progress {
+    pub phase: String,
+    pub percent: u8,
+}
+
+/// Severity of a job log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "info" => Self::Info,
+            "warn" => Self::Warn,
+            "error" => Self::Error,
+            other => return Err(format!("unknown log level `{other}`")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_round_trips_as_tagged_json() {
+        let spec = JobSpec::ImportCluster {
+            name: "c1".into(),
+            seed: "127.0.0.11:3306".parse().unwrap(),
+            db_user: "nines".into(),
+            db_password_secret: 4,
+            host_access: HostAccessSpec::Ssh {
+                user: "root".into(),
+                key_path: Some("/k".into()),
+                port: 2222,
+            },
+        };
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["kind"], "import_cluster");
+        assert_eq!(json["host_access"]["transport"], "ssh");
+        let back: JobSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, spec);
+        assert!(JobState::Failed.is_final() && !JobState::Running.is_final());
+    }
+}

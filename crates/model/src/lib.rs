@@ -1,0 +1,17 @@
+//! Domain types of nines: clusters, nodes, roles and states, GTID sets, replication and
+//! wsrep status, monitoring snapshots, jobs, and the API's data shapes.
+//!
+//! Everything here is plain data and pure logic; no I/O. Every other crate depends on
+//! this one, and the CLI depends on nothing else, so API types live here too.
+
+pub mod api;
+pub mod endpoint;
+pub mod gtid;
+pub mod health;
+pub mod job;
+pub mod replication;
+pub mod snapshot;
+pub mod topology;
+
+pub use endpoint::{Endpoint, EndpointError};
+pub use topology::{ClusterState, ClusterType, NodeState, Role};

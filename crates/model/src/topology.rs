@@ -1,0 +1,99 @@
+//! The vocabulary of cluster shape and health: cluster types, node roles, node and cluster states.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// How a cluster's nodes relate to one another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterType {
+    /// Galera: every node a writable member of one synchronous group.
+    Galera,
+    /// Asynchronous or semi-synchronous replication from one primary.
+    Replication,
+    /// One server on its own.
+    Standalone,
+}
+
+/// What a node does in its cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Primary,
+    Replica,
+    Galera,
+    Standalone,
+}
+
+/// A node's health as the monitor sees it, after hysteresis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// Reachable and doing its job.
+    Online,
+    /// Reachable but not doing all of its job (replication stopped or lagging, Galera not Synced…).
+    Degraded,
+    /// Not reachable.
+    Offline,
+}
+
+/// A cluster's health, derived from its nodes' states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterState {
+    /// Every node online.
+    Healthy,
+    /// Serving, but some node is degraded or offline.
+    Degraded,
+    /// Not serving writes: no primary, or no Galera Primary component.
+    Failed,
+}
+
+macro_rules! str_enum {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($s => Ok(Self::$v),)*
+                    other => Err(format!(
+                        "`{other}` is not one of: {}",
+                        [$($s),*].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+str_enum!(ClusterType { Galera => "galera", Replication => "replication", Standalone => "standalone" });
+str_enum!(Role { Primary => "primary", Replica => "replica", Galera => "galera", Standalone => "standalone" });
+str_enum!(NodeState { Online => "online", Degraded => "degraded", Offline => "offline" });
+str_enum!(ClusterState { Healthy => "healthy", Degraded => "degraded", Failed => "failed" });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        for t in [ClusterType::Galera, ClusterType::Replication, ClusterType::Standalone] {
+            assert_eq!(t.as_str().parse::<ClusterType>().unwrap(), t);
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{t}\""));
+        }
+        assert!("gallera".parse::<ClusterType>().unwrap_err().contains("galera"));
+    }
+}

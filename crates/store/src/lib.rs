@@ -1,0 +1,212 @@
+//! The controller's durable state behind one boundary, [`Store`].
+//!
+//! Callers see the trait and plain records; the default implementation is an embedded
+//! SQLite database in WAL mode ([`sqlite::SqliteStore`]). A PostgreSQL implementation for
+//! a highly available controller can satisfy the same trait later without touching callers.
+//! Database passwords are sealed with a key kept in the data directory ([`secret`]).
+
+pub mod secret;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nines_model::job::{HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
+use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
+
+pub use secret::{Secret, SecretBox};
+pub use sqlite::SqliteStore;
+
+/// What can go wrong with the store; variants a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken: the message names what already exists.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("store database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("store migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("secret store: {0}")]
+    Crypto(String),
+    #[error("store I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// A stored value could not be read back (bad JSON, unknown enum value).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A registered cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterRecord {
+    pub id: i64,
+    pub name: String,
+    pub cluster_type: ClusterType,
+    pub host_access: HostAccessSpec,
+    pub db_user: String,
+    pub db_password_secret: i64,
+    /// Last state the monitor derived (None until it has).
+    pub state: Option<ClusterState>,
+    pub state_reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A node of a registered cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRecord {
+    pub id: i64,
+    pub cluster_id: i64,
+    pub endpoint: Endpoint,
+    /// Last role seen (the role found at import until the monitor sees another).
+    pub role: Role,
+    pub state: Option<NodeState>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A cluster to register, with its nodes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewCluster {
+    pub name: String,
+    pub cluster_type: ClusterType,
+    pub host_access: HostAccessSpec,
+    pub db_user: String,
+    pub db_password_secret: i64,
+    pub nodes: Vec<(Endpoint, Role)>,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: i64,
+    pub kind: String,
+    pub cluster_name: String,
+    pub spec: JobSpec,
+    pub state: JobState,
+    pub requested_by: String,
+    pub progress: Progress,
+    pub error: Option<String>,
+    pub cancel_requested: bool,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A stored job log line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobLogRecord {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub level: LogLevel,
+    pub message: String,
+}
+
+/// Filter of job lists.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub cluster: Option<String>,
+    pub state: Option<JobState>,
+    pub limit: Option<i64>,
+}
+
+/// A recorded event: a state change or a decision, with its reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub cluster: String,
+    pub node: Option<String>,
+    pub kind: String,
+    pub message: String,
+}
+
+/// An API token (the token itself is never stored, only its hash).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub name: String,
+    pub role: String,
+}
+
+/// One per-minute rollup of one metric of one node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollup {
+    pub node: String,
+    pub metric: String,
+    pub minute: DateTime<Utc>,
+    pub avg: f64,
+    pub min: f64,
+    pub max: f64,
+    pub samples: i64,
+}
+
+/// The controller's durable state. Every method is one atomic change or one consistent read.
+#[async_trait]
+pub trait Store: Send + Sync {
+    // Secrets.
+    /// Seals and stores a secret; returns its id.
+    async fn put_secret(&self, plaintext: &str) -> Result<i64>;
+    async fn get_secret(&self, id: i64) -> Result<Secret>;
+    async fn delete_secret(&self, id: i64) -> Result<()>;
+
+    // Inventory.
+    /// Registers a cluster and its nodes atomically; Conflict when the name or a node address is taken.
+    async fn create_cluster(&self, new: NewCluster) -> Result<ClusterRecord>;
+    async fn list_clusters(&self) -> Result<Vec<ClusterRecord>>;
+    async fn get_cluster(&self, name: &str) -> Result<Option<ClusterRecord>>;
+    /// Nodes of one cluster, or of all clusters.
+    async fn list_nodes(&self, cluster_id: Option<i64>) -> Result<Vec<NodeRecord>>;
+    /// The cluster that manages a node address, if any.
+    async fn cluster_of_node(&self, endpoint: &Endpoint) -> Result<Option<String>>;
+    async fn set_cluster_state(&self, id: i64, state: ClusterState, reason: &str) -> Result<()>;
+    async fn set_node_state(&self, id: i64, role: Role, state: NodeState) -> Result<()>;
+
+    // Jobs.
+    async fn create_job(&self, spec: &JobSpec, requested_by: &str) -> Result<JobRecord>;
+    async fn get_job(&self, id: i64) -> Result<Option<JobRecord>>;
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>>;
+    /// Queued jobs, oldest first, of clusters that have no running job.
+    async fn runnable_jobs(&self) -> Result<Vec<JobRecord>>;
+    /// Moves a queued job to running; false when it was not queued any more.
+    async fn start_job(&self, id: i64) -> Result<bool>;
+    async fn set_job_progress(&self, id: i64, progress: &Progress) -> Result<()>;
+    /// Moves a job to a final state (no-op when it is final already).
+    async fn finish_job(&self, id: i64, state: JobState, error: Option<&str>) -> Result<()>;
+    async fn append_job_log(&self, id: i64, level: LogLevel, message: &str) -> Result<i64>;
+    async fn job_logs(&self, id: i64, after_seq: i64) -> Result<Vec<JobLogRecord>>;
+    /// Cancels a queued job at once, or flags a running one; returns the state after the call.
+    async fn request_cancel(&self, id: i64) -> Result<JobState>;
+    /// At start-up: closes jobs left running by a previous controller as failed; returns their ids.
+    async fn fail_interrupted_jobs(&self, reason: &str) -> Result<Vec<i64>>;
+
+    // Events.
+    async fn add_event(
+        &self,
+        cluster: &str,
+        node: Option<&str>,
+        kind: &str,
+        message: &str,
+    ) -> Result<i64>;
+    async fn list_events(&self, cluster: Option<&str>, limit: i64) -> Result<Vec<EventRecord>>;
+
+    // API tokens.
+    async fn token_count(&self) -> Result<i64>;
+    async fn create_token(&self, name: &str, token_hash: &str, role: &str) -> Result<i64>;
+    async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
+
+    // Metrics history.
+    async fn insert_rollups(&self, rollups: &[Rollup]) -> Result<()>;
+    async fn rollups(
+        &self,
+        node: &str,
+        metric: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Rollup>>;
+    /// Deletes rollups older than `before`; returns how many.
+    async fn prune_rollups(&self, before: DateTime<Utc>) -> Result<u64>;
+}

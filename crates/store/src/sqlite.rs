@@ -1,0 +1,648 @@
+//! The embedded SQLite implementation of [`Store`]: one file, `<data-dir>/nines.db`, in WAL
+//! mode with a busy timeout, foreign keys on, and multi-statement writes in
+//! `BEGIN IMMEDIATE` transactions so that concurrent writers wait instead of failing.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nines_model::job::{JobSpec, JobState, LogLevel, Progress};
+use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+use crate::{
+    ClusterRecord, EventRecord, JobFilter, JobLogRecord, JobRecord, NewCluster, NodeRecord,
+    Result, Rollup, Secret, SecretBox, Store, StoreError, TokenRecord,
+};
+
+/// The SQLite store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    secrets: SecretBox,
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn to_time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn opt_time(ms: Option<i64>) -> Option<DateTime<Utc>> {
+    ms.map(to_time)
+}
+
+fn parse<T: FromStr<Err = String>>(what: &str, s: &str) -> Result<T> {
+    s.parse::<T>()
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl SqliteStore {
+    /// Opens (creating when needed) the store in `data_dir` and brings its schema up to date.
+    pub async fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let secrets = SecretBox::load_or_create(&data_dir.join("secret.key"))?;
+        let opts = SqliteConnectOptions::new()
+            .filename(data_dir.join("nines.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool, secrets })
+    }
+
+    /// Closes the pool, waiting for open connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn cluster_from_row(row: &SqliteRow) -> Result<ClusterRecord> {
+        let host_access: String = row.try_get("host_access")?;
+        let state: Option<String> = row.try_get("state")?;
+        Ok(ClusterRecord {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            cluster_type: parse::<ClusterType>(
+                "cluster type",
+                &row.try_get::<String, _>("cluster_type")?,
+            )?,
+            host_access: serde_json::from_str(&host_access)
+                .map_err(|e| StoreError::Corrupt(format!("host access: {e}")))?,
+            db_user: row.try_get("db_user")?,
+            db_password_secret: row.try_get("db_password_secret")?,
+            state: state
+                .as_deref()
+                .map(|s| parse::<ClusterState>("cluster state", s))
+                .transpose()?,
+            state_reason: row.try_get("state_reason")?,
+            created_at: to_time(row.try_get("created_at")?),
+        })
+    }
+
+    fn node_from_row(row: &SqliteRow) -> Result<NodeRecord> {
+        let state: Option<String> = row.try_get("state")?;
+        let port: i64 = row.try_get("port")?;
+        Ok(NodeRecord {
+            id: row.try_get("id")?,
+            cluster_id: row.try_get("cluster_id")?,
+            endpoint: Endpoint::new(
+                row.try_get::<String, _>("host")?,
+                u16::try_from(port).map_err(|_| StoreError::Corrupt(format!("port {port}")))?,
+            ),
+            role: parse::<Role>("role", &row.try_get::<String, _>("role")?)?,
+            state: state
+                .as_deref()
+                .map(|s| parse::<NodeState>("node state", s))
+                .transpose()?,
+            created_at: to_time(row.try_get("created_at")?),
+        })
+    }
+
+    fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
+        let spec: String = row.try_get("spec")?;
+        let percent: i64 = row.try_get("percent")?;
+        Ok(JobRecord {
+            id: row.try_get("id")?,
+            kind: row.try_get("kind")?,
+            cluster_name: row.try_get("cluster_name")?,
+            spec: serde_json::from_str::<JobSpec>(&spec)
+                .map_err(|e| StoreError::Corrupt(format!("job spec: {e}")))?,
+            state: parse::<JobState>("job state", &row.try_get::<String, _>("state")?)?,
+            requested_by: row.try_get("requested_by")?,
+            progress: Progress {
+                phase: row.try_get("phase")?,
+                percent: percent.clamp(0, 100) as u8,
+            },
+            error: row.try_get("error")?,
+            cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+            created_at: to_time(row.try_get("created_at")?),
+            started_at: opt_time(row.try_get("started_at")?),
+            finished_at: opt_time(row.try_get("finished_at")?),
+        })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn put_secret(&self, plaintext: &str) -> Result<i64> {
+        let sealed = self.secrets.seal(plaintext)?;
+        let row = sqlx::query("INSERT INTO secrets (sealed, created_at) VALUES (?, ?) RETURNING id")
+            .bind(sealed)
+            .bind(now_ms())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn get_secret(&self, id: i64) -> Result<Secret> {
+        let row = sqlx::query("SELECT sealed FROM secrets WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("secret {id}")))?;
+        let sealed: Vec<u8> = row.try_get("sealed")?;
+        self.secrets.open(&sealed)
+    }
+
+    async fn delete_secret(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM secrets WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_cluster(&self, new: NewCluster) -> Result<ClusterRecord> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let exists = sqlx::query("SELECT 1 FROM clusters WHERE name = ?")
+            .bind(&new.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "a cluster named `{}` already exists",
+                new.name
+            )));
+        }
+        for (ep, _) in &new.nodes {
+            let owner = sqlx::query(
+                "SELECT c.name FROM nodes n JOIN clusters c ON c.id = n.cluster_id \
+                 WHERE n.host = ? AND n.port = ?",
+            )
+            .bind(&ep.host)
+            .bind(i64::from(ep.port))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = owner {
+                let name: String = row.try_get("name")?;
+                return Err(StoreError::Conflict(format!(
+                    "node {ep} is already managed by nines in cluster `{name}`"
+                )));
+            }
+        }
+        let host_access = serde_json::to_string(&new.host_access)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let now = now_ms();
+        let row = sqlx::query(
+            "INSERT INTO clusters (name, cluster_type, host_access, db_user, db_password_secret, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(&new.name)
+        .bind(new.cluster_type.as_str())
+        .bind(&host_access)
+        .bind(&new.db_user)
+        .bind(new.db_password_secret)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("a cluster named `{}` already exists", new.name))
+            } else {
+                e.into()
+            }
+        })?;
+        let cluster = Self::cluster_from_row(&row)?;
+        for (ep, role) in &new.nodes {
+            sqlx::query(
+                "INSERT INTO nodes (cluster_id, host, port, role, created_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(cluster.id)
+            .bind(&ep.host)
+            .bind(i64::from(ep.port))
+            .bind(role.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("node {ep} is listed twice"))
+                } else {
+                    e.into()
+                }
+            })?;
+        }
+        tx.commit().await?;
+        Ok(cluster)
+    }
+
+    async fn list_clusters(&self) -> Result<Vec<ClusterRecord>> {
+        sqlx::query("SELECT * FROM clusters ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::cluster_from_row)
+            .collect()
+    }
+
+    async fn get_cluster(&self, name: &str) -> Result<Option<ClusterRecord>> {
+        sqlx::query("SELECT * FROM clusters WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(Self::cluster_from_row)
+            .transpose()
+    }
+
+    async fn list_nodes(&self, cluster_id: Option<i64>) -> Result<Vec<NodeRecord>> {
+        let rows = match cluster_id {
+            Some(id) => {
+                sqlx::query("SELECT * FROM nodes WHERE cluster_id = ? ORDER BY host, port")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM nodes ORDER BY cluster_id, host, port")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(Self::node_from_row).collect()
+    }
+
+    async fn cluster_of_node(&self, endpoint: &Endpoint) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT c.name FROM nodes n JOIN clusters c ON c.id = n.cluster_id \
+             WHERE n.host = ? AND n.port = ?",
+        )
+        .bind(&endpoint.host)
+        .bind(i64::from(endpoint.port))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("name")).transpose()?)
+    }
+
+    async fn set_cluster_state(&self, id: i64, state: ClusterState, reason: &str) -> Result<()> {
+        sqlx::query("UPDATE clusters SET state = ?, state_reason = ? WHERE id = ?")
+            .bind(state.as_str())
+            .bind(reason)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_node_state(&self, id: i64, role: Role, state: NodeState) -> Result<()> {
+        sqlx::query("UPDATE nodes SET role = ?, state = ? WHERE id = ?")
+            .bind(role.as_str())
+            .bind(state.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_job(&self, spec: &JobSpec, requested_by: &str) -> Result<JobRecord> {
+        let spec_json =
+            serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row = sqlx::query(
+            "INSERT INTO jobs (kind, cluster_name, spec, state, requested_by, created_at) \
+             VALUES (?, ?, ?, 'queued', ?, ?) RETURNING *",
+        )
+        .bind(spec.kind())
+        .bind(spec.cluster_name())
+        .bind(spec_json)
+        .bind(requested_by)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Self::job_from_row(&row)
+    }
+
+    async fn get_job(&self, id: i64) -> Result<Option<JobRecord>> {
+        sqlx::query("SELECT * FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(Self::job_from_row)
+            .transpose()
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM jobs WHERE (?1 IS NULL OR cluster_name = ?1) AND (?2 IS NULL OR state = ?2) \
+             ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(filter.cluster.as_deref())
+        .bind(filter.state.map(|s| s.as_str()))
+        .bind(filter.limit.unwrap_or(100))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::job_from_row).collect()
+    }
+
+    async fn runnable_jobs(&self) -> Result<Vec<JobRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM jobs j WHERE j.state = 'queued' AND NOT EXISTS \
+             (SELECT 1 FROM jobs r WHERE r.cluster_name = j.cluster_name AND r.state = 'running') \
+             ORDER BY j.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::job_from_row).collect()
+    }
+
+    async fn start_job(&self, id: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued' \
+             AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.cluster_name = jobs.cluster_name AND r.state = 'running')",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_job_progress(&self, id: i64, progress: &Progress) -> Result<()> {
+        sqlx::query("UPDATE jobs SET phase = ?, percent = ? WHERE id = ?")
+            .bind(&progress.phase)
+            .bind(i64::from(progress.percent.min(100)))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_job(&self, id: i64, state: JobState, error: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET state = ?, error = ?, finished_at = ?, \
+             percent = CASE WHEN ? = 'succeeded' THEN 100 ELSE percent END \
+             WHERE id = ? AND state IN ('queued', 'running')",
+        )
+        .bind(state.as_str())
+        .bind(error)
+        .bind(now_ms())
+        .bind(state.as_str())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn append_job_log(&self, id: i64, level: LogLevel, message: &str) -> Result<i64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(
+            "INSERT INTO job_logs (job_id, seq, at, level, message) \
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM job_logs WHERE job_id = ?1), ?2, ?3, ?4) \
+             RETURNING seq",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .bind(level.as_str())
+        .bind(message)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.try_get("seq")?)
+    }
+
+    async fn job_logs(&self, id: i64, after_seq: i64) -> Result<Vec<JobLogRecord>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, level, message FROM job_logs WHERE job_id = ? AND seq > ? ORDER BY seq",
+        )
+        .bind(id)
+        .bind(after_seq)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(JobLogRecord {
+                    seq: r.try_get("seq")?,
+                    at: to_time(r.try_get("at")?),
+                    level: parse::<LogLevel>("log level", &r.try_get::<String, _>("level")?)?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn request_cancel(&self, id: i64) -> Result<JobState> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query("SELECT state FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
+        let state = parse::<JobState>("job state", &row.try_get::<String, _>("state")?)?;
+        let after = match state {
+            JobState::Queued => {
+                sqlx::query(
+                    "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = ?, \
+                     error = 'cancelled before it started' WHERE id = ?",
+                )
+                .bind(now_ms())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                JobState::Cancelled
+            }
+            JobState::Running => {
+                sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                JobState::Running
+            }
+            other => other,
+        };
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn fail_interrupted_jobs(&self, reason: &str) -> Result<Vec<i64>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let ids: Vec<i64> = sqlx::query("SELECT id FROM jobs WHERE state = 'running' ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        let now = now_ms();
+        for id in &ids {
+            sqlx::query(
+                "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?",
+            )
+            .bind(reason)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO job_logs (job_id, seq, at, level, message) \
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM job_logs WHERE job_id = ?1), ?2, 'error', ?3)",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn add_event(
+        &self,
+        cluster: &str,
+        node: Option<&str>,
+        kind: &str,
+        message: &str,
+    ) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO events (at, cluster, node, kind, message) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(now_ms())
+        .bind(cluster)
+        .bind(node)
+        .bind(kind)
+        .bind(message)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn list_events(&self, cluster: Option<&str>, limit: i64) -> Result<Vec<EventRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE (?1 IS NULL OR cluster = ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(cluster)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventRecord {
+                    id: r.try_get("id")?,
+                    at: to_time(r.try_get("at")?),
+                    cluster: r.try_get("cluster")?,
+                    node: r.try_get("node")?,
+                    kind: r.try_get("kind")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn token_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    async fn create_token(&self, name: &str, token_hash: &str, role: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO api_tokens (name, token_hash, role, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(name)
+        .bind(token_hash)
+        .bind(role)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("a token named `{name}` already exists"))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query("SELECT id, name, role FROM api_tokens WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(TokenRecord {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                role: r.try_get("role")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_rollups(&self, rollups: &[Rollup]) -> Result<()> {
+        if rollups.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for r in rollups {
+            sqlx::query(
+                "INSERT OR REPLACE INTO metric_rollups (node, metric, minute, avg, min, max, samples) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&r.node)
+            .bind(&r.metric)
+            .bind(r.minute.timestamp_millis())
+            .bind(r.avg)
+            .bind(r.min)
+            .bind(r.max)
+            .bind(r.samples)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rollups(&self, node: &str, metric: &str, since: DateTime<Utc>) -> Result<Vec<Rollup>> {
+        let rows = sqlx::query(
+            "SELECT * FROM metric_rollups WHERE node = ? AND metric = ? AND minute >= ? ORDER BY minute",
+        )
+        .bind(node)
+        .bind(metric)
+        .bind(since.timestamp_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Rollup {
+                    node: r.try_get("node")?,
+                    metric: r.try_get("metric")?,
+                    minute: to_time(r.try_get("minute")?),
+                    avg: r.try_get("avg")?,
+                    min: r.try_get("min")?,
+                    max: r.try_get("max")?,
+                    samples: r.try_get("samples")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_rollups(&self, before: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM metric_rollups WHERE minute < ?")
+            .bind(before.timestamp_millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
