@@ -1,1 +1,216 @@
-//! placeholder
+//! The `nines` command line: clap definitions and the client commands, each a thin
+//! caller of the controller's HTTP API. `nines serve` is declared here too but run by
+//! the binary, which links the controller.
+
+pub mod client;
+pub mod commands;
+pub mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// nines: deploy, watch and repair MariaDB/MySQL clusters.
+#[derive(Debug, Parser)]
+#[command(name = "nines", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Output format.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// The controller's URL.
+    #[arg(long, global = true, env = "NINES_SERVER", default_value = "http://127.0.0.1:9550")]
+    pub server: String,
+    /// API token (default: the admin token file of the data directory).
+    #[arg(long, global = true, env = "NINES_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The controller's data directory (for `serve`, and to find the admin token).
+    #[arg(long, global = true, env = "NINES_DATA_DIR", default_value = "./nines-data")]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller: API, monitor and job runner.
+    Serve(ServeArgs),
+    /// Clusters: import, list, show.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+    /// Nodes of managed clusters.
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Jobs: every change to a cluster is one.
+    #[command(subcommand)]
+    Job(JobCmd),
+    /// Recent events: state changes and decisions, with reasons.
+    Events {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port of the API, UI and /metrics.
+    #[arg(long, default_value = "127.0.0.1:9550")]
+    pub listen: String,
+    /// How often each node is probed, e.g. 1s, 500ms.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub probe_interval: std::time::Duration,
+    /// How often host metrics are read over SSH or locally.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub host_interval: std::time::Duration,
+    /// How long full-resolution metrics are kept in memory.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    pub metrics_raw_window: std::time::Duration,
+    /// How long per-minute metric rollups are kept in the store.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub metrics_retention: std::time::Duration,
+    /// An ssh_config file for host access (default: OpenSSH's own, ~/.ssh/config).
+    #[arg(long)]
+    pub ssh_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCmd {
+    /// Import an existing cluster from one seed node: discovers the topology and registers it.
+    Import(ImportArgs),
+    /// List clusters.
+    List,
+    /// Show one cluster with its nodes and recent events.
+    Show {
+        /// Cluster name.
+        #[arg(value_name = "NAME", required_unless_present = "name_flag")]
+        name: Option<String>,
+        #[arg(long = "name", id = "name_flag")]
+        name_flag: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Name to register the cluster under.
+    #[arg(long)]
+    pub name: String,
+    /// One node of the cluster, HOST:PORT.
+    #[arg(long)]
+    pub seed: String,
+    /// Database account nines uses (needs PROCESS, REPLICATION CLIENT, and SUPER or REPLICA MONITOR).
+    #[arg(long)]
+    pub db_user: String,
+    /// File holding the account's password (first line).
+    #[arg(long)]
+    pub db_password_file: PathBuf,
+    /// SSH login user for host access.
+    #[arg(long, conflicts_with = "local")]
+    pub ssh_user: Option<String>,
+    /// SSH private key.
+    #[arg(long, requires = "ssh_user")]
+    pub ssh_key: Option<PathBuf>,
+    /// SSH port.
+    #[arg(long, requires = "ssh_user")]
+    pub ssh_port: Option<u16>,
+    /// The nodes run on this machine: host access by local execution.
+    #[arg(long)]
+    pub local: bool,
+    /// Follow the job and exit non-zero if it fails.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCmd {
+    /// List nodes with role, state, read_only and lag.
+    List {
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCmd {
+    /// List jobs, newest first.
+    List {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Show one job.
+    Show { id: i64 },
+    /// Print a job's log.
+    Logs {
+        id: i64,
+        /// Keep printing until the job ends; exit non-zero if it failed.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Cancel a queued or running job.
+    Cancel { id: i64 },
+}
+
+/// Parses durations like `500ms`, `1s`, `15m`, `2h`, `7d`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 1s, 15m, 7d)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        other => return Err(format!("unknown duration unit `{other}` (use ms, s, m, h or d)")),
+    };
+    if !(secs > 0.0) || !secs.is_finite() {
+        return Err(format!("duration `{s}` must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        assert_eq!(parse_duration("15m").unwrap().as_secs(), 900);
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 604800);
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn output_flag_is_global() {
+        let a = Cli::try_parse_from(["nines", "-o", "json", "cluster", "list"]).unwrap();
+        let b = Cli::try_parse_from(["nines", "cluster", "list", "-o", "json"]).unwrap();
+        assert_eq!(a.output, Format::Json);
+        assert_eq!(b.output, Format::Json);
+    }
+
+    #[test]
+    fn ssh_and_local_conflict() {
+        let r = Cli::try_parse_from([
+            "nines", "cluster", "import", "--name", "a", "--seed", "h:1", "--db-user", "u",
+            "--db-password-file", "f", "--ssh-user", "root", "--local",
+        ]);
+        assert!(r.is_err());
+    }
+}

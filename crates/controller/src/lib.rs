@@ -1,1 +1,119 @@
-//! placeholder
+//! The nines controller: `nines serve`. It opens the store, closes jobs a previous run
+//! left running, makes sure an admin token exists, then runs the monitor, the job runner
+//! and the HTTP API until asked to stop, and shuts them down within a deadline.
+
+pub mod api;
+pub mod config;
+pub mod history;
+pub mod jobs;
+pub mod monitor;
+pub mod prom;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use nines_store::{SqliteStore, Store};
+use rand::RngCore;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+use crate::api::{AppState, TokenCache, hash_token};
+use crate::history::MetricsHistory;
+use crate::jobs::JobRunner;
+use crate::monitor::Monitor;
+
+/// Name of the admin token file in the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Runs the controller until `shutdown` is cancelled.
+pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&config.data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+
+    let interrupted = store
+        .fail_interrupted_jobs("the controller stopped while this job was running")
+        .await?;
+    if !interrupted.is_empty() {
+        tracing::warn!(jobs = ?interrupted, "closed jobs interrupted by the previous controller as failed");
+    }
+    ensure_admin_token(store.as_ref(), &config.data_dir).await?;
+
+    let history = Arc::new(MetricsHistory::new(config.history.clone()));
+    let monitor = Monitor::new(
+        Arc::clone(&store),
+        config.monitor.clone(),
+        Arc::clone(&history),
+        shutdown.child_token(),
+    );
+    monitor.watch_all().await?;
+    let jobs = JobRunner::new(
+        Arc::clone(&store),
+        Arc::clone(&monitor),
+        shutdown.child_token(),
+        config.monitor.timeouts,
+    );
+    let runner = tokio::spawn(Arc::clone(&jobs).run());
+
+    let flusher = {
+        let store = Arc::clone(&store);
+        let history = Arc::clone(&history);
+        let stop = shutdown.child_token();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(15));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                if let Err(e) = history.flush(store.as_ref(), chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "cannot write metric rollups");
+                }
+            }
+        })
+    };
+
+    let state = AppState {
+        store: Arc::clone(&store),
+        monitor: Arc::clone(&monitor),
+        jobs,
+        tokens: Arc::new(TokenCache::default()),
+    };
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "nines controller ready");
+    let app = api::router(state);
+    let stop = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .context("HTTP server failed")?;
+
+    // Shutdown: everything got the signal through child tokens; wait with deadlines.
+    let _ = tokio::time::timeout(Duration::from_secs(15), runner).await;
+    monitor.join(Duration::from_secs(5)).await;
+    let _ = flusher.await;
+    Ok(())
+}
+
+/// Creates the admin token at first start and writes it to `<data-dir>/admin.token` (0600).
+pub async fn ensure_admin_token(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
+    if store.token_count().await? > 0 {
+        return Ok(());
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let _ = std::fs::remove_file(&path);
+    nines_store::secret::write_private(&path, format!("{token}\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    store.create_token("admin", &hash_token(&token), "admin").await?;
+    tracing::info!(path = %path.display(), "created the admin API token");
+    Ok(())
+}

@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod gtid;
 pub mod health;
 pub mod job;
+pub mod lag;
 pub mod replication;
 pub mod snapshot;
 pub mod topology;

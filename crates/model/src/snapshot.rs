@@ -70,6 +70,8 @@ pub struct ServerSample {
     /// @@hostname, @@port as the server reports them (report_host where set).
     pub hostname: String,
     pub port: u16,
+    /// @@datadir, for disk metrics of the node's host.
+    pub datadir: String,
 }
 
 /// One probe of one node.

@@ -1,1 +1,39 @@
-//! placeholder
+//! Operations on clusters, each a sequence of steps over server and host access that
+//! reports to a job log through a [`Reporter`]. One file per operation.
+//!
+//! Operations know nothing of the store or the HTTP API: the controller's job runner
+//! gives them a reporter and acts on their results.
+
+pub mod discover;
+
+use async_trait::async_trait;
+use nines_model::job::LogLevel;
+use tokio_util::sync::CancellationToken;
+
+/// Where an operation reports what it does: the job's log, progress and cancellation.
+#[async_trait]
+pub trait Reporter: Send + Sync {
+    async fn log(&self, level: LogLevel, message: &str);
+    async fn progress(&self, phase: &str, percent: u8);
+    /// Cancelled when the user cancels the job or the controller shuts down.
+    fn cancellation(&self) -> &CancellationToken;
+
+    async fn info(&self, message: &str) {
+        self.log(LogLevel::Info, message).await;
+    }
+    async fn warn(&self, message: &str) {
+        self.log(LogLevel::Warn, message).await;
+    }
+}
+
+/// An operation's failure, in words for the job log.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Server(#[from] nines_access::server::ServerError),
+    /// The operation found the world not as it must be; the message says what and where.
+    #[error("{0}")]
+    Invalid(String),
+}

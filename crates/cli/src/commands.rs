@@ -1,0 +1,268 @@
+//! The client commands: each builds a request, calls the API and prints the answer.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use nines_model::api::{
+    ClusterDetail, ClusterSummary, EventView, ImportRequest, JobCreated, JobLogLine, JobView,
+    NodeStatus, SshAccessRequest,
+};
+use nines_model::job::JobState;
+
+use crate::client::Client;
+use crate::output::{opt, print, table, time};
+use crate::{ClusterCmd, Cli, Command, Format, ImportArgs, JobCmd, NodeCmd};
+
+/// Runs a client command; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let token = match cli.token.clone() {
+        Some(t) => Some(t),
+        None => std::fs::read_to_string(cli.data_dir.join("admin.token"))
+            .ok()
+            .map(|t| t.trim().to_string()),
+    };
+    let client = Client::new(&cli.server, token)?;
+    let f = cli.output;
+    match cli.command {
+        Command::Serve(_) => bail!("`serve` is run by the binary, not the client"),
+        Command::Cluster(ClusterCmd::Import(args)) => import(&client, f, args).await,
+        Command::Cluster(ClusterCmd::List) => {
+            let list: Vec<ClusterSummary> = client.get("/api/v1/clusters").await?;
+            print(f, &list, |l| {
+                let mut t = table(&["NAME", "TYPE", "STATE", "NODES", "ONLINE", "REASON"]);
+                for c in l {
+                    t.add_row(vec![
+                        c.name.clone(),
+                        c.cluster_type.to_string(),
+                        c.state.to_string(),
+                        c.nodes.to_string(),
+                        c.nodes_online.to_string(),
+                        c.state_reason.clone(),
+                    ]);
+                }
+                t
+            })?;
+            Ok(0)
+        }
+        Command::Cluster(ClusterCmd::Show { name, name_flag }) => {
+            let name = name.or(name_flag).ok_or_else(|| anyhow!("give the cluster name"))?;
+            let c: ClusterDetail = client.get(&format!("/api/v1/clusters/{name}")).await?;
+            match f {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&c)?),
+                Format::Table => {
+                    println!(
+                        "{} ({}): {} — {}\nhost access: {}\n",
+                        c.summary.name, c.summary.cluster_type, c.summary.state, c.summary.state_reason, c.host_access
+                    );
+                    println!("{}", node_table(&c.node_list));
+                    let mut t = table(&["TIME", "NODE", "EVENT"]);
+                    for e in &c.events {
+                        t.add_row(vec![time(&e.at), opt(&e.node), e.message.clone()]);
+                    }
+                    println!("\n{t}");
+                }
+            }
+            Ok(0)
+        }
+        Command::Node(NodeCmd::List { cluster }) => {
+            let path = match &cluster {
+                Some(c) => format!("/api/v1/nodes?cluster={}", urlencode(c)),
+                None => "/api/v1/nodes".to_string(),
+            };
+            let nodes: Vec<NodeStatus> = client.get(&path).await?;
+            print(f, &nodes, |n| node_table(n))?;
+            Ok(0)
+        }
+        Command::Job(JobCmd::List { cluster, state, limit }) => {
+            let mut path = format!("/api/v1/jobs?limit={limit}");
+            if let Some(c) = cluster {
+                path.push_str(&format!("&cluster={}", urlencode(&c)));
+            }
+            if let Some(s) = state {
+                path.push_str(&format!("&state={}", urlencode(&s)));
+            }
+            let jobs: Vec<JobView> = client.get(&path).await?;
+            print(f, &jobs, |jobs| {
+                let mut t = table(&["ID", "KIND", "CLUSTER", "STATE", "PROGRESS", "BY", "CREATED", "ERROR"]);
+                for j in jobs {
+                    t.add_row(vec![
+                        j.id.to_string(),
+                        j.kind.clone(),
+                        j.cluster.clone(),
+                        j.state.to_string(),
+                        format!("{} {}%", j.phase, j.percent),
+                        j.requested_by.clone(),
+                        time(&j.created_at),
+                        opt(&j.error),
+                    ]);
+                }
+                t
+            })?;
+            Ok(0)
+        }
+        Command::Job(JobCmd::Show { id }) => {
+            let j: JobView = client.get(&format!("/api/v1/jobs/{id}")).await?;
+            match f {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&j)?),
+                Format::Table => {
+                    println!("job {}: {} on `{}`", j.id, j.kind, j.cluster);
+                    println!("state:    {}", j.state);
+                    println!("progress: {} {}%", j.phase, j.percent);
+                    println!("by:       {}", j.requested_by);
+                    println!("created:  {}", time(&j.created_at));
+                    if let Some(t) = &j.finished_at {
+                        println!("finished: {}", time(t));
+                    }
+                    if let Some(e) = &j.error {
+                        println!("error:    {e}");
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Command::Job(JobCmd::Logs { id, follow }) => {
+            if follow {
+                follow_job(&client, f, id).await
+            } else {
+                let lines: Vec<JobLogLine> = client.get(&format!("/api/v1/jobs/{id}/logs")).await?;
+                print_lines(f, &lines)?;
+                Ok(0)
+            }
+        }
+        Command::Job(JobCmd::Cancel { id }) => {
+            let j: JobView = client.post(&format!("/api/v1/jobs/{id}/cancel"), &serde_json::json!({})).await?;
+            match f {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&j)?),
+                Format::Table => println!("job {}: {}{}", j.id, j.state, if j.state == JobState::Running { " (cancellation requested)" } else { "" }),
+            }
+            Ok(0)
+        }
+        Command::Events { cluster, limit } => {
+            let mut path = format!("/api/v1/events?limit={limit}");
+            if let Some(c) = cluster {
+                path.push_str(&format!("&cluster={}", urlencode(&c)));
+            }
+            let events: Vec<EventView> = client.get(&path).await?;
+            print(f, &events, |ev| {
+                let mut t = table(&["TIME", "CLUSTER", "NODE", "KIND", "MESSAGE"]);
+                for e in ev {
+                    t.add_row(vec![time(&e.at), e.cluster.clone(), opt(&e.node), e.kind.clone(), e.message.clone()]);
+                }
+                t
+            })?;
+            Ok(0)
+        }
+    }
+}
+
+fn node_table(nodes: &[NodeStatus]) -> comfy_table::Table {
+    let mut t = table(&["CLUSTER", "ADDRESS", "ROLE", "STATE", "RO", "LAG", "VERSION", "REASON"]);
+    for n in nodes {
+        t.add_row(vec![
+            n.cluster.clone(),
+            n.address.clone(),
+            n.role.to_string(),
+            n.state.to_string(),
+            if n.read_only { "yes".into() } else { "no".into() },
+            match (n.lag_seconds, n.lag_transactions) {
+                (Some(s), Some(t)) => format!("{s}s/{t}trx"),
+                (Some(s), None) => format!("{s}s"),
+                _ => "-".into(),
+            },
+            opt(&n.version),
+            n.state_reason.clone(),
+        ]);
+    }
+    t
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+async fn import(client: &Client, f: Format, args: ImportArgs) -> anyhow::Result<i32> {
+    let password = std::fs::read_to_string(&args.db_password_file)
+        .with_context(|| format!("--db-password-file {}: cannot read", args.db_password_file.display()))?;
+    let password = password.lines().next().unwrap_or("").to_string();
+    if password.is_empty() {
+        bail!("--db-password-file {}: the file is empty", args.db_password_file.display());
+    }
+    let ssh = match &args.ssh_user {
+        Some(user) => {
+            let key_path = match &args.ssh_key {
+                Some(k) => Some(
+                    std::fs::canonicalize(k)
+                        .with_context(|| format!("--ssh-key {}: no such file", k.display()))?
+                        .display()
+                        .to_string(),
+                ),
+                None => None,
+            };
+            Some(SshAccessRequest {
+                user: user.clone(),
+                key_path,
+                port: args.ssh_port,
+            })
+        }
+        None => None,
+    };
+    let req = ImportRequest {
+        name: args.name.clone(),
+        seed: args.seed.clone(),
+        db_user: args.db_user.clone(),
+        db_password: password,
+        ssh,
+        local: args.local,
+    };
+    let created: JobCreated = client.post("/api/v1/clusters/import", &req).await?;
+    if args.wait {
+        if f == Format::Table {
+            println!("job {}", created.job_id);
+        }
+        return follow_job(client, f, created.job_id).await;
+    }
+    match f {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&created)?),
+        Format::Table => println!("job {}", created.job_id),
+    }
+    Ok(0)
+}
+
+fn print_lines(f: Format, lines: &[JobLogLine]) -> anyhow::Result<()> {
+    for l in lines {
+        match f {
+            Format::Json => println!("{}", serde_json::to_string(l)?),
+            Format::Table => println!("{} {:5} {}", time(&l.at), l.level.as_str(), l.message),
+        }
+    }
+    Ok(())
+}
+
+/// Prints a job's log as it grows until the job ends; exit code 0 only when it succeeded.
+async fn follow_job(client: &Client, f: Format, id: i64) -> anyhow::Result<i32> {
+    let mut after = 0;
+    loop {
+        let lines: Vec<JobLogLine> = client.get(&format!("/api/v1/jobs/{id}/logs?after={after}")).await?;
+        if let Some(last) = lines.last() {
+            after = last.seq;
+        }
+        print_lines(f, &lines)?;
+        let job: JobView = client.get(&format!("/api/v1/jobs/{id}")).await?;
+        if job.state.is_final() {
+            // Lines written between the two reads.
+            let rest: Vec<JobLogLine> = client.get(&format!("/api/v1/jobs/{id}/logs?after={after}")).await?;
+            print_lines(f, &rest)?;
+            if job.state == JobState::Succeeded {
+                return Ok(0);
+            }
+            eprintln!("job {id} {}: {}", job.state, job.error.unwrap_or_default());
+            return Ok(1);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

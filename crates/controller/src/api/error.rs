@@ -1,0 +1,74 @@
+//! API errors: a status and a JSON body `{error, field?}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use nines_model::api::ApiError;
+use nines_store::StoreError;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiErr {
+    pub status: StatusCode,
+    pub body: ApiError,
+}
+
+impl ApiErr {
+    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ApiError {
+                error: msg.into(),
+                field: None,
+            },
+        }
+    }
+
+    /// 400 naming the request field at fault.
+    pub fn field(field: &str, msg: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            body: ApiError {
+                error: msg.into(),
+                field: Some(field.to_string()),
+            },
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("{} not found", what.into()))
+    }
+
+    pub fn conflict(field: &str, msg: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            body: ApiError {
+                error: msg.into(),
+                field: Some(field.to_string()),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiErr {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiErr {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
+            StoreError::NotFound(m) => Self::not_found(m),
+            other => {
+                tracing::error!(error = %other, "store error");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal store error")
+            }
+        }
+    }
+}
+
+pub async fn not_found(uri: axum::http::Uri) -> ApiErr {
+    ApiErr::not_found(format!("route {}", uri.path()))
+}

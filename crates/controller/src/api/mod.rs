@@ -1,0 +1,108 @@
+//! The HTTP API: JSON over axum, bearer-token auth on everything but `GET /healthz`, and
+//! an OpenAPI document generated from the same route declarations (`GET /api/openapi.json`),
+//! so the document cannot drift from the routes.
+
+mod auth;
+mod clusters;
+mod error;
+mod jobs;
+mod json;
+mod metrics;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use nines_store::Store;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use auth::{TokenCache, hash_token};
+pub use error::ApiErr;
+
+use crate::jobs::JobRunner;
+use crate::monitor::Monitor;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub monitor: Arc<Monitor>,
+    pub jobs: Arc<JobRunner>,
+    pub tokens: Arc<TokenCache>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "nines", description = "Database-cluster control plane API"),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API routes and their OpenAPI document, from one declaration.
+pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(clusters::list_clusters))
+        .routes(routes!(clusters::import_cluster))
+        .routes(routes!(clusters::show_cluster))
+        .routes(routes!(clusters::list_nodes))
+        .routes(routes!(clusters::list_events))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::show_job))
+        .routes(routes!(jobs::job_logs))
+        .routes(routes!(jobs::cancel_job))
+        .routes(routes!(metrics::node_metrics))
+        .routes(routes!(metrics::prometheus))
+        .routes(routes!(openapi_json))
+        .split_for_parts()
+}
+
+/// The whole router: API, /metrics and /healthz, with auth and limits.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api_routes();
+    let doc = Arc::new(doc);
+    let protected = api
+        .layer(axum::Extension(doc))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(protected)
+        .fallback(error::not_found)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz() -> axum::Json<nines_model::api::Health> {
+    axum::Json(nines_model::api::Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+/// This API's OpenAPI 3 document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
+    responses((status = 200, description = "OpenAPI document", body = Object)))]
+async fn openapi_json(
+    axum::Extension(doc): axum::Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json((*doc).clone())
+}

@@ -1,0 +1,42 @@
+//! Controller settings, with the defaults an operator gets from `nines serve`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nines_model::health::HealthPolicy;
+
+use crate::history::HistoryConfig;
+use crate::monitor::MonitorConfig;
+
+/// Everything `nines serve` can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub monitor: MonitorConfig,
+    pub history: HistoryConfig,
+}
+
+impl Config {
+    /// Defaults: data in `./nines-data`, API on 127.0.0.1:9550, probes every second.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            listen: "127.0.0.1:9550".into(),
+            monitor: MonitorConfig {
+                probe_interval: Duration::from_secs(1),
+                timeouts: nines_access::server::Timeouts {
+                    connect: Duration::from_secs(1),
+                    query: Duration::from_secs(2),
+                },
+                host_interval: Duration::from_secs(10),
+                policy: HealthPolicy::default(),
+                ssh_config: None,
+            },
+            history: HistoryConfig {
+                raw_window: Duration::from_secs(15 * 60),
+                rollup_retention: Duration::from_secs(7 * 24 * 3600),
+            },
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The import job: discover the seed's cluster, then register it and start watching it.
+
+use std::sync::Arc;
+
+use nines_access::server::{Credentials, Timeouts};
+use nines_model::job::JobSpec;
+use nines_ops::{OpError, Reporter};
+use nines_store::{NewCluster, Store, StoreError};
+
+use super::JobContext;
+use crate::monitor::Monitor;
+
+pub(super) async fn run(
+    ctx: &JobContext,
+    spec: &JobSpec,
+    store: &Arc<dyn Store>,
+    monitor: &Arc<Monitor>,
+    timeouts: Timeouts,
+) -> Result<(), String> {
+    let result = import(ctx, spec, store, monitor, timeouts).await;
+    if result.is_err() {
+        // Nothing registered: the password kept for this import goes too.
+        let JobSpec::ImportCluster {
+            db_password_secret, ..
+        } = spec;
+        let _ = store.delete_secret(*db_password_secret).await;
+    }
+    result
+}
+
+async fn import(
+    ctx: &JobContext,
+    spec: &JobSpec,
+    store: &Arc<dyn Store>,
+    monitor: &Arc<Monitor>,
+    timeouts: Timeouts,
+) -> Result<(), String> {
+    let JobSpec::ImportCluster {
+        name,
+        seed,
+        db_user,
+        db_password_secret,
+        host_access,
+    } = spec;
+    ctx.progress("check", 5).await;
+    if store.get_cluster(name).await.map_err(|e| e.to_string())?.is_some() {
+        return Err(format!("a cluster named `{name}` already exists"));
+    }
+    let password = store
+        .get_secret(*db_password_secret)
+        .await
+        .map_err(|e| e.to_string())?;
+    let creds = Credentials {
+        user: db_user.clone(),
+        password: password.expose().to_string(),
+    };
+    ctx.progress("discover", 10).await;
+    let topology = tokio::select! {
+        r = nines_ops::discover::discover(seed, &creds, timeouts, ctx) => r,
+        _ = ctx.cancellation().cancelled() => Err(OpError::Cancelled),
+    }
+    .map_err(|e| e.to_string())?;
+
+    for n in &topology.nodes {
+        if let Some(owner) = store
+            .cluster_of_node(&n.endpoint)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Err(format!(
+                "node {} is already managed by nines in cluster `{owner}`; nothing registered",
+                n.endpoint
+            ));
+        }
+    }
+    ctx.progress("register", 90).await;
+    let cluster = store
+        .create_cluster(NewCluster {
+            name: name.clone(),
+            cluster_type: topology.cluster_type,
+            host_access: host_access.clone(),
+            db_user: db_user.clone(),
+            db_password_secret: *db_password_secret,
+            nodes: topology
+                .nodes
+                .iter()
+                .map(|n| (n.endpoint.clone(), n.role))
+                .collect(),
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(m) => format!("{m}; nothing registered"),
+            other => other.to_string(),
+        })?;
+    let summary = format!(
+        "registered {} cluster `{}` with {} nodes",
+        cluster.cluster_type,
+        cluster.name,
+        topology.nodes.len()
+    );
+    ctx.info(&summary).await;
+    let _ = store
+        .add_event(&cluster.name, None, "cluster_registered", &summary)
+        .await;
+    monitor.watch(cluster.name.clone()).await.map_err(|e| e.to_string())?;
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! The job runner: executes queued jobs, one at a time per cluster and clusters in
+//! parallel, with a durable log, progress and cancellation.
+//!
+//! Jobs live in the store; the runner only holds the cancellation tokens of the jobs it is
+//! running. It wakes when a job is submitted or finishes, and every second besides, so a
+//! lost wake-up costs at most a second. At start-up, jobs a previous controller left
+//! running are closed as failed (their steps are not all idempotent yet).
+
+mod context;
+mod import;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nines_model::job::{JobSpec, JobState, LogLevel};
+use nines_ops::Reporter;
+use nines_store::{JobRecord, Store, StoreError};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use context::JobContext;
+
+use crate::monitor::Monitor;
+
+/// Submits, runs and cancels jobs.
+pub struct JobRunner {
+    store: Arc<dyn Store>,
+    monitor: Arc<Monitor>,
+    wake: Notify,
+    running: Mutex<HashMap<i64, CancellationToken>>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    server_timeouts: nines_access::server::Timeouts,
+}
+
+impl JobRunner {
+    pub fn new(
+        store: Arc<dyn Store>,
+        monitor: Arc<Monitor>,
+        shutdown: CancellationToken,
+        server_timeouts: nines_access::server::Timeouts,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            monitor,
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            shutdown,
+            server_timeouts,
+        })
+    }
+
+    /// Queues a job and wakes the runner.
+    pub async fn submit(&self, spec: &JobSpec, requested_by: &str) -> Result<JobRecord, StoreError> {
+        let job = self.store.create_job(spec, requested_by).await?;
+        self.store
+            .append_job_log(
+                job.id,
+                LogLevel::Info,
+                &format!("queued {} for cluster `{}` by {requested_by}", job.kind, job.cluster_name),
+            )
+            .await?;
+        self.wake.notify_one();
+        Ok(job)
+    }
+
+    /// Cancels a job: a queued one at once, a running one by signalling its steps.
+    pub async fn cancel(&self, id: i64) -> Result<JobState, StoreError> {
+        let state = self.store.request_cancel(id).await?;
+        if state == JobState::Running {
+            if let Some(token) = self.running_token(id) {
+                token.cancel();
+            }
+        }
+        Ok(state)
+    }
+
+    fn running_token(&self, id: i64) -> Option<CancellationToken> {
+        self.running
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id).cloned())
+    }
+
+    /// The dispatch loop; returns when the controller shuts down, after running jobs end
+    /// (they are cancelled) or the deadline passes.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            if let Err(e) = self.dispatch().await {
+                tracing::error!(error = %e, "job dispatch failed");
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("jobs still running at shutdown deadline; they will be closed as failed at next start");
+        }
+    }
+
+    async fn dispatch(self: &Arc<Self>) -> Result<(), StoreError> {
+        for job in self.store.runnable_jobs().await? {
+            if !self.store.start_job(job.id).await? {
+                continue;
+            }
+            let token = self.shutdown.child_token();
+            if let Ok(mut m) = self.running.lock() {
+                m.insert(job.id, token.clone());
+            }
+            let this = Arc::clone(self);
+            self.tasks.spawn(async move {
+                let id = job.id;
+                this.execute(job, token).await;
+                if let Ok(mut m) = this.running.lock() {
+                    m.remove(&id);
+                }
+                this.wake.notify_one();
+            });
+        }
+        Ok(())
+    }
+
+    async fn execute(&self, job: JobRecord, token: CancellationToken) {
+        let ctx = JobContext::new(job.id, Arc::clone(&self.store), token.clone());
+        ctx.log(LogLevel::Info, &format!("started {}", job.kind)).await;
+        let result = match &job.spec {
+            JobSpec::ImportCluster { .. } => {
+                import::run(&ctx, &job.spec, &self.store, &self.monitor, self.server_timeouts).await
+            }
+        };
+        let (state, error) = match result {
+            Ok(()) => (JobState::Succeeded, None),
+            Err(_) if token.is_cancelled() && !self.shutdown.is_cancelled() => {
+                (JobState::Cancelled, Some("cancelled by request".to_string()))
+            }
+            Err(_) if self.shutdown.is_cancelled() => (
+                JobState::Failed,
+                Some("controller shut down while the job ran".to_string()),
+            ),
+            Err(e) => (JobState::Failed, Some(e)),
+        };
+        match &error {
+            Some(e) => ctx.log(LogLevel::Error, &format!("{state}: {e}")).await,
+            None => ctx.log(LogLevel::Info, "succeeded").await,
+        }
+        if let Err(e) = self.store.finish_job(job.id, state, error.as_deref()).await {
+            tracing::error!(job = job.id, error = %e, "cannot record job result");
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! One cluster's watch: per-node probe tasks feeding one aggregating task.
+
+use std::sync::Arc;
+
+use nines_access::server::{Credentials, Prober};
+use nines_model::health::{self, NodeView, Observation, StateTracker};
+use nines_model::snapshot::NodeSnapshot;
+use nines_model::{ClusterState, NodeState};
+use nines_store::{ClusterRecord, NodeRecord, Secret};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::rates::RateState;
+use super::{ClusterObserved, Monitor, NodeObserved, Update};
+
+pub(super) struct ClusterTask {
+    monitor: Arc<Monitor>,
+    record: ClusterRecord,
+    nodes: Vec<NodeRecord>,
+    password: Secret,
+    cancel: CancellationToken,
+}
+
+struct NodeTrack {
+    observed: NodeObserved,
+    tracker: StateTracker,
+    rates: RateState,
+}
+
+impl ClusterTask {
+    pub(super) fn new(
+        monitor: Arc<Monitor>,
+        record: ClusterRecord,
+        nodes: Vec<NodeRecord>,
+        password: Secret,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            monitor,
+            record,
+            nodes,
+            password,
+            cancel,
+        }
+    }
+
+    pub(super) async fn run(self) {
+        let cfg = self.monitor.config().clone();
+        let creds = Credentials {
+            user: self.record.db_user.clone(),
+            password: self.password.expose().to_string(),
+        };
+        let (tx, mut rx) = mpsc::channel::<Update>(64);
+        for (i, n) in self.nodes.iter().enumerate() {
+            let mut prober = Prober::new(n.endpoint.clone(), creds.clone(), cfg.timeouts);
+            let tx = tx.clone();
+            let cancel = self.cancel.clone();
+            let interval = cfg.probe_interval;
+            self.monitor.tasks.spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tick.tick() => {}
+                    }
+                    let snap = tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        s = prober.probe() => s,
+                    };
+                    if tx.send(Update::Probe(i, snap)).await.is_err() {
+                        break;
+                    }
+                }
+                prober.disconnect().await;
+            });
+        }
+        if !matches!(self.record.host_access, nines_model::job::HostAccessSpec::None) {
+            super::hostmon::spawn_host_watches(
+                &self.monitor,
+                &self.record,
+                &self.nodes,
+                tx.clone(),
+                self.cancel.clone(),
+            );
+        }
+        drop(tx);
+
+        let mut tracks: Vec<NodeTrack> = self
+            .nodes
+            .iter()
+            .map(|n| NodeTrack {
+                observed: NodeObserved {
+                    node_id: n.id,
+                    endpoint: n.endpoint.clone(),
+                    role: n.role,
+                    state: n.state,
+                    reason: String::new(),
+                    sample: None,
+                    error: None,
+                    last_seen: None,
+                    rates: Default::default(),
+                    lag_transactions: None,
+                    host: None,
+                },
+                tracker: StateTracker::default(),
+                rates: RateState::default(),
+            })
+            .collect();
+        let mut cluster_state: Option<ClusterState> = self.record.state;
+        let mut cluster_reason = self.record.state_reason.clone();
+        self.publish(&tracks, cluster_state, &cluster_reason);
+
+        loop {
+            let msg = tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                m = rx.recv() => m,
+            };
+            let (i, snap) = match msg {
+                None => break,
+                Some(Update::Host(host, view)) => {
+                    for t in tracks.iter_mut().filter(|t| t.observed.endpoint.host == host) {
+                        t.observed.host = Some(view.clone());
+                    }
+                    continue;
+                }
+                Some(Update::Probe(i, snap)) => (i, snap),
+            };
+            let Some(track) = tracks.get_mut(i) else { continue };
+            self.apply(track, snap).await;
+            self.update_lag(&mut tracks);
+            let views: Vec<NodeView<'_>> = tracks
+                .iter()
+                .map(|t| NodeView {
+                    address: "",
+                    role: Some(t.observed.role),
+                    state: t.observed.state,
+                    sample: t.observed.sample.as_ref(),
+                })
+                .collect();
+            // Only judge the cluster once every node has been seen once.
+            if tracks.iter().all(|t| t.observed.state.is_some()) {
+                let addresses: Vec<String> =
+                    tracks.iter().map(|t| t.observed.endpoint.to_string()).collect();
+                let views: Vec<NodeView<'_>> = views
+                    .into_iter()
+                    .zip(addresses.iter())
+                    .map(|(mut v, a)| {
+                        v.address = a;
+                        v
+                    })
+                    .collect();
+                let (state, reason) = health::assess_cluster(self.record.cluster_type, &views);
+                if Some(state) != cluster_state {
+                    let msg = format!(
+                        "cluster {} → {state}: {reason}",
+                        cluster_state.map(|s| s.as_str()).unwrap_or("unknown")
+                    );
+                    tracing::info!(cluster = %self.record.name, "{msg}");
+                    let store = &self.monitor.store;
+                    let _ = store.add_event(&self.record.name, None, "cluster_state", &msg).await;
+                    let _ = store.set_cluster_state(self.record.id, state, &reason).await;
+                    cluster_state = Some(state);
+                } else if reason != cluster_reason {
+                    let _ = self
+                        .monitor
+                        .store
+                        .set_cluster_state(self.record.id, state, &reason)
+                        .await;
+                }
+                cluster_reason = reason;
+            }
+            self.publish(&tracks, cluster_state, &cluster_reason);
+        }
+    }
+
+    /// Folds one snapshot into its node's track; records a state change as an event.
+    async fn apply(&self, track: &mut NodeTrack, snap: NodeSnapshot) {
+        let policy = &self.monitor.config().policy;
+        let obs = &mut track.observed;
+        let observation = match &snap.result {
+            Ok(sample) => {
+                let a = health::assess_node(sample, self.record.cluster_type, policy);
+                obs.role = a.role;
+                obs.reason = a.reasons.join("; ");
+                obs.rates = track.rates.update(snap.at, sample.uptime_seconds, &sample.status);
+                obs.last_seen = Some(snap.at);
+                obs.error = None;
+                self.monitor
+                    .history
+                    .record(&obs.endpoint.to_string(), snap.at, &obs.rates);
+                Observation::Reachable(a.state)
+            }
+            Err(e) => {
+                obs.reason = e.message.clone();
+                obs.error = Some(e.clone());
+                obs.rates.clear();
+                Observation::Unreachable(e.kind)
+            }
+        };
+        if let Ok(sample) = snap.result {
+            obs.sample = Some(sample);
+        }
+        if let Some(tr) = track.tracker.observe(&observation, policy) {
+            obs.state = Some(tr.to);
+            let from = tr.from.map(|s| s.as_str()).unwrap_or("unknown");
+            let why = if obs.reason.is_empty() {
+                "answering probes".to_string()
+            } else {
+                obs.reason.clone()
+            };
+            let msg = format!("{} {from} → {}: {why}", obs.endpoint, tr.to);
+            tracing::info!(cluster = %self.record.name, "{msg}");
+            let store = &self.monitor.store;
+            let addr = obs.endpoint.to_string();
+            let _ = store
+                .add_event(&self.record.name, Some(&addr), "node_state", &msg)
+                .await;
+            let _ = store.set_node_state(obs.node_id, obs.role, tr.to).await;
+        }
+        if obs.state == Some(NodeState::Online) && obs.error.is_none() {
+            obs.reason.clear();
+        }
+    }
+
+    /// Computes each replica's lag in transactions against its source, by GTID sets.
+    fn update_lag(&self, tracks: &mut [NodeTrack]) {
+        let sources: Vec<(nines_model::Endpoint, Option<nines_model::snapshot::ServerSample>)> = tracks
+            .iter()
+            .map(|t| (t.observed.endpoint.clone(), t.observed.sample.clone()))
+            .collect();
+        for t in tracks.iter_mut() {
+            let Some(sample) = &t.observed.sample else {
+                t.observed.lag_transactions = None;
+                continue;
+            };
+            let Some(ch) = sample.replication.first() else {
+                t.observed.lag_transactions = None;
+                continue;
+            };
+            let source = sources.iter().find(|(ep, _)| {
+                ep.port == ch.source_port && ep.host.eq_ignore_ascii_case(&ch.source_host)
+            });
+            t.observed.lag_transactions = source
+                .and_then(|(_, s)| s.as_ref())
+                .and_then(|src| nines_model::lag::transactions_behind(src, sample));
+        }
+    }
+
+    fn publish(&self, tracks: &[NodeTrack], state: Option<ClusterState>, reason: &str) {
+        self.monitor.publish(ClusterObserved {
+            cluster_id: self.record.id,
+            name: self.record.name.clone(),
+            cluster_type: self.record.cluster_type,
+            state,
+            reason: reason.to_string(),
+            nodes: tracks.iter().map(|t| t.observed.clone()).collect(),
+        });
+    }
+}

@@ -1,0 +1,223 @@
+//! Test harness: runs the real `nines` binary as a controller and as a CLI.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_nines");
+
+/// A controller process with its own data directory and port.
+pub struct Controller {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub token: String,
+    child: Option<Child>,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+impl Controller {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut c = Self {
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+            token: String::new(),
+            child: None,
+            port,
+        };
+        c.spawn().await;
+        c
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("controller.log"))
+            .expect("log");
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn nines serve");
+        self.child = Some(child);
+        let url = format!("{}/healthz", self.url);
+        let ok = wait_until(Duration::from_secs(30), || {
+            let url = url.clone();
+            async move {
+                reqwest::get(&url)
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
+        })
+        .await;
+        assert!(ok, "controller did not become ready: {}", self.log());
+        self.token = std::fs::read_to_string(self.dir.path().join("admin.token"))
+            .expect("admin.token")
+            .trim()
+            .to_string();
+    }
+
+    /// Kills the controller with SIGKILL (a crash) and starts it again on the same data.
+    pub async fn crash_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn().await;
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("controller.log")).unwrap_or_default()
+    }
+
+    /// Runs the CLI against this controller.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(["--server", &self.url, "--token", &self.token])
+            .args(args)
+            .output()
+            .expect("run nines")
+    }
+
+    /// Runs the CLI with `-o json` and parses its output; panics with stderr on failure.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut full = vec!["-o", "json"];
+        full.extend_from_slice(args);
+        let out = self.cli(&full);
+        assert!(
+            out.status.success(),
+            "nines {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("nines {args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        })
+    }
+
+    /// GET an API path as JSON.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET");
+        let status = r.status().as_u16();
+        let v = r.json().await.unwrap_or(Value::Null);
+        (status, v)
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// Nodes of a cluster, from the API.
+    pub async fn nodes(&self, cluster: &str) -> Vec<Value> {
+        let (s, v) = self.get(&format!("/api/v1/nodes?cluster={cluster}")).await;
+        assert_eq!(s, 200, "{v}");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn node_state(&self, cluster: &str, address: &str) -> Option<String> {
+        self.nodes(cluster)
+            .await
+            .into_iter()
+            .find(|n| n["address"] == address)
+            .and_then(|n| n["state"].as_str().map(str::to_string))
+    }
+
+    pub async fn cluster(&self, name: &str) -> Option<Value> {
+        let (_, v) = self.get("/api/v1/clusters").await;
+        v.as_array()?.iter().find(|c| c["name"] == name).cloned()
+    }
+
+    /// Imports a cluster with the CLI and `--wait`; returns the CLI output.
+    pub fn import(&self, name: &str, seed: &str, user: &str, password_file: &Path, extra: &[&str]) -> Output {
+        let pw = password_file.to_string_lossy().to_string();
+        let mut args = vec![
+            "cluster", "import", "--name", name, "--seed", seed, "--db-user", user,
+            "--db-password-file", &pw, "--wait",
+        ];
+        args.extend_from_slice(extra);
+        self.cli(&args)
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- controller log ---\n{}", self.log());
+        }
+    }
+}
+
+/// Polls `cond` until it is true or `timeout` passes; true when it became true.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn password_file(dir: &Path, password: &str) -> PathBuf {
+    let p = dir.join(format!("pw-{}", rand_suffix()));
+    std::fs::write(&p, format!("{password}\n")).expect("write password");
+    p
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
