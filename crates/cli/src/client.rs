@@ -38,8 +38,13 @@ impl Client {
         self.send(self.req(reqwest::Method::GET, path)).await
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
-        self.send(self.req(reqwest::Method::POST, path).json(body)).await
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        self.send(self.req(reqwest::Method::POST, path).json(body))
+            .await
     }
 
     async fn send<T: DeserializeOwned>(&self, r: reqwest::RequestBuilder) -> anyhow::Result<T> {
@@ -48,17 +53,30 @@ impl Client {
             .await
             .map_err(|e| anyhow!("cannot reach the nines controller at {}: {e}", self.base))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.context("reading the controller's answer")?;
+        let bytes = resp
+            .bytes()
+            .await
+            .context("reading the controller's answer")?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).context("the controller's answer is not the expected JSON");
+            return serde_json::from_slice(&bytes)
+                .context("the controller's answer is not the expected JSON");
         }
         if let Ok(e) = serde_json::from_slice::<ApiError>(&bytes) {
-            let field = e.field.map(|f| format!(" (field `{f}`)")).unwrap_or_default();
+            let field = e
+                .field
+                .map(|f| format!(" (field `{f}`)"))
+                .unwrap_or_default();
             if status == StatusCode::UNAUTHORIZED {
-                return Err(anyhow!("{}{field}: pass --token or NINES_TOKEN, or run where the data directory's admin.token is", e.error));
+                return Err(anyhow!(
+                    "{}{field}: pass --token or NINES_TOKEN, or run where the data directory's admin.token is",
+                    e.error
+                ));
             }
             return Err(anyhow!("{}{field}", e.error));
         }
-        Err(anyhow!("controller answered {status}: {}", String::from_utf8_lossy(&bytes)))
+        Err(anyhow!(
+            "controller answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        ))
     }
 }

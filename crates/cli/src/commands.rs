@@ -11,7 +11,7 @@ use nines_model::job::JobState;
 
 use crate::client::Client;
 use crate::output::{opt, print, table, time};
-use crate::{ClusterCmd, Cli, Command, Format, ImportArgs, JobCmd, NodeCmd};
+use crate::{Cli, ClusterCmd, Command, Format, ImportArgs, JobCmd, NodeCmd};
 
 /// Runs a client command; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -45,14 +45,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Cluster(ClusterCmd::Show { name, name_flag }) => {
-            let name = name.or(name_flag).ok_or_else(|| anyhow!("give the cluster name"))?;
+            let name = name
+                .or(name_flag)
+                .ok_or_else(|| anyhow!("give the cluster name"))?;
             let c: ClusterDetail = client.get(&format!("/api/v1/clusters/{name}")).await?;
             match f {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&c)?),
                 Format::Table => {
                     println!(
                         "{} ({}): {} — {}\nhost access: {}\n",
-                        c.summary.name, c.summary.cluster_type, c.summary.state, c.summary.state_reason, c.host_access
+                        c.summary.name,
+                        c.summary.cluster_type,
+                        c.summary.state,
+                        c.summary.state_reason,
+                        c.host_access
                     );
                     println!("{}", node_table(&c.node_list));
                     let mut t = table(&["TIME", "NODE", "EVENT"]);
@@ -73,7 +79,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             print(f, &nodes, |n| node_table(n))?;
             Ok(0)
         }
-        Command::Job(JobCmd::List { cluster, state, limit }) => {
+        Command::Job(JobCmd::List {
+            cluster,
+            state,
+            limit,
+        }) => {
             let mut path = format!("/api/v1/jobs?limit={limit}");
             if let Some(c) = cluster {
                 path.push_str(&format!("&cluster={}", urlencode(&c)));
@@ -83,7 +93,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             let jobs: Vec<JobView> = client.get(&path).await?;
             print(f, &jobs, |jobs| {
-                let mut t = table(&["ID", "KIND", "CLUSTER", "STATE", "PROGRESS", "BY", "CREATED", "ERROR"]);
+                let mut t = table(&[
+                    "ID", "KIND", "CLUSTER", "STATE", "PROGRESS", "BY", "CREATED", "ERROR",
+                ]);
                 for j in jobs {
                     t.add_row(vec![
                         j.id.to_string(),
@@ -130,10 +142,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Command::Job(JobCmd::Cancel { id }) => {
-            let j: JobView = client.post(&format!("/api/v1/jobs/{id}/cancel"), &serde_json::json!({})).await?;
+            let j: JobView = client
+                .post(&format!("/api/v1/jobs/{id}/cancel"), &serde_json::json!({}))
+                .await?;
             match f {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&j)?),
-                Format::Table => println!("job {}: {}{}", j.id, j.state, if j.state == JobState::Running { " (cancellation requested)" } else { "" }),
+                Format::Table => println!(
+                    "job {}: {}{}",
+                    j.id,
+                    j.state,
+                    if j.state == JobState::Running {
+                        " (cancellation requested)"
+                    } else {
+                        ""
+                    }
+                ),
             }
             Ok(0)
         }
@@ -146,7 +169,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             print(f, &events, |ev| {
                 let mut t = table(&["TIME", "CLUSTER", "NODE", "KIND", "MESSAGE"]);
                 for e in ev {
-                    t.add_row(vec![time(&e.at), e.cluster.clone(), opt(&e.node), e.kind.clone(), e.message.clone()]);
+                    t.add_row(vec![
+                        time(&e.at),
+                        e.cluster.clone(),
+                        opt(&e.node),
+                        e.kind.clone(),
+                        e.message.clone(),
+                    ]);
                 }
                 t
             })?;
@@ -156,14 +185,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn node_table(nodes: &[NodeStatus]) -> comfy_table::Table {
-    let mut t = table(&["CLUSTER", "ADDRESS", "ROLE", "STATE", "RO", "LAG", "VERSION", "REASON"]);
+    let mut t = table(&[
+        "CLUSTER", "ADDRESS", "ROLE", "STATE", "RO", "LAG", "VERSION", "REASON",
+    ]);
     for n in nodes {
         t.add_row(vec![
             n.cluster.clone(),
             n.address.clone(),
             n.role.to_string(),
             n.state.to_string(),
-            if n.read_only { "yes".into() } else { "no".into() },
+            if n.read_only {
+                "yes".into()
+            } else {
+                "no".into()
+            },
             match (n.lag_seconds, n.lag_transactions) {
                 (Some(s), Some(t)) => format!("{s}s/{t}trx"),
                 (Some(s), None) => format!("{s}s"),
@@ -179,18 +214,27 @@ fn node_table(nodes: &[NodeStatus]) -> comfy_table::Table {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()
 }
 
 async fn import(client: &Client, f: Format, args: ImportArgs) -> anyhow::Result<i32> {
-    let password = std::fs::read_to_string(&args.db_password_file)
-        .with_context(|| format!("--db-password-file {}: cannot read", args.db_password_file.display()))?;
+    let password = std::fs::read_to_string(&args.db_password_file).with_context(|| {
+        format!(
+            "--db-password-file {}: cannot read",
+            args.db_password_file.display()
+        )
+    })?;
     let password = password.lines().next().unwrap_or("").to_string();
     if password.is_empty() {
-        bail!("--db-password-file {}: the file is empty", args.db_password_file.display());
+        bail!(
+            "--db-password-file {}: the file is empty",
+            args.db_password_file.display()
+        );
     }
     let ssh = match &args.ssh_user {
         Some(user) => {
@@ -247,7 +291,9 @@ fn print_lines(f: Format, lines: &[JobLogLine]) -> anyhow::Result<()> {
 async fn follow_job(client: &Client, f: Format, id: i64) -> anyhow::Result<i32> {
     let mut after = 0;
     loop {
-        let lines: Vec<JobLogLine> = client.get(&format!("/api/v1/jobs/{id}/logs?after={after}")).await?;
+        let lines: Vec<JobLogLine> = client
+            .get(&format!("/api/v1/jobs/{id}/logs?after={after}"))
+            .await?;
         if let Some(last) = lines.last() {
             after = last.seq;
         }
@@ -255,7 +301,9 @@ async fn follow_job(client: &Client, f: Format, id: i64) -> anyhow::Result<i32> 
         let job: JobView = client.get(&format!("/api/v1/jobs/{id}")).await?;
         if job.state.is_final() {
             // Lines written between the two reads.
-            let rest: Vec<JobLogLine> = client.get(&format!("/api/v1/jobs/{id}/logs?after={after}")).await?;
+            let rest: Vec<JobLogLine> = client
+                .get(&format!("/api/v1/jobs/{id}/logs?after={after}"))
+                .await?;
             print_lines(f, &rest)?;
             if job.state == JobState::Succeeded {
                 return Ok(0);

@@ -18,13 +18,23 @@ pub struct Cli {
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
     /// The controller's URL.
-    #[arg(long, global = true, env = "NINES_SERVER", default_value = "http://127.0.0.1:9550")]
+    #[arg(
+        long,
+        global = true,
+        env = "NINES_SERVER",
+        default_value = "http://127.0.0.1:9550"
+    )]
     pub server: String,
     /// API token (default: the admin token file of the data directory).
     #[arg(long, global = true, env = "NINES_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// The controller's data directory (for `serve`, and to find the admin token).
-    #[arg(long, global = true, env = "NINES_DATA_DIR", default_value = "./nines-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "NINES_DATA_DIR",
+        default_value = "./nines-data"
+    )]
     pub data_dir: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -176,9 +186,13 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "m" => n * 60.0,
         "h" => n * 3600.0,
         "d" => n * 86400.0,
-        other => return Err(format!("unknown duration unit `{other}` (use ms, s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` (use ms, s, m, h or d)"
+            ));
+        }
     };
-    if !(secs > 0.0) || !secs.is_finite() {
+    if secs.is_nan() || secs <= 0.0 || !secs.is_finite() {
         return Err(format!("duration `{s}` must be positive"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
@@ -208,8 +222,20 @@ mod tests {
     #[test]
     fn ssh_and_local_conflict() {
         let r = Cli::try_parse_from([
-            "nines", "cluster", "import", "--name", "a", "--seed", "h:1", "--db-user", "u",
-            "--db-password-file", "f", "--ssh-user", "root", "--local",
+            "nines",
+            "cluster",
+            "import",
+            "--name",
+            "a",
+            "--seed",
+            "h:1",
+            "--db-user",
+            "u",
+            "--db-password-file",
+            "f",
+            "--ssh-user",
+            "root",
+            "--local",
         ]);
         assert!(r.is_err());
     }

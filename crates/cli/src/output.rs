@@ -6,7 +6,11 @@ use serde::Serialize;
 use crate::Format;
 
 /// Prints `value` as JSON, or as a table built by `table` from it.
-pub fn print<T: Serialize>(format: Format, value: &T, table: impl FnOnce(&T) -> Table) -> anyhow::Result<()> {
+pub fn print<T: Serialize>(
+    format: Format,
+    value: &T,
+    table: impl FnOnce(&T) -> Table,
+) -> anyhow::Result<()> {
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
         Format::Table => println!("{}", table(value)),
@@ -23,7 +27,9 @@ pub fn table(header: &[&str]) -> Table {
 }
 
 pub fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref().map(ToString::to_string).unwrap_or_else(|| "-".into())
+    v.as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| "-".into())
 }
 
 pub fn time(t: &chrono::DateTime<chrono::Utc>) -> String {

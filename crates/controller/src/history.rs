@@ -30,12 +30,14 @@ struct Agg {
 }
 
 type Key = (String, String);
+type RawSeries = VecDeque<(DateTime<Utc>, f64)>;
+type MinuteKey = (DateTime<Utc>, String, String);
 
 /// Raw ring buffers and the minute being aggregated, per (node, metric).
 pub struct MetricsHistory {
     config: HistoryConfig,
-    raw: Mutex<HashMap<Key, VecDeque<(DateTime<Utc>, f64)>>>,
-    pending: Mutex<BTreeMap<(DateTime<Utc>, String, String), Agg>>,
+    raw: Mutex<HashMap<Key, RawSeries>>,
+    pending: Mutex<BTreeMap<MinuteKey, Agg>>,
 }
 
 fn minute_of(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -60,8 +62,8 @@ impl MetricsHistory {
         if values.is_empty() {
             return;
         }
-        let horizon = at
-            - TimeDelta::from_std(self.config.raw_window).unwrap_or(TimeDelta::minutes(15));
+        let horizon =
+            at - TimeDelta::from_std(self.config.raw_window).unwrap_or(TimeDelta::minutes(15));
         if let Ok(mut raw) = self.raw.lock() {
             for (metric, v) in values {
                 let q = raw.entry((node.to_string(), metric.clone())).or_default();

@@ -113,7 +113,9 @@ pub async fn ensure_admin_token(store: &dyn Store, data_dir: &Path) -> anyhow::R
     let _ = std::fs::remove_file(&path);
     nines_store::secret::write_private(&path, format!("{token}\n").as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
-    store.create_token("admin", &hash_token(&token), "admin").await?;
+    store
+        .create_token("admin", &hash_token(&token), "admin")
+        .await?;
     tracing::info!(path = %path.display(), "created the admin API token");
     Ok(())
 }

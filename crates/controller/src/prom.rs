@@ -57,14 +57,20 @@ impl Family {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn format_value(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
     } else {
@@ -83,8 +89,16 @@ pub fn render(clusters: &[std::sync::Arc<ClusterObserved>]) -> String {
         "gauge",
         "Cluster state: 1 for the current state, 0 for the others.",
     );
-    let mut cluster_nodes = Family::new("nines_cluster_nodes", "gauge", "Nodes registered in the cluster.");
-    let mut up = Family::new("nines_node_up", "gauge", "1 when the node answered its last probe.");
+    let mut cluster_nodes = Family::new(
+        "nines_cluster_nodes",
+        "gauge",
+        "Nodes registered in the cluster.",
+    );
+    let mut up = Family::new(
+        "nines_node_up",
+        "gauge",
+        "1 when the node answered its last probe.",
+    );
     let mut node_state = Family::new(
         "nines_node_state",
         "gauge",
@@ -102,10 +116,26 @@ pub fn render(clusters: &[std::sync::Arc<ClusterObserved>]) -> String {
         "gauge",
         "Transactions a replica lacks compared with its source, by GTID.",
     );
-    let mut io = Family::new("nines_node_replication_io_running", "gauge", "1 when the replica IO thread runs.");
-    let mut sql = Family::new("nines_node_replication_sql_running", "gauge", "1 when the replica SQL thread runs.");
-    let mut wsrep_size = Family::new("nines_node_wsrep_cluster_size", "gauge", "wsrep_cluster_size seen by the node.");
-    let mut wsrep_synced = Family::new("nines_node_wsrep_synced", "gauge", "1 when the Galera node is Synced.");
+    let mut io = Family::new(
+        "nines_node_replication_io_running",
+        "gauge",
+        "1 when the replica IO thread runs.",
+    );
+    let mut sql = Family::new(
+        "nines_node_replication_sql_running",
+        "gauge",
+        "1 when the replica SQL thread runs.",
+    );
+    let mut wsrep_size = Family::new(
+        "nines_node_wsrep_cluster_size",
+        "gauge",
+        "wsrep_cluster_size seen by the node.",
+    );
+    let mut wsrep_synced = Family::new(
+        "nines_node_wsrep_synced",
+        "gauge",
+        "1 when the Galera node is Synced.",
+    );
     let mut wsrep_primary = Family::new(
         "nines_node_wsrep_primary_component",
         "gauge",
@@ -135,22 +165,51 @@ pub fn render(clusters: &[std::sync::Arc<ClusterObserved>]) -> String {
             )
         })
         .collect();
-    let mut host_mem = Family::new("nines_host_memory_available_bytes", "gauge", "MemAvailable of the node's host.");
-    let mut host_mem_total = Family::new("nines_host_memory_total_bytes", "gauge", "MemTotal of the node's host.");
-    let mut host_load = Family::new("nines_host_load1", "gauge", "1-minute load average of the node's host.");
-    let mut host_cpu = Family::new("nines_host_cpu_busy_ratio", "gauge", "CPU busy fraction of the node's host since the previous sample.");
-    let mut host_disk_free = Family::new("nines_host_disk_free_bytes", "gauge", "Free bytes on the node's data disk.");
+    let mut host_mem = Family::new(
+        "nines_host_memory_available_bytes",
+        "gauge",
+        "MemAvailable of the node's host.",
+    );
+    let mut host_mem_total = Family::new(
+        "nines_host_memory_total_bytes",
+        "gauge",
+        "MemTotal of the node's host.",
+    );
+    let mut host_load = Family::new(
+        "nines_host_load1",
+        "gauge",
+        "1-minute load average of the node's host.",
+    );
+    let mut host_cpu = Family::new(
+        "nines_host_cpu_busy_ratio",
+        "gauge",
+        "CPU busy fraction of the node's host since the previous sample.",
+    );
+    let mut host_disk_free = Family::new(
+        "nines_host_disk_free_bytes",
+        "gauge",
+        "Free bytes on the node's data disk.",
+    );
 
     for c in clusters {
         let cl = || vec![("cluster", c.name.clone())];
-        for s in [ClusterState::Healthy, ClusterState::Degraded, ClusterState::Failed] {
+        for s in [
+            ClusterState::Healthy,
+            ClusterState::Degraded,
+            ClusterState::Failed,
+        ] {
             let mut l = cl();
             l.push(("state", s.as_str().to_string()));
             cluster_state.add(l, b(c.state == Some(s)));
         }
         cluster_nodes.add(cl(), c.nodes.len() as f64);
         for n in &c.nodes {
-            let nl = || vec![("cluster", c.name.clone()), ("node", n.endpoint.to_string())];
+            let nl = || {
+                vec![
+                    ("cluster", c.name.clone()),
+                    ("node", n.endpoint.to_string()),
+                ]
+            };
             up.add(nl(), b(n.error.is_none() && n.sample.is_some()));
             for s in [NodeState::Online, NodeState::Degraded, NodeState::Offline] {
                 let mut l = nl();
@@ -161,7 +220,10 @@ pub fn render(clusters: &[std::sync::Arc<ClusterObserved>]) -> String {
             l.push(("role", n.role.as_str().to_string()));
             l.push((
                 "version",
-                n.sample.as_ref().map(|s| s.version.text.clone()).unwrap_or_default(),
+                n.sample
+                    .as_ref()
+                    .map(|s| s.version.text.clone())
+                    .unwrap_or_default(),
             ));
             info.add(l, 1.0);
             if let Some(h) = &n.host {

@@ -119,17 +119,35 @@ mod tests {
             "[::1]:3310".parse::<Endpoint>().unwrap(),
             Endpoint::new("::1", 3310)
         );
-        assert_eq!("::1".parse::<Endpoint>().unwrap(), Endpoint::new("::1", 3306));
+        assert_eq!(
+            "::1".parse::<Endpoint>().unwrap(),
+            Endpoint::new("::1", 3306)
+        );
         assert_eq!(Endpoint::new("::1", 3310).to_string(), "[::1]:3310");
     }
 
     #[test]
     fn rejects_bad() {
         assert_eq!("".parse::<Endpoint>(), Err(EndpointError::Empty));
-        assert!(matches!("h:0".parse::<Endpoint>(), Err(EndpointError::BadPort(_))));
-        assert!(matches!("h:99999".parse::<Endpoint>(), Err(EndpointError::BadPort(_))));
-        assert!(matches!("h:x".parse::<Endpoint>(), Err(EndpointError::BadPort(_))));
-        assert!(matches!("a b:1".parse::<Endpoint>(), Err(EndpointError::BadHost(_))));
-        assert!(matches!(":3306".parse::<Endpoint>(), Err(EndpointError::BadHost(_))));
+        assert!(matches!(
+            "h:0".parse::<Endpoint>(),
+            Err(EndpointError::BadPort(_))
+        ));
+        assert!(matches!(
+            "h:99999".parse::<Endpoint>(),
+            Err(EndpointError::BadPort(_))
+        ));
+        assert!(matches!(
+            "h:x".parse::<Endpoint>(),
+            Err(EndpointError::BadPort(_))
+        ));
+        assert!(matches!(
+            "a b:1".parse::<Endpoint>(),
+            Err(EndpointError::BadHost(_))
+        ));
+        assert!(matches!(
+            ":3306".parse::<Endpoint>(),
+            Err(EndpointError::BadHost(_))
+        ));
     }
 }

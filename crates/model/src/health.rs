@@ -323,14 +323,23 @@ mod tests {
     fn refused_is_offline_at_once_timeout_needs_two() {
         let p = HealthPolicy::default();
         let mut t = StateTracker::default();
-        assert_eq!(t.observe(&reach(NodeState::Online), &p).unwrap().to, NodeState::Online);
-        assert!(t.observe(&Observation::Unreachable(ProbeErrorKind::Timeout), &p).is_none());
+        assert_eq!(
+            t.observe(&reach(NodeState::Online), &p).unwrap().to,
+            NodeState::Online
+        );
+        assert!(
+            t.observe(&Observation::Unreachable(ProbeErrorKind::Timeout), &p)
+                .is_none()
+        );
         assert_eq!(t.current(), Some(NodeState::Online));
         let tr = t
             .observe(&Observation::Unreachable(ProbeErrorKind::Timeout), &p)
             .unwrap();
         assert_eq!(tr.to, NodeState::Offline);
-        assert_eq!(t.observe(&reach(NodeState::Online), &p).unwrap().to, NodeState::Online);
+        assert_eq!(
+            t.observe(&reach(NodeState::Online), &p).unwrap().to,
+            NodeState::Online
+        );
         let tr = t
             .observe(&Observation::Unreachable(ProbeErrorKind::Refused), &p)
             .unwrap();
@@ -343,9 +352,15 @@ mod tests {
         let p = HealthPolicy::default();
         let mut t = StateTracker::default();
         t.observe(&reach(NodeState::Online), &p);
-        assert!(t.observe(&Observation::Unreachable(ProbeErrorKind::Timeout), &p).is_none());
+        assert!(
+            t.observe(&Observation::Unreachable(ProbeErrorKind::Timeout), &p)
+                .is_none()
+        );
         assert!(t.observe(&reach(NodeState::Online), &p).is_none());
-        assert!(t.observe(&Observation::Unreachable(ProbeErrorKind::Timeout), &p).is_none());
+        assert!(
+            t.observe(&Observation::Unreachable(ProbeErrorKind::Timeout), &p)
+                .is_none()
+        );
         assert_eq!(t.current(), Some(NodeState::Online));
     }
 
@@ -355,8 +370,14 @@ mod tests {
         let mut t = StateTracker::default();
         t.observe(&reach(NodeState::Online), &p);
         assert!(t.observe(&reach(NodeState::Degraded), &p).is_none());
-        assert_eq!(t.observe(&reach(NodeState::Degraded), &p).unwrap().to, NodeState::Degraded);
+        assert_eq!(
+            t.observe(&reach(NodeState::Degraded), &p).unwrap().to,
+            NodeState::Degraded
+        );
         assert!(t.observe(&reach(NodeState::Online), &p).is_none());
-        assert_eq!(t.observe(&reach(NodeState::Online), &p).unwrap().to, NodeState::Online);
+        assert_eq!(
+            t.observe(&reach(NodeState::Online), &p).unwrap().to,
+            NodeState::Online
+        );
     }
 }

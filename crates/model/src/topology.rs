@@ -90,10 +90,19 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for t in [ClusterType::Galera, ClusterType::Replication, ClusterType::Standalone] {
+        for t in [
+            ClusterType::Galera,
+            ClusterType::Replication,
+            ClusterType::Standalone,
+        ] {
             assert_eq!(t.as_str().parse::<ClusterType>().unwrap(), t);
             assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{t}\""));
         }
-        assert!("gallera".parse::<ClusterType>().unwrap_err().contains("galera"));
+        assert!(
+            "gallera"
+                .parse::<ClusterType>()
+                .unwrap_err()
+                .contains("galera")
+        );
     }
 }

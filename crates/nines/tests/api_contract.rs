@@ -2,6 +2,8 @@
 //! matching the routes, /metrics accepted by promtool, and a controller crash that keeps
 //! clusters and closes interrupted jobs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -27,9 +29,18 @@ async fn post(ctl: &Controller, path: &str, body: &str) -> (u16, Value) {
 async fn auth_is_required_everywhere_but_healthz() {
     let ctl = Controller::start().await;
     let http = reqwest::Client::new();
-    let h = http.get(format!("{}/healthz", ctl.url)).send().await.unwrap();
+    let h = http
+        .get(format!("{}/healthz", ctl.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(h.status(), 200);
-    for path in ["/api/v1/clusters", "/metrics", "/api/openapi.json", "/api/v1/jobs"] {
+    for path in [
+        "/api/v1/clusters",
+        "/metrics",
+        "/api/openapi.json",
+        "/api/v1/jobs",
+    ] {
         let r = http.get(format!("{}{path}", ctl.url)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path} without token");
         let r = http
@@ -41,7 +52,10 @@ async fn auth_is_required_everywhere_but_healthz() {
         assert_eq!(r.status(), 401, "{path} with a wrong token");
     }
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(ctl.data_dir().join("admin.token")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(ctl.data_dir().join("admin.token"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 
@@ -65,9 +79,17 @@ async fn openapi_document_lists_every_route() {
         ("/metrics", "get"),
         ("/api/openapi.json", "get"),
     ];
-    assert_eq!(paths.len(), expected.len(), "documented: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(
+        paths.len(),
+        expected.len(),
+        "documented: {:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
     for (p, m) in expected {
-        assert!(paths.get(p).and_then(|o| o.get(m)).is_some(), "{m} {p} not documented");
+        assert!(
+            paths.get(p).and_then(|o| o.get(m)).is_some(),
+            "{m} {p} not documented"
+        );
     }
     // Every documented GET route without path parameters answers (not 404/405).
     for (p, ops) in paths {
@@ -81,20 +103,22 @@ async fn openapi_document_lists_every_route() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_errors_and_registers_nothing() {
-    let server = MariaDbServer::start(Default::default()).await.expect("server");
+    let server = MariaDbServer::start(Default::default())
+        .await
+        .expect("server");
     let ctl = Controller::start().await;
 
     // Malformed JSON and missing or wrong fields: 4xx naming the field.
     let (s, e) = post(&ctl, "/api/v1/clusters/import", "{not json").await;
     assert_eq!(s, 400, "{e}");
-    assert!(e["error"].as_str().unwrap().contains("malformed JSON"), "{e}");
-    let (s, e) = post(&ctl, "/api/v1/clusters/import", r#"{"name":"a","db_user":"u","db_password":"p"}"#).await;
-    assert_eq!(s, 400);
-    assert_eq!(e["field"], "seed", "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("malformed JSON"),
+        "{e}"
+    );
     let (s, e) = post(
         &ctl,
         "/api/v1/clusters/import",
-        &json!({"name": "a", "seed": "127.0.0.1:99999", "db_user": "u", "db_password": "p"}).to_string(),
+        r#"{"name":"a","db_user":"u","db_password":"p"}"#,
     )
     .await;
     assert_eq!(s, 400);
@@ -102,7 +126,17 @@ async fn bad_input_gets_clear_errors_and_registers_nothing() {
     let (s, e) = post(
         &ctl,
         "/api/v1/clusters/import",
-        &json!({"name": "a b", "seed": "127.0.0.1", "db_user": "u", "db_password": "p"}).to_string(),
+        &json!({"name": "a", "seed": "127.0.0.1:99999", "db_user": "u", "db_password": "p"})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(e["field"], "seed", "{e}");
+    let (s, e) = post(
+        &ctl,
+        "/api/v1/clusters/import",
+        &json!({"name": "a b", "seed": "127.0.0.1", "db_user": "u", "db_password": "p"})
+            .to_string(),
     )
     .await;
     assert_eq!(s, 400);
@@ -110,7 +144,8 @@ async fn bad_input_gets_clear_errors_and_registers_nothing() {
     let (s, e) = post(
         &ctl,
         "/api/v1/clusters/import",
-        &json!({"name": "a", "seed": "127.0.0.1", "db_user": "u", "db_password": "p", "colour": 1}).to_string(),
+        &json!({"name": "a", "seed": "127.0.0.1", "db_user": "u", "db_password": "p", "colour": 1})
+            .to_string(),
     )
     .await;
     assert_eq!(s, 400);
@@ -119,9 +154,19 @@ async fn bad_input_gets_clear_errors_and_registers_nothing() {
     // Unreachable seed: the job fails saying so.
     let dead = nines_testkit::lease_address().expect("lease");
     let pw = password_file(ctl.data_dir(), server.password());
-    let out = ctl.import("ghost", &format!("{}:3306", dead.addr()), server.user(), &pw, &[]);
+    let out = ctl.import(
+        "ghost",
+        &format!("{}:3306", dead.addr()),
+        server.user(),
+        &pw,
+        &[],
+    );
     assert!(!out.status.success());
-    assert!(stdout(&out).contains("unreachable") && stdout(&out).contains("refused"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("unreachable") && stdout(&out).contains("refused"),
+        "{}",
+        stdout(&out)
+    );
 
     // Wrong password: the job fails naming the user.
     let bad = password_file(ctl.data_dir(), "wrong-password");
@@ -130,9 +175,24 @@ async fn bad_input_gets_clear_errors_and_registers_nothing() {
     assert!(stdout(&out).contains("access denied"), "{}", stdout(&out));
 
     // Password file missing: the CLI says which flag.
-    let out = ctl.cli(&["cluster", "import", "--name", "x", "--seed", &server.endpoint(), "--db-user", "u", "--db-password-file", "/nonexistent/pw"]);
+    let out = ctl.cli(&[
+        "cluster",
+        "import",
+        "--name",
+        "x",
+        "--seed",
+        &server.endpoint(),
+        "--db-user",
+        "u",
+        "--db-password-file",
+        "/nonexistent/pw",
+    ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("--db-password-file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--db-password-file"),
+        "{}",
+        stderr(&out)
+    );
 
     // Nothing registered, no secret left behind.
     let clusters = ctl.json(&["cluster", "list"]);
@@ -143,7 +203,11 @@ async fn bad_input_gets_clear_errors_and_registers_nothing() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let out = ctl.import("solo", &server.endpoint(), server.user(), &pw, &[]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("already exists") && stderr(&out).contains("name"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already exists") && stderr(&out).contains("name"),
+        "{}",
+        stderr(&out)
+    );
     let out = ctl.import("solo2", &server.endpoint(), server.user(), &pw, &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("already managed"), "{}", stderr(&out));
@@ -160,27 +224,42 @@ async fn bad_input_gets_clear_errors_and_registers_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_pass_promtool_and_a_crash_keeps_clusters_and_closes_jobs() {
-    let server = MariaDbServer::start(Default::default()).await.expect("server");
+    let server = MariaDbServer::start(Default::default())
+        .await
+        .expect("server");
     let mut ctl = Controller::start().await;
     let pw = password_file(ctl.data_dir(), server.password());
     let out = ctl.import("solo", &server.endpoint(), server.user(), &pw, &["--local"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
         wait_until(Duration::from_secs(10), || async {
-            ctl.cluster("solo").await.is_some_and(|c| c["state"] == "healthy")
+            ctl.cluster("solo")
+                .await
+                .is_some_and(|c| c["state"] == "healthy")
         })
         .await
     );
     // Rates need two samples; wait for one to show up in /metrics.
     assert!(
         wait_until(Duration::from_secs(10), || async {
-            ctl.get_text("/metrics").await.contains("nines_mysql_questions_total{")
+            ctl.get_text("/metrics")
+                .await
+                .contains("nines_mysql_questions_total{")
         })
         .await
     );
     let text = ctl.get_text("/metrics").await;
-    assert!(text.contains(&format!("nines_node_up{{cluster=\"solo\",node=\"{}\"}} 1", server.endpoint())), "{text}");
-    assert!(text.contains("nines_cluster_state{cluster=\"solo\",state=\"healthy\"} 1"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "nines_node_up{{cluster=\"solo\",node=\"{}\"}} 1",
+            server.endpoint()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("nines_cluster_state{cluster=\"solo\",state=\"healthy\"} 1"),
+        "{text}"
+    );
     let mut promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -189,7 +268,12 @@ async fn metrics_pass_promtool_and_a_crash_keeps_clusters_and_closes_jobs() {
         .spawn()
         .expect("promtool (package prometheus) must be installed");
     use std::io::Write;
-    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let res = promtool.wait_with_output().unwrap();
     assert!(
         res.status.success(),
@@ -201,15 +285,22 @@ async fn metrics_pass_promtool_and_a_crash_keeps_clusters_and_closes_jobs() {
     // Metric history of the node: raw points exist.
     let addr = server.endpoint();
     let (s, series) = ctl
-        .get(&format!("/api/v1/clusters/solo/nodes/{addr}/metrics?metric=threads_connected"))
+        .get(&format!(
+            "/api/v1/clusters/solo/nodes/{addr}/metrics?metric=threads_connected"
+        ))
         .await;
     assert_eq!(s, 200, "{series}");
-    assert!(!series[0]["points"].as_array().unwrap().is_empty(), "{series}");
+    assert!(
+        !series[0]["points"].as_array().unwrap().is_empty(),
+        "{series}"
+    );
 
     // Leave a job "running" as a crashed controller would, then crash the controller.
     {
         use nines_store::Store;
-        let store = nines_store::SqliteStore::open(ctl.data_dir()).await.unwrap();
+        let store = nines_store::SqliteStore::open(ctl.data_dir())
+            .await
+            .unwrap();
         let spec = nines_model::job::JobSpec::ImportCluster {
             name: "interrupted".into(),
             seed: "127.0.0.1:3306".parse().unwrap(),
@@ -224,17 +315,34 @@ async fn metrics_pass_promtool_and_a_crash_keeps_clusters_and_closes_jobs() {
     }
     ctl.crash_and_restart().await;
     let jobs = ctl.json(&["job", "list"]);
-    let interrupted = jobs.as_array().unwrap().iter().find(|j| j["cluster"] == "interrupted").unwrap().clone();
+    let interrupted = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["cluster"] == "interrupted")
+        .unwrap()
+        .clone();
     assert_eq!(interrupted["state"], "failed", "{interrupted}");
-    assert!(interrupted["error"].as_str().unwrap().contains("controller stopped"), "{interrupted}");
     assert!(
-        jobs.as_array().unwrap().iter().all(|j| j["state"] != "running"),
+        interrupted["error"]
+            .as_str()
+            .unwrap()
+            .contains("controller stopped"),
+        "{interrupted}"
+    );
+    assert!(
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["state"] != "running"),
         "{jobs}"
     );
     // The cluster is still registered and watched.
     assert!(
         wait_until(Duration::from_secs(10), || async {
-            ctl.cluster("solo").await.is_some_and(|c| c["state"] == "healthy")
+            ctl.cluster("solo")
+                .await
+                .is_some_and(|c| c["state"] == "healthy")
         })
         .await,
         "cluster lost or not watched after restart: {:?}",

@@ -1,5 +1,7 @@
 //! Import of a real three-node Galera cluster; stopping one node degrades the cluster.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -14,10 +16,17 @@ async fn import_galera_and_see_it_degrade_when_a_node_stops() {
     let n0 = g.node(0);
     let pw = password_file(ctl.data_dir(), n0.password());
     let out = ctl.import("gal", &g.node(1).endpoint(), n0.user(), &pw, &[]);
-    assert!(out.status.success(), "import failed: {}{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "import failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 
     let healthy = wait_until(Duration::from_secs(10), || async {
-        ctl.cluster("gal").await.is_some_and(|c| c["state"] == "healthy")
+        ctl.cluster("gal")
+            .await
+            .is_some_and(|c| c["state"] == "healthy")
     })
     .await;
     assert!(healthy, "not healthy: {:?}", ctl.cluster("gal").await);
@@ -34,15 +43,22 @@ async fn import_galera_and_see_it_degrade_when_a_node_stops() {
 
     g.node(2).stop().await.expect("stop node");
     let degraded = wait_until(Duration::from_secs(10), || async {
-        ctl.cluster("gal").await.is_some_and(|c| c["state"] == "degraded")
+        ctl.cluster("gal")
+            .await
+            .is_some_and(|c| c["state"] == "degraded")
     })
     .await;
     assert!(degraded, "not degraded: {:?}", ctl.cluster("gal").await);
     assert_eq!(
-        ctl.node_state("gal", &g.node(2).endpoint()).await.as_deref(),
+        ctl.node_state("gal", &g.node(2).endpoint())
+            .await
+            .as_deref(),
         Some("offline")
     );
     // The survivors still form the Primary component: the cluster is not failed.
     let c = ctl.cluster("gal").await.unwrap();
-    assert!(c["state_reason"].as_str().unwrap().contains("2 of 3"), "{c}");
+    assert!(
+        c["state_reason"].as_str().unwrap().contains("2 of 3"),
+        "{c}"
+    );
 }

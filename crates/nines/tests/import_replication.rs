@@ -1,6 +1,8 @@
 //! Import of a real GTID primary with a chained replica topology, then watching it:
 //! roles, states, lag, SIGKILL of a replica seen offline within 3 s and online again.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -16,20 +18,41 @@ async fn import_chain_from_a_replica_and_watch_a_replica_die_and_return() {
     let pw = password_file(ctl.data_dir(), topo.primary().password());
     let seed = topo.replica(0).endpoint();
     let out = ctl.import("shop", &seed, topo.primary().user(), &pw, &["--local"]);
-    assert!(out.status.success(), "import failed: {}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("registered replication cluster `shop` with 3 nodes"), "{}", stdout(&out));
+    assert!(
+        out.status.success(),
+        "import failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("registered replication cluster `shop` with 3 nodes"),
+        "{}",
+        stdout(&out)
+    );
 
     let clusters = ctl.json(&["cluster", "list"]);
-    let c = clusters.as_array().unwrap().iter().find(|c| c["name"] == "shop").unwrap().clone();
+    let c = clusters
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "shop")
+        .unwrap()
+        .clone();
     assert_eq!(c["type"], "replication");
     assert_eq!(c["nodes"], 3);
 
     // Wait until every node has been probed and the cluster judged healthy.
     let healthy = wait_until(Duration::from_secs(10), || async {
-        ctl.cluster("shop").await.is_some_and(|c| c["state"] == "healthy")
+        ctl.cluster("shop")
+            .await
+            .is_some_and(|c| c["state"] == "healthy")
     })
     .await;
-    assert!(healthy, "cluster not healthy: {:?}", ctl.cluster("shop").await);
+    assert!(
+        healthy,
+        "cluster not healthy: {:?}",
+        ctl.cluster("shop").await
+    );
 
     let nodes = ctl.json(&["node", "list", "--cluster", "shop"]);
     let nodes = nodes.as_array().unwrap();
@@ -48,7 +71,10 @@ async fn import_chain_from_a_replica_and_watch_a_replica_die_and_return() {
         assert!(n["lag_seconds"].is_u64(), "{n}");
     }
     // The chained replica replicates from r1, not from the primary.
-    assert_eq!(by_addr(&topo.replica(1).endpoint())["source"], topo.replica(0).endpoint());
+    assert_eq!(
+        by_addr(&topo.replica(1).endpoint())["source"],
+        topo.replica(0).endpoint()
+    );
 
     // SIGKILL a replica: offline within 3 s.
     let victim = topo.replica(1);
@@ -62,9 +88,20 @@ async fn import_chain_from_a_replica_and_watch_a_replica_die_and_return() {
     assert!(offline, "replica not offline 3 s after SIGKILL");
     eprintln!("offline after {:?}", killed.elapsed());
     let (_, c) = ctl.get("/api/v1/clusters").await;
-    let c = c.as_array().unwrap().iter().find(|c| c["name"] == "shop").unwrap().clone();
+    let c = c
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "shop")
+        .unwrap()
+        .clone();
     assert_eq!(c["state"], "degraded", "{c}");
-    let node = ctl.nodes("shop").await.into_iter().find(|n| n["address"] == addr.as_str()).unwrap();
+    let node = ctl
+        .nodes("shop")
+        .await
+        .into_iter()
+        .find(|n| n["address"] == addr.as_str())
+        .unwrap();
     assert_eq!(node["error_kind"], "refused", "{node}");
 
     // Back: online within 3 s of the server accepting connections.
@@ -79,9 +116,22 @@ async fn import_chain_from_a_replica_and_watch_a_replica_die_and_return() {
 
     // Every change left an event with its reason.
     let events = ctl.json(&["events", "--cluster", "shop"]);
-    let msgs: Vec<String> = events.as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap().to_string()).collect();
-    assert!(msgs.iter().any(|m| m.contains(&addr) && m.contains("→ offline")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains(&addr) && m.contains("offline → online")), "{msgs:?}");
+    let msgs: Vec<String> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains(&addr) && m.contains("→ offline")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains(&addr) && m.contains("offline → online")),
+        "{msgs:?}"
+    );
 
     // The import is a job with a log.
     let jobs = ctl.json(&["job", "list"]);

@@ -84,8 +84,7 @@ async fn observe(
     creds: &Credentials,
     timeouts: Timeouts,
 ) -> Result<Observed, ServerError> {
-    let mut prober =
-        nines_access::server::Prober::new(ep.clone(), creds.clone(), timeouts);
+    let mut prober = nines_access::server::Prober::new(ep.clone(), creds.clone(), timeouts);
     let sample = prober.sample().await?;
     prober.disconnect().await;
     let mut conn = ServerConn::connect(ep, creds, timeouts).await?;
@@ -95,7 +94,8 @@ async fn observe(
     };
     let rows = conn.query_rows(hosts_sql).await.unwrap_or_default();
     conn.close().await;
-    let mut replica_hosts: Vec<(String, Option<u16>)> = rows.iter().filter_map(slave_host).collect();
+    let mut replica_hosts: Vec<(String, Option<u16>)> =
+        rows.iter().filter_map(slave_host).collect();
     for client in &sample.binlog_dump_clients {
         if !replica_hosts.iter().any(|(h, _)| h == client) {
             replica_hosts.push((client.clone(), None));
@@ -114,7 +114,9 @@ fn at_least(v: &ServerVersion, major: u32, minor: u32, patch: u32) -> bool {
 fn slave_host(row: &Row) -> Option<(String, Option<u16>)> {
     let get = |k: &str| row.get(k).cloned().flatten().filter(|v| !v.is_empty());
     let host = get("Host")?;
-    let port = get("Port").and_then(|p| p.parse::<u16>().ok()).filter(|p| *p > 0);
+    let port = get("Port")
+        .and_then(|p| p.parse::<u16>().ok())
+        .filter(|p| *p > 0);
     Some((host, port))
 }
 
@@ -146,7 +148,9 @@ async fn discover_galera(
             }
             Err(e) => {
                 reporter
-                    .warn(&format!("ignoring member address `{a}` listed by {seed}: {e}"))
+                    .warn(&format!(
+                        "ignoring member address `{a}` listed by {seed}: {e}"
+                    ))
                     .await;
             }
         }
@@ -164,9 +168,7 @@ async fn discover_galera(
     let total = members.len();
     for (i, ep) in members.into_iter().enumerate() {
         reporter.cancellation_check()?;
-        reporter
-            .progress("discover", percent(i + 1, total))
-            .await;
+        reporter.progress("discover", percent(i + 1, total)).await;
         let (reachable, server_id, version) = if &ep == seed {
             (
                 true,
@@ -176,7 +178,11 @@ async fn discover_galera(
         } else {
             match observe(&ep, creds, timeouts).await {
                 Ok(o) => {
-                    let uuid = o.sample.wsrep.as_ref().map(|w| w.cluster_state_uuid.clone());
+                    let uuid = o
+                        .sample
+                        .wsrep
+                        .as_ref()
+                        .map(|w| w.cluster_state_uuid.clone());
                     if uuid.as_deref() != Some(w.cluster_state_uuid.as_str()) {
                         return Err(OpError::Invalid(format!(
                             "{ep} is listed as a member of {seed}'s cluster but reports cluster UUID {}",
@@ -186,14 +192,14 @@ async fn discover_galera(
                     (true, Some(o.sample.server_id), Some(o.sample.version.text))
                 }
                 Err(e) => {
-                    reporter.warn(&format!("member {ep} not reachable: {e}")).await;
+                    reporter
+                        .warn(&format!("member {ep} not reachable: {e}"))
+                        .await;
                     (false, None, None)
                 }
             }
         };
-        reporter
-            .info(&format!("found Galera member {ep}"))
-            .await;
+        reporter.info(&format!("found Galera member {ep}")).await;
         nodes.push(FoundNode {
             endpoint: ep,
             role: Role::Galera,
@@ -270,19 +276,26 @@ async fn discover_replication(
                 if downstream_of.is_some() {
                     // A client host we guessed the port of: not evidence enough to register it.
                     reporter
-                        .warn(&format!("possible replica {ep} not reachable ({e}); not registered"))
+                        .warn(&format!(
+                            "possible replica {ep} not reachable ({e}); not registered"
+                        ))
                         .await;
                     visited.insert(ep, None);
                     continue;
                 }
                 reporter
-                    .warn(&format!("source {ep} is named by a replica but is not reachable: {e}"))
+                    .warn(&format!(
+                        "source {ep} is named by a replica but is not reachable: {e}"
+                    ))
                     .await;
                 visited.insert(ep, None);
             }
         }
         reporter
-            .progress("discover", percent(visited.len(), visited.len() + queue.len()))
+            .progress(
+                "discover",
+                percent(visited.len(), visited.len() + queue.len()),
+            )
             .await;
     }
 
@@ -307,7 +320,12 @@ async fn discover_replication(
             }
             continue;
         };
-        let role = if obs.sample.replication.iter().any(|c| !c.source_host.is_empty()) {
+        let role = if obs
+            .sample
+            .replication
+            .iter()
+            .any(|c| !c.source_host.is_empty())
+        {
             Role::Replica
         } else {
             Role::Primary

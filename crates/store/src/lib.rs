@@ -201,12 +201,7 @@ pub trait Store: Send + Sync {
 
     // Metrics history.
     async fn insert_rollups(&self, rollups: &[Rollup]) -> Result<()>;
-    async fn rollups(
-        &self,
-        node: &str,
-        metric: &str,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<Rollup>>;
+    async fn rollups(&self, node: &str, metric: &str, since: DateTime<Utc>) -> Result<Vec<Rollup>>;
     /// Deletes rollups older than `before`; returns how many.
     async fn prune_rollups(&self, before: DateTime<Utc>) -> Result<u64>;
 }

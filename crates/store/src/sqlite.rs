@@ -17,8 +17,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ClusterRecord, EventRecord, JobFilter, JobLogRecord, JobRecord, NewCluster, NodeRecord,
-    Result, Rollup, Secret, SecretBox, Store, StoreError, TokenRecord,
+    ClusterRecord, EventRecord, JobFilter, JobLogRecord, JobRecord, NewCluster, NodeRecord, Result,
+    Rollup, Secret, SecretBox, Store, StoreError, TokenRecord,
 };
 
 /// The SQLite store. Cheap to clone.
@@ -147,11 +147,12 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn put_secret(&self, plaintext: &str) -> Result<i64> {
         let sealed = self.secrets.seal(plaintext)?;
-        let row = sqlx::query("INSERT INTO secrets (sealed, created_at) VALUES (?, ?) RETURNING id")
-            .bind(sealed)
-            .bind(now_ms())
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("INSERT INTO secrets (sealed, created_at) VALUES (?, ?) RETURNING id")
+                .bind(sealed)
+                .bind(now_ms())
+                .fetch_one(&self.pool)
+                .await?;
         Ok(row.try_get("id")?)
     }
 

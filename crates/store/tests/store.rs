@@ -1,6 +1,8 @@
 //! The SQLite store against a real database file: inventory rules, the job lifecycle,
 //! durability across reopen, secrets sealed at rest.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use nines_model::job::{HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
 use nines_model::{ClusterType, Endpoint, Role};
 use nines_store::{JobFilter, NewCluster, SqliteStore, Store, StoreError};
@@ -41,8 +43,13 @@ async fn clusters_are_unique_by_name_and_node_and_survive_reopen() {
     new_cluster(&store, "a", &["127.0.0.1:3306", "127.0.0.2:3306"])
         .await
         .unwrap();
-    let dup = new_cluster(&store, "a", &["127.0.0.9:3306"]).await.unwrap_err();
-    assert!(matches!(dup, StoreError::Conflict(ref m) if m.contains("`a`")), "{dup}");
+    let dup = new_cluster(&store, "a", &["127.0.0.9:3306"])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(dup, StoreError::Conflict(ref m) if m.contains("`a`")),
+        "{dup}"
+    );
     let taken = new_cluster(&store, "b", &["127.0.0.3:3306", "127.0.0.2:3306"])
         .await
         .unwrap_err();
@@ -52,20 +59,35 @@ async fn clusters_are_unique_by_name_and_node_and_survive_reopen() {
     );
     // Nothing of the refused cluster was written.
     assert!(store.get_cluster("b").await.unwrap().is_none());
-    assert!(store.cluster_of_node(&ep("127.0.0.3:3306")).await.unwrap().is_none());
+    assert!(
+        store
+            .cluster_of_node(&ep("127.0.0.3:3306"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     store.close().await;
 
     let store = SqliteStore::open(dir.path()).await.unwrap();
     let clusters = store.list_clusters().await.unwrap();
     assert_eq!(clusters.len(), 1);
     assert_eq!(clusters[0].host_access, HostAccessSpec::Local);
-    assert_eq!(store.list_nodes(Some(clusters[0].id)).await.unwrap().len(), 2);
-    let pw = store.get_secret(clusters[0].db_password_secret).await.unwrap();
+    assert_eq!(
+        store.list_nodes(Some(clusters[0].id)).await.unwrap().len(),
+        2
+    );
+    let pw = store
+        .get_secret(clusters[0].db_password_secret)
+        .await
+        .unwrap();
     assert_eq!(pw.expose(), "Sup3r-Secret-Value");
     // The password is nowhere in the database files in clear.
     for f in ["nines.db", "nines.db-wal"] {
         if let Ok(raw) = std::fs::read(dir.path().join(f)) {
-            assert!(!raw.windows(18).any(|w| w == b"Sup3r-Secret-Value"), "{f} holds the password");
+            assert!(
+                !raw.windows(18).any(|w| w == b"Sup3r-Secret-Value"),
+                "{f} holds the password"
+            );
         }
     }
 }
@@ -78,34 +100,89 @@ async fn one_running_job_per_cluster_and_interrupted_jobs_fail_at_start() {
     let j2 = store.create_job(&import_spec("x"), "admin").await.unwrap();
     let j3 = store.create_job(&import_spec("y"), "admin").await.unwrap();
     assert_eq!(j1.state, JobState::Queued);
-    let runnable: Vec<i64> = store.runnable_jobs().await.unwrap().iter().map(|j| j.id).collect();
+    let runnable: Vec<i64> = store
+        .runnable_jobs()
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
     assert_eq!(runnable, vec![j1.id, j2.id, j3.id]);
     assert!(store.start_job(j1.id).await.unwrap());
-    assert!(!store.start_job(j2.id).await.unwrap(), "second job of cluster x must wait");
-    assert!(store.start_job(j3.id).await.unwrap(), "cluster y runs in parallel");
-    let runnable: Vec<i64> = store.runnable_jobs().await.unwrap().iter().map(|j| j.id).collect();
+    assert!(
+        !store.start_job(j2.id).await.unwrap(),
+        "second job of cluster x must wait"
+    );
+    assert!(
+        store.start_job(j3.id).await.unwrap(),
+        "cluster y runs in parallel"
+    );
+    let runnable: Vec<i64> = store
+        .runnable_jobs()
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
     assert!(runnable.is_empty(), "{runnable:?}");
 
     store
-        .set_job_progress(j1.id, &Progress { phase: "discover".into(), percent: 40 })
+        .set_job_progress(
+            j1.id,
+            &Progress {
+                phase: "discover".into(),
+                percent: 40,
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(store.append_job_log(j1.id, LogLevel::Info, "one").await.unwrap(), 1);
-    assert_eq!(store.append_job_log(j1.id, LogLevel::Warn, "two").await.unwrap(), 2);
+    assert_eq!(
+        store
+            .append_job_log(j1.id, LogLevel::Info, "one")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .append_job_log(j1.id, LogLevel::Warn, "two")
+            .await
+            .unwrap(),
+        2
+    );
     let logs = store.job_logs(j1.id, 1).await.unwrap();
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0].message, "two");
 
-    store.finish_job(j3.id, JobState::Succeeded, None).await.unwrap();
+    store
+        .finish_job(j3.id, JobState::Succeeded, None)
+        .await
+        .unwrap();
     // Cancelling a queued job is immediate; a running one is flagged.
-    assert_eq!(store.request_cancel(j2.id).await.unwrap(), JobState::Cancelled);
-    assert_eq!(store.request_cancel(j1.id).await.unwrap(), JobState::Running);
-    assert!(store.get_job(j1.id).await.unwrap().unwrap().cancel_requested);
+    assert_eq!(
+        store.request_cancel(j2.id).await.unwrap(),
+        JobState::Cancelled
+    );
+    assert_eq!(
+        store.request_cancel(j1.id).await.unwrap(),
+        JobState::Running
+    );
+    assert!(
+        store
+            .get_job(j1.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .cancel_requested
+    );
     store.close().await;
 
     // A new controller finds j1 still running: it is closed as failed, with a log line.
     let store = SqliteStore::open(dir.path()).await.unwrap();
-    let failed = store.fail_interrupted_jobs("controller restarted").await.unwrap();
+    let failed = store
+        .fail_interrupted_jobs("controller restarted")
+        .await
+        .unwrap();
     assert_eq!(failed, vec![j1.id]);
     let j1 = store.get_job(j1.id).await.unwrap().unwrap();
     assert_eq!(j1.state, JobState::Failed);
@@ -114,7 +191,10 @@ async fn one_running_job_per_cluster_and_interrupted_jobs_fail_at_start() {
     let last = store.job_logs(j1.id, 0).await.unwrap().pop().unwrap();
     assert_eq!(last.level, LogLevel::Error);
     let done = store
-        .list_jobs(&JobFilter { state: Some(JobState::Succeeded), ..Default::default() })
+        .list_jobs(&JobFilter {
+            state: Some(JobState::Succeeded),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(done.len(), 1);
@@ -136,8 +216,23 @@ async fn rollups_prune_by_age() {
         max: v,
         samples: 60,
     };
-    store.insert_rollups(&[mk(120, 1.0), mk(30, 2.0), mk(1, 3.0)]).await.unwrap();
-    assert_eq!(store.prune_rollups(now - Duration::minutes(60)).await.unwrap(), 1);
-    let left = store.rollups("n", "m", now - Duration::days(1)).await.unwrap();
-    assert_eq!(left.iter().map(|r| r.avg).collect::<Vec<_>>(), vec![2.0, 3.0]);
+    store
+        .insert_rollups(&[mk(120, 1.0), mk(30, 2.0), mk(1, 3.0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .prune_rollups(now - Duration::minutes(60))
+            .await
+            .unwrap(),
+        1
+    );
+    let left = store
+        .rollups("n", "m", now - Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        left.iter().map(|r| r.avg).collect::<Vec<_>>(),
+        vec![2.0, 3.0]
+    );
 }

@@ -118,18 +118,11 @@ impl Prober {
         let at = Utc::now();
         let result = match self.sample().await {
             Ok(s) => Ok(s),
-            Err(e) => {
-                if e.is_connection_lost() {
-                    if let Some(c) = self.conn.take() {
-                        // Drop without a polite close: the peer may be gone.
-                        drop(c);
-                    }
-                }
-                Err(ProbeError {
-                    kind: e.kind(),
-                    message: e.to_string(),
-                })
-            }
+            // `sample` already dropped a lost connection (without a polite close: the peer may be gone).
+            Err(e) => Err(ProbeError {
+                kind: e.kind(),
+                message: e.to_string(),
+            }),
         };
         NodeSnapshot {
             endpoint: self.endpoint.clone(),
@@ -151,11 +144,17 @@ impl Prober {
                 message: "no connection".into(),
             });
         };
-        let result = read_sample(conn, &mut self.version, &self.status_sql, &self.variables_sql).await;
-        if let Err(e) = &result {
-            if e.is_connection_lost() {
-                self.conn = None;
-            }
+        let result = read_sample(
+            conn,
+            &mut self.version,
+            &self.status_sql,
+            &self.variables_sql,
+        )
+        .await;
+        if let Err(e) = &result
+            && e.is_connection_lost()
+        {
+            self.conn = None;
         }
         result
     }

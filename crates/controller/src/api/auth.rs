@@ -69,7 +69,12 @@ pub async fn require_token(
                 state.tokens.put(hash, t.name.clone());
                 t.name
             }
-            None => return Err(ApiErr::new(StatusCode::UNAUTHORIZED, "invalid bearer token")),
+            None => {
+                return Err(ApiErr::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid bearer token",
+                ));
+            }
         },
     };
     req.extensions_mut().insert(Caller(name));

@@ -23,7 +23,9 @@ use crate::monitor::{ClusterObserved, NodeObserved};
 /// Every registered cluster with its state.
 #[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters",
     responses((status = 200, body = Vec<ClusterSummary>)))]
-pub async fn list_clusters(State(st): State<AppState>) -> Result<Json<Vec<ClusterSummary>>, ApiErr> {
+pub async fn list_clusters(
+    State(st): State<AppState>,
+) -> Result<Json<Vec<ClusterSummary>>, ApiErr> {
     let records = st.store.list_clusters().await?;
     let nodes = st.store.list_nodes(None).await?;
     Ok(Json(
@@ -214,7 +216,10 @@ pub async fn list_events(
 /// Checks a cluster name: 1-64 characters of letters, digits, `-`, `_`, `.`.
 pub fn validate_name(field: &str, name: &str) -> Result<(), ApiErr> {
     if name.is_empty() || name.len() > 64 {
-        return Err(ApiErr::field(field, format!("{field} must be 1-64 characters")));
+        return Err(ApiErr::field(
+            field,
+            format!("{field} must be 1-64 characters"),
+        ));
     }
     if !name
         .chars()
@@ -246,11 +251,17 @@ pub async fn import_cluster(
         return Err(ApiErr::field("db_user", "db_user must not be empty"));
     }
     if req.db_password.is_empty() {
-        return Err(ApiErr::field("db_password", "db_password must not be empty"));
+        return Err(ApiErr::field(
+            "db_password",
+            "db_password must not be empty",
+        ));
     }
     let host_access = match (&req.ssh, req.local) {
         (Some(_), true) => {
-            return Err(ApiErr::field("local", "choose ssh or local host access, not both"));
+            return Err(ApiErr::field(
+                "local",
+                "choose ssh or local host access, not both",
+            ));
         }
         (Some(ssh), false) => {
             if ssh.user.trim().is_empty() {
@@ -259,13 +270,13 @@ pub async fn import_cluster(
             if ssh.port == Some(0) {
                 return Err(ApiErr::field("ssh.port", "ssh.port must be 1-65535"));
             }
-            if let Some(k) = &ssh.key_path {
-                if !std::path::Path::new(k).is_file() {
-                    return Err(ApiErr::field(
-                        "ssh.key_path",
-                        format!("ssh.key_path `{k}` is not a readable file on the controller"),
-                    ));
-                }
+            if let Some(k) = &ssh.key_path
+                && !std::path::Path::new(k).is_file()
+            {
+                return Err(ApiErr::field(
+                    "ssh.key_path",
+                    format!("ssh.key_path `{k}` is not a readable file on the controller"),
+                ));
             }
             HostAccessSpec::Ssh {
                 user: ssh.user.clone(),

@@ -71,7 +71,10 @@ async fn load(st: &AppState, id: i64) -> Result<JobRecord, ApiErr> {
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",
     params(("id" = i64, Path, description = "job id")),
     responses((status = 200, body = JobView), (status = 404, body = nines_model::api::ApiError)))]
-pub async fn show_job(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Json<JobView>, ApiErr> {
+pub async fn show_job(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<JobView>, ApiErr> {
     Ok(Json(job_view(load(&st, id).await?)))
 }
 
@@ -109,7 +112,10 @@ pub async fn job_logs(
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs",
     params(("id" = i64, Path, description = "job id")),
     responses((status = 200, body = JobView), (status = 404, body = nines_model::api::ApiError)))]
-pub async fn cancel_job(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Json<JobView>, ApiErr> {
+pub async fn cancel_job(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<JobView>, ApiErr> {
     load(&st, id).await?;
     st.jobs.cancel(id).await?;
     Ok(Json(job_view(load(&st, id).await?)))

@@ -32,9 +32,10 @@ fn rejection_to_error(r: JsonRejection) -> ApiErr {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "expected a JSON body with Content-Type: application/json",
         ),
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiErr::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {}", inner(&text)))
-        }
+        JsonRejection::JsonSyntaxError(_) => ApiErr::new(
+            StatusCode::BAD_REQUEST,
+            format!("malformed JSON: {}", inner(&text)),
+        ),
         JsonRejection::JsonDataError(_) => {
             let msg = inner(&text);
             match field_in(&msg) {
@@ -71,8 +72,14 @@ mod tests {
 
     #[test]
     fn finds_fields() {
-        assert_eq!(field_in("missing field `seed` at line 1 column 2").as_deref(), Some("seed"));
-        assert_eq!(field_in("unknown field `sed`, expected one of …").as_deref(), Some("sed"));
+        assert_eq!(
+            field_in("missing field `seed` at line 1 column 2").as_deref(),
+            Some("seed")
+        );
+        assert_eq!(
+            field_in("unknown field `sed`, expected one of …").as_deref(),
+            Some("sed")
+        );
         assert_eq!(
             field_in("ssh.port: invalid type: string \"x\", expected u16").as_deref(),
             Some("ssh.port")

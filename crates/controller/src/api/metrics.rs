@@ -35,7 +35,9 @@ pub async fn node_metrics(
         .cluster(&name)
         .ok_or_else(|| ApiErr::not_found(format!("cluster `{name}`")))?;
     if !obs.nodes.iter().any(|n| n.endpoint.to_string() == address) {
-        return Err(ApiErr::not_found(format!("node {address} in cluster `{name}`")));
+        return Err(ApiErr::not_found(format!(
+            "node {address} in cluster `{name}`"
+        )));
     }
     let history = st.monitor.history();
     let now = Utc::now();

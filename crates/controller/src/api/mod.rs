@@ -76,12 +76,12 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api_routes();
     let doc = Arc::new(doc);
-    let protected = api
-        .layer(axum::Extension(doc))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
+    let protected =
+        api.layer(axum::Extension(doc))
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_token,
+            ));
     Router::new()
         .route("/healthz", get(healthz))
         .merge(protected)

@@ -43,7 +43,12 @@ async fn import(
         host_access,
     } = spec;
     ctx.progress("check", 5).await;
-    if store.get_cluster(name).await.map_err(|e| e.to_string())?.is_some() {
+    if store
+        .get_cluster(name)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
         return Err(format!("a cluster named `{name}` already exists"));
     }
     let password = store
@@ -102,6 +107,9 @@ async fn import(
     let _ = store
         .add_event(&cluster.name, None, "cluster_registered", &summary)
         .await;
-    monitor.watch(cluster.name.clone()).await.map_err(|e| e.to_string())?;
+    monitor
+        .watch(cluster.name.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(())
 }

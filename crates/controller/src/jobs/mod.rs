@@ -54,13 +54,20 @@ impl JobRunner {
     }
 
     /// Queues a job and wakes the runner.
-    pub async fn submit(&self, spec: &JobSpec, requested_by: &str) -> Result<JobRecord, StoreError> {
+    pub async fn submit(
+        &self,
+        spec: &JobSpec,
+        requested_by: &str,
+    ) -> Result<JobRecord, StoreError> {
         let job = self.store.create_job(spec, requested_by).await?;
         self.store
             .append_job_log(
                 job.id,
                 LogLevel::Info,
-                &format!("queued {} for cluster `{}` by {requested_by}", job.kind, job.cluster_name),
+                &format!(
+                    "queued {} for cluster `{}` by {requested_by}",
+                    job.kind, job.cluster_name
+                ),
             )
             .await?;
         self.wake.notify_one();
@@ -70,19 +77,16 @@ impl JobRunner {
     /// Cancels a job: a queued one at once, a running one by signalling its steps.
     pub async fn cancel(&self, id: i64) -> Result<JobState, StoreError> {
         let state = self.store.request_cancel(id).await?;
-        if state == JobState::Running {
-            if let Some(token) = self.running_token(id) {
-                token.cancel();
-            }
+        if state == JobState::Running
+            && let Some(token) = self.running_token(id)
+        {
+            token.cancel();
         }
         Ok(state)
     }
 
     fn running_token(&self, id: i64) -> Option<CancellationToken> {
-        self.running
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&id).cloned())
+        self.running.lock().ok().and_then(|m| m.get(&id).cloned())
     }
 
     /// The dispatch loop; returns when the controller shuts down, after running jobs end
@@ -103,7 +107,9 @@ impl JobRunner {
             .await
             .is_err()
         {
-            tracing::warn!("jobs still running at shutdown deadline; they will be closed as failed at next start");
+            tracing::warn!(
+                "jobs still running at shutdown deadline; they will be closed as failed at next start"
+            );
         }
     }
 
@@ -131,17 +137,26 @@ impl JobRunner {
 
     async fn execute(&self, job: JobRecord, token: CancellationToken) {
         let ctx = JobContext::new(job.id, Arc::clone(&self.store), token.clone());
-        ctx.log(LogLevel::Info, &format!("started {}", job.kind)).await;
+        ctx.log(LogLevel::Info, &format!("started {}", job.kind))
+            .await;
         let result = match &job.spec {
             JobSpec::ImportCluster { .. } => {
-                import::run(&ctx, &job.spec, &self.store, &self.monitor, self.server_timeouts).await
+                import::run(
+                    &ctx,
+                    &job.spec,
+                    &self.store,
+                    &self.monitor,
+                    self.server_timeouts,
+                )
+                .await
             }
         };
         let (state, error) = match result {
             Ok(()) => (JobState::Succeeded, None),
-            Err(_) if token.is_cancelled() && !self.shutdown.is_cancelled() => {
-                (JobState::Cancelled, Some("cancelled by request".to_string()))
-            }
+            Err(_) if token.is_cancelled() && !self.shutdown.is_cancelled() => (
+                JobState::Cancelled,
+                Some("cancelled by request".to_string()),
+            ),
             Err(_) if self.shutdown.is_cancelled() => (
                 JobState::Failed,
                 Some("controller shut down while the job ran".to_string()),

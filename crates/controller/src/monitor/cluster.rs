@@ -68,14 +68,17 @@ impl ClusterTask {
                         _ = cancel.cancelled() => break,
                         s = prober.probe() => s,
                     };
-                    if tx.send(Update::Probe(i, snap)).await.is_err() {
+                    if tx.send(Update::Probe(i, Box::new(snap))).await.is_err() {
                         break;
                     }
                 }
                 prober.disconnect().await;
             });
         }
-        if !matches!(self.record.host_access, nines_model::job::HostAccessSpec::None) {
+        if !matches!(
+            self.record.host_access,
+            nines_model::job::HostAccessSpec::None
+        ) {
             super::hostmon::spawn_host_watches(
                 &self.monitor,
                 &self.record,
@@ -119,14 +122,19 @@ impl ClusterTask {
             let (i, snap) = match msg {
                 None => break,
                 Some(Update::Host(host, view)) => {
-                    for t in tracks.iter_mut().filter(|t| t.observed.endpoint.host == host) {
+                    for t in tracks
+                        .iter_mut()
+                        .filter(|t| t.observed.endpoint.host == host)
+                    {
                         t.observed.host = Some(view.clone());
                     }
                     continue;
                 }
-                Some(Update::Probe(i, snap)) => (i, snap),
+                Some(Update::Probe(i, snap)) => (i, *snap),
             };
-            let Some(track) = tracks.get_mut(i) else { continue };
+            let Some(track) = tracks.get_mut(i) else {
+                continue;
+            };
             self.apply(track, snap).await;
             self.update_lag(&mut tracks);
             let views: Vec<NodeView<'_>> = tracks
@@ -140,8 +148,10 @@ impl ClusterTask {
                 .collect();
             // Only judge the cluster once every node has been seen once.
             if tracks.iter().all(|t| t.observed.state.is_some()) {
-                let addresses: Vec<String> =
-                    tracks.iter().map(|t| t.observed.endpoint.to_string()).collect();
+                let addresses: Vec<String> = tracks
+                    .iter()
+                    .map(|t| t.observed.endpoint.to_string())
+                    .collect();
                 let views: Vec<NodeView<'_>> = views
                     .into_iter()
                     .zip(addresses.iter())
@@ -158,8 +168,12 @@ impl ClusterTask {
                     );
                     tracing::info!(cluster = %self.record.name, "{msg}");
                     let store = &self.monitor.store;
-                    let _ = store.add_event(&self.record.name, None, "cluster_state", &msg).await;
-                    let _ = store.set_cluster_state(self.record.id, state, &reason).await;
+                    let _ = store
+                        .add_event(&self.record.name, None, "cluster_state", &msg)
+                        .await;
+                    let _ = store
+                        .set_cluster_state(self.record.id, state, &reason)
+                        .await;
                     cluster_state = Some(state);
                 } else if reason != cluster_reason {
                     let _ = self
@@ -183,7 +197,9 @@ impl ClusterTask {
                 let a = health::assess_node(sample, self.record.cluster_type, policy);
                 obs.role = a.role;
                 obs.reason = a.reasons.join("; ");
-                obs.rates = track.rates.update(snap.at, sample.uptime_seconds, &sample.status);
+                obs.rates = track
+                    .rates
+                    .update(snap.at, sample.uptime_seconds, &sample.status);
                 obs.last_seen = Some(snap.at);
                 obs.error = None;
                 self.monitor
@@ -225,7 +241,10 @@ impl ClusterTask {
 
     /// Computes each replica's lag in transactions against its source, by GTID sets.
     fn update_lag(&self, tracks: &mut [NodeTrack]) {
-        let sources: Vec<(nines_model::Endpoint, Option<nines_model::snapshot::ServerSample>)> = tracks
+        let sources: Vec<(
+            nines_model::Endpoint,
+            Option<nines_model::snapshot::ServerSample>,
+        )> = tracks
             .iter()
             .map(|t| (t.observed.endpoint.clone(), t.observed.sample.clone()))
             .collect();

@@ -81,7 +81,7 @@ async fn watch_host(
             Ok(m) => {
                 warned = false;
                 let usage = prev.as_ref().map(|p| cpu_usage(p, &m.cpu));
-                prev = Some(m.cpu.clone());
+                prev = Some(m.cpu);
                 let disk = m.disks.first();
                 let view = HostView {
                     at: Utc::now(),

@@ -75,7 +75,7 @@ pub struct HostView {
 
 /// What flows from probe tasks to their cluster's task.
 pub(crate) enum Update {
-    Probe(usize, nines_model::snapshot::NodeSnapshot),
+    Probe(usize, Box<nines_model::snapshot::NodeSnapshot>),
     Host(String, HostView),
 }
 
@@ -140,13 +140,7 @@ impl Monitor {
         let password = self.store.get_secret(record.db_password_secret).await?;
         let token = self.shutdown.child_token();
         watching.insert(name.clone(), token.clone());
-        let task = cluster::ClusterTask::new(
-            Arc::clone(self),
-            record,
-            nodes,
-            password,
-            token,
-        );
+        let task = cluster::ClusterTask::new(Arc::clone(self), record, nodes, password, token);
         self.tasks.spawn(task.run());
         Ok(())
     }

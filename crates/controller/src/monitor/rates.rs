@@ -21,19 +21,40 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ("Innodb_rows_inserted", "innodb_rows_inserted_per_second"),
     ("Innodb_rows_updated", "innodb_rows_updated_per_second"),
     ("Innodb_rows_deleted", "innodb_rows_deleted_per_second"),
-    ("Innodb_buffer_pool_read_requests", "innodb_buffer_pool_read_requests_per_second"),
-    ("Innodb_buffer_pool_reads", "innodb_buffer_pool_disk_reads_per_second"),
-    ("Innodb_data_written", "innodb_data_written_bytes_per_second"),
-    ("Innodb_os_log_written", "innodb_log_written_bytes_per_second"),
+    (
+        "Innodb_buffer_pool_read_requests",
+        "innodb_buffer_pool_read_requests_per_second",
+    ),
+    (
+        "Innodb_buffer_pool_reads",
+        "innodb_buffer_pool_disk_reads_per_second",
+    ),
+    (
+        "Innodb_data_written",
+        "innodb_data_written_bytes_per_second",
+    ),
+    (
+        "Innodb_os_log_written",
+        "innodb_log_written_bytes_per_second",
+    ),
 ];
 
 /// Values reported as they are.
 pub const GAUGES: &[(&str, &str)] = &[
     ("Threads_running", "threads_running"),
     ("Threads_connected", "threads_connected"),
-    ("Innodb_buffer_pool_pages_total", "innodb_buffer_pool_pages_total"),
-    ("Innodb_buffer_pool_pages_free", "innodb_buffer_pool_pages_free"),
-    ("Innodb_buffer_pool_pages_dirty", "innodb_buffer_pool_pages_dirty"),
+    (
+        "Innodb_buffer_pool_pages_total",
+        "innodb_buffer_pool_pages_total",
+    ),
+    (
+        "Innodb_buffer_pool_pages_free",
+        "innodb_buffer_pool_pages_free",
+    ),
+    (
+        "Innodb_buffer_pool_pages_dirty",
+        "innodb_buffer_pool_pages_dirty",
+    ),
 ];
 
 /// The previous sample's counters, to diff against.
@@ -61,10 +82,10 @@ impl RateState {
             let dt = (at - *prev_at).num_milliseconds() as f64 / 1000.0;
             if dt > 0.0 && uptime >= *prev_uptime {
                 for (var, name) in COUNTERS {
-                    if let (Some(cur), Some(old)) = (status.get(*var), prev.get(*var)) {
-                        if cur >= old {
-                            out.insert((*name).to_string(), (cur - old) as f64 / dt);
-                        }
+                    if let (Some(cur), Some(old)) = (status.get(*var), prev.get(*var))
+                        && cur >= old
+                    {
+                        out.insert((*name).to_string(), (cur - old) as f64 / dt);
                     }
                 }
             }
@@ -82,7 +103,10 @@ mod tests {
     fn rates_need_two_samples_and_skip_restarts() {
         let t0 = Utc::now();
         let mut r = RateState::default();
-        let mut s = BTreeMap::from([("Questions".to_string(), 100), ("Threads_running".to_string(), 3)]);
+        let mut s = BTreeMap::from([
+            ("Questions".to_string(), 100),
+            ("Threads_running".to_string(), 3),
+        ]);
         let first = r.update(t0, 10, &s);
         assert!(!first.contains_key("queries_per_second"));
         assert_eq!(first["threads_running"], 3.0);

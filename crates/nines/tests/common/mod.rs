@@ -1,5 +1,6 @@
 //! Test harness: runs the real `nines` binary as a controller and as a CLI.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -110,7 +111,10 @@ impl Controller {
             String::from_utf8_lossy(&out.stdout)
         );
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("nines {args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+            panic!(
+                "nines {args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
         })
     }
 
@@ -160,11 +164,27 @@ impl Controller {
     }
 
     /// Imports a cluster with the CLI and `--wait`; returns the CLI output.
-    pub fn import(&self, name: &str, seed: &str, user: &str, password_file: &Path, extra: &[&str]) -> Output {
+    pub fn import(
+        &self,
+        name: &str,
+        seed: &str,
+        user: &str,
+        password_file: &Path,
+        extra: &[&str],
+    ) -> Output {
         let pw = password_file.to_string_lossy().to_string();
         let mut args = vec![
-            "cluster", "import", "--name", name, "--seed", seed, "--db-user", user,
-            "--db-password-file", &pw, "--wait",
+            "cluster",
+            "import",
+            "--name",
+            name,
+            "--seed",
+            seed,
+            "--db-user",
+            user,
+            "--db-password-file",
+            &pw,
+            "--wait",
         ];
         args.extend_from_slice(extra);
         self.cli(&args)

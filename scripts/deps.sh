@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what nines's demo and tests need on Debian 12, when missing. Sourced by
+# scripts/test.sh and scripts/demo.sh; safe to run again (it installs nothing present).
+set -euo pipefail
+
+NINES_APT_PACKAGES=(
+  mariadb-server mariadb-client galera-4 mariadb-backup   # the servers nines manages
+  rsync socat                                             # Galera SST
+  openssh-server openssh-client                           # the SSH transport, tested against a real sshd
+  prometheus                                              # promtool checks /metrics
+  iproute2 procps curl ca-certificates
+)
+
+nines_install_deps() {
+  local missing=()
+  for p in "${NINES_APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+    # Packages must not start their services here: nines starts its own servers.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+      $sudo chmod +x /usr/sbin/policy-rc.d
+      NINES_REMOVE_POLICY=1
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ "${NINES_REMOVE_POLICY:-0}" = 1 ]; then $sudo rm -f /usr/sbin/policy-rc.d; fi
+  fi
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "installing cargo-nextest" >&2
+    cargo install cargo-nextest --locked
+  fi
+}
