@@ -15,6 +15,8 @@ pub struct Config {
     pub listen: String,
     pub monitor: MonitorConfig,
     pub history: HistoryConfig,
+    /// Timeouts of jobs' server connections.
+    pub job_timeouts: nines_access::server::Timeouts,
 }
 
 impl Config {
@@ -32,6 +34,10 @@ impl Config {
                 host_interval: Duration::from_secs(10),
                 policy: HealthPolicy::default(),
                 ssh_config: None,
+            },
+            job_timeouts: nines_access::server::Timeouts {
+                connect: Duration::from_secs(5),
+                query: Duration::from_secs(30),
             },
             history: HistoryConfig {
                 raw_window: Duration::from_secs(15 * 60),

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod config;
 pub mod history;
+pub mod hosts;
 pub mod jobs;
 pub mod monitor;
 pub mod prom;
@@ -55,7 +56,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         Arc::clone(&store),
         Arc::clone(&monitor),
         shutdown.child_token(),
-        config.monitor.timeouts,
+        jobs::JobSettings {
+            timeouts: config.job_timeouts,
+            ssh_config: config.monitor.ssh_config.clone(),
+        },
     );
     let runner = tokio::spawn(Arc::clone(&jobs).run());
 

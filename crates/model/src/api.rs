@@ -75,6 +75,24 @@ pub struct NodeStatus {
     pub last_seen: Option<DateTime<Utc>>,
     /// Rates per second over the last probe interval (queries, connections, rows…).
     pub rates: std::collections::BTreeMap<String, f64>,
+    /// The node's host, where the cluster has host access.
+    pub host: Option<HostStatus>,
+}
+
+/// Host metrics of a node's host, as last read over SSH or locally.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HostStatus {
+    pub at: DateTime<Utc>,
+    pub cpu_count: u32,
+    /// Busy CPU fraction (0-1) since the previous host sample; null on the first.
+    pub cpu_busy: Option<f64>,
+    pub cpu_iowait: Option<f64>,
+    pub mem_total_bytes: u64,
+    pub mem_available_bytes: u64,
+    pub load1: f64,
+    /// Free and total bytes of the file system holding the datadir.
+    pub disk_free_bytes: Option<u64>,
+    pub disk_total_bytes: Option<u64>,
 }
 
 /// A job as lists and `job show` present it.

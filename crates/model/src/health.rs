@@ -380,4 +380,126 @@ mod tests {
             NodeState::Online
         );
     }
+
+    fn sample(wsrep: Option<(&str, &str, u32)>, read_only: bool) -> ServerSample {
+        use crate::replication::{Flavor, ServerVersion, WsrepStatus};
+        ServerSample {
+            version: ServerVersion {
+                flavor: Flavor::MariaDb,
+                major: 10,
+                minor: 11,
+                patch: 19,
+                text: "10.11.19-MariaDB".into(),
+            },
+            server_id: 1,
+            read_only,
+            super_read_only: None,
+            log_bin: true,
+            log_slave_updates: true,
+            gtid_executed: String::new(),
+            gtid_binlog_pos: String::new(),
+            replication: vec![],
+            wsrep: wsrep.map(|(state, status, size)| WsrepStatus {
+                enabled: true,
+                local_state: state.into(),
+                cluster_status: status.into(),
+                cluster_size: size,
+                cluster_state_uuid: "u".into(),
+                last_committed: 1,
+                ready: status == "Primary",
+                connected: true,
+                incoming_addresses: vec![],
+                recv_queue: 0,
+                flow_control_paused: 0.0,
+            }),
+            binlog_dump_clients: vec![],
+            status: Default::default(),
+            uptime_seconds: 1,
+            hostname: String::new(),
+            port: 3306,
+            datadir: String::new(),
+        }
+    }
+
+    #[test]
+    fn galera_cluster_states() {
+        let synced = sample(Some(("Synced", "Primary", 3)), false);
+        let synced2 = sample(Some(("Synced", "Primary", 2)), false);
+        let nonprim = sample(Some(("Initialized", "non-Primary", 1)), false);
+        let v = |s: Option<NodeState>, smp: Option<&ServerSample>| NodeView {
+            address: "a",
+            role: Some(Role::Galera),
+            state: s,
+            sample: smp,
+        };
+        let all = [
+            v(Some(NodeState::Online), Some(&synced)),
+            v(Some(NodeState::Online), Some(&synced)),
+            v(Some(NodeState::Online), Some(&synced)),
+        ];
+        assert_eq!(
+            assess_cluster(ClusterType::Galera, &all).0,
+            ClusterState::Healthy
+        );
+        let one_down = [
+            v(Some(NodeState::Online), Some(&synced2)),
+            v(Some(NodeState::Online), Some(&synced2)),
+            v(Some(NodeState::Offline), None),
+        ];
+        let (s, why) = assess_cluster(ClusterType::Galera, &one_down);
+        assert_eq!(s, ClusterState::Degraded);
+        assert!(why.contains("2 of 3"), "{why}");
+        // Minority partitions only: nobody in a Primary component.
+        let split = [
+            v(Some(NodeState::Degraded), Some(&nonprim)),
+            v(Some(NodeState::Degraded), Some(&nonprim)),
+            v(Some(NodeState::Offline), None),
+        ];
+        assert_eq!(
+            assess_cluster(ClusterType::Galera, &split).0,
+            ClusterState::Failed
+        );
+        assert_eq!(
+            assess_node(&nonprim, ClusterType::Galera, &HealthPolicy::default()).state,
+            NodeState::Degraded
+        );
+    }
+
+    #[test]
+    fn replication_cluster_states() {
+        let writable = sample(None, false);
+        let ro = sample(None, true);
+        let v = |role: Role, s: Option<NodeState>, smp: Option<&ServerSample>| NodeView {
+            address: "a",
+            role: Some(role),
+            state: s,
+            sample: smp,
+        };
+        let ok = [
+            v(Role::Primary, Some(NodeState::Online), Some(&writable)),
+            v(Role::Replica, Some(NodeState::Online), Some(&ro)),
+        ];
+        assert_eq!(
+            assess_cluster(ClusterType::Replication, &ok).0,
+            ClusterState::Healthy
+        );
+        let dead_primary = [
+            v(Role::Primary, Some(NodeState::Offline), None),
+            v(Role::Replica, Some(NodeState::Degraded), Some(&ro)),
+        ];
+        assert_eq!(
+            assess_cluster(ClusterType::Replication, &dead_primary).0,
+            ClusterState::Failed
+        );
+        let two_writers = [
+            v(Role::Primary, Some(NodeState::Online), Some(&writable)),
+            v(Role::Primary, Some(NodeState::Online), Some(&writable)),
+        ];
+        let (s, why) = assess_cluster(ClusterType::Replication, &two_writers);
+        assert_eq!(s, ClusterState::Degraded);
+        assert!(why.contains("2 writable"), "{why}");
+        // A read-only primary is degraded: it takes no writes.
+        let a = assess_node(&ro, ClusterType::Replication, &HealthPolicy::default());
+        assert_eq!((a.role, a.state), (Role::Primary, NodeState::Degraded));
+    }
 }

@@ -349,3 +349,56 @@ async fn metrics_pass_promtool_and_a_crash_keeps_clusters_and_closes_jobs() {
         ctl.cluster("solo").await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_import_can_be_cancelled() {
+    // A "server" that accepts connections and never answers: discovery hangs in the handshake.
+    let lease = nines_testkit::lease_address().expect("lease");
+    let listener = std::net::TcpListener::bind(format!("{}:3306", lease.addr())).expect("bind");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let ctl = Controller::start().await;
+    let pw = password_file(ctl.data_dir(), "x");
+    let seed = format!("{}:3306", lease.addr());
+    let out = ctl.cli(&[
+        "cluster",
+        "import",
+        "--name",
+        "hang",
+        "--seed",
+        &seed,
+        "--db-user",
+        "u",
+        "--db-password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().trim_start_matches("job ").to_string();
+    let running = wait_until(Duration::from_secs(5), || async {
+        let (_, j) = ctl.get(&format!("/api/v1/jobs/{id}")).await;
+        j["state"] == "running"
+    })
+    .await;
+    assert!(running);
+    let out = ctl.cli(&["job", "cancel", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cancelled = wait_until(Duration::from_secs(3), || async {
+        let (_, j) = ctl.get(&format!("/api/v1/jobs/{id}")).await;
+        j["state"] == "cancelled"
+    })
+    .await;
+    assert!(
+        cancelled,
+        "job not cancelled: {:?}",
+        ctl.get(&format!("/api/v1/jobs/{id}")).await
+    );
+    // --follow on a cancelled job exits non-zero.
+    let out = ctl.cli(&["job", "logs", &id, "--follow"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    assert_eq!(ctl.json(&["cluster", "list"]).as_array().unwrap().len(), 0);
+}

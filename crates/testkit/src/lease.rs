@@ -153,6 +153,7 @@ pub fn lease_addresses(n: usize) -> Result<Vec<AddressLease>> {
         return Ok(out);
     }
     let dir = locks_dir()?;
+    sweep_dead_owners_run_dirs();
     let count = usize::from(LAST_OCTET - FIRST_OCTET) + 1;
     // Start at a random place to keep parallel processes from contending.
     let start = rand::rng().random_range(0..count);
@@ -184,7 +185,9 @@ pub fn try_lease_address(addr: &str) -> Result<Option<AddressLease>> {
     if (a, b, c) != (127, 0, 0) || !(FIRST_OCTET..=LAST_OCTET).contains(&octet) {
         bail!("{addr} is outside 127.0.0.{FIRST_OCTET}..=127.0.0.{LAST_OCTET}");
     }
-    try_lease(&locks_dir()?, octet)
+    let dir = locks_dir()?;
+    sweep_dead_owners_run_dirs();
+    try_lease(&dir, octet)
 }
 
 /// The lock file guarding `addr` (for tests and diagnostics).
@@ -346,8 +349,8 @@ fn wait_ports_free(ip: Ipv4Addr, timeout: Duration) -> bool {
     }
 }
 
-/// Removes run directories of earlier owners of `ip` (named `<ip>-<pid>-<n>`)
-/// and sshd directories (`sshd-<pid>-<n>`) of processes that no longer exist.
+/// Removes run directories of earlier owners of `ip` (named `<ip>-<pid>-<n>`):
+/// we own the address now, and its leftovers were killed.
 fn remove_stale_run_dirs(ip: Ipv4Addr) {
     let Ok(run) = run_dir() else {
         return;
@@ -355,21 +358,46 @@ fn remove_stale_run_dirs(ip: Ipv4Addr) {
     let Ok(entries) = std::fs::read_dir(&run) else {
         return;
     };
-    let me = std::process::id();
     let prefix = format!("{ip}-");
+    let mine = format!("{ip}-{}-", std::process::id());
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let owner = name.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-        let stale = if let Some(rest) = name.strip_prefix(&prefix) {
-            // We own the address now: any other owner's directory is stale.
-            !rest.starts_with(&format!("{me}-"))
-        } else if name.starts_with("sshd-") {
-            owner.is_some_and(|pid| pid != me && process_comm(pid).is_none())
-        } else {
-            false
-        };
-        if stale {
+        if name.starts_with(&prefix) && !name.starts_with(&mine) {
             let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Removes run directories (`<name>-<owner pid>-<n>`) whose owner process
+/// is gone and whose server (pid in `mysqld.pid` / `sshd.pid`) no longer
+/// runs: what a test process killed before its `Drop`s ran leaves behind
+/// (its watchdogs killed the servers themselves).
+fn sweep_dead_owners_run_dirs() {
+    let Ok(run) = run_dir() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&run) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(owner) = name.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if owner == std::process::id() || Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        let dir = entry.path();
+        let server_alive = [("mysqld.pid", "mariadbd"), ("sshd.pid", "sshd")]
+            .iter()
+            .any(|(file, comm)| {
+                std::fs::read_to_string(dir.join(file))
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u32>().ok())
+                    .is_some_and(|pid| process_comm(pid).as_deref() == Some(*comm))
+            });
+        if !server_alive {
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 }

@@ -67,7 +67,7 @@ fn a_lock_held_by_another_process_excludes_the_address() {
     };
     let refused = try_lease_address(&addr).unwrap().is_none();
     let killed = std::process::Command::new("kill")
-        .args(["-KILL", &format!("-{}", holder.id())])
+        .args(["-s", "KILL", "--", &format!("-{}", holder.id())])
         .status()
         .unwrap();
     holder.wait().unwrap();

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use nines_access::server::{Credentials, Timeouts};
+use nines_access::server::Credentials;
 use nines_model::job::JobSpec;
 use nines_ops::{OpError, Reporter};
 use nines_store::{NewCluster, Store, StoreError};
@@ -15,9 +15,9 @@ pub(super) async fn run(
     spec: &JobSpec,
     store: &Arc<dyn Store>,
     monitor: &Arc<Monitor>,
-    timeouts: Timeouts,
+    settings: &super::JobSettings,
 ) -> Result<(), String> {
-    let result = import(ctx, spec, store, monitor, timeouts).await;
+    let result = import(ctx, spec, store, monitor, settings).await;
     if result.is_err() {
         // Nothing registered: the password kept for this import goes too.
         let JobSpec::ImportCluster {
@@ -33,7 +33,7 @@ async fn import(
     spec: &JobSpec,
     store: &Arc<dyn Store>,
     monitor: &Arc<Monitor>,
-    timeouts: Timeouts,
+    settings: &super::JobSettings,
 ) -> Result<(), String> {
     let JobSpec::ImportCluster {
         name,
@@ -61,7 +61,7 @@ async fn import(
     };
     ctx.progress("discover", 10).await;
     let topology = tokio::select! {
-        r = nines_ops::discover::discover(seed, &creds, timeouts, ctx) => r,
+        r = nines_ops::discover::discover(seed, &creds, settings.timeouts, ctx) => r,
         _ = ctx.cancellation().cancelled() => Err(OpError::Cancelled),
     }
     .map_err(|e| e.to_string())?;
@@ -78,6 +78,7 @@ async fn import(
             ));
         }
     }
+    check_hosts(ctx, host_access, &topology, settings).await;
     ctx.progress("register", 90).await;
     let cluster = store
         .create_cluster(NewCluster {
@@ -112,4 +113,53 @@ async fn import(
         .await
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Reads the facts of every host over the cluster's host transport and logs them; a host
+/// that cannot be reached is a warning (monitoring works without host access), not a failure.
+async fn check_hosts(
+    ctx: &JobContext,
+    spec: &nines_model::job::HostAccessSpec,
+    topology: &nines_ops::discover::Topology,
+    settings: &super::JobSettings,
+) {
+    let mut hosts: Vec<&str> = topology
+        .nodes
+        .iter()
+        .map(|n| n.endpoint.host.as_str())
+        .collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    for host in hosts {
+        let Some(access) = crate::hosts::host_access(spec, host, settings.ssh_config.as_deref())
+        else {
+            return;
+        };
+        let facts = nines_access::host::host_facts(
+            access.as_ref(),
+            "/",
+            std::time::Duration::from_secs(20),
+        )
+        .await;
+        match facts {
+            Ok(f) => {
+                ctx.info(&format!(
+                    "host {host} ({}): {}, kernel {}, {} CPUs, {} MiB memory, systemd {}",
+                    access.describe(),
+                    f.os.pretty_name,
+                    f.kernel,
+                    f.cpu_count,
+                    f.memory_total_bytes / (1024 * 1024),
+                    if f.systemd { "yes" } else { "no" }
+                ))
+                .await;
+            }
+            Err(e) => {
+                ctx.warn(&format!(
+                    "host {host}: no host access ({e}); host metrics will be missing"
+                ))
+                .await;
+            }
+        }
+    }
 }

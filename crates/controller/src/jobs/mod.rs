@@ -32,7 +32,16 @@ pub struct JobRunner {
     running: Mutex<HashMap<i64, CancellationToken>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
-    server_timeouts: nines_access::server::Timeouts,
+    settings: JobSettings,
+}
+
+/// What jobs need to reach servers and hosts.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// Timeouts of jobs' server connections: more patient than the monitor's probes.
+    pub timeouts: nines_access::server::Timeouts,
+    /// ssh_config file handed to OpenSSH for host access, if any.
+    pub ssh_config: Option<std::path::PathBuf>,
 }
 
 impl JobRunner {
@@ -40,7 +49,7 @@ impl JobRunner {
         store: Arc<dyn Store>,
         monitor: Arc<Monitor>,
         shutdown: CancellationToken,
-        server_timeouts: nines_access::server::Timeouts,
+        settings: JobSettings,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -49,7 +58,7 @@ impl JobRunner {
             running: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             shutdown,
-            server_timeouts,
+            settings,
         })
     }
 
@@ -141,14 +150,7 @@ impl JobRunner {
             .await;
         let result = match &job.spec {
             JobSpec::ImportCluster { .. } => {
-                import::run(
-                    &ctx,
-                    &job.spec,
-                    &self.store,
-                    &self.monitor,
-                    self.server_timeouts,
-                )
-                .await
+                import::run(&ctx, &job.spec, &self.store, &self.monitor, &self.settings).await
             }
         };
         let (state, error) = match result {

@@ -75,18 +75,13 @@ impl ClusterTask {
                 prober.disconnect().await;
             });
         }
-        if !matches!(
-            self.record.host_access,
-            nines_model::job::HostAccessSpec::None
-        ) {
-            super::hostmon::spawn_host_watches(
-                &self.monitor,
-                &self.record,
-                &self.nodes,
-                tx.clone(),
-                self.cancel.clone(),
-            );
-        }
+        let disk_paths = super::hostmon::spawn_host_watches(
+            &self.monitor,
+            &self.record,
+            &self.nodes,
+            tx.clone(),
+            self.cancel.clone(),
+        );
         drop(tx);
 
         let mut tracks: Vec<NodeTrack> = self
@@ -135,6 +130,18 @@ impl ClusterTask {
             let Some(track) = tracks.get_mut(i) else {
                 continue;
             };
+            if let (Ok(sample), Some(paths)) = (&snap.result, disk_paths.get(&snap.endpoint.host))
+                && !sample.datadir.is_empty()
+            {
+                paths.send_if_modified(|p| {
+                    if p.contains(&sample.datadir) {
+                        return false;
+                    }
+                    p.retain(|x| x != "/");
+                    p.push(sample.datadir.clone());
+                    true
+                });
+            }
             self.apply(track, snap).await;
             self.update_lag(&mut tracks);
             let views: Vec<NodeView<'_>> = tracks

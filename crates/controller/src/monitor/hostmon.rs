@@ -6,52 +6,48 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use nines_access::host::{
-    CpuTimes, HostAccess, LocalHost, SshHost, SshTarget, cpu_usage, host_metrics,
-};
-use nines_model::job::HostAccessSpec;
+use nines_access::host::{CpuTimes, HostAccess, cpu_usage, host_metrics};
 use nines_store::{ClusterRecord, NodeRecord};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{HostView, Monitor, Update};
 
-/// Starts one metrics task per distinct host of the cluster's nodes.
+/// Per host, the data directories to measure (learnt from the nodes' @@datadir).
+pub(super) type DiskPaths = std::collections::HashMap<String, watch::Sender<Vec<String>>>;
+
+/// Starts one metrics task per distinct host of the cluster's nodes; returns the senders
+/// through which the cluster task tells each host task which data directories to measure.
 pub(super) fn spawn_host_watches(
     monitor: &Arc<Monitor>,
     record: &ClusterRecord,
     nodes: &[NodeRecord],
     tx: mpsc::Sender<Update>,
     cancel: CancellationToken,
-) {
+) -> DiskPaths {
+    let mut paths = DiskPaths::new();
     let mut hosts: Vec<String> = nodes.iter().map(|n| n.endpoint.host.clone()).collect();
     hosts.sort();
     hosts.dedup();
     let interval = monitor.config().host_interval;
     for host in hosts {
-        let access: Arc<dyn HostAccess> = match &record.host_access {
-            HostAccessSpec::None => return,
-            HostAccessSpec::Local => Arc::new(LocalHost::new()),
-            HostAccessSpec::Ssh {
-                user,
-                key_path,
-                port,
-            } => {
-                let mut t = SshTarget::new(host.clone(), user.clone());
-                t.port = *port;
-                t.key_path = key_path.as_ref().map(Into::into);
-                t.config_file = monitor.config().ssh_config.clone();
-                t.connect_timeout = Duration::from_secs(5);
-                Arc::new(SshHost::new(t))
-            }
+        let Some(access) = crate::hosts::host_access(
+            &record.host_access,
+            &host,
+            monitor.config().ssh_config.as_deref(),
+        ) else {
+            return paths;
         };
+        let (disk_tx, disk_rx) = watch::channel(vec!["/".to_string()]);
+        paths.insert(host.clone(), disk_tx);
         let tx = tx.clone();
         let cancel = cancel.clone();
         let cluster = record.name.clone();
         monitor.tasks.spawn(async move {
-            watch_host(cluster, host, access, interval, tx, cancel).await;
+            watch_host(cluster, host, access, interval, disk_rx, tx, cancel).await;
         });
     }
+    paths
 }
 
 async fn watch_host(
@@ -59,6 +55,7 @@ async fn watch_host(
     host: String,
     access: Arc<dyn HostAccess>,
     interval: Duration,
+    disks: watch::Receiver<Vec<String>>,
     tx: mpsc::Sender<Update>,
     cancel: CancellationToken,
 ) {
@@ -66,16 +63,16 @@ async fn watch_host(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut prev: Option<CpuTimes> = None;
     let mut warned = false;
-    let disks = vec!["/var/lib/mysql".to_string(), "/".to_string()];
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {}
         }
         let timeout = interval.max(Duration::from_secs(5));
+        let paths = disks.borrow().clone();
         let result = tokio::select! {
             _ = cancel.cancelled() => break,
-            r = host_metrics(access.as_ref(), &disks, timeout) => r,
+            r = host_metrics(access.as_ref(), &paths, timeout) => r,
         };
         match result {
             Ok(m) => {

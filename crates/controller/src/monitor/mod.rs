@@ -58,20 +58,7 @@ pub struct NodeObserved {
 }
 
 /// Host metrics of a node's host, as last read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostView {
-    pub at: DateTime<Utc>,
-    pub cpu_count: u32,
-    /// Busy CPU fraction since the previous host sample (None on the first).
-    pub cpu_busy: Option<f64>,
-    pub cpu_iowait: Option<f64>,
-    pub mem_total_bytes: u64,
-    pub mem_available_bytes: u64,
-    pub load1: f64,
-    /// Free and total bytes of the file system holding the datadir.
-    pub disk_free_bytes: Option<u64>,
-    pub disk_total_bytes: Option<u64>,
-}
+pub type HostView = nines_model::api::HostStatus;
 
 /// What flows from probe tasks to their cluster's task.
 pub(crate) enum Update {

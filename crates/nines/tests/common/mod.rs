@@ -18,6 +18,7 @@ pub struct Controller {
     pub token: String,
     child: Option<Child>,
     port: u16,
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -27,6 +28,11 @@ fn free_port() -> u16 {
 
 impl Controller {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a controller with extra `nines serve` arguments.
+    pub async fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut c = Self {
@@ -35,6 +41,7 @@ impl Controller {
             token: String::new(),
             child: None,
             port,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         c.spawn().await;
         c
@@ -54,6 +61,7 @@ impl Controller {
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--data-dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
