@@ -426,12 +426,14 @@ mod tests {
         let synced = sample(Some(("Synced", "Primary", 3)), false);
         let synced2 = sample(Some(("Synced", "Primary", 2)), false);
         let nonprim = sample(Some(("Initialized", "non-Primary", 1)), false);
-        let v = |s: Option<NodeState>, smp: Option<&ServerSample>| NodeView {
-            address: "a",
-            role: Some(Role::Galera),
-            state: s,
-            sample: smp,
-        };
+        fn v(s: Option<NodeState>, smp: Option<&ServerSample>) -> NodeView<'_> {
+            NodeView {
+                address: "a",
+                role: Some(Role::Galera),
+                state: s,
+                sample: smp,
+            }
+        }
         let all = [
             v(Some(NodeState::Online), Some(&synced)),
             v(Some(NodeState::Online), Some(&synced)),
@@ -469,12 +471,14 @@ mod tests {
     fn replication_cluster_states() {
         let writable = sample(None, false);
         let ro = sample(None, true);
-        let v = |role: Role, s: Option<NodeState>, smp: Option<&ServerSample>| NodeView {
-            address: "a",
-            role: Some(role),
-            state: s,
-            sample: smp,
-        };
+        fn v(role: Role, s: Option<NodeState>, smp: Option<&ServerSample>) -> NodeView<'_> {
+            NodeView {
+                address: "a",
+                role: Some(role),
+                state: s,
+                sample: smp,
+            }
+        }
         let ok = [
             v(Role::Primary, Some(NodeState::Online), Some(&writable)),
             v(Role::Replica, Some(NodeState::Online), Some(&ro)),

@@ -169,7 +169,8 @@ pub fn lease_addresses(n: usize) -> Result<Vec<AddressLease>> {
         }
     }
     bail!(
-        "only {} of {n} loopback addresses could be leased in 127.0.0.{FIRST_OCTET}..=127.0.0.{LAST_OCTET}",
+        "only {} of {n} loopback addresses could be leased in 127.0.0.{FIRST_OCTET}..=127.0.0.{LAST_OCTET} \
+         (all others are leased, or their ports are taken: check `ss -ltnp` for servers on 0.0.0.0)",
         out.len()
     )
 }
@@ -220,15 +221,17 @@ fn try_lease(dir: &Path, octet: u8) -> Result<Option<AddressLease>> {
         }
     }
     let pid_path = dir.join(format!("{ip}.pids"));
-    let killed = kill_recorded_leftovers(&pid_path);
-    if !ports_free(ip) {
-        if !killed || !wait_ports_free(ip, Duration::from_secs(3)) {
-            kill_kit_listeners(ip);
-        }
-        if !wait_ports_free(ip, LEFTOVER_WAIT) {
-            eprintln!("nines-testkit: skipping {ip}: ports still busy after killing leftovers");
-            return Ok(None);
-        }
+    if kill_recorded_leftovers(&pid_path) {
+        wait_ports_free(ip, LEFTOVER_WAIT);
+    }
+    if !ports_free(ip) && kill_kit_listeners(ip) {
+        wait_ports_free(ip, LEFTOVER_WAIT);
+    }
+    let busy = busy_ports(ip);
+    if !busy.is_empty() {
+        // Not ours to kill (or unkillable): leave the address alone.
+        eprintln!("nines-testkit: skipping {ip}: ports {busy:?} in use by something else");
+        return Ok(None);
     }
     write_pid_file(&pid_path, &[]);
     remove_stale_run_dirs(ip);
@@ -305,14 +308,16 @@ fn kill_recorded_leftovers(pid_path: &Path) -> bool {
 /// Last resort: kill processes listening on `ip` whose command line points
 /// into the kit's directory (a leftover started by the kit whose pid was not
 /// recorded, e.g. a process killed between spawn and record).
-fn kill_kit_listeners(ip: Ipv4Addr) {
+/// Returns whether anything was killed.
+fn kill_kit_listeners(ip: Ipv4Addr) -> bool {
+    let mut killed = false;
     let root = kit_root();
     let root = root.to_string_lossy();
     let Ok(out) = Command::new("ss")
         .args(["-ltnpH", &format!("src {ip}")])
         .output()
     else {
-        return;
+        return false;
     };
     let text = String::from_utf8_lossy(&out.stdout);
     for pid in text.split("pid=").skip(1).filter_map(|s| {
@@ -324,16 +329,24 @@ fn kill_kit_listeners(ip: Ipv4Addr) {
             eprintln!("nines-testkit: killing leftover listener pid {pid} on {ip}");
             let _ = signal_group(pid, Signal::Kill);
             let _ = signal_pid(pid, Signal::Kill);
+            killed = true;
         }
     }
+    killed
 }
 
-fn ports_free(ip: Ipv4Addr) -> bool {
+/// Ports of `ip` (guarded and sshd ones) that cannot be bound.
+fn busy_ports(ip: Ipv4Addr) -> Vec<u16> {
     GUARDED_PORTS
         .iter()
         .copied()
         .chain(SSHD_PORTS)
-        .all(|port| TcpListener::bind((ip, port)).is_ok())
+        .filter(|&port| TcpListener::bind((ip, port)).is_err())
+        .collect()
+}
+
+fn ports_free(ip: Ipv4Addr) -> bool {
+    busy_ports(ip).is_empty()
 }
 
 fn wait_ports_free(ip: Ipv4Addr, timeout: Duration) -> bool {

@@ -14,7 +14,12 @@
 //! * Every server listens on the *standard* ports of its own address
 //!   (MariaDB 3306, Galera 4567, IST 4568, SST 4444), like on a real host.
 //! * Servers are separate process groups; their `Drop` kills the group and
-//!   removes the server's directory, also while a test panics.
+//!   removes the server's directory, also while a test panics. A watchdog in
+//!   each group kills the server when the test process dies without running
+//!   `Drop` (SIGKILL, a runner's timeout, a server leaked in a `static`).
+//!
+//! Starting points: [`MariaDbServer::start`], [`ReplicationTopology::start`],
+//! [`GaleraCluster::start`], [`Sshd::start`], [`lease_addresses`].
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
