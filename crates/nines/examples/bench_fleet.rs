@@ -10,10 +10,6 @@ async fn main() -> anyhow::Result<()> {
     let out = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "fleet.txt".to_string());
-    let dir = std::path::Path::new(&out)
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
     let repl = nines_testkit::ReplicationTopology::start(3, false).await?;
     let galera = nines_testkit::GaleraCluster::start(3).await?;
     let mut solo = Vec::new();
@@ -25,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .chain(solo.iter())
     {
-        let pw = nines_testkit::write_password_file(&dir, s.password())?;
+        let pw = s.write_password_file()?;
         lines.push(format!("{} {} {}", s.endpoint(), s.user(), pw.display()));
     }
     let tmp = format!("{out}.tmp");
