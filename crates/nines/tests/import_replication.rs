@@ -133,11 +133,32 @@ async fn import_chain_from_a_replica_and_watch_a_replica_die_and_return() {
         "{msgs:?}"
     );
 
+    // `cluster show` tells the same story, as a table and as JSON.
+    let show = ctl.cli(&["cluster", "show", "shop"]);
+    assert!(show.status.success(), "{}", stderr(&show));
+    for n in topo.nodes() {
+        assert!(stdout(&show).contains(&n.endpoint()), "{}", stdout(&show));
+    }
+    let detail = ctl.json(&["cluster", "show", "--name", "shop"]);
+    assert_eq!(detail["node_list"].as_array().unwrap().len(), 3);
+    assert_eq!(detail["host_access"], "local");
+    let missing = ctl.cli(&["cluster", "show", "nope"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("cluster `nope` not found"),
+        "{}",
+        stderr(&missing)
+    );
+
     // The import is a job with a log.
     let jobs = ctl.json(&["job", "list"]);
     let job = &jobs.as_array().unwrap()[0];
     assert_eq!(job["kind"], "import_cluster");
     assert_eq!(job["state"], "succeeded");
+    let shown = ctl.json(&["job", "show", &job["id"].to_string()]);
+    assert_eq!(shown["percent"], 100);
+    assert_eq!(shown["requested_by"], "admin");
+    assert!(shown["finished_at"].is_string());
     let logs = ctl.cli(&["job", "logs", &job["id"].to_string()]);
     assert!(stdout(&logs).contains("found primary"), "{}", stdout(&logs));
     // The password never shows in job output or API answers.
