@@ -134,9 +134,21 @@ impl Prober {
 
     /// Takes a sample, reconnecting first when needed. Errors leave the prober ready to retry.
     pub async fn sample(&mut self) -> Result<ServerSample, ServerError> {
+        let reused = self.conn.is_some();
+        match self.sample_once().await {
+            // The kept connection broke (server restarted or killed): find out at once what
+            // a fresh connection says, so a dead server reads as "refused" on this probe.
+            Err(ServerError::Connect { .. }) if reused => self.sample_once().await,
+            other => other,
+        }
+    }
+
+    async fn sample_once(&mut self) -> Result<ServerSample, ServerError> {
         if self.conn.is_none() {
             let conn = ServerConn::connect(&self.endpoint, &self.creds, self.timeouts).await?;
             self.conn = Some(conn);
+            // A new connection may reach a restarted (perhaps upgraded) server.
+            self.version = None;
         }
         let Some(conn) = self.conn.as_mut() else {
             return Err(ServerError::Connect {
