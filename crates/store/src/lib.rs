@@ -10,6 +10,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use nines_model::deploy::{ClusterSettings, NodeSettings};
 use nines_model::job::{HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
 use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
 
@@ -55,6 +56,10 @@ pub struct ClusterRecord {
     pub state: Option<ClusterState>,
     pub state_reason: String,
     pub created_at: DateTime<Utc>,
+    /// How nines deployed it; None for imported clusters.
+    pub settings: Option<ClusterSettings>,
+    /// deploying, failed or deployed; None for imported clusters.
+    pub deploy_state: Option<String>,
 }
 
 /// A node of a registered cluster.
@@ -67,6 +72,26 @@ pub struct NodeRecord {
     pub role: Role,
     pub state: Option<NodeState>,
     pub created_at: DateTime<Utc>,
+    /// Layout and service of a node nines deployed; None for imported nodes.
+    pub settings: Option<NodeSettings>,
+    /// `running` or `stopped`: what the operator wants.
+    pub desired: String,
+}
+
+/// A node to register.
+#[derive(Debug, Clone)]
+pub struct NewNode {
+    pub endpoint: Endpoint,
+    pub role: Role,
+    pub settings: Option<NodeSettings>,
+}
+
+/// An account nines keeps for a cluster; the password is a sealed secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRecord {
+    pub purpose: String,
+    pub user: String,
+    pub secret_id: i64,
 }
 
 /// A cluster to register, with its nodes, in one transaction.
@@ -77,7 +102,9 @@ pub struct NewCluster {
     pub host_access: HostAccessSpec,
     pub db_user: String,
     pub db_password_secret: i64,
-    pub nodes: Vec<(Endpoint, Role)>,
+    pub nodes: Vec<NewNode>,
+    pub settings: Option<ClusterSettings>,
+    pub deploy_state: Option<String>,
 }
 
 /// A job as stored.
@@ -165,6 +192,22 @@ pub trait Store: Send + Sync {
     async fn cluster_of_node(&self, endpoint: &Endpoint) -> Result<Option<String>>;
     async fn set_cluster_state(&self, id: i64, state: ClusterState, reason: &str) -> Result<()>;
     async fn set_node_state(&self, id: i64, role: Role, state: NodeState) -> Result<()>;
+    async fn set_deploy_state(&self, cluster_id: i64, state: &str) -> Result<()>;
+    /// Adds a node to a cluster; Conflict when the address is managed already.
+    async fn add_node(&self, cluster_id: i64, node: NewNode) -> Result<NodeRecord>;
+    async fn remove_node(&self, node_id: i64) -> Result<()>;
+    async fn set_node_desired(&self, node_id: i64, desired: &str) -> Result<()>;
+    /// Deletes a cluster with its nodes, accounts and their secrets.
+    async fn delete_cluster(&self, cluster_id: i64) -> Result<()>;
+    /// Records (or replaces) an account of a cluster.
+    async fn put_account(
+        &self,
+        cluster_id: i64,
+        purpose: &str,
+        user: &str,
+        secret_id: i64,
+    ) -> Result<()>;
+    async fn accounts(&self, cluster_id: i64) -> Result<Vec<AccountRecord>>;
 
     // Jobs.
     async fn create_job(&self, spec: &JobSpec, requested_by: &str) -> Result<JobRecord>;

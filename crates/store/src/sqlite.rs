@@ -17,9 +17,18 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ClusterRecord, EventRecord, JobFilter, JobLogRecord, JobRecord, NewCluster, NodeRecord, Result,
-    Rollup, Secret, SecretBox, Store, StoreError, TokenRecord,
+    AccountRecord, ClusterRecord, EventRecord, JobFilter, JobLogRecord, JobRecord, NewCluster,
+    NewNode, NodeRecord, Result, Rollup, Secret, SecretBox, Store, StoreError, TokenRecord,
 };
+
+fn json_opt<T: serde::de::DeserializeOwned>(what: &str, s: Option<String>) -> Result<Option<T>> {
+    s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))))
+        .transpose()
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -97,6 +106,8 @@ impl SqliteStore {
                 .transpose()?,
             state_reason: row.try_get("state_reason")?,
             created_at: to_time(row.try_get("created_at")?),
+            settings: json_opt("cluster settings", row.try_get("settings")?)?,
+            deploy_state: row.try_get("deploy_state")?,
         })
     }
 
@@ -116,7 +127,45 @@ impl SqliteStore {
                 .map(|s| parse::<NodeState>("node state", s))
                 .transpose()?,
             created_at: to_time(row.try_get("created_at")?),
+            settings: json_opt("node settings", row.try_get("settings")?)?,
+            desired: row.try_get("desired")?,
         })
+    }
+
+    async fn insert_node(
+        tx: &mut sqlx::SqliteConnection,
+        cluster_id: i64,
+        node: &NewNode,
+    ) -> Result<NodeRecord> {
+        let ep = &node.endpoint;
+        let owner = sqlx::query(
+            "SELECT c.name FROM nodes n JOIN clusters c ON c.id = n.cluster_id \
+             WHERE n.host = ? AND n.port = ?",
+        )
+        .bind(&ep.host)
+        .bind(i64::from(ep.port))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = owner {
+            let name: String = row.try_get("name")?;
+            return Err(StoreError::Conflict(format!(
+                "node {ep} is already managed by nines in cluster `{name}`"
+            )));
+        }
+        let settings = node.settings.as_ref().map(to_json).transpose()?;
+        let row = sqlx::query(
+            "INSERT INTO nodes (cluster_id, host, port, role, settings, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(cluster_id)
+        .bind(&ep.host)
+        .bind(i64::from(ep.port))
+        .bind(node.role.as_str())
+        .bind(settings)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        Self::node_from_row(&row)
     }
 
     fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
@@ -186,63 +235,32 @@ impl Store for SqliteStore {
                 new.name
             )));
         }
-        for (ep, _) in &new.nodes {
-            let owner = sqlx::query(
-                "SELECT c.name FROM nodes n JOIN clusters c ON c.id = n.cluster_id \
-                 WHERE n.host = ? AND n.port = ?",
-            )
-            .bind(&ep.host)
-            .bind(i64::from(ep.port))
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = owner {
-                let name: String = row.try_get("name")?;
-                return Err(StoreError::Conflict(format!(
-                    "node {ep} is already managed by nines in cluster `{name}`"
-                )));
-            }
-        }
-        let host_access = serde_json::to_string(&new.host_access)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let now = now_ms();
+        let host_access = to_json(&new.host_access)?;
+        let settings = new.settings.as_ref().map(to_json).transpose()?;
         let row = sqlx::query(
-            "INSERT INTO clusters (name, cluster_type, host_access, db_user, db_password_secret, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+            "INSERT INTO clusters (name, cluster_type, host_access, db_user, db_password_secret, \
+             settings, deploy_state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
         )
         .bind(&new.name)
         .bind(new.cluster_type.as_str())
         .bind(&host_access)
         .bind(&new.db_user)
         .bind(new.db_password_secret)
-        .bind(now)
+        .bind(settings)
+        .bind(new.deploy_state.as_deref())
+        .bind(now_ms())
         .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(format!("a cluster named `{}` already exists", new.name))
-            } else {
-                e.into()
-            }
-        })?;
+        .await?;
         let cluster = Self::cluster_from_row(&row)?;
-        for (ep, role) in &new.nodes {
-            sqlx::query(
-                "INSERT INTO nodes (cluster_id, host, port, role, created_at) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(cluster.id)
-            .bind(&ep.host)
-            .bind(i64::from(ep.port))
-            .bind(role.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("node {ep} is listed twice"))
-                } else {
-                    e.into()
-                }
-            })?;
+        let mut seen = std::collections::BTreeSet::new();
+        for node in &new.nodes {
+            if !seen.insert(node.endpoint.clone()) {
+                return Err(StoreError::Conflict(format!(
+                    "node {} is listed twice",
+                    node.endpoint
+                )));
+            }
+            Self::insert_node(&mut tx, cluster.id, node).await?;
         }
         tx.commit().await?;
         Ok(cluster)
@@ -314,6 +332,110 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn set_deploy_state(&self, cluster_id: i64, state: &str) -> Result<()> {
+        sqlx::query("UPDATE clusters SET deploy_state = ? WHERE id = ?")
+            .bind(state)
+            .bind(cluster_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn add_node(&self, cluster_id: i64, node: NewNode) -> Result<NodeRecord> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rec = Self::insert_node(&mut tx, cluster_id, &node).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn remove_node(&self, node_id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM nodes WHERE id = ?")
+            .bind(node_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_node_desired(&self, node_id: i64, desired: &str) -> Result<()> {
+        sqlx::query("UPDATE nodes SET desired = ? WHERE id = ?")
+            .bind(desired)
+            .bind(node_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_cluster(&self, cluster_id: i64) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut secrets: Vec<i64> =
+            sqlx::query("SELECT secret_id FROM cluster_accounts WHERE cluster_id = ?")
+                .bind(cluster_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("secret_id"))
+                .collect::<Result<_, _>>()?;
+        if let Some(r) = sqlx::query("SELECT db_password_secret FROM clusters WHERE id = ?")
+            .bind(cluster_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            secrets.push(r.try_get("db_password_secret")?);
+        }
+        sqlx::query("DELETE FROM clusters WHERE id = ?")
+            .bind(cluster_id)
+            .execute(&mut *tx)
+            .await?;
+        secrets.sort_unstable();
+        secrets.dedup();
+        for s in secrets {
+            sqlx::query("DELETE FROM secrets WHERE id = ?")
+                .bind(s)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn put_account(
+        &self,
+        cluster_id: i64,
+        purpose: &str,
+        user: &str,
+        secret_id: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO cluster_accounts (cluster_id, purpose, user_name, secret_id) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(cluster_id)
+        .bind(purpose)
+        .bind(user)
+        .bind(secret_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn accounts(&self, cluster_id: i64) -> Result<Vec<AccountRecord>> {
+        let rows = sqlx::query(
+            "SELECT purpose, user_name, secret_id FROM cluster_accounts WHERE cluster_id = ? ORDER BY purpose",
+        )
+        .bind(cluster_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AccountRecord {
+                    purpose: r.try_get("purpose")?,
+                    user: r.try_get("user_name")?,
+                    secret_id: r.try_get("secret_id")?,
+                })
+            })
+            .collect()
     }
 
     async fn create_job(&self, spec: &JobSpec, requested_by: &str) -> Result<JobRecord> {

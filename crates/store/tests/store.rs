@@ -30,7 +30,16 @@ async fn new_cluster(store: &SqliteStore, name: &str, nodes: &[&str]) -> Result<
             host_access: HostAccessSpec::Local,
             db_user: "nines".into(),
             db_password_secret: secret,
-            nodes: nodes.iter().map(|n| (ep(n), Role::Replica)).collect(),
+            nodes: nodes
+                .iter()
+                .map(|n| nines_store::NewNode {
+                    endpoint: ep(n),
+                    role: Role::Replica,
+                    settings: None,
+                })
+                .collect(),
+            settings: None,
+            deploy_state: None,
         })
         .await
         .map(|c| c.id)
@@ -234,5 +243,84 @@ async fn rollups_prune_by_age() {
     assert_eq!(
         left.iter().map(|r| r.avg).collect::<Vec<_>>(),
         vec![2.0, 3.0]
+    );
+}
+
+#[tokio::test]
+async fn deployed_clusters_keep_accounts_and_delete_takes_their_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let id = new_cluster(&store, "d", &["127.0.0.1:3306"]).await.unwrap();
+    let other = new_cluster(&store, "o", &["127.0.0.2:3306"]).await.unwrap();
+    let s1 = store.put_secret("repl-pw").await.unwrap();
+    store
+        .put_account(id, "replication", "nines_repl", s1)
+        .await
+        .unwrap();
+    let s2 = store.put_secret("repl-pw-2").await.unwrap();
+    store
+        .put_account(id, "replication", "nines_repl", s2)
+        .await
+        .unwrap();
+    let accounts = store.accounts(id).await.unwrap();
+    assert_eq!(accounts.len(), 1, "one account per purpose");
+    assert_eq!(accounts[0].secret_id, s2);
+
+    // A node managed by another cluster cannot be added.
+    let taken = store
+        .add_node(
+            id,
+            nines_store::NewNode {
+                endpoint: ep("127.0.0.2:3306"),
+                role: Role::Replica,
+                settings: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(taken, StoreError::Conflict(ref m) if m.contains("`o`")),
+        "{taken}"
+    );
+    let added = store
+        .add_node(
+            id,
+            nines_store::NewNode {
+                endpoint: ep("127.0.0.3:3306"),
+                role: Role::Replica,
+                settings: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(added.desired, "running");
+    store.set_node_desired(added.id, "stopped").await.unwrap();
+    let nodes = store.list_nodes(Some(id)).await.unwrap();
+    assert_eq!(
+        nodes.iter().find(|n| n.id == added.id).unwrap().desired,
+        "stopped"
+    );
+
+    let cluster = store.get_cluster("d").await.unwrap().unwrap();
+    store.delete_cluster(id).await.unwrap();
+    assert!(store.get_cluster("d").await.unwrap().is_none());
+    assert!(store.list_nodes(Some(id)).await.unwrap().is_empty());
+    assert!(store.accounts(id).await.unwrap().is_empty());
+    assert!(matches!(
+        store.get_secret(s2).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.get_secret(cluster.db_password_secret).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The other cluster is untouched; its address can now be reused by nobody else's mistake.
+    assert_eq!(store.list_nodes(Some(other)).await.unwrap().len(), 1);
+    assert!(
+        store
+            .cluster_of_node(&ep("127.0.0.1:3306"))
+            .await
+            .unwrap()
+            .is_none()
     );
 }

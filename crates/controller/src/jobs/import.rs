@@ -90,8 +90,14 @@ async fn import(
             nodes: topology
                 .nodes
                 .iter()
-                .map(|n| (n.endpoint.clone(), n.role))
+                .map(|n| nines_store::NewNode {
+                    endpoint: n.endpoint.clone(),
+                    role: n.role,
+                    settings: None,
+                })
                 .collect(),
+            settings: None,
+            deploy_state: None,
         })
         .await
         .map_err(|e| match e {
