@@ -47,6 +47,10 @@ impl Client {
             .await
     }
 
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(self.req(reqwest::Method::DELETE, path)).await
+    }
+
     async fn send<T: DeserializeOwned>(&self, r: reqwest::RequestBuilder) -> anyhow::Result<T> {
         let resp = r
             .send()

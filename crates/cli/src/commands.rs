@@ -26,6 +26,74 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve(_) => bail!("`serve` is run by the binary, not the client"),
         Command::Cluster(ClusterCmd::Import(args)) => import(&client, f, args).await,
+        Command::Cluster(ClusterCmd::Create(args)) => create(&client, f, args).await,
+        Command::Cluster(ClusterCmd::Stop(a)) => {
+            let path = format!("/api/v1/clusters/{}/stop", urlencode(&a.name));
+            started(
+                &client,
+                f,
+                client.post(&path, &serde_json::json!({})).await?,
+                a.wait,
+            )
+            .await
+        }
+        Command::Cluster(ClusterCmd::Start(a)) => {
+            let path = format!("/api/v1/clusters/{}/start", urlencode(&a.name));
+            started(
+                &client,
+                f,
+                client.post(&path, &serde_json::json!({})).await?,
+                a.wait,
+            )
+            .await
+        }
+        Command::Cluster(ClusterCmd::RollingRestart(a)) => {
+            let path = format!("/api/v1/clusters/{}/rolling-restart", urlencode(&a.name));
+            started(
+                &client,
+                f,
+                client.post(&path, &serde_json::json!({})).await?,
+                a.wait,
+            )
+            .await
+        }
+        Command::Cluster(ClusterCmd::Delete { name, purge, wait }) => {
+            let path = format!("/api/v1/clusters/{}?purge={purge}", urlencode(&name));
+            started(&client, f, client.delete(&path).await?, wait).await
+        }
+        Command::Node(NodeCmd::Add(a)) => {
+            let path = format!("/api/v1/clusters/{}/nodes", urlencode(&a.cluster));
+            let body = nines_model::api::AddNodeRequest {
+                node: a.node.clone(),
+            };
+            started(&client, f, client.post(&path, &body).await?, a.wait).await
+        }
+        Command::Node(NodeCmd::Remove {
+            node,
+            purge,
+            unregister_only,
+        }) => {
+            let mode = if purge {
+                "purge"
+            } else if unregister_only {
+                "unregister"
+            } else {
+                "stop"
+            };
+            let path = format!(
+                "/api/v1/clusters/{}/nodes/{}?mode={mode}",
+                urlencode(&node.cluster),
+                urlencode(&node.node)
+            );
+            started(&client, f, client.delete(&path).await?, node.wait).await
+        }
+        Command::Node(NodeCmd::Stop { node, force }) => {
+            node_action(&client, f, &node, "stop", force).await
+        }
+        Command::Node(NodeCmd::Start(node)) => node_action(&client, f, &node, "start", false).await,
+        Command::Node(NodeCmd::Restart { node, force }) => {
+            node_action(&client, f, &node, "restart", force).await
+        }
         Command::Cluster(ClusterCmd::List) => {
             let list: Vec<ClusterSummary> = client.get("/api/v1/clusters").await?;
             print(f, &list, |l| {
@@ -222,49 +290,14 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-async fn import(client: &Client, f: Format, args: ImportArgs) -> anyhow::Result<i32> {
-    let password = std::fs::read_to_string(&args.db_password_file).with_context(|| {
-        format!(
-            "--db-password-file {}: cannot read",
-            args.db_password_file.display()
-        )
-    })?;
-    let password = password.lines().next().unwrap_or("").to_string();
-    if password.is_empty() {
-        bail!(
-            "--db-password-file {}: the file is empty",
-            args.db_password_file.display()
-        );
-    }
-    let ssh = match &args.ssh_user {
-        Some(user) => {
-            let key_path = match &args.ssh_key {
-                Some(k) => Some(
-                    std::fs::canonicalize(k)
-                        .with_context(|| format!("--ssh-key {}: no such file", k.display()))?
-                        .display()
-                        .to_string(),
-                ),
-                None => None,
-            };
-            Some(SshAccessRequest {
-                user: user.clone(),
-                key_path,
-                port: args.ssh_port,
-            })
-        }
-        None => None,
-    };
-    let req = ImportRequest {
-        name: args.name.clone(),
-        seed: args.seed.clone(),
-        db_user: args.db_user.clone(),
-        db_password: password,
-        ssh,
-        local: args.local,
-    };
-    let created: JobCreated = client.post("/api/v1/clusters/import", &req).await?;
-    if args.wait {
+/// Prints the id of a job a request started; with `wait`, follows it.
+async fn started(
+    client: &Client,
+    f: Format,
+    created: JobCreated,
+    wait: bool,
+) -> anyhow::Result<i32> {
+    if wait {
         if f == Format::Table {
             println!("job {}", created.job_id);
         }
@@ -275,6 +308,100 @@ async fn import(client: &Client, f: Format, args: ImportArgs) -> anyhow::Result<
         Format::Table => println!("job {}", created.job_id),
     }
     Ok(0)
+}
+
+async fn node_action(
+    client: &Client,
+    f: Format,
+    a: &crate::NodeArgs,
+    action: &str,
+    force: bool,
+) -> anyhow::Result<i32> {
+    let path = format!(
+        "/api/v1/clusters/{}/nodes/{}/{action}?force={force}",
+        urlencode(&a.cluster),
+        urlencode(&a.node)
+    );
+    started(
+        client,
+        f,
+        client.post(&path, &serde_json::json!({})).await?,
+        a.wait,
+    )
+    .await
+}
+
+/// Reads the first line of a password file, naming the flag on error.
+fn read_password(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{flag} {}: cannot read", path.display()))?;
+    let password = text.lines().next().unwrap_or("").to_string();
+    if password.is_empty() {
+        bail!("{flag} {}: the file is empty", path.display());
+    }
+    Ok(password)
+}
+
+fn ssh_request(
+    user: &Option<String>,
+    key: &Option<std::path::PathBuf>,
+    port: Option<u16>,
+) -> anyhow::Result<Option<SshAccessRequest>> {
+    let Some(user) = user else { return Ok(None) };
+    let key_path = match key {
+        Some(k) => Some(
+            std::fs::canonicalize(k)
+                .with_context(|| format!("--ssh-key {}: no such file", k.display()))?
+                .display()
+                .to_string(),
+        ),
+        None => None,
+    };
+    Ok(Some(SshAccessRequest {
+        user: user.clone(),
+        key_path,
+        port,
+    }))
+}
+
+async fn create(client: &Client, f: Format, a: crate::CreateArgs) -> anyhow::Result<i32> {
+    let password = read_password("--db-admin-password-file", &a.db_admin_password_file)?;
+    let config_template = match &a.config_template {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("--config-template {}: cannot read", p.display()))?,
+        ),
+        None => None,
+    };
+    let req = nines_model::api::CreateClusterRequest {
+        name: a.name.clone(),
+        cluster_type: a.cluster_type.clone(),
+        nodes: a.nodes.clone(),
+        db_admin_user: a.db_admin_user.clone(),
+        db_admin_password: password,
+        datadir: a.datadir.clone(),
+        ssh: ssh_request(&a.ssh_user, &a.ssh_key, a.ssh_port)?,
+        local: a.local,
+        semi_sync: a.semi_sync,
+        config_template,
+        innodb_buffer_pool_size: a.innodb_buffer_pool_size.clone(),
+    };
+    let created: JobCreated = client.post("/api/v1/clusters", &req).await?;
+    started(client, f, created, a.wait).await
+}
+
+async fn import(client: &Client, f: Format, args: ImportArgs) -> anyhow::Result<i32> {
+    let password = read_password("--db-password-file", &args.db_password_file)?;
+    let req = ImportRequest {
+        name: args.name.clone(),
+        seed: args.seed.clone(),
+        db_user: args.db_user.clone(),
+        db_password: password,
+        ssh: ssh_request(&args.ssh_user, &args.ssh_key, args.ssh_port)?,
+        local: args.local,
+    };
+    let created: JobCreated = client.post("/api/v1/clusters/import", &req).await?;
+    started(client, f, created, args.wait).await
 }
 
 fn print_lines(f: Format, lines: &[JobLogLine]) -> anyhow::Result<()> {

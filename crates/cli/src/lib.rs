@@ -92,8 +92,25 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCmd {
+    /// Deploy a new cluster onto hosts: pre-flight, packages, configuration, servers, accounts.
+    Create(CreateArgs),
     /// Import an existing cluster from one seed node: discovers the topology and registers it.
     Import(ImportArgs),
+    /// Stop every node (replicas before their primary).
+    Stop(NameArgs),
+    /// Start a stopped cluster (Galera: from the node with the highest committed seqno).
+    Start(NameArgs),
+    /// Restart node by node, each healthy again before the next.
+    RollingRestart(NameArgs),
+    /// Unregister a cluster; --purge also stops its servers and deletes their files.
+    Delete {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        purge: bool,
+        #[arg(long)]
+        wait: bool,
+    },
     /// List clusters.
     List,
     /// Show one cluster with its nodes and recent events.
@@ -104,6 +121,75 @@ pub enum ClusterCmd {
         #[arg(long = "name", id = "name_flag")]
         name_flag: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// Cluster name.
+    #[arg(long)]
+    pub name: String,
+    /// Follow the job and exit non-zero if it fails.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name of the new cluster.
+    #[arg(long)]
+    pub name: String,
+    /// galera, replication or standalone.
+    #[arg(long = "type")]
+    pub cluster_type: String,
+    /// Nodes, ADDR[:PORT] separated by commas; for replication the first is the primary.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub nodes: Vec<String>,
+    /// Your administrator account, created on every node with all privileges.
+    #[arg(long)]
+    pub db_admin_user: String,
+    /// File holding that account's password (first line).
+    #[arg(long)]
+    pub db_admin_password_file: PathBuf,
+    /// Data directory template, e.g. /srv/db/{host}_{port} (default /var/lib/nines/{host}_{port}).
+    #[arg(long)]
+    pub datadir: Option<String>,
+    /// SSH login user (root, or a user with passwordless sudo).
+    #[arg(long, conflicts_with = "local")]
+    pub ssh_user: Option<String>,
+    /// SSH private key.
+    #[arg(long, requires = "ssh_user")]
+    pub ssh_key: Option<PathBuf>,
+    /// SSH port.
+    #[arg(long, requires = "ssh_user")]
+    pub ssh_port: Option<u16>,
+    /// The nodes run on this machine: local execution instead of SSH.
+    #[arg(long)]
+    pub local: bool,
+    /// Semi-synchronous replication (replication clusters).
+    #[arg(long)]
+    pub semi_sync: bool,
+    /// A configuration template (minijinja) replacing nines's default.
+    #[arg(long)]
+    pub config_template: Option<PathBuf>,
+    /// Buffer pool size instead of the sized default, e.g. 256M.
+    #[arg(long)]
+    pub innodb_buffer_pool_size: Option<String>,
+    /// Follow the job and exit non-zero if it fails.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Cluster name.
+    #[arg(long)]
+    pub cluster: String,
+    /// The node, ADDR[:PORT].
+    #[arg(long)]
+    pub node: String,
+    /// Follow the job and exit non-zero if it fails.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +229,35 @@ pub enum NodeCmd {
     List {
         #[arg(long)]
         cluster: Option<String>,
+    },
+    /// Add a node: a Galera joiner, or a replica copied from a running node.
+    Add(NodeArgs),
+    /// Remove a node: by default stop it and keep its data.
+    Remove {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Also delete its data directory and files.
+        #[arg(long, conflicts_with = "unregister_only")]
+        purge: bool,
+        /// Only forget the node; leave its server running.
+        #[arg(long)]
+        unregister_only: bool,
+    },
+    /// Stop a node (refused for the last Galera node or a primary with replicas unless --force).
+    Stop {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Start a node and wait until it serves.
+    Start(NodeArgs),
+    /// Restart a node and wait until it serves again.
+    Restart {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -194,3 +194,58 @@ pub struct Health {
     pub status: String,
     pub version: String,
 }
+
+/// Body of `POST /api/v1/clusters`: deploy a new cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClusterRequest {
+    pub name: String,
+    /// galera, replication or standalone.
+    #[serde(rename = "type")]
+    pub cluster_type: String,
+    /// `host[:port]` of every node; for replication the first is the primary.
+    pub nodes: Vec<String>,
+    pub db_admin_user: String,
+    pub db_admin_password: String,
+    /// Data directory template with {host} and {port}, e.g. /srv/db/{host}_{port}.
+    #[serde(default)]
+    pub datadir: Option<String>,
+    #[serde(default)]
+    pub ssh: Option<SshAccessRequest>,
+    #[serde(default)]
+    pub local: bool,
+    /// Semi-synchronous replication (replication clusters).
+    #[serde(default)]
+    pub semi_sync: bool,
+    /// A configuration template replacing the default (minijinja syntax).
+    #[serde(default)]
+    pub config_template: Option<String>,
+    /// Overrides the sized buffer pool, e.g. `256M`, `2G`.
+    #[serde(default)]
+    pub innodb_buffer_pool_size: Option<String>,
+}
+
+/// Body of `POST /api/v1/clusters/{name}/nodes`: add a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddNodeRequest {
+    /// `host[:port]` of the new node.
+    pub node: String,
+}
+
+/// Parses sizes like `512M`, `2G`, `1048576`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{s}` is not a size (e.g. 512M, 2G)"))
+}

@@ -97,6 +97,83 @@ pub enum JobSpec {
         #[serde(default)]
         host_access: HostAccessSpec,
     },
+    /// Deploy a new cluster onto hosts.
+    CreateCluster {
+        name: String,
+        cluster_type: crate::ClusterType,
+        #[schema(value_type = Vec<String>)]
+        nodes: Vec<Endpoint>,
+        datadir_template: String,
+        admin_user: String,
+        /// Id of the encrypted secret that holds the user's admin password.
+        admin_password_secret: i64,
+        host_access: HostAccessSpec,
+        #[serde(default)]
+        semi_sync: bool,
+        #[serde(default)]
+        config_template: Option<String>,
+        #[serde(default)]
+        innodb_buffer_pool_size: Option<u64>,
+    },
+    /// Stop, start or restart one node.
+    NodeAction {
+        cluster: String,
+        #[schema(value_type = String)]
+        node: Endpoint,
+        action: NodeAction,
+        #[serde(default)]
+        force: bool,
+    },
+    /// Stop or start a whole cluster, or restart it node by node.
+    ClusterAction {
+        cluster: String,
+        action: ClusterAction,
+    },
+    /// Unregister a cluster; with purge, stop its nodes and remove their files.
+    DeleteCluster { cluster: String, purge: bool },
+    /// Add a node to a cluster: a Galera joiner or a new replica.
+    AddNode {
+        cluster: String,
+        #[schema(value_type = String)]
+        node: Endpoint,
+    },
+    /// Remove a node from a cluster.
+    RemoveNode {
+        cluster: String,
+        #[schema(value_type = String)]
+        node: Endpoint,
+        mode: RemoveMode,
+    },
+}
+
+/// What to do with one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeAction {
+    Stop,
+    Start,
+    Restart,
+}
+
+/// What to do with a whole cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterAction {
+    Stop,
+    Start,
+    RollingRestart,
+}
+
+/// How far removing a node goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoveMode {
+    /// Forget the node; leave the server running as it is.
+    Unregister,
+    /// Stop the server and keep its data.
+    Stop,
+    /// Stop the server and delete its data directory and files.
+    Purge,
 }
 
 impl JobSpec {
@@ -104,13 +181,32 @@ impl JobSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::ImportCluster { .. } => "import_cluster",
+            Self::CreateCluster { .. } => "create_cluster",
+            Self::NodeAction { action, .. } => match action {
+                NodeAction::Stop => "node_stop",
+                NodeAction::Start => "node_start",
+                NodeAction::Restart => "node_restart",
+            },
+            Self::ClusterAction { action, .. } => match action {
+                ClusterAction::Stop => "cluster_stop",
+                ClusterAction::Start => "cluster_start",
+                ClusterAction::RollingRestart => "rolling_restart",
+            },
+            Self::DeleteCluster { .. } => "delete_cluster",
+            Self::AddNode { .. } => "add_node",
+            Self::RemoveNode { .. } => "remove_node",
         }
     }
 
     /// The cluster the job works on; jobs of one cluster run one at a time.
     pub fn cluster_name(&self) -> &str {
         match self {
-            Self::ImportCluster { name, .. } => name,
+            Self::ImportCluster { name, .. } | Self::CreateCluster { name, .. } => name,
+            Self::NodeAction { cluster, .. }
+            | Self::ClusterAction { cluster, .. }
+            | Self::DeleteCluster { cluster, .. }
+            | Self::AddNode { cluster, .. }
+            | Self::RemoveNode { cluster, .. } => cluster,
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod deploy;
 pub mod endpoint;
+pub mod galera;
 pub mod gtid;
 pub mod health;
 pub mod job;

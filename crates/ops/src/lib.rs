@@ -4,7 +4,11 @@
 //! Operations know nothing of the store or the HTTP API: the controller's job runner
 //! gives them a reporter and acts on their results.
 
+pub mod deploy;
 pub mod discover;
+pub mod lifecycle;
+pub mod node;
+pub mod preflight;
 
 use async_trait::async_trait;
 use nines_model::job::LogLevel;

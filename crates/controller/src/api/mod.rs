@@ -4,6 +4,7 @@
 
 mod auth;
 mod clusters;
+mod deploy;
 mod error;
 mod jobs;
 mod json;
@@ -57,9 +58,17 @@ impl utoipa::Modify for BearerAuth {
 /// The API routes and their OpenAPI document, from one declaration.
 pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(clusters::list_clusters))
+        .routes(routes!(clusters::list_clusters, deploy::create_cluster))
         .routes(routes!(clusters::import_cluster))
-        .routes(routes!(clusters::show_cluster))
+        .routes(routes!(clusters::show_cluster, deploy::delete_cluster))
+        .routes(routes!(deploy::stop_cluster))
+        .routes(routes!(deploy::start_cluster))
+        .routes(routes!(deploy::rolling_restart))
+        .routes(routes!(deploy::add_node))
+        .routes(routes!(deploy::remove_node))
+        .routes(routes!(deploy::stop_node))
+        .routes(routes!(deploy::start_node))
+        .routes(routes!(deploy::restart_node))
         .routes(routes!(clusters::list_nodes))
         .routes(routes!(clusters::list_events))
         .routes(routes!(jobs::list_jobs))

@@ -3,45 +3,50 @@
 use std::sync::Arc;
 
 use nines_access::server::Credentials;
-use nines_model::job::JobSpec;
+use nines_model::Endpoint;
+use nines_model::job::HostAccessSpec;
 use nines_ops::{OpError, Reporter};
 use nines_store::{NewCluster, Store, StoreError};
 
-use super::JobContext;
+use super::{JobContext, JobEnv};
 use crate::monitor::Monitor;
+
+/// What an import was asked.
+pub(super) struct ImportArgs<'a> {
+    pub name: &'a str,
+    pub seed: &'a Endpoint,
+    pub db_user: &'a str,
+    pub db_password_secret: i64,
+    pub host_access: &'a HostAccessSpec,
+}
 
 pub(super) async fn run(
     ctx: &JobContext,
-    spec: &JobSpec,
-    store: &Arc<dyn Store>,
-    monitor: &Arc<Monitor>,
-    settings: &super::JobSettings,
+    args: ImportArgs<'_>,
+    env: &JobEnv,
 ) -> Result<(), String> {
-    let result = import(ctx, spec, store, monitor, settings).await;
+    let result = import(ctx, &args, &env.store, &env.monitor, &env.settings).await;
     if result.is_err() {
         // Nothing registered: the password kept for this import goes too.
-        let JobSpec::ImportCluster {
-            db_password_secret, ..
-        } = spec;
-        let _ = store.delete_secret(*db_password_secret).await;
+        let _ = env.store.delete_secret(args.db_password_secret).await;
     }
     result
 }
 
 async fn import(
     ctx: &JobContext,
-    spec: &JobSpec,
+    args: &ImportArgs<'_>,
     store: &Arc<dyn Store>,
     monitor: &Arc<Monitor>,
     settings: &super::JobSettings,
 ) -> Result<(), String> {
-    let JobSpec::ImportCluster {
+    let ImportArgs {
         name,
         seed,
         db_user,
         db_password_secret,
         host_access,
-    } = spec;
+    } = *args;
     ctx.progress("check", 5).await;
     if store
         .get_cluster(name)
@@ -52,11 +57,11 @@ async fn import(
         return Err(format!("a cluster named `{name}` already exists"));
     }
     let password = store
-        .get_secret(*db_password_secret)
+        .get_secret(db_password_secret)
         .await
         .map_err(|e| e.to_string())?;
     let creds = Credentials {
-        user: db_user.clone(),
+        user: db_user.to_string(),
         password: password.expose().to_string(),
     };
     ctx.progress("discover", 10).await;
@@ -82,11 +87,11 @@ async fn import(
     ctx.progress("register", 90).await;
     let cluster = store
         .create_cluster(NewCluster {
-            name: name.clone(),
+            name: name.to_string(),
             cluster_type: topology.cluster_type,
             host_access: host_access.clone(),
-            db_user: db_user.clone(),
-            db_password_secret: *db_password_secret,
+            db_user: db_user.to_string(),
+            db_password_secret,
             nodes: topology
                 .nodes
                 .iter()

@@ -7,7 +7,11 @@
 //! running are closed as failed (their steps are not all idempotent yet).
 
 mod context;
+mod create;
 mod import;
+mod lifecycle;
+mod scale;
+mod targets;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,15 +28,21 @@ pub use context::JobContext;
 
 use crate::monitor::Monitor;
 
+/// What every job can reach.
+pub struct JobEnv {
+    pub store: Arc<dyn Store>,
+    pub monitor: Arc<Monitor>,
+    pub settings: JobSettings,
+}
+
 /// Submits, runs and cancels jobs.
 pub struct JobRunner {
     store: Arc<dyn Store>,
-    monitor: Arc<Monitor>,
+    env: JobEnv,
     wake: Notify,
     running: Mutex<HashMap<i64, CancellationToken>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
-    settings: JobSettings,
 }
 
 /// What jobs need to reach servers and hosts.
@@ -52,13 +62,16 @@ impl JobRunner {
         settings: JobSettings,
     ) -> Arc<Self> {
         Arc::new(Self {
+            env: JobEnv {
+                store: Arc::clone(&store),
+                monitor,
+                settings,
+            },
             store,
-            monitor,
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             shutdown,
-            settings,
         })
     }
 
@@ -148,11 +161,7 @@ impl JobRunner {
         let ctx = JobContext::new(job.id, Arc::clone(&self.store), token.clone());
         ctx.log(LogLevel::Info, &format!("started {}", job.kind))
             .await;
-        let result = match &job.spec {
-            JobSpec::ImportCluster { .. } => {
-                import::run(&ctx, &job.spec, &self.store, &self.monitor, &self.settings).await
-            }
-        };
+        let result = self.dispatch_spec(&ctx, &job.spec).await;
         let (state, error) = match result {
             Ok(()) => (JobState::Succeeded, None),
             Err(_) if token.is_cancelled() && !self.shutdown.is_cancelled() => (
@@ -171,6 +180,49 @@ impl JobRunner {
         }
         if let Err(e) = self.store.finish_job(job.id, state, error.as_deref()).await {
             tracing::error!(job = job.id, error = %e, "cannot record job result");
+        }
+    }
+}
+
+impl JobRunner {
+    async fn dispatch_spec(&self, ctx: &JobContext, spec: &JobSpec) -> Result<(), String> {
+        let env = &self.env;
+        match spec {
+            JobSpec::ImportCluster {
+                name,
+                seed,
+                db_user,
+                db_password_secret,
+                host_access,
+            } => {
+                let args = import::ImportArgs {
+                    name,
+                    seed,
+                    db_user,
+                    db_password_secret: *db_password_secret,
+                    host_access,
+                };
+                import::run(ctx, args, env).await
+            }
+            JobSpec::CreateCluster { .. } => create::run(ctx, spec, env).await,
+            JobSpec::NodeAction {
+                cluster,
+                node,
+                action,
+                force,
+            } => lifecycle::node_action(ctx, env, cluster, node, *action, *force).await,
+            JobSpec::ClusterAction { cluster, action } => {
+                lifecycle::cluster_action(ctx, env, cluster, *action).await
+            }
+            JobSpec::DeleteCluster { cluster, purge } => {
+                lifecycle::delete_cluster(ctx, env, cluster, *purge).await
+            }
+            JobSpec::AddNode { cluster, node } => scale::add_node(ctx, env, cluster, node).await,
+            JobSpec::RemoveNode {
+                cluster,
+                node,
+                mode,
+            } => scale::remove_node(ctx, env, cluster, node, *mode).await,
         }
     }
 }

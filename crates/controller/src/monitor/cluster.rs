@@ -274,6 +274,10 @@ impl ClusterTask {
     }
 
     fn publish(&self, tracks: &[NodeTrack], state: Option<ClusterState>, reason: &str) {
+        if self.cancel.is_cancelled() {
+            // Unwatched: publishing now would bring back a view just removed.
+            return;
+        }
         self.monitor.publish(ClusterObserved {
             cluster_id: self.record.id,
             name: self.record.name.clone(),

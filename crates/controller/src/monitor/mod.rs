@@ -132,6 +132,26 @@ impl Monitor {
         Ok(())
     }
 
+    /// Stops watching a cluster and forgets what was seen of it.
+    pub async fn unwatch(&self, name: &str) {
+        if let Some(token) = self.watching.lock().await.remove(name) {
+            token.cancel();
+        }
+        if let Ok(mut v) = self.views.write()
+            && let Some(view) = v.remove(name)
+        {
+            for n in &view.nodes {
+                self.history.forget(&n.endpoint.to_string());
+            }
+        }
+    }
+
+    /// Restarts the watch of a cluster whose nodes changed.
+    pub async fn rewatch(self: &Arc<Self>, name: &str) -> Result<(), StoreError> {
+        self.unwatch(name).await;
+        self.watch(name.to_string()).await
+    }
+
     /// The latest view of every cluster.
     pub fn clusters(&self) -> Vec<Arc<ClusterObserved>> {
         self.views

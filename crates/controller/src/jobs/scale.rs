@@ -1,0 +1,465 @@
+//! Jobs that add and remove nodes.
+//!
+//! A Galera node joins by state transfer (IST when the donor's gcache still holds what
+//! it lacks, SST by mariabackup otherwise). A replica is provisioned from a mariabackup
+//! stream of a source node sent straight from the source's host to the new node's host
+//! (socat on the new node's address, port 4444, as Galera's own SST does), prepared, and
+//! started replicating from the primary at the backup's GTID position.
+
+use std::time::Duration;
+
+use nines_access::host::{HostCommand, host_facts};
+use nines_model::deploy::{NodeLayout, NodeSettings, ServiceKind};
+use nines_model::job::RemoveMode;
+use nines_model::{ClusterType, Endpoint, Role};
+use nines_ops::Reporter;
+use nines_ops::deploy::{Account, change_master_sql, node_config, prepare_node, wait_replicating};
+use nines_ops::lifecycle::{self, NodePart};
+use nines_ops::node::{NodeTarget, READY_TIMEOUT, SHORT};
+use nines_store::NewNode;
+
+use super::lifecycle::purge_node;
+use super::targets::{Loaded, load, part};
+use super::{JobContext, JobEnv};
+
+fn op(e: nines_ops::OpError) -> String {
+    e.to_string()
+}
+
+/// How long a replica's full copy may take.
+const COPY_TIMEOUT: Duration = Duration::from_secs(3600);
+
+pub(super) async fn add_node(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    node: &Endpoint,
+) -> Result<(), String> {
+    let c = load(env, cluster).await?;
+    let Some(settings) = c.record.settings.clone() else {
+        return Err(format!("cluster `{cluster}` was not deployed by nines"));
+    };
+    if c.nodes.iter().any(|n| &n.endpoint == node) {
+        return Err(format!("node {node} is already part of `{cluster}`"));
+    }
+    let layout =
+        NodeLayout::from_template(&settings.datadir_template, node).map_err(|e| e.to_string())?;
+    if let Some(clash) = c.nodes.iter().find(|n| {
+        n.endpoint.host == node.host
+            && n.settings
+                .as_ref()
+                .is_some_and(|s| s.layout.datadir == layout.datadir)
+    }) {
+        return Err(format!(
+            "node {node} would share the data directory {} with {}",
+            layout.datadir, clash.endpoint
+        ));
+    }
+    let server_id = c
+        .nodes
+        .iter()
+        .filter_map(|n| n.settings.as_ref().map(|s| s.server_id))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let host = crate::hosts::host_access(
+        &c.record.host_access,
+        &node.host,
+        env.settings.ssh_config.as_deref(),
+    )
+    .ok_or("the cluster has no host access")?;
+    let mut target = NodeTarget::new(
+        node.clone(),
+        NodeSettings {
+            layout,
+            server_id,
+            service: ServiceKind::Process,
+        },
+        host,
+    );
+    ctx.progress("pre-flight", 5).await;
+    let t = c.record.cluster_type;
+    let hosts = nines_ops::preflight::preflight(cluster, t, std::slice::from_ref(&target), ctx)
+        .await
+        .map_err(op)?;
+    let ready = hosts
+        .get(&node.host)
+        .ok_or_else(|| format!("no pre-flight result for {}", node.host))?;
+    if ready.facts.systemd {
+        target.settings.service = ServiceKind::Systemd;
+    }
+    if !ready.missing.is_empty() {
+        ctx.info(&format!(
+            "{}: installing {}",
+            node.host,
+            ready.missing.join(" ")
+        ))
+        .await;
+        let names: Vec<&str> = ready.missing.iter().map(String::as_str).collect();
+        nines_access::host::packages::install(
+            target.host.as_ref(),
+            ready.package_manager,
+            &names,
+            Duration::from_secs(900),
+        )
+        .await
+        .map_err(|e| format!("{}: installing packages failed: {e}", node.host))?;
+    }
+    let existing = c.targets(env)?;
+    let mut all: Vec<&NodeTarget> = existing.iter().map(|(n, _)| n).collect();
+    all.push(&target);
+    let config = node_config(
+        cluster,
+        t,
+        &target,
+        &all,
+        &ready.facts,
+        settings.semi_sync,
+        settings.config_template.as_deref(),
+        settings.innodb_buffer_pool_size,
+    )
+    .map_err(op)?;
+    ctx.progress("prepare", 20).await;
+    prepare_node(cluster, &target, &config, false, ctx)
+        .await
+        .map_err(op)?;
+    // Register first: from here on a failure leaves the node visible and removable.
+    let role = if t == ClusterType::Galera {
+        Role::Galera
+    } else {
+        Role::Replica
+    };
+    let rec = env
+        .store
+        .add_node(
+            c.record.id,
+            NewNode {
+                endpoint: node.clone(),
+                role,
+                settings: Some(target.settings.clone()),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = rec;
+    match t {
+        ClusterType::Galera => {
+            ctx.progress("join", 40).await;
+            ctx.info(&format!("{node}: joining by state transfer"))
+                .await;
+            lifecycle::start_node(&target, NodePart::Galera, ctx)
+                .await
+                .map_err(op)?;
+            update_cluster_addresses(ctx, env, &c, &existing, &all, &settings).await;
+        }
+        ClusterType::Replication => {
+            provision_replica(ctx, env, &c, &existing, &target).await?;
+        }
+        ClusterType::Standalone => return Err("a standalone cluster has one node".into()),
+    }
+    let msg = format!("node {node} added to `{cluster}`");
+    ctx.info(&msg).await;
+    let _ = env
+        .store
+        .add_event(cluster, Some(&node.to_string()), "node_added", &msg)
+        .await;
+    env.monitor
+        .rewatch(cluster)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Rewrites the configuration files of the existing Galera nodes so that their
+/// wsrep_cluster_address lists the new member at their next start (running servers keep
+/// their connections; Galera learns the new member from the group itself).
+async fn update_cluster_addresses(
+    ctx: &JobContext,
+    _env: &JobEnv,
+    c: &Loaded,
+    existing: &[(NodeTarget, NodePart)],
+    all: &[&NodeTarget],
+    settings: &nines_model::deploy::ClusterSettings,
+) {
+    for (n, _) in existing {
+        let facts = match host_facts(n.host.as_ref(), &n.settings.layout.datadir, SHORT).await {
+            Ok(f) => f,
+            Err(e) => {
+                ctx.warn(&format!("{}: configuration not updated: {e}", n.endpoint))
+                    .await;
+                continue;
+            }
+        };
+        let result = async {
+            let config = node_config(
+                &c.record.name,
+                c.record.cluster_type,
+                n,
+                all,
+                &facts,
+                settings.semi_sync,
+                settings.config_template.as_deref(),
+                settings.innodb_buffer_pool_size,
+            )?;
+            n.run(
+                nines_access::host::write_file_command(
+                    &n.settings.layout.config_file,
+                    config.as_bytes(),
+                    0o640,
+                ),
+                SHORT,
+            )
+            .await
+            .map(|_| ())
+        }
+        .await;
+        if let Err(e) = result {
+            ctx.warn(&format!("{}: configuration not updated: {e}", n.endpoint))
+                .await;
+        }
+    }
+}
+
+/// Copies a source's data to the new replica with mariabackup, then starts it replicating.
+async fn provision_replica(
+    ctx: &JobContext,
+    env: &JobEnv,
+    c: &Loaded,
+    existing: &[(NodeTarget, NodePart)],
+    target: &NodeTarget,
+) -> Result<(), String> {
+    let primary = existing
+        .iter()
+        .find(|(_, p)| *p == NodePart::Primary)
+        .map(|(n, _)| n)
+        .ok_or("the cluster has no primary to replicate from")?;
+    // Prefer a running replica as the copy's source: the primary keeps its resources for writes.
+    let mut source = primary;
+    for (n, p) in existing {
+        if *p == NodePart::Replica && n.is_running().await.unwrap_or(false) {
+            source = n;
+            break;
+        }
+    }
+    let repl = replication_account(env, c.record.id).await?;
+    ctx.progress("copy", 30).await;
+    ctx.info(&format!(
+        "{}: copying data from {} with mariabackup",
+        target.endpoint, source.endpoint
+    ))
+    .await;
+    let datadir = &target.settings.layout.datadir;
+    let addr = &target.endpoint.host;
+    // Receiver first, on the new node's address; it exits when the stream ends.
+    let receiver = target.run(
+        HostCommand::shell(
+            "cd \"$2\" && timeout 3600 socat -u \"TCP-LISTEN:4444,bind=$1,reuseaddr\" - | mbstream -x -C \"$2\"",
+        )
+        .arg(addr)
+        .arg(datadir),
+        COPY_TIMEOUT,
+    );
+    let sender = async {
+        // Wait until the receiver listens, then stream.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let probe = source
+                .run(
+                    HostCommand::shell(
+                        "socat -u /dev/null \"TCP:$1:4444\" 2>/dev/null && echo ok || echo no",
+                    )
+                    .arg(addr),
+                    SHORT,
+                )
+                .await
+                .unwrap_or_default();
+            if probe.trim() == "ok" {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "{}: the copy receiver did not start listening on {addr}:4444",
+                    target.endpoint
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        source
+            .run(
+                HostCommand::shell(
+                    "set -o pipefail 2>/dev/null; mariabackup --defaults-file=\"$1\" --backup --stream=xbstream --user=root --target-dir=/tmp 2>/tmp/nines-backup-$$.log | socat -u - \"TCP:$2:4444\" || { tail -20 /tmp/nines-backup-$$.log >&2; rm -f /tmp/nines-backup-$$.log; exit 1; }; rm -f /tmp/nines-backup-$$.log",
+                )
+                .arg(&source.settings.layout.config_file)
+                .arg(addr),
+                COPY_TIMEOUT,
+            )
+            .await
+            .map_err(|e| format!("{}: streaming the backup failed: {e}", source.endpoint))
+    };
+    let (recv, sent) = tokio::join!(receiver, sender);
+    sent?;
+    recv.map_err(|e| format!("{}: receiving the backup failed: {e}", target.endpoint))?;
+    ctx.progress("prepare backup", 60).await;
+    target
+        .run(
+            HostCommand::new("mariabackup")
+                .arg("--prepare")
+                .arg(format!("--target-dir={datadir}")),
+            COPY_TIMEOUT,
+        )
+        .await
+        .map_err(|e| format!("{}: preparing the backup failed: {e}", target.endpoint))?;
+    target
+        .run(
+            HostCommand::new("chown")
+                .arg("-R")
+                .arg("mysql:mysql")
+                .arg(datadir),
+            SHORT,
+        )
+        .await
+        .map_err(op)?;
+    let info = target
+        .run(
+            HostCommand::new("cat").arg(format!("{datadir}/mariadb_backup_binlog_info")),
+            SHORT,
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "{}: the backup has no binlog position: {e}",
+                target.endpoint
+            )
+        })?;
+    let gtid = info
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    ctx.info(&format!(
+        "{}: backup taken at GTID position `{gtid}`",
+        target.endpoint
+    ))
+    .await;
+    ctx.progress("start", 80).await;
+    target.start(&[]).await.map_err(op)?;
+    target.wait_ready(READY_TIMEOUT).await.map_err(op)?;
+    if !gtid
+        .chars()
+        .all(|ch| ch.is_ascii_digit() || ch == '-' || ch == ',')
+    {
+        return Err(format!(
+            "{}: unexpected GTID position `{gtid}` in the backup",
+            target.endpoint
+        ));
+    }
+    target
+        .sql(&format!(
+            "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL gtid_slave_pos='{gtid}'; {}",
+            change_master_sql(primary, &repl)
+        ))
+        .await
+        .map_err(op)?;
+    wait_replicating(target, Duration::from_secs(120))
+        .await
+        .map_err(op)?;
+    ctx.info(&format!(
+        "{}: replicating from {}",
+        target.endpoint, primary.endpoint
+    ))
+    .await;
+    Ok(())
+}
+
+async fn replication_account(env: &JobEnv, cluster_id: i64) -> Result<Account, String> {
+    let accounts = env
+        .store
+        .accounts(cluster_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let a = accounts
+        .iter()
+        .find(|a| a.purpose == nines_model::deploy::accounts::REPLICATION)
+        .ok_or("the cluster has no replication account")?;
+    let pw = env
+        .store
+        .get_secret(a.secret_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Account {
+        user: a.user.clone(),
+        password: pw.expose().to_string(),
+    })
+}
+
+pub(super) async fn remove_node(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    node: &Endpoint,
+    mode: RemoveMode,
+) -> Result<(), String> {
+    let c = load(env, cluster).await?;
+    let rec = c.node(node)?;
+    if c.nodes.len() == 1 {
+        return Err(format!(
+            "{node} is the only node of `{cluster}`: delete the cluster instead (nines cluster delete --name {cluster})"
+        ));
+    }
+    let p = part(c.record.cluster_type, rec.role);
+    if p == NodePart::Primary {
+        return Err(format!(
+            "{node} is the primary of `{cluster}`: switch over to another node before removing it"
+        ));
+    }
+    if c.record.cluster_type == ClusterType::Galera
+        && c.nodes.len() <= 3
+        && mode != RemoveMode::Unregister
+    {
+        ctx.warn(&format!(
+            "`{cluster}` will have {} Galera nodes: it cannot keep a majority if one more fails",
+            c.nodes.len() - 1
+        ))
+        .await;
+    }
+    match mode {
+        RemoveMode::Unregister => {
+            ctx.info(&format!(
+                "{node}: unregistered; the server is left as it is"
+            ))
+            .await;
+        }
+        RemoveMode::Stop | RemoveMode::Purge => {
+            let t = c.target(env, rec)?;
+            if p == NodePart::Replica {
+                // A removed replica must not keep pulling from the cluster.
+                let _ = t.sql("STOP SLAVE").await;
+            }
+            lifecycle::stop_node(&t, ctx).await.map_err(op)?;
+            if mode == RemoveMode::Purge {
+                purge_node(&t, ctx).await?;
+            } else {
+                ctx.info(&format!(
+                    "{node}: stopped; data kept in {}",
+                    t.settings.layout.datadir
+                ))
+                .await;
+            }
+        }
+    }
+    env.store
+        .remove_node(rec.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let msg = format!("node {node} removed from `{cluster}`");
+    let _ = env
+        .store
+        .add_event(cluster, Some(&node.to_string()), "node_removed", &msg)
+        .await;
+    env.monitor
+        .rewatch(cluster)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}

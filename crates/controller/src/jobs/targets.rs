@@ -1,0 +1,77 @@
+//! Loading a cluster for a job: its record, its nodes, and a [`NodeTarget`] per node
+//! nines can control (deployed nodes, whose files and service it knows).
+
+use nines_model::job::HostAccessSpec;
+use nines_model::{ClusterType, Endpoint, Role};
+use nines_ops::lifecycle::NodePart;
+use nines_ops::node::NodeTarget;
+use nines_store::{ClusterRecord, NodeRecord};
+
+use super::JobEnv;
+
+/// A cluster as a job sees it.
+pub(super) struct Loaded {
+    pub record: ClusterRecord,
+    pub nodes: Vec<NodeRecord>,
+}
+
+pub(super) async fn load(env: &JobEnv, name: &str) -> Result<Loaded, String> {
+    let record = env
+        .store
+        .get_cluster(name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("cluster `{name}` not found"))?;
+    let nodes = env
+        .store
+        .list_nodes(Some(record.id))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Loaded { record, nodes })
+}
+
+impl Loaded {
+    pub fn node(&self, ep: &Endpoint) -> Result<&NodeRecord, String> {
+        self.nodes
+            .iter()
+            .find(|n| &n.endpoint == ep)
+            .ok_or_else(|| format!("node {ep} is not part of cluster `{}`", self.record.name))
+    }
+
+    /// The node's target; an error for nodes nines did not deploy.
+    pub fn target(&self, env: &JobEnv, node: &NodeRecord) -> Result<NodeTarget, String> {
+        let Some(settings) = node.settings.clone() else {
+            return Err(format!(
+                "node {} was imported, not deployed by nines: its files and service are unknown to nines",
+                node.endpoint
+            ));
+        };
+        if self.record.host_access == HostAccessSpec::None {
+            return Err(format!("cluster `{}` has no host access", self.record.name));
+        }
+        let host = crate::hosts::host_access(
+            &self.record.host_access,
+            &node.endpoint.host,
+            env.settings.ssh_config.as_deref(),
+        )
+        .ok_or_else(|| format!("cluster `{}` has no host access", self.record.name))?;
+        Ok(NodeTarget::new(node.endpoint.clone(), settings, host))
+    }
+
+    pub fn targets(&self, env: &JobEnv) -> Result<Vec<(NodeTarget, NodePart)>, String> {
+        self.nodes
+            .iter()
+            .map(|n| Ok((self.target(env, n)?, part(self.record.cluster_type, n.role))))
+            .collect()
+    }
+}
+
+/// A node's part in its cluster from the cluster type and its last known role.
+pub(super) fn part(t: ClusterType, role: Role) -> NodePart {
+    match (t, role) {
+        (ClusterType::Galera, _) => NodePart::Galera,
+        (ClusterType::Standalone, _) => NodePart::Standalone,
+        (ClusterType::Replication, Role::Primary) => NodePart::Primary,
+        (ClusterType::Replication, _) => NodePart::Replica,
+    }
+}

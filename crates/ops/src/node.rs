@@ -1,0 +1,181 @@
+//! One deployed node on its host: its files, its service, and SQL through the local
+//! client as the socket-authenticated root. Every operation on a node goes through here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nines_access::host::{HostAccess, HostCommand, service, sql};
+use nines_model::Endpoint;
+use nines_model::deploy::{NodeSettings, ServiceKind};
+
+use crate::OpError;
+
+/// How long a server may take to stop cleanly (a large buffer pool flushes first).
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a started server may take to answer SQL (crash recovery can be long).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Timeout of one short command or SQL statement.
+pub const SHORT: Duration = Duration::from_secs(30);
+
+/// A node nines deployed, with the transport to its host.
+#[derive(Clone)]
+pub struct NodeTarget {
+    pub endpoint: Endpoint,
+    pub settings: NodeSettings,
+    pub host: Arc<dyn HostAccess>,
+}
+
+impl std::fmt::Debug for NodeTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeTarget({})", self.endpoint)
+    }
+}
+
+impl NodeTarget {
+    pub fn new(endpoint: Endpoint, settings: NodeSettings, host: Arc<dyn HostAccess>) -> Self {
+        Self {
+            endpoint,
+            settings,
+            host,
+        }
+    }
+
+    fn spec(&self) -> service::ServiceSpec {
+        let l = &self.settings.layout;
+        service::ServiceSpec {
+            name: l.service.clone(),
+            config_file: l.config_file.clone(),
+            pid_file: l.pid_file.clone(),
+            log_file: l.error_log.clone(),
+            mariadbd: "/usr/sbin/mariadbd".to_string(),
+        }
+    }
+
+    fn kind(&self) -> service::ServiceKind {
+        match self.settings.service {
+            ServiceKind::Systemd => service::ServiceKind::Systemd,
+            ServiceKind::Process => service::ServiceKind::Process,
+        }
+    }
+
+    /// Starts the server (with extra mariadbd arguments such as `--wsrep-new-cluster`).
+    pub async fn start(&self, extra: &[&str]) -> Result<(), OpError> {
+        service::start(
+            self.host.as_ref(),
+            self.kind(),
+            &self.spec(),
+            extra,
+            READY_TIMEOUT,
+        )
+        .await
+        .map(|_pid| ())
+        .map_err(|e| OpError::Invalid(format!("{}: cannot start the server: {e}", self.endpoint)))
+    }
+
+    /// Stops the server cleanly; a no-op when it is not running.
+    pub async fn stop(&self) -> Result<(), OpError> {
+        if !self.is_running().await? {
+            return Ok(());
+        }
+        service::stop(self.host.as_ref(), self.kind(), &self.spec(), STOP_TIMEOUT)
+            .await
+            .map_err(|e| {
+                OpError::Invalid(format!("{}: cannot stop the server: {e}", self.endpoint))
+            })
+    }
+
+    pub async fn is_running(&self) -> Result<bool, OpError> {
+        service::status(self.host.as_ref(), self.kind(), &self.spec(), SHORT)
+            .await
+            .map(|s| s.running)
+            .map_err(|e| {
+                OpError::Invalid(format!(
+                    "{}: cannot read the server's state: {e}",
+                    self.endpoint
+                ))
+            })
+    }
+
+    /// Stops the server if needed and removes its service definition.
+    pub async fn remove_service(&self) -> Result<(), OpError> {
+        service::remove(self.host.as_ref(), self.kind(), &self.spec(), STOP_TIMEOUT)
+            .await
+            .map_err(|e| {
+                OpError::Invalid(format!("{}: cannot remove the service: {e}", self.endpoint))
+            })
+    }
+
+    /// Runs SQL through the node's socket as root; returns the client's output.
+    pub async fn sql(&self, statements: &str) -> Result<String, OpError> {
+        sql::run_sql(
+            self.host.as_ref(),
+            &self.settings.layout.socket,
+            statements,
+            SHORT,
+        )
+        .await
+        .map_err(|e| OpError::Invalid(format!("{}: SQL failed: {e}", self.endpoint)))
+    }
+
+    /// Waits until the server answers SQL on its socket.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), OpError> {
+        sql::wait_sql_ready(self.host.as_ref(), &self.settings.layout.socket, timeout)
+            .await
+            .map_err(|e| {
+                OpError::Invalid(format!(
+                    "{}: server did not become ready: {e}",
+                    self.endpoint
+                ))
+            })
+    }
+
+    /// Reads one status variable through the socket.
+    pub async fn status_var(&self, name: &str) -> Result<String, OpError> {
+        let out = self
+            .sql(&format!("SHOW GLOBAL STATUS LIKE '{name}'"))
+            .await?;
+        Ok(out
+            .lines()
+            .next()
+            .and_then(|l| l.split('\t').nth(1))
+            .unwrap_or("")
+            .trim()
+            .to_string())
+    }
+
+    /// Polls until `wsrep_local_state_comment` is Synced, with a deadline.
+    pub async fn wait_synced(&self, timeout: Duration) -> Result<(), OpError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let last = match self.status_var("wsrep_local_state_comment").await {
+                Ok(s) if s == "Synced" => return Ok(()),
+                Ok(s) => s,
+                Err(e) => e.to_string(),
+            };
+            if !self.is_running().await.unwrap_or(false) {
+                return Err(OpError::Invalid(format!(
+                    "{}: the server stopped while joining the cluster (last state: {last}); see {}",
+                    self.endpoint, self.settings.layout.error_log
+                )));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(OpError::Invalid(format!(
+                    "{}: not Synced after {timeout:?} (state: {last})",
+                    self.endpoint
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Runs a command on the node's host as root and checks its exit status.
+    pub async fn run(&self, cmd: HostCommand, timeout: Duration) -> Result<String, OpError> {
+        let out = self
+            .host
+            .run(&cmd.sudo(true), timeout)
+            .await
+            .and_then(|o| o.check())
+            .map_err(|e| OpError::Invalid(e.to_string()))?;
+        Ok(out.stdout_text())
+    }
+}
