@@ -74,6 +74,7 @@ pub fn node_config(
     cluster: &str,
     cluster_type: ClusterType,
     node: &NodeTarget,
+    primary: bool,
     all: &[&NodeTarget],
     facts: &nines_access::host::HostFacts,
     semi_sync: bool,
@@ -101,6 +102,7 @@ pub fn node_config(
         node.settings.server_id,
     );
     input.semi_sync = semi_sync;
+    input.primary = primary;
     input.wsrep_provider = wsrep_provider(facts).to_string();
     input.cluster_address = format!(
         "gcomm://{}",
@@ -129,6 +131,7 @@ pub async fn deploy(d: &Deploy<'_>, reporter: &dyn Reporter) -> Result<(), OpErr
                 d.cluster,
                 d.cluster_type,
                 n,
+                d.cluster_type == ClusterType::Replication && i == 0,
                 &all,
                 facts,
                 d.semi_sync,
@@ -245,10 +248,13 @@ pub async fn prepare_node(
     )
     .await?;
     if init {
-        let initialised =
-            fs::file_exists(h, &format!("{}/mysql/global_priv.MAI", l.datadir), SHORT)
-                .await
-                .map_err(|e| err("checking the data directory", e))?;
+        // Our marker, written only after a complete initialisation: a datadir an earlier
+        // attempt left half-initialised (pre-flight accepted it because the node
+        // directory names this cluster) is emptied and initialised again.
+        let done = format!("{}/initialized", l.node_dir);
+        let initialised = fs::file_exists(h, &done, SHORT)
+            .await
+            .map_err(|e| err("checking the data directory", e))?;
         if initialised {
             reporter
                 .info(&format!(
@@ -257,6 +263,11 @@ pub async fn prepare_node(
                 ))
                 .await;
         } else {
+            n.run(
+                HostCommand::shell("find \"$1\" -mindepth 1 -delete").arg(&l.datadir),
+                SHORT,
+            )
+            .await?;
             n.run(
                 HostCommand::new("mariadb-install-db")
                     .arg(format!("--defaults-file={}", l.config_file))
@@ -272,6 +283,10 @@ pub async fn prepare_node(
                     n.endpoint
                 ))
             })?;
+            h.run(&write_file_command(&done, b"", 0o640).sudo(true), SHORT)
+                .await
+                .and_then(|o| o.check())
+                .map_err(|e| err("writing the initialisation marker", e))?;
         }
     }
     reporter
@@ -370,6 +385,13 @@ async fn start_replication(d: &Deploy<'_>, reporter: &dyn Reporter) -> Result<()
     }))
     .await?;
     let primary = &d.nodes[0];
+    // No replica is connected yet: a semi-sync primary would wait out its timeout on every
+    // write. Acknowledgements are switched on once the replicas replicate.
+    if d.semi_sync {
+        primary
+            .sql("SET GLOBAL rpl_semi_sync_master_enabled=OFF")
+            .await?;
+    }
     primary.sql(&accounts_sql(d.accounts, false)).await?;
     primary.sql("SET GLOBAL read_only=OFF").await?;
     reporter
@@ -387,6 +409,17 @@ async fn start_replication(d: &Deploy<'_>, reporter: &dyn Reporter) -> Result<()
     }
     for r in &d.nodes[1..] {
         wait_replicating(r, Duration::from_secs(120)).await?;
+    }
+    if d.semi_sync {
+        primary
+            .sql("SET GLOBAL rpl_semi_sync_master_enabled=ON")
+            .await?;
+        reporter
+            .info(&format!(
+                "{}: semi-synchronous replication on",
+                primary.endpoint
+            ))
+            .await;
     }
     Ok(())
 }

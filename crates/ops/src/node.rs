@@ -174,8 +174,24 @@ impl NodeTarget {
             .host
             .run(&cmd.sudo(true), timeout)
             .await
-            .and_then(|o| o.check())
             .map_err(|e| OpError::Invalid(e.to_string()))?;
-        Ok(out.stdout_text())
+        if out.success() {
+            return Ok(out.stdout_text());
+        }
+        // Some tools (mariadb-install-db) report on stdout: show both tails.
+        let tail = |t: String| {
+            let lines: Vec<&str> = t.lines().rev().take(8).collect();
+            lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        };
+        Err(OpError::Invalid(format!(
+            "{}: `{}` exited with status {}: {} {}",
+            self.endpoint,
+            out.program,
+            out.status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "signal".into()),
+            tail(out.stderr_text()),
+            tail(out.stdout_text())
+        )))
     }
 }

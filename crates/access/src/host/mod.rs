@@ -8,9 +8,14 @@
 mod command;
 mod error;
 mod facts;
+pub mod fs;
 mod local;
 mod metrics;
+pub mod packages;
 mod parse;
+pub mod ports;
+pub mod service;
+pub mod sql;
 mod ssh;
 
 use std::time::Duration;

@@ -112,6 +112,7 @@ pub(super) async fn add_node(
         cluster,
         t,
         &target,
+        false,
         &all,
         &ready.facts,
         settings.semi_sync,
@@ -141,21 +142,31 @@ pub(super) async fn add_node(
         )
         .await
         .map_err(|e| e.to_string())?;
-    let _ = rec;
-    match t {
+    let joined = match t {
         ClusterType::Galera => {
             ctx.progress("join", 40).await;
             ctx.info(&format!("{node}: joining by state transfer"))
                 .await;
-            lifecycle::start_node(&target, NodePart::Galera, ctx)
+            let r = lifecycle::start_node(&target, NodePart::Galera, ctx)
                 .await
-                .map_err(op)?;
-            update_cluster_addresses(ctx, env, &c, &existing, &all, &settings).await;
+                .map_err(op);
+            if r.is_ok() {
+                update_cluster_addresses(ctx, env, &c, &existing, &all, &settings).await;
+            }
+            r
         }
-        ClusterType::Replication => {
-            provision_replica(ctx, env, &c, &existing, &target).await?;
-        }
-        ClusterType::Standalone => return Err("a standalone cluster has one node".into()),
+        ClusterType::Replication => provision_replica(ctx, env, &c, &existing, &target).await,
+        ClusterType::Standalone => Err("a standalone cluster has one node".into()),
+    };
+    if let Err(e) = joined {
+        // Leave no half-added node behind: stop it and forget it; its files stay (marked
+        // as this cluster's) so that `node add` can simply be run again.
+        let _ = target.stop().await;
+        let _ = env.store.remove_node(rec.id).await;
+        return Err(format!(
+            "{e}. The node was stopped and unregistered; its files are left in {} for inspection, and `nines node add` can be run again",
+            target.settings.layout.node_dir
+        ));
     }
     let msg = format!("node {node} added to `{cluster}`");
     ctx.info(&msg).await;
@@ -195,6 +206,7 @@ async fn update_cluster_addresses(
                 &c.record.name,
                 c.record.cluster_type,
                 n,
+                false,
                 all,
                 &facts,
                 settings.semi_sync,
@@ -251,6 +263,14 @@ async fn provision_replica(
     let datadir = &target.settings.layout.datadir;
     let addr = &target.endpoint.host;
     // Receiver first, on the new node's address; it exits when the stream ends.
+    // The datadir is ours (pre-flight checked its marker): start from empty.
+    target
+        .run(
+            HostCommand::shell("find \"$1\" -mindepth 1 -delete").arg(datadir),
+            SHORT,
+        )
+        .await
+        .map_err(op)?;
     let receiver = target.run(
         HostCommand::shell(
             "cd \"$2\" && timeout 3600 socat -u \"TCP-LISTEN:4444,bind=$1,reuseaddr\" - | mbstream -x -C \"$2\"",
@@ -260,20 +280,14 @@ async fn provision_replica(
         COPY_TIMEOUT,
     );
     let sender = async {
-        // Wait until the receiver listens, then stream.
+        // Wait until the receiver listens (without connecting: it takes one connection).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let probe = source
-                .run(
-                    HostCommand::shell(
-                        "socat -u /dev/null \"TCP:$1:4444\" 2>/dev/null && echo ok || echo no",
-                    )
-                    .arg(addr),
-                    SHORT,
-                )
+            let listening = nines_access::host::ports::listening(target.host.as_ref(), SHORT)
                 .await
-                .unwrap_or_default();
-            if probe.trim() == "ok" {
+                .map(|l| nines_access::host::ports::port_taken(&l, addr, 4444).is_some())
+                .unwrap_or(false);
+            if listening {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -282,15 +296,20 @@ async fn provision_replica(
                     target.endpoint
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         source
             .run(
-                HostCommand::shell(
-                    "set -o pipefail 2>/dev/null; mariabackup --defaults-file=\"$1\" --backup --stream=xbstream --user=root --target-dir=/tmp 2>/tmp/nines-backup-$$.log | socat -u - \"TCP:$2:4444\" || { tail -20 /tmp/nines-backup-$$.log >&2; rm -f /tmp/nines-backup-$$.log; exit 1; }; rm -f /tmp/nines-backup-$$.log",
+                HostCommand::new("bash").arg("-c").arg(
+                    "log=$(mktemp); dir=$(mktemp -d); \
+                     mariabackup --defaults-file=\"$1\" --socket=\"$3\" --backup --stream=xbstream --user=root --target-dir=\"$dir\" 2>\"$log\" \
+                       | socat -u - \"TCP:$2:4444\"; st=(\"${PIPESTATUS[@]}\"); rmdir \"$dir\" 2>/dev/null; \
+                     if [ \"${st[0]}\" != 0 ] || [ \"${st[1]}\" != 0 ]; then tail -20 \"$log\" >&2; rm -f \"$log\"; exit 1; fi; rm -f \"$log\"",
                 )
+                .arg("bash")
                 .arg(&source.settings.layout.config_file)
-                .arg(addr),
+                .arg(addr)
+                .arg(&source.settings.layout.socket),
                 COPY_TIMEOUT,
             )
             .await
@@ -321,7 +340,11 @@ async fn provision_replica(
         .map_err(op)?;
     let info = target
         .run(
-            HostCommand::new("cat").arg(format!("{datadir}/mariadb_backup_binlog_info")),
+            // MariaDB 11 renamed the file; 10.x writes xtrabackup_binlog_info.
+            HostCommand::shell(
+                "cat \"$1/mariadb_backup_binlog_info\" 2>/dev/null || cat \"$1/xtrabackup_binlog_info\"",
+            )
+            .arg(datadir),
             SHORT,
         )
         .await

@@ -20,6 +20,7 @@ datadir                         = {{ datadir }}
 socket                          = {{ socket }}
 pid_file                        = {{ pid_file }}
 log_error                       = {{ error_log }}
+tmpdir                          = {{ tmpdir }}
 skip_name_resolve               = ON
 max_connections                 = {{ max_connections }}
 
@@ -39,7 +40,9 @@ relay_log                       = {{ datadir }}/relay
 slave_net_timeout               = 10
 {%- endif %}
 {%- if semi_sync %}
-rpl_semi_sync_master_enabled    = ON
+# Only the primary waits for acknowledgements; a replica waiting for replicas of its own
+# would stall its applier.
+rpl_semi_sync_master_enabled    = {{ "ON" if primary else "OFF" }}
 rpl_semi_sync_slave_enabled     = ON
 rpl_semi_sync_master_wait_point = AFTER_SYNC
 rpl_semi_sync_master_timeout    = {{ semi_sync_timeout_ms }}
@@ -80,9 +83,13 @@ pub struct ConfigInput {
     pub socket: String,
     pub pid_file: String,
     pub error_log: String,
+    /// Temporary files: the node's own directory, never shared with another node.
+    pub tmpdir: String,
     pub server_id: u32,
     pub gtid_domain_id: u32,
     pub read_only: bool,
+    /// The replication primary (semi-sync master side on).
+    pub primary: bool,
     pub semi_sync: bool,
     pub semi_sync_timeout_ms: u64,
     pub innodb_buffer_pool_size: u64,
@@ -117,9 +124,11 @@ impl ConfigInput {
             socket: layout.socket.clone(),
             pid_file: layout.pid_file.clone(),
             error_log: layout.error_log.clone(),
+            tmpdir: layout.node_dir.clone(),
             server_id,
             gtid_domain_id: 0,
             read_only: cluster_type == ClusterType::Replication,
+            primary: false,
             semi_sync: false,
             semi_sync_timeout_ms: 10_000,
             innodb_buffer_pool_size: sizing.innodb_buffer_pool_size,
@@ -198,6 +207,10 @@ mod tests {
         i.semi_sync = true;
         let c = render_config(None, &i).unwrap();
         assert!(c.contains("read_only                       = ON"));
+        assert!(c.contains("rpl_semi_sync_master_enabled    = OFF"));
+        assert!(c.contains("rpl_semi_sync_slave_enabled     = ON"));
+        i.primary = true;
+        let c = render_config(None, &i).unwrap();
         assert!(c.contains("rpl_semi_sync_master_enabled    = ON"));
         assert!(!c.contains("wsrep"));
     }
