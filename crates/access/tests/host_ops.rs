@@ -121,6 +121,9 @@ impl Node {
         let dir = shared_tempdir();
         let d = dir.path();
         std::fs::create_dir(d.join("data")).expect("mkdir data");
+        // A private tmpdir: concurrent `mariadb-install-db` runs sharing /tmp collide
+        // on their temporary table names and fail.
+        std::fs::create_dir(d.join("tmp")).expect("mkdir tmp");
         let cfg = d.join("my.cnf");
         std::fs::write(
             &cfg,
@@ -131,6 +134,7 @@ impl Node {
                  socket={d}/mysqld.sock\n\
                  pid-file={d}/mysqld.pid\n\
                  log-error={d}/error.log\n\
+                 tmpdir={d}/tmp\n\
                  bind-address={addr}\n\
                  port=3306\n\
                  innodb_buffer_pool_size=32M\n\
@@ -143,7 +147,7 @@ impl Node {
         )
         .expect("write my.cnf");
         let (uid, gid) = user_ids("mysql");
-        for p in [d.to_path_buf(), d.join("data"), cfg.clone()] {
+        for p in [d.to_path_buf(), d.join("data"), d.join("tmp"), cfg.clone()] {
             std::os::unix::fs::chown(&p, Some(uid), Some(gid)).expect("chown");
         }
         if init {

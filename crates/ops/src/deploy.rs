@@ -233,20 +233,7 @@ pub async fn prepare_node(
     .await
     .and_then(|o| o.check())
     .map_err(|e| err("writing the marker file", e))?;
-    h.run(
-        &write_file_command(&l.config_file, config.as_bytes(), 0o640).sudo(true),
-        SHORT,
-    )
-    .await
-    .and_then(|o| o.check())
-    .map_err(|e| err("writing the configuration", e))?;
-    n.run(
-        HostCommand::new("chown")
-            .arg("root:mysql")
-            .arg(&l.config_file),
-        SHORT,
-    )
-    .await?;
+    write_config(n, config).await?;
     if init {
         // Our marker, written only after a complete initialisation: a datadir an earlier
         // attempt left half-initialised (pre-flight accepted it because the node
@@ -295,6 +282,23 @@ pub async fn prepare_node(
             n.endpoint, l.datadir, l.config_file
         ))
         .await;
+    Ok(())
+}
+
+/// Writes a node's configuration file: owned by root, readable by the mysql group (the
+/// server's state transfer and backup tools read it as mysql).
+pub async fn write_config(n: &NodeTarget, config: &str) -> Result<(), OpError> {
+    let path = &n.settings.layout.config_file;
+    n.host
+        .run(
+            &write_file_command(path, config.as_bytes(), 0o640).sudo(true),
+            SHORT,
+        )
+        .await
+        .and_then(|o| o.check())
+        .map_err(|e| OpError::Invalid(format!("{}: writing the configuration: {e}", n.endpoint)))?;
+    n.run(HostCommand::new("chown").arg("root:mysql").arg(path), SHORT)
+        .await?;
     Ok(())
 }
 

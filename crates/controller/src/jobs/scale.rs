@@ -151,7 +151,8 @@ pub(super) async fn add_node(
                 .await
                 .map_err(op);
             if r.is_ok() {
-                update_cluster_addresses(ctx, env, &c, &existing, &all, &settings).await;
+                let rewrite: Vec<&NodeTarget> = existing.iter().map(|(n, _)| n).collect();
+                update_cluster_addresses(ctx, &c, &rewrite, &all, &settings).await;
             }
             r
         }
@@ -186,13 +187,12 @@ pub(super) async fn add_node(
 /// their connections; Galera learns the new member from the group itself).
 async fn update_cluster_addresses(
     ctx: &JobContext,
-    _env: &JobEnv,
     c: &Loaded,
-    existing: &[(NodeTarget, NodePart)],
+    rewrite: &[&NodeTarget],
     all: &[&NodeTarget],
     settings: &nines_model::deploy::ClusterSettings,
 ) {
-    for (n, _) in existing {
+    for n in rewrite {
         let facts = match host_facts(n.host.as_ref(), &n.settings.layout.datadir, SHORT).await {
             Ok(f) => f,
             Err(e) => {
@@ -213,16 +213,7 @@ async fn update_cluster_addresses(
                 settings.config_template.as_deref(),
                 settings.innodb_buffer_pool_size,
             )?;
-            n.run(
-                nines_access::host::write_file_command(
-                    &n.settings.layout.config_file,
-                    config.as_bytes(),
-                    0o640,
-                ),
-                SHORT,
-            )
-            .await
-            .map(|_| ())
+            nines_ops::deploy::write_config(n, &config).await
         }
         .await;
         if let Err(e) = result {
@@ -475,6 +466,19 @@ pub(super) async fn remove_node(
         .remove_node(rec.id)
         .await
         .map_err(|e| e.to_string())?;
+    if c.record.cluster_type == ClusterType::Galera
+        && let Some(settings) = &c.record.settings
+    {
+        // The remaining members' configurations stop listing the removed node.
+        let rest: Vec<NodeTarget> = c
+            .nodes
+            .iter()
+            .filter(|n| n.id != rec.id)
+            .filter_map(|n| c.target(env, n).ok())
+            .collect();
+        let refs: Vec<&NodeTarget> = rest.iter().collect();
+        update_cluster_addresses(ctx, &c, &refs, &refs, settings).await;
+    }
     let msg = format!("node {node} removed from `{cluster}`");
     let _ = env
         .store

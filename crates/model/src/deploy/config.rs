@@ -67,6 +67,10 @@ wsrep_slave_threads             = {{ wsrep_slave_threads }}
 wsrep_gtid_mode                 = ON
 wsrep_gtid_domain_id            = {{ wsrep_gtid_domain_id }}
 innodb_autoinc_lock_mode        = 2
+
+[sst]
+# The state transfer listens on (and connects from) this node's own address only.
+sockopt                         = bind={{ host }}
 {%- endif %}
 "#;
 
@@ -195,6 +199,8 @@ mod tests {
             "gmcast.listen_addr=tcp://127.0.0.11:4567;ist.recv_addr=127.0.0.11:4568;gcache.size="
         ));
         assert!(c.contains("wsrep_sst_method                = mariabackup"));
+        assert!(c.contains("[sst]\n"));
+        assert!(c.contains("sockopt                         = bind=127.0.0.11\n"));
         assert!(c.contains("datadir                         = /srv/db/127.0.0.11_3306\n"));
         assert!(!c.contains("read_only"));
         assert!(c.contains("server_id                       = 7"));

@@ -249,3 +249,90 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
+
+/// A directory for the nodes a test deploys (under the test kit's root, so that servers a
+/// killed test leaves behind are swept when their addresses are leased again). Dropping
+/// it kills every server whose pid file lies below it, also when the test panics.
+pub struct DeployDir {
+    pub path: PathBuf,
+}
+
+impl DeployDir {
+    pub fn new() -> Self {
+        let path = nines_testkit::kit_root().join("deploy").join(format!(
+            "{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&path).expect("deploy dir");
+        use std::os::unix::fs::PermissionsExt;
+        let mut p = path.clone();
+        // mariadbd runs as mysql: every directory on the way must be traversable.
+        while p.starts_with(nines_testkit::kit_root()) {
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
+            if !p.pop() {
+                break;
+            }
+        }
+        Self { path }
+    }
+
+    /// The `--datadir` template for nodes under this directory.
+    pub fn template(&self) -> String {
+        format!("{}/{{host}}_{{port}}", self.path.display())
+    }
+
+    /// The data directory of a node.
+    pub fn datadir(&self, addr: &str, port: u16) -> PathBuf {
+        self.path.join(format!("{addr}_{port}"))
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&self.path) {
+            for e in entries.flatten() {
+                let pid_file = e.path().join("mysqld.pid");
+                if let Ok(t) = std::fs::read_to_string(pid_file)
+                    && let Ok(pid) = t.trim().parse()
+                {
+                    pids.push(pid);
+                }
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for DeployDir {
+    fn drop(&mut self) {
+        for pid in self.pids() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Runs SQL over TCP as the given user and returns the first column of every row.
+pub async fn sql(addr: &str, user: &str, password: &str, q: &str) -> Result<Vec<String>, String> {
+    use mysql_async::prelude::Queryable;
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(addr)
+        .tcp_port(3306)
+        .user(Some(user))
+        .pass(Some(password))
+        .prefer_socket(false);
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), mysql_async::Conn::new(opts))
+        .await
+        .map_err(|_| format!("{addr}: connect timed out"))?
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let rows: Vec<mysql_async::Row> = conn.query(q).await.map_err(|e| format!("{addr}: {e}"))?;
+    let _ = conn.disconnect().await;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            r.get_opt::<String, _>(0)
+                .and_then(|v| v.ok())
+                .unwrap_or_default()
+        })
+        .collect())
+}

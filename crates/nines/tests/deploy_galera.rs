@@ -1,0 +1,199 @@
+//! Deploying a real three-node Galera cluster with local execution, then growing,
+//! shrinking, stopping and starting it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Controller, DeployDir, password_file, sql, stderr, stdout, wait_until};
+
+const PW: &str = "Adm1n-Passw0rd";
+
+async fn count(addr: &str) -> Result<String, String> {
+    sql(addr, "dba", PW, "SELECT COUNT(*) FROM app.t")
+        .await
+        .map(|r| r.concat())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn galera_deploy_scale_stop_and_start() {
+    let leases = nines_testkit::lease_addresses(4).expect("leases");
+    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let dir = DeployDir::new();
+    let ctl = Controller::start().await;
+    let pw = password_file(ctl.data_dir(), PW);
+    let nodes = addrs[..3].join(",");
+    let out = ctl.cli(&[
+        "cluster",
+        "create",
+        "--name",
+        "gal",
+        "--type",
+        "galera",
+        "--nodes",
+        &nodes,
+        "--db-admin-user",
+        "dba",
+        "--db-admin-password-file",
+        pw.to_str().unwrap(),
+        "--datadir",
+        &dir.template(),
+        "--local",
+        "--wait",
+    ]);
+    assert!(
+        out.status.success(),
+        "create failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // Write through one node, read through every other.
+    sql(&addrs[0], "dba", PW, "CREATE DATABASE app")
+        .await
+        .unwrap();
+    sql(
+        &addrs[1],
+        "dba",
+        PW,
+        "CREATE TABLE app.t (id INT PRIMARY KEY)",
+    )
+    .await
+    .unwrap();
+    sql(
+        &addrs[2],
+        "dba",
+        PW,
+        "INSERT INTO app.t VALUES (1), (2), (3)",
+    )
+    .await
+    .unwrap();
+    for a in &addrs[..3] {
+        assert_eq!(count(a).await.unwrap(), "3", "{a}");
+    }
+    let healthy = wait_until(Duration::from_secs(10), || async {
+        ctl.cluster("gal")
+            .await
+            .is_some_and(|c| c["state"] == "healthy")
+    })
+    .await;
+    assert!(healthy, "{:?}", ctl.cluster("gal").await);
+    let c = ctl.cluster("gal").await.unwrap();
+    assert_eq!(
+        (c["type"].as_str(), c["nodes"].as_u64()),
+        (Some("galera"), Some(3))
+    );
+    for n in ctl.nodes("gal").await {
+        assert_eq!(n["role"], "galera", "{n}");
+    }
+    // Each node's files are where the template says, config and socket beside the datadir.
+    for a in &addrs[..3] {
+        let d = dir.datadir(a, 3306);
+        assert!(d.join("grastate.dat").exists(), "{}", d.display());
+        let cnf = std::fs::read_to_string(format!("{}.nines/my.cnf", d.display())).unwrap();
+        assert!(
+            cnf.contains(&format!("bind_address                    = {a}")),
+            "{cnf}"
+        );
+        assert!(cnf.contains("wsrep_sst_method                = mariabackup"));
+    }
+
+    // Grow: a fourth node joins and has the rows; shrink: purge it.
+    let out = ctl.cli(&[
+        "node",
+        "add",
+        "--cluster",
+        "gal",
+        "--node",
+        &addrs[3],
+        "--wait",
+    ]);
+    assert!(
+        out.status.success(),
+        "add failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(count(&addrs[3]).await.unwrap(), "3");
+    let size = sql(&addrs[0], "dba", PW, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='WSREP_CLUSTER_SIZE'").await.unwrap();
+    assert_eq!(size, vec!["4".to_string()]);
+    assert_eq!(ctl.nodes("gal").await.len(), 4);
+    let out = ctl.cli(&[
+        "node",
+        "remove",
+        "--cluster",
+        "gal",
+        "--node",
+        &addrs[3],
+        "--purge",
+        "--wait",
+    ]);
+    assert!(
+        out.status.success(),
+        "remove failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        !dir.datadir(&addrs[3], 3306).exists(),
+        "purged datadir still there"
+    );
+    assert!(!nines_testkit::port_is_open(&addrs[3], 3306));
+    assert_eq!(ctl.nodes("gal").await.len(), 3);
+    let cnf = std::fs::read_to_string(format!(
+        "{}.nines/my.cnf",
+        dir.datadir(&addrs[0], 3306).display()
+    ))
+    .unwrap();
+    assert!(
+        !cnf.contains(&format!("{}:4567", addrs[3])),
+        "removed node still in the cluster address: {cnf}"
+    );
+
+    // The last node of the Primary component is not stopped without --force.
+    for a in &addrs[1..3] {
+        let out = ctl.cli(&["node", "stop", "--cluster", "gal", "--node", a, "--wait"]);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    }
+    let out = ctl.cli(&[
+        "node",
+        "stop",
+        "--cluster",
+        "gal",
+        "--node",
+        &addrs[0],
+        "--wait",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).contains("last node of the Galera Primary component"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        nines_testkit::port_is_open(&addrs[0], 3306),
+        "refused stop stopped it anyway"
+    );
+    sql(&addrs[0], "dba", PW, "INSERT INTO app.t VALUES (4)")
+        .await
+        .unwrap();
+
+    // Stop everything, start again: bootstrapped from the most advanced node, every row there.
+    let out = ctl.cli(&["cluster", "stop", "--name", "gal", "--wait"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    for a in &addrs[..3] {
+        assert!(!nines_testkit::port_is_open(a, 3306), "{a} still up");
+    }
+    let out = ctl.cli(&["cluster", "start", "--name", "gal", "--wait"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("bootstrapping from {}:3306", addrs[0])),
+        "must bootstrap from the node that took the last write: {}",
+        stdout(&out)
+    );
+    for a in &addrs[..3] {
+        assert_eq!(count(a).await.unwrap(), "4", "{a}");
+    }
+}
