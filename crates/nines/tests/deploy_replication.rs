@@ -1,0 +1,223 @@
+//! Deploying a real primary with two replicas over SSH (to the test kit's sshd), with
+//! semi-synchronous replication; adding and removing a replica; the primary's stop
+//! refused; a rolling restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Controller, DeployDir, password_file, sql, stderr, stdout, wait_until};
+use nines_testkit::Sshd;
+
+const PW: &str = "Adm1n-Passw0rd";
+
+async fn count(addr: &str) -> String {
+    sql(addr, "dba", PW, "SELECT COUNT(*) FROM app.t")
+        .await
+        .map(|r| r.concat())
+        .unwrap_or_else(|e| e)
+}
+
+async fn wait_count(addr: &str, want: &str) -> bool {
+    wait_until(Duration::from_secs(15), || async {
+        count(addr).await == want
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_over_ssh_deploy_scale_and_restart() {
+    let leases = nines_testkit::lease_addresses(4).expect("leases");
+    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let sshd = Sshd::start(&addrs).await.expect("sshd");
+    let dir = DeployDir::new();
+    let config = sshd.ssh_config().display().to_string();
+    let ctl = Controller::start_with(&["--ssh-config", &config]).await;
+    let pw = password_file(ctl.data_dir(), PW);
+    let key = sshd.private_key().display().to_string();
+    let port = sshd.port().to_string();
+    let ssh = [
+        "--ssh-user",
+        "root",
+        "--ssh-key",
+        key.as_str(),
+        "--ssh-port",
+        port.as_str(),
+    ];
+    let nodes = addrs[..3].join(",");
+    let template = dir.template();
+    let mut args = vec![
+        "cluster",
+        "create",
+        "--name",
+        "shop",
+        "--type",
+        "replication",
+        "--nodes",
+        &nodes,
+        "--db-admin-user",
+        "dba",
+        "--db-admin-password-file",
+        pw.to_str().unwrap(),
+        "--datadir",
+        &template,
+        "--semi-sync",
+        "--wait",
+    ];
+    args.extend_from_slice(&ssh);
+    let out = ctl.cli(&args);
+    assert!(
+        out.status.success(),
+        "create failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("semi-synchronous replication on"),
+        "{}",
+        stdout(&out)
+    );
+
+    sql(&addrs[0], "dba", PW, "CREATE DATABASE app")
+        .await
+        .unwrap();
+    sql(
+        &addrs[0],
+        "dba",
+        PW,
+        "CREATE TABLE app.t (id INT PRIMARY KEY)",
+    )
+    .await
+    .unwrap();
+    sql(&addrs[0], "dba", PW, "INSERT INTO app.t VALUES (1), (2)")
+        .await
+        .unwrap();
+    for a in &addrs[1..3] {
+        assert!(wait_count(a, "2").await, "{a}: {}", count(a).await);
+    }
+    // Replicas are read-only; the primary waits for a replica's acknowledgement.
+    let ro = sql(&addrs[1], "dba", PW, "SELECT @@read_only")
+        .await
+        .unwrap();
+    assert_eq!(ro, vec!["1".to_string()]);
+    let semi = sql(
+        &addrs[0],
+        "dba",
+        PW,
+        "SELECT @@rpl_semi_sync_master_enabled",
+    )
+    .await
+    .unwrap();
+    assert_eq!(semi, vec!["1".to_string()]);
+
+    let healthy = wait_until(Duration::from_secs(15), || async {
+        ctl.cluster("shop")
+            .await
+            .is_some_and(|c| c["state"] == "healthy")
+    })
+    .await;
+    assert!(healthy, "{:?}", ctl.cluster("shop").await);
+    let nodes = ctl.json(&["node", "list", "--cluster", "shop"]);
+    let nodes = nodes.as_array().unwrap();
+    let role = |a: &str| {
+        nodes
+            .iter()
+            .find(|n| n["address"] == format!("{a}:3306"))
+            .map(|n| {
+                (
+                    n["role"].as_str().unwrap().to_string(),
+                    n["read_only"].as_bool().unwrap(),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(role(&addrs[0]), ("primary".into(), false));
+    assert_eq!(role(&addrs[1]), ("replica".into(), true));
+    assert_eq!(role(&addrs[2]), ("replica".into(), true));
+
+    // The primary with replicas is not stopped without --force.
+    let out = ctl.cli(&[
+        "node",
+        "stop",
+        "--cluster",
+        "shop",
+        "--node",
+        &addrs[0],
+        "--wait",
+    ]);
+    assert!(!out.status.success());
+    assert!(stdout(&out).contains("is the primary"), "{}", stdout(&out));
+    assert!(nines_testkit::port_is_open(&addrs[0], 3306));
+
+    // A new replica is copied by mariabackup and replicates from the primary.
+    let out = ctl.cli(&[
+        "node",
+        "add",
+        "--cluster",
+        "shop",
+        "--node",
+        &addrs[3],
+        "--wait",
+    ]);
+    assert!(
+        out.status.success(),
+        "add failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("copying data from"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(count(&addrs[3]).await, "2");
+    sql(&addrs[0], "dba", PW, "INSERT INTO app.t VALUES (3)")
+        .await
+        .unwrap();
+    assert!(
+        wait_count(&addrs[3], "3").await,
+        "new replica does not replicate"
+    );
+
+    // Remove it (stop, keep data).
+    let out = ctl.cli(&[
+        "node",
+        "remove",
+        "--cluster",
+        "shop",
+        "--node",
+        &addrs[3],
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(!nines_testkit::port_is_open(&addrs[3], 3306));
+    assert!(
+        dir.datadir(&addrs[3], 3306).join("ibdata1").exists(),
+        "data must be kept"
+    );
+    assert_eq!(ctl.nodes("shop").await.len(), 3);
+
+    // Rolling restart: node by node, the cluster keeps its data and replication.
+    let out = ctl.cli(&["cluster", "rolling-restart", "--name", "shop", "--wait"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    sql(&addrs[0], "dba", PW, "INSERT INTO app.t VALUES (4)")
+        .await
+        .unwrap();
+    for a in &addrs[1..3] {
+        assert!(
+            wait_count(a, "4").await,
+            "{a} after restart: {}",
+            count(a).await
+        );
+    }
+    let ro = sql(&addrs[0], "dba", PW, "SELECT @@read_only")
+        .await
+        .unwrap();
+    assert_eq!(
+        ro,
+        vec!["0".to_string()],
+        "the primary must be writable after its restart"
+    );
+}
