@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The demo: nines's controller with its embedded store, watching a real three-node
-# MariaDB Galera cluster on loopback addresses. Installs what it needs, builds, starts
-# the cluster and the controller, imports the cluster, prints where to look, and runs
-# until Ctrl-C (which stops everything it started). Usage: bash scripts/demo.sh
+# The demo: nines's controller with its embedded store deploys a real three-node MariaDB
+# Galera cluster on loopback addresses (127.0.0.11-13, standard ports on each), then
+# watches it. Installs what it needs, builds, deploys, prints where to look, and runs until
+# Ctrl-C (which stops the controller; `nines cluster delete --name demo --purge` removes
+# the cluster). Usage: bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -10,40 +11,50 @@ nines_install_deps
 
 DATA=${NINES_DEMO_DATA:-./nines-demo}
 LISTEN=${NINES_DEMO_LISTEN:-127.0.0.1:9550}
+NODES=${NINES_DEMO_NODES:-127.0.0.11,127.0.0.12,127.0.0.13}
+# Node files outside the checkout: mariadbd runs as mysql and must reach them.
+DB=${NINES_DEMO_DB:-/var/lib/nines-demo}
 echo "== building nines (release)" >&2
-cargo build --release --locked -p nines --bin nines --example demo_cluster
-NINES=./target/release/nines
-rm -rf "$DATA" && mkdir -p "$DATA"
+cargo build --release --locked -p nines --bin nines
+NINES=$(pwd)/target/release/nines
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-
-./target/release/examples/demo_cluster "$DATA/cluster.env" &
-pids+=($!)
-for _ in $(seq 1 240); do [ -s "$DATA/cluster.env" ] && break; sleep 0.5; done
-[ -s "$DATA/cluster.env" ] || { echo "the demo cluster did not start" >&2; exit 1; }
-source "$DATA/cluster.env"
+# A previous demo's servers and files go first (they belong to the demo alone).
+for pid_file in "$DB"/*.nines/mysqld.pid; do
+  [ -f "$pid_file" ] && kill -9 "$(cat "$pid_file")" 2>/dev/null || true
+done
+rm -rf "$DATA" "$DB"
+mkdir -p "$DATA" "$DB"
+chmod 755 "$DB"
 
 "$NINES" serve --data-dir "$DATA" --listen "$LISTEN" 2>"$DATA/controller.log" &
-pids+=($!)
+CTL=$!
+trap 'kill -INT $CTL 2>/dev/null || true; wait $CTL 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 1 100); do curl -fsS "http://$LISTEN/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 
 export NINES_SERVER="http://$LISTEN" NINES_DATA_DIR="$DATA"
-"$NINES" cluster import --name demo --seed "$SEED" --db-user "$DB_USER" --db-password-file "$DB_PASSWORD_FILE" --local --wait
+PASSWORD_FILE="$DATA/demo-admin.password"
+head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$PASSWORD_FILE"
+chmod 600 "$PASSWORD_FILE"
+"$NINES" cluster create --name demo --type galera --nodes "$NODES" \
+  --db-admin-user demo --db-admin-password-file "$PASSWORD_FILE" \
+  --datadir "$DB/{host}_{port}" --local --wait
 sleep 2
 "$NINES" cluster list
 "$NINES" node list --cluster demo
+FIRST=${NODES%%,*}
 cat <<TXT
 
-nines is running.
+nines is running, and so is the Galera cluster it deployed.
   API:        http://$LISTEN   (token: $DATA/admin.token)
   OpenAPI:    curl -H "Authorization: Bearer \$(cat $DATA/admin.token)" http://$LISTEN/api/openapi.json
   Prometheus: curl -H "Authorization: Bearer \$(cat $DATA/admin.token)" http://$LISTEN/metrics
-  CLI:        NINES_SERVER=http://$LISTEN NINES_DATA_DIR=$DATA $NINES node list --cluster demo
-  Cluster:    mariadb -h ${SEED%:*} -P ${SEED##*:} -u $DB_USER -p\$(cat $DB_PASSWORD_FILE)   (nodes: $NODES)
-  Logs:       $DATA/controller.log
+  CLI:        export NINES_SERVER=http://$LISTEN NINES_DATA_DIR=$DATA
+              $NINES node list --cluster demo
+              $NINES cluster rolling-restart --name demo --wait
+  Cluster:    mariadb -h ${FIRST%:*} -u demo -p"\$(cat $PASSWORD_FILE)"   (nodes: $NODES)
+  Logs:       $DATA/controller.log, node logs in $DB/*.nines/error.log
 
-Press Ctrl-C to stop the controller and the demo cluster.
+Press Ctrl-C to stop the controller (the cluster keeps running; remove it with
+  $NINES cluster delete --name demo --purge --wait   while the controller runs).
 TXT
-wait "${pids[1]}"
+wait $CTL

@@ -198,7 +198,7 @@ async fn check_host(
                 for port in ports_for(cluster_type, &n.endpoint) {
                     if let Some(l) = ports::port_taken(&listeners, &n.endpoint.host, port) {
                         problems.push(format!(
-                            "node {}: port {port} on {} is already in use ({l:?})",
+                            "node {}: port {port} on {} is already in use (listener {l})",
                             n.endpoint, n.endpoint.host
                         ));
                     }
