@@ -1227,6 +1227,10 @@ mod tests {
         let mut child = std::process::Command::new("sh")
             .arg0("/x/fake-mariadbd")
             .args(["-c", "sleep 30; :", "sh", "--defaults-file=/x/my.cnf"])
+            // Its sleep outlives the kill below: it must not hold the test's output open.
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn");
         let pid = child.id().to_string();
