@@ -32,6 +32,8 @@ pub struct ClusterSummary {
     pub nodes: usize,
     pub nodes_online: usize,
     pub created_at: DateTime<Utc>,
+    /// For clusters nines deployed: deploying, failed or deployed; null for imported ones.
+    pub deploy_state: Option<String>,
 }
 
 /// One cluster with its nodes and recent events.

@@ -255,21 +255,39 @@ pub async fn prepare_node(
                 SHORT,
             )
             .await?;
-            n.run(
-                HostCommand::new("mariadb-install-db")
-                    .arg(format!("--defaults-file={}", l.config_file))
-                    .arg("--user=mysql")
-                    .arg("--auth-root-authentication-method=socket")
-                    .arg("--skip-test-db"),
-                Duration::from_secs(300),
-            )
-            .await
-            .map_err(|e| {
-                OpError::Invalid(format!(
-                    "{}: initialising the data directory failed: {e}",
-                    n.endpoint
-                ))
-            })?;
+            let installed = n
+                .run(
+                    HostCommand::new("mariadb-install-db")
+                        .arg(format!("--defaults-file={}", l.config_file))
+                        .arg("--user=mysql")
+                        .arg("--auth-root-authentication-method=socket")
+                        .arg("--skip-test-db"),
+                    Duration::from_secs(300),
+                )
+                .await;
+            if let Err(e) = installed {
+                // The server writes why to its error log, not to the tool's output.
+                let log = n
+                    .run(
+                        HostCommand::new("tail")
+                            .arg("-n")
+                            .arg("30")
+                            .arg(&l.error_log),
+                        SHORT,
+                    )
+                    .await
+                    .unwrap_or_default();
+                let why = crate::node::failure_summary(&log, "");
+                return Err(OpError::Invalid(format!(
+                    "{}: initialising the data directory failed: {e}{}",
+                    n.endpoint,
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}: {why}", l.error_log)
+                    }
+                )));
+            }
             h.run(&write_file_command(&done, b"", 0o640).sudo(true), SHORT)
                 .await
                 .and_then(|o| o.check())

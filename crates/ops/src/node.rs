@@ -178,20 +178,52 @@ impl NodeTarget {
         if out.success() {
             return Ok(out.stdout_text());
         }
-        // Some tools (mariadb-install-db) report on stdout: show both tails.
-        let tail = |t: String| {
-            let lines: Vec<&str> = t.lines().rev().take(8).collect();
-            lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
-        };
         Err(OpError::Invalid(format!(
-            "{}: `{}` exited with status {}: {} {}",
+            "{}: `{}` exited with status {}: {}",
             self.endpoint,
             out.program,
             out.status
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "signal".into()),
-            tail(out.stderr_text()),
-            tail(out.stdout_text())
+            failure_summary(&out.stderr_text(), &out.stdout_text())
         )))
+    }
+}
+
+/// The lines of a failed command worth showing: those that say "error" (some tools, such
+/// as mariadb-install-db, report on stdout amid boilerplate), else the last few lines.
+pub fn failure_summary(stderr: &str, stdout: &str) -> String {
+    let all: Vec<&str> = stderr
+        .lines()
+        .chain(stdout.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let errors: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|l| l.to_ascii_lowercase().contains("error"))
+        .take(6)
+        .collect();
+    let picked = if errors.is_empty() {
+        all[all.len().saturating_sub(6)..].to_vec()
+    } else {
+        errors
+    };
+    picked.join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_summary_prefers_error_lines() {
+        let out = "Installing MariaDB system tables\n2026 0 [ERROR] unknown variable 'x=1'\n2026 0 [ERROR] Aborting\nThe latest information is at https://...\n";
+        assert_eq!(
+            failure_summary("", out),
+            "2026 0 [ERROR] unknown variable 'x=1' | 2026 0 [ERROR] Aborting"
+        );
+        assert_eq!(failure_summary("a\nb\n", ""), "a | b");
     }
 }

@@ -64,6 +64,7 @@ fn summary(c: &ClusterRecord, node_count: usize, obs: Option<&ClusterObserved>) 
         nodes: node_count,
         nodes_online,
         created_at: c.created_at,
+        deploy_state: c.deploy_state.clone(),
     }
 }
 
