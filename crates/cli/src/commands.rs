@@ -61,10 +61,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let path = format!("/api/v1/clusters/{}?purge={purge}", urlencode(&name));
             started(&client, f, client.delete(&path).await?, wait).await
         }
-        Command::Node(NodeCmd::Add(a)) => {
+        Command::Node(NodeCmd::Add { node: a, source }) => {
             let path = format!("/api/v1/clusters/{}/nodes", urlencode(&a.cluster));
             let body = nines_model::api::AddNodeRequest {
                 node: a.node.clone(),
+                source,
             };
             started(&client, f, client.post(&path, &body).await?, a.wait).await
         }

@@ -231,7 +231,13 @@ pub enum NodeCmd {
         cluster: Option<String>,
     },
     /// Add a node: a Galera joiner, or a replica copied from a running node.
-    Add(NodeArgs),
+    Add {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The node to copy from (Galera donor, or the replica's backup source); default: nines chooses.
+        #[arg(long)]
+        source: Option<String>,
+    },
     /// Remove a node: by default stop it and keep its data.
     Remove {
         #[command(flatten)]

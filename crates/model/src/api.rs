@@ -233,6 +233,10 @@ pub struct CreateClusterRequest {
 pub struct AddNodeRequest {
     /// `host[:port]` of the new node.
     pub node: String,
+    /// The node to copy from: a Galera donor, or the source of a replica's backup.
+    /// Default: nines chooses (Galera picks its donor; a running replica, else the primary).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// Parses sizes like `512M`, `2G`, `1048576`.

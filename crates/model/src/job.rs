@@ -136,6 +136,10 @@ pub enum JobSpec {
         cluster: String,
         #[schema(value_type = String)]
         node: Endpoint,
+        /// The node to copy from (Galera donor, or the replica's backup source); None: nines chooses.
+        #[serde(default)]
+        #[schema(value_type = Option<String>)]
+        source: Option<Endpoint>,
     },
     /// Remove a node from a cluster.
     RemoveNode {

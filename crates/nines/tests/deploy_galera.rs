@@ -111,7 +111,7 @@ async fn galera_deploy_scale_stop_and_start() {
         assert!(cnf.contains("wsrep_sst_method                = mariabackup"));
     }
 
-    // Grow: a fourth node joins and has the rows; shrink: purge it.
+    // Grow: a fourth node joins from the donor we choose and has the rows; shrink: purge it.
     let out = ctl.cli(&[
         "node",
         "add",
@@ -119,6 +119,8 @@ async fn galera_deploy_scale_stop_and_start() {
         "gal",
         "--node",
         &addrs[3],
+        "--source",
+        &addrs[1],
         "--wait",
     ]);
     assert!(
@@ -128,6 +130,18 @@ async fn galera_deploy_scale_stop_and_start() {
         stderr(&out)
     );
     assert!(sees(&addrs[3], "3").await, "{:?}", count(&addrs[3]).await);
+    let joiner_log = std::fs::read_to_string(format!(
+        "{}.nines/error.log",
+        dir.datadir(&addrs[3], 3306).display()
+    ))
+    .unwrap();
+    assert!(
+        joiner_log.contains(&format!(
+            "requested state transfer from '{}:3306'",
+            addrs[1]
+        )),
+        "the chosen donor was not asked"
+    );
     let size = sql(&addrs[0], "dba", PW, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='WSREP_CLUSTER_SIZE'").await.unwrap();
     assert_eq!(size, vec!["4".to_string()]);
     assert_eq!(ctl.nodes("gal").await.len(), 4);

@@ -369,12 +369,29 @@ pub async fn add_node(
             format!("node {ep} is already managed by nines in cluster `{owner}`"),
         ));
     }
+    let source = match &req.source {
+        None => None,
+        Some(s) => {
+            let src: Endpoint = s
+                .parse()
+                .map_err(|e| ApiErr::field("source", format!("source: {e}")))?;
+            let nodes = st.store.list_nodes(Some(c.id)).await?;
+            if !nodes.iter().any(|n| n.endpoint == src) {
+                return Err(ApiErr::field(
+                    "source",
+                    format!("source {src} is not a node of cluster `{name}`"),
+                ));
+            }
+            Some(src)
+        }
+    };
     queue(
         &st,
         &caller,
         JobSpec::AddNode {
             cluster: name,
             node: ep,
+            source,
         },
     )
     .await

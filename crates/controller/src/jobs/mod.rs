@@ -217,7 +217,11 @@ impl JobRunner {
             JobSpec::DeleteCluster { cluster, purge } => {
                 lifecycle::delete_cluster(ctx, env, cluster, *purge).await
             }
-            JobSpec::AddNode { cluster, node } => scale::add_node(ctx, env, cluster, node).await,
+            JobSpec::AddNode {
+                cluster,
+                node,
+                source,
+            } => scale::add_node(ctx, env, cluster, node, source.as_ref()).await,
             JobSpec::RemoveNode {
                 cluster,
                 node,

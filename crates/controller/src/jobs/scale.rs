@@ -34,6 +34,7 @@ pub(super) async fn add_node(
     env: &JobEnv,
     cluster: &str,
     node: &Endpoint,
+    source: Option<&Endpoint>,
 ) -> Result<(), String> {
     let c = load(env, cluster).await?;
     let Some(settings) = c.record.settings.clone() else {
@@ -147,16 +148,27 @@ pub(super) async fn add_node(
             ctx.progress("join", 40).await;
             ctx.info(&format!("{node}: joining by state transfer"))
                 .await;
-            let r = lifecycle::start_node(&target, NodePart::Galera, ctx)
-                .await
-                .map_err(op);
+            // A chosen donor is passed for this start only (wsrep_node_name is host:port).
+            let donor = source.map(|s| format!("--wsrep-sst-donor={s}"));
+            let started = match &donor {
+                Some(arg) => target.start(&[arg.as_str()]).await.map_err(op),
+                None => Ok(()),
+            };
+            let r = match started {
+                Ok(()) => lifecycle::start_node(&target, NodePart::Galera, ctx)
+                    .await
+                    .map_err(op),
+                Err(e) => Err(e),
+            };
             if r.is_ok() {
                 let rewrite: Vec<&NodeTarget> = existing.iter().map(|(n, _)| n).collect();
                 update_cluster_addresses(ctx, &c, &rewrite, &all, &settings).await;
             }
             r
         }
-        ClusterType::Replication => provision_replica(ctx, env, &c, &existing, &target).await,
+        ClusterType::Replication => {
+            provision_replica(ctx, env, &c, &existing, &target, source).await
+        }
         ClusterType::Standalone => Err("a standalone cluster has one node".into()),
     };
     if let Err(e) = joined {
@@ -230,6 +242,7 @@ async fn provision_replica(
     c: &Loaded,
     existing: &[(NodeTarget, NodePart)],
     target: &NodeTarget,
+    chosen: Option<&Endpoint>,
 ) -> Result<(), String> {
     let primary = existing
         .iter()
@@ -238,10 +251,24 @@ async fn provision_replica(
         .ok_or("the cluster has no primary to replicate from")?;
     // Prefer a running replica as the copy's source: the primary keeps its resources for writes.
     let mut source = primary;
-    for (n, p) in existing {
-        if *p == NodePart::Replica && n.is_running().await.unwrap_or(false) {
-            source = n;
-            break;
+    match chosen {
+        Some(ep) => {
+            source = existing
+                .iter()
+                .map(|(n, _)| n)
+                .find(|n| &n.endpoint == ep)
+                .ok_or_else(|| format!("source {ep} is not a node of `{}`", c.record.name))?;
+            if !source.is_running().await.unwrap_or(false) {
+                return Err(format!("source {ep} is not running"));
+            }
+        }
+        None => {
+            for (n, p) in existing {
+                if *p == NodePart::Replica && n.is_running().await.unwrap_or(false) {
+                    source = n;
+                    break;
+                }
+            }
         }
     }
     let repl = replication_account(env, c.record.id).await?;
