@@ -343,11 +343,8 @@ fn read_password(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
     Ok(password)
 }
 
-fn ssh_request(
-    user: &Option<String>,
-    key: &Option<std::path::PathBuf>,
-    port: Option<u16>,
-) -> anyhow::Result<Option<SshAccessRequest>> {
+fn ssh_request(h: &crate::HostArgs) -> anyhow::Result<Option<SshAccessRequest>> {
+    let (user, key, port) = (&h.ssh_user, &h.ssh_key, h.ssh_port);
     let Some(user) = user else { return Ok(None) };
     let key_path = match key {
         Some(k) => Some(
@@ -381,8 +378,8 @@ async fn create(client: &Client, f: Format, a: crate::CreateArgs) -> anyhow::Res
         db_admin_user: a.db_admin_user.clone(),
         db_admin_password: password,
         datadir: a.datadir.clone(),
-        ssh: ssh_request(&a.ssh_user, &a.ssh_key, a.ssh_port)?,
-        local: a.local,
+        ssh: ssh_request(&a.hosts)?,
+        local: a.hosts.local,
         semi_sync: a.semi_sync,
         config_template,
         innodb_buffer_pool_size: a.innodb_buffer_pool_size.clone(),
@@ -398,8 +395,8 @@ async fn import(client: &Client, f: Format, args: ImportArgs) -> anyhow::Result<
         seed: args.seed.clone(),
         db_user: args.db_user.clone(),
         db_password: password,
-        ssh: ssh_request(&args.ssh_user, &args.ssh_key, args.ssh_port)?,
-        local: args.local,
+        ssh: ssh_request(&args.hosts)?,
+        local: args.hosts.local,
     };
     let created: JobCreated = client.post("/api/v1/clusters/import", &req).await?;
     started(client, f, created, args.wait).await

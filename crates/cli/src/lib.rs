@@ -123,6 +123,23 @@ pub enum ClusterCmd {
     },
 }
 
+/// How nines reaches the nodes' hosts: SSH (the system OpenSSH client) or locally.
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// SSH login user (root, or a user with passwordless sudo).
+    #[arg(long, conflicts_with = "local")]
+    pub ssh_user: Option<String>,
+    /// SSH private key.
+    #[arg(long, requires = "ssh_user")]
+    pub ssh_key: Option<PathBuf>,
+    /// SSH port.
+    #[arg(long, requires = "ssh_user")]
+    pub ssh_port: Option<u16>,
+    /// The nodes run on this machine: local execution instead of SSH.
+    #[arg(long)]
+    pub local: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct NameArgs {
     /// Cluster name.
@@ -153,18 +170,8 @@ pub struct CreateArgs {
     /// Data directory template, e.g. /srv/db/{host}_{port} (default /var/lib/nines/{host}_{port}).
     #[arg(long)]
     pub datadir: Option<String>,
-    /// SSH login user (root, or a user with passwordless sudo).
-    #[arg(long, conflicts_with = "local")]
-    pub ssh_user: Option<String>,
-    /// SSH private key.
-    #[arg(long, requires = "ssh_user")]
-    pub ssh_key: Option<PathBuf>,
-    /// SSH port.
-    #[arg(long, requires = "ssh_user")]
-    pub ssh_port: Option<u16>,
-    /// The nodes run on this machine: local execution instead of SSH.
-    #[arg(long)]
-    pub local: bool,
+    #[command(flatten)]
+    pub hosts: HostArgs,
     /// Semi-synchronous replication (replication clusters).
     #[arg(long)]
     pub semi_sync: bool,
@@ -206,18 +213,8 @@ pub struct ImportArgs {
     /// File holding the account's password (first line).
     #[arg(long)]
     pub db_password_file: PathBuf,
-    /// SSH login user for host access.
-    #[arg(long, conflicts_with = "local")]
-    pub ssh_user: Option<String>,
-    /// SSH private key.
-    #[arg(long, requires = "ssh_user")]
-    pub ssh_key: Option<PathBuf>,
-    /// SSH port.
-    #[arg(long, requires = "ssh_user")]
-    pub ssh_port: Option<u16>,
-    /// The nodes run on this machine: host access by local execution.
-    #[arg(long)]
-    pub local: bool,
+    #[command(flatten)]
+    pub hosts: HostArgs,
     /// Follow the job and exit non-zero if it fails.
     #[arg(long)]
     pub wait: bool,

@@ -258,37 +258,7 @@ pub async fn import_cluster(
             "db_password must not be empty",
         ));
     }
-    let host_access = match (&req.ssh, req.local) {
-        (Some(_), true) => {
-            return Err(ApiErr::field(
-                "local",
-                "choose ssh or local host access, not both",
-            ));
-        }
-        (Some(ssh), false) => {
-            if ssh.user.trim().is_empty() {
-                return Err(ApiErr::field("ssh.user", "ssh.user must not be empty"));
-            }
-            if ssh.port == Some(0) {
-                return Err(ApiErr::field("ssh.port", "ssh.port must be 1-65535"));
-            }
-            if let Some(k) = &ssh.key_path
-                && !std::path::Path::new(k).is_file()
-            {
-                return Err(ApiErr::field(
-                    "ssh.key_path",
-                    format!("ssh.key_path `{k}` is not a readable file on the controller"),
-                ));
-            }
-            HostAccessSpec::Ssh {
-                user: ssh.user.clone(),
-                key_path: ssh.key_path.clone(),
-                port: ssh.port.unwrap_or(22),
-            }
-        }
-        (None, true) => HostAccessSpec::Local,
-        (None, false) => HostAccessSpec::None,
-    };
+    let host_access = super::deploy::host_access(&req.ssh, req.local)?;
     if st.store.get_cluster(&req.name).await?.is_some() {
         return Err(ApiErr::conflict(
             "name",

@@ -33,7 +33,8 @@ async fn cluster(st: &AppState, name: &str) -> Result<ClusterRecord, ApiErr> {
         .ok_or_else(|| ApiErr::not_found(format!("cluster `{name}`")))
 }
 
-fn host_access(
+/// Host access from the request's ssh settings or local flag, each field checked.
+pub(super) fn host_access(
     ssh: &Option<nines_model::api::SshAccessRequest>,
     local: bool,
 ) -> Result<HostAccessSpec, ApiErr> {
