@@ -79,6 +79,8 @@ pub struct NodeStatus {
     pub rates: std::collections::BTreeMap<String, f64>,
     /// The node's host, where the cluster has host access.
     pub host: Option<HostStatus>,
+    /// What the operator wants: `running` or `stopped` (set by node and cluster stop/start).
+    pub desired: String,
 }
 
 /// Host metrics of a node's host, as last read over SSH or locally.

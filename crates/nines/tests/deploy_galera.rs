@@ -197,6 +197,20 @@ async fn galera_deploy_scale_stop_and_start() {
         "{}",
         stdout(&out)
     );
+    let desired = |nodes: Vec<serde_json::Value>, a: &str| {
+        nodes
+            .into_iter()
+            .find(|n| n["address"] == format!("{a}:3306"))
+            .map(|n| n["desired"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(
+        desired(ctl.nodes("gal").await, &addrs[1]).as_deref(),
+        Some("stopped")
+    );
+    assert_eq!(
+        desired(ctl.nodes("gal").await, &addrs[0]).as_deref(),
+        Some("running")
+    );
     assert!(
         nines_testkit::port_is_open(&addrs[0], 3306),
         "refused stop stopped it anyway"
@@ -213,6 +227,10 @@ async fn galera_deploy_scale_stop_and_start() {
     }
     let out = ctl.cli(&["cluster", "start", "--name", "gal", "--wait"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        desired(ctl.nodes("gal").await, &addrs[1]).as_deref(),
+        Some("running")
+    );
     assert!(
         stdout(&out).contains(&format!("bootstrapping from {}:3306", addrs[0])),
         "must bootstrap from the node that took the last write: {}",

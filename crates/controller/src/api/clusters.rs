@@ -161,6 +161,7 @@ pub fn node_status(cluster: &str, rec: &NodeRecord, obs: Option<&ClusterObserved
         last_seen: seen.and_then(|n| n.last_seen),
         rates: seen.map(|n| n.rates.clone()).unwrap_or_default(),
         host: seen.and_then(|n| n.host.clone()),
+        desired: rec.desired.clone(),
     }
 }
 
