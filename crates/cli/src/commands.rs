@@ -229,6 +229,57 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Maintenance(crate::MaintenanceCmd::On {
+            cluster,
+            node,
+            duration,
+            reason,
+        }) => {
+            let body = nines_model::api::MaintenanceRequest {
+                node,
+                reason,
+                duration,
+            };
+            let path = format!("/api/v1/clusters/{}/maintenance", urlencode(&cluster));
+            let m: nines_model::api::MaintenanceView = client.put(&path, &body).await?;
+            match f {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&m)?),
+                Format::Table => println!(
+                    "maintenance on for {}{}: {}",
+                    m.node
+                        .clone()
+                        .unwrap_or_else(|| format!("cluster `{}`", m.cluster)),
+                    m.until
+                        .map(|u| format!(" until {}", time(&u)))
+                        .unwrap_or_default(),
+                    m.reason
+                ),
+            }
+            Ok(0)
+        }
+        Command::Maintenance(crate::MaintenanceCmd::Off {
+            cluster,
+            node,
+            reason,
+        }) => {
+            let mut path = format!("/api/v1/clusters/{}/maintenance?", urlencode(&cluster));
+            if let Some(n) = &node {
+                path.push_str(&format!("node={}&", urlencode(n)));
+            }
+            if let Some(r) = &reason {
+                path.push_str(&format!("reason={}", urlencode(r)));
+            }
+            let left: Vec<nines_model::api::MaintenanceView> = client.delete(&path).await?;
+            match f {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&left)?),
+                Format::Table => println!(
+                    "maintenance off for {}; {} window(s) left",
+                    node.unwrap_or_else(|| format!("cluster `{cluster}`")),
+                    left.len()
+                ),
+            }
+            Ok(0)
+        }
         Command::Events { cluster, limit } => {
             let mut path = format!("/api/v1/events?limit={limit}");
             if let Some(c) = cluster {

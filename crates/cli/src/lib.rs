@@ -59,6 +59,9 @@ pub enum Command {
     /// Jobs: every change to a cluster is one.
     #[command(subcommand)]
     Job(JobCmd),
+    /// Maintenance windows: nines takes no automatic action on a cluster or node in one.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCmd),
     /// Recent events: state changes and decisions, with reasons.
     Events {
         #[arg(long)]
@@ -120,6 +123,34 @@ pub enum ClusterCmd {
         name: Option<String>,
         #[arg(long = "name", id = "name_flag")]
         name_flag: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCmd {
+    /// Start a maintenance window (replacing one of the same scope).
+    On {
+        #[arg(long)]
+        cluster: String,
+        /// One node, ADDR[:PORT]; without it the whole cluster.
+        #[arg(long)]
+        node: Option<String>,
+        /// How long, e.g. 30m, 2h; without it until `maintenance off`.
+        #[arg(long = "for")]
+        duration: Option<String>,
+        /// Why (shown in lists and events).
+        #[arg(long)]
+        reason: String,
+    },
+    /// End a maintenance window.
+    Off {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        node: Option<String>,
+        /// Why it ends (recorded in the event).
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 
@@ -288,33 +319,7 @@ pub enum JobCmd {
     Cancel { id: i64 },
 }
 
-/// Parses durations like `500ms`, `1s`, `15m`, `2h`, `7d`.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 1s, 15m, 7d)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit `{other}` (use ms, s, m, h or d)"
-            ));
-        }
-    };
-    if secs.is_nan() || secs <= 0.0 || !secs.is_finite() {
-        return Err(format!("duration `{s}` must be positive"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
+pub use nines_model::api::parse_duration;
 
 #[cfg(test)]
 mod tests {

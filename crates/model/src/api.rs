@@ -43,6 +43,8 @@ pub struct ClusterDetail {
     pub summary: ClusterSummary,
     pub node_list: Vec<NodeStatus>,
     pub host_access: String,
+    /// Maintenance windows in force.
+    pub maintenance: Vec<MaintenanceView>,
     pub events: Vec<EventView>,
 }
 
@@ -81,6 +83,8 @@ pub struct NodeStatus {
     pub host: Option<HostStatus>,
     /// What the operator wants: `running` or `stopped` (set by node and cluster stop/start).
     pub desired: String,
+    /// Why the node is in maintenance (its own window or its cluster's); null when not.
+    pub maintenance: Option<String>,
 }
 
 /// Host metrics of a node's host, as last read over SSH or locally.
@@ -256,4 +260,58 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(mult))
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("`{s}` is not a size (e.g. 512M, 2G)"))
+}
+
+/// Body of `PUT /api/v1/clusters/{name}/maintenance`: start a maintenance window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    /// `host:port` of one node; absent for the whole cluster.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Why: shown in lists and events.
+    pub reason: String,
+    /// How long, e.g. `30m`, `2h`; absent until switched off.
+    #[serde(default)]
+    pub duration: Option<String>,
+}
+
+/// A maintenance window in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MaintenanceView {
+    pub cluster: String,
+    /// Null for the whole cluster.
+    pub node: Option<String>,
+    pub reason: String,
+    pub set_by: String,
+    pub since: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Parses durations like `500ms`, `1s`, `15m`, `2h`, `7d`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 1s, 15m, 7d)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    if secs.is_nan() || secs <= 0.0 || !secs.is_finite() {
+        return Err(format!("duration `{s}` must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }

@@ -79,6 +79,8 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/clusters/{name}/nodes/{address}/stop", "post"),
         ("/api/v1/clusters/{name}/nodes/{address}/start", "post"),
         ("/api/v1/clusters/{name}/nodes/{address}/restart", "post"),
+        ("/api/v1/clusters/{name}/maintenance", "put"),
+        ("/api/v1/clusters/{name}/maintenance", "delete"),
         ("/api/v1/nodes", "get"),
         ("/api/v1/events", "get"),
         ("/api/v1/jobs", "get"),
@@ -411,4 +413,118 @@ async fn a_running_import_can_be_cancelled() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
     assert_eq!(ctl.json(&["cluster", "list"]).as_array().unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_windows_are_shown_recorded_and_checked() {
+    let server = MariaDbServer::start(Default::default())
+        .await
+        .expect("server");
+    let ctl = Controller::start().await;
+    let pw = password_file(ctl.data_dir(), server.password());
+    let out = ctl.import("solo", &server.endpoint(), server.user(), &pw, &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let addr = server.endpoint();
+
+    let out = ctl.cli(&[
+        "maintenance",
+        "on",
+        "--cluster",
+        "solo",
+        "--for",
+        "1h",
+        "--reason",
+        "kernel upgrade",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("until"), "{}", stdout(&out));
+    let nodes = ctl.json(&["node", "list", "--cluster", "solo"]);
+    assert_eq!(nodes[0]["maintenance"], "kernel upgrade");
+    let out = ctl.cli(&[
+        "maintenance",
+        "on",
+        "--cluster",
+        "solo",
+        "--node",
+        &addr,
+        "--reason",
+        "disk swap",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let nodes = ctl.json(&["node", "list", "--cluster", "solo"]);
+    assert_eq!(
+        nodes[0]["maintenance"], "disk swap",
+        "the node's own window names it"
+    );
+    let detail = ctl.json(&["cluster", "show", "solo"]);
+    assert_eq!(detail["maintenance"].as_array().unwrap().len(), 2);
+
+    // Bad input: unknown node, no reason, a bad duration.
+    let out = ctl.cli(&[
+        "maintenance",
+        "on",
+        "--cluster",
+        "solo",
+        "--node",
+        "127.0.0.1:1",
+        "--reason",
+        "x",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+    let out = ctl.cli(&["maintenance", "on", "--cluster", "solo", "--reason", " "]);
+    assert!(stderr(&out).contains("field `reason`"), "{}", stderr(&out));
+    let out = ctl.cli(&[
+        "maintenance",
+        "on",
+        "--cluster",
+        "solo",
+        "--for",
+        "soon",
+        "--reason",
+        "x",
+    ]);
+    assert!(
+        stderr(&out).contains("field `duration`"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = ctl.cli(&[
+        "maintenance",
+        "off",
+        "--cluster",
+        "solo",
+        "--node",
+        &addr,
+        "--reason",
+        "done",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ctl.cli(&["maintenance", "off", "--cluster", "solo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let nodes = ctl.json(&["node", "list", "--cluster", "solo"]);
+    assert!(nodes[0]["maintenance"].is_null(), "{}", nodes[0]);
+    let out = ctl.cli(&["maintenance", "off", "--cluster", "solo"]);
+    assert!(
+        !out.status.success(),
+        "ending a window that is not there is an error"
+    );
+    let events = ctl.json(&["events", "--cluster", "solo"]);
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "maintenance_on").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "maintenance_off").count(),
+        2,
+        "{kinds:?}"
+    );
 }

@@ -133,6 +133,17 @@ pub struct JobLogRecord {
     pub message: String,
 }
 
+/// A maintenance window of a cluster (node None) or of one node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaintenanceRecord {
+    pub node: Option<String>,
+    pub reason: String,
+    pub set_by: String,
+    pub since: DateTime<Utc>,
+    /// None: until switched off.
+    pub until: Option<DateTime<Utc>>,
+}
+
 /// Filter of job lists.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -208,6 +219,25 @@ pub trait Store: Send + Sync {
         secret_id: i64,
     ) -> Result<()>;
     async fn accounts(&self, cluster_id: i64) -> Result<Vec<AccountRecord>>;
+
+    // Maintenance.
+    /// Starts (or replaces) the maintenance window of a cluster or one of its nodes.
+    async fn set_maintenance(
+        &self,
+        cluster_id: i64,
+        node: Option<&str>,
+        reason: &str,
+        set_by: &str,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<()>;
+    /// Ends it; false when there was none.
+    async fn clear_maintenance(&self, cluster_id: i64, node: Option<&str>) -> Result<bool>;
+    /// Windows in force at `now` (expired ones are not returned).
+    async fn maintenance(
+        &self,
+        cluster_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<MaintenanceRecord>>;
 
     // Jobs.
     async fn create_job(&self, spec: &JobSpec, requested_by: &str) -> Result<JobRecord>;

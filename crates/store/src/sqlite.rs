@@ -17,8 +17,9 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    AccountRecord, ClusterRecord, EventRecord, JobFilter, JobLogRecord, JobRecord, NewCluster,
-    NewNode, NodeRecord, Result, Rollup, Secret, SecretBox, Store, StoreError, TokenRecord,
+    AccountRecord, ClusterRecord, EventRecord, JobFilter, JobLogRecord, JobRecord,
+    MaintenanceRecord, NewCluster, NewNode, NodeRecord, Result, Rollup, Secret, SecretBox, Store,
+    StoreError, TokenRecord,
 };
 
 fn json_opt<T: serde::de::DeserializeOwned>(what: &str, s: Option<String>) -> Result<Option<T>> {
@@ -433,6 +434,74 @@ impl Store for SqliteStore {
                     purpose: r.try_get("purpose")?,
                     user: r.try_get("user_name")?,
                     secret_id: r.try_get("secret_id")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn set_maintenance(
+        &self,
+        cluster_id: i64,
+        node: Option<&str>,
+        reason: &str,
+        set_by: &str,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "DELETE FROM maintenance WHERE cluster_id = ? AND COALESCE(node, '') = COALESCE(?, '')",
+        )
+        .bind(cluster_id)
+        .bind(node)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO maintenance (cluster_id, node, reason, set_by, since, until) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(cluster_id)
+        .bind(node)
+        .bind(reason)
+        .bind(set_by)
+        .bind(now_ms())
+        .bind(until.map(|t| t.timestamp_millis()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn clear_maintenance(&self, cluster_id: i64, node: Option<&str>) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM maintenance WHERE cluster_id = ? AND COALESCE(node, '') = COALESCE(?, '')",
+        )
+        .bind(cluster_id)
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn maintenance(
+        &self,
+        cluster_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<MaintenanceRecord>> {
+        let rows = sqlx::query(
+            "SELECT node, reason, set_by, since, until FROM maintenance \
+             WHERE cluster_id = ? AND (until IS NULL OR until > ?) ORDER BY COALESCE(node, '')",
+        )
+        .bind(cluster_id)
+        .bind(now.timestamp_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MaintenanceRecord {
+                    node: r.try_get("node")?,
+                    reason: r.try_get("reason")?,
+                    set_by: r.try_get("set_by")?,
+                    since: to_time(r.try_get("since")?),
+                    until: opt_time(r.try_get("until")?),
                 })
             })
             .collect()

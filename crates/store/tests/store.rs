@@ -324,3 +324,48 @@ async fn deployed_clusters_keep_accounts_and_delete_takes_their_secrets() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn maintenance_windows_replace_expire_and_clear() {
+    use chrono::{Duration, Utc};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let id = new_cluster(&store, "m", &["127.0.0.1:3306"]).await.unwrap();
+    let now = Utc::now();
+    store
+        .set_maintenance(id, None, "kernel upgrade", "admin", None)
+        .await
+        .unwrap();
+    store
+        .set_maintenance(
+            id,
+            Some("127.0.0.1:3306"),
+            "disk swap",
+            "admin",
+            Some(now + Duration::hours(1)),
+        )
+        .await
+        .unwrap();
+    // Setting again replaces the window of that scope.
+    store
+        .set_maintenance(id, None, "kernel upgrade, take 2", "ops", None)
+        .await
+        .unwrap();
+    let m = store.maintenance(id, now).await.unwrap();
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0].node, None);
+    assert_eq!(m[0].reason, "kernel upgrade, take 2");
+    assert_eq!(m[1].node.as_deref(), Some("127.0.0.1:3306"));
+    // After its end, a timed window no longer applies.
+    assert_eq!(
+        store
+            .maintenance(id, now + Duration::hours(2))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store.clear_maintenance(id, None).await.unwrap());
+    assert!(!store.clear_maintenance(id, None).await.unwrap());
+    assert_eq!(store.maintenance(id, now).await.unwrap().len(), 1);
+}

@@ -84,11 +84,16 @@ pub async fn show_cluster(
     let nodes = st.store.list_nodes(Some(c.id)).await?;
     let obs = st.monitor.cluster(&name);
     let events = st.store.list_events(Some(&name), 20).await?;
+    let maint = st.store.maintenance(c.id, chrono::Utc::now()).await?;
     Ok(Json(ClusterDetail {
         summary: summary(&c, nodes.len(), obs.as_deref()),
         node_list: nodes
             .iter()
-            .map(|n| node_status(&c.name, n, obs.as_deref()))
+            .map(|n| node_status(&c.name, n, obs.as_deref(), &maint))
+            .collect(),
+        maintenance: maint
+            .iter()
+            .map(|m| super::maintenance::view(&c.name, m))
             .collect(),
         host_access: match &c.host_access {
             HostAccessSpec::None => "none".into(),
@@ -111,7 +116,18 @@ fn event_view(e: nines_store::EventRecord) -> EventView {
 }
 
 /// A node's status from its record and what the monitor saw.
-pub fn node_status(cluster: &str, rec: &NodeRecord, obs: Option<&ClusterObserved>) -> NodeStatus {
+pub fn node_status(
+    cluster: &str,
+    rec: &NodeRecord,
+    obs: Option<&ClusterObserved>,
+    maintenance: &[nines_store::MaintenanceRecord],
+) -> NodeStatus {
+    let address = rec.endpoint.to_string();
+    let in_maintenance = maintenance
+        .iter()
+        .find(|m| m.node.as_deref() == Some(address.as_str()))
+        .or_else(|| maintenance.iter().find(|m| m.node.is_none()))
+        .map(|m| m.reason.clone());
     let seen: Option<&NodeObserved> =
         obs.and_then(|o| o.nodes.iter().find(|n| n.endpoint == rec.endpoint));
     let sample = seen.and_then(|n| n.sample.as_ref());
@@ -162,6 +178,7 @@ pub fn node_status(cluster: &str, rec: &NodeRecord, obs: Option<&ClusterObserved
         rates: seen.map(|n| n.rates.clone()).unwrap_or_default(),
         host: seen.and_then(|n| n.host.clone()),
         desired: rec.desired.clone(),
+        maintenance: in_maintenance,
     }
 }
 
@@ -190,8 +207,9 @@ pub async fn list_nodes(
     let mut out = Vec::new();
     for c in &clusters {
         let obs = st.monitor.cluster(&c.name);
+        let maint = st.store.maintenance(c.id, chrono::Utc::now()).await?;
         for n in st.store.list_nodes(Some(c.id)).await? {
-            out.push(node_status(&c.name, &n, obs.as_deref()));
+            out.push(node_status(&c.name, &n, obs.as_deref(), &maint));
         }
     }
     Ok(Json(out))

@@ -8,6 +8,7 @@ mod deploy;
 mod error;
 mod jobs;
 mod json;
+mod maintenance;
 mod metrics;
 
 use std::sync::Arc;
@@ -69,6 +70,10 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(deploy::stop_node))
         .routes(routes!(deploy::start_node))
         .routes(routes!(deploy::restart_node))
+        .routes(routes!(
+            maintenance::start_maintenance,
+            maintenance::end_maintenance
+        ))
         .routes(routes!(clusters::list_nodes))
         .routes(routes!(clusters::list_events))
         .routes(routes!(jobs::list_jobs))

@@ -1,0 +1,147 @@
+//! Maintenance windows: while one is in force for a cluster or a node, nines takes no
+//! automatic action there (restarts, failover, recovery). Setting and ending one is
+//! recorded as an event with who and why.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use nines_model::Endpoint;
+use nines_model::api::{MaintenanceRequest, MaintenanceView, parse_duration};
+use nines_store::MaintenanceRecord;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::ApiErr;
+use super::json::ApiJson;
+
+pub fn view(cluster: &str, m: &MaintenanceRecord) -> MaintenanceView {
+    MaintenanceView {
+        cluster: cluster.to_string(),
+        node: m.node.clone(),
+        reason: m.reason.clone(),
+        set_by: m.set_by.clone(),
+        since: m.since,
+        until: m.until,
+    }
+}
+
+/// Checks that `node` (when given) is a node of the cluster; returns its canonical address.
+async fn node_of(
+    st: &AppState,
+    cluster_id: i64,
+    name: &str,
+    node: Option<&str>,
+) -> Result<Option<String>, ApiErr> {
+    let Some(n) = node else { return Ok(None) };
+    let ep: Endpoint = n
+        .parse()
+        .map_err(|e| ApiErr::field("node", format!("node: {e}")))?;
+    let nodes = st.store.list_nodes(Some(cluster_id)).await?;
+    if !nodes.iter().any(|x| x.endpoint == ep) {
+        return Err(ApiErr::not_found(format!("node {ep} in cluster `{name}`")));
+    }
+    Ok(Some(ep.to_string()))
+}
+
+/// Starts (or replaces) a maintenance window of a cluster or one of its nodes.
+#[utoipa::path(put, path = "/api/v1/clusters/{name}/maintenance", tag = "clusters",
+    params(("name" = String, Path)), request_body = MaintenanceRequest,
+    responses((status = 200, body = MaintenanceView), (status = 400, body = nines_model::api::ApiError),
+              (status = 404, body = nines_model::api::ApiError)))]
+pub async fn start_maintenance(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<MaintenanceRequest>,
+) -> Result<Json<MaintenanceView>, ApiErr> {
+    let c = st
+        .store
+        .get_cluster(&name)
+        .await?
+        .ok_or_else(|| ApiErr::not_found(format!("cluster `{name}`")))?;
+    let node = node_of(&st, c.id, &name, req.node.as_deref()).await?;
+    let reason = req.reason.trim();
+    if reason.is_empty() {
+        return Err(ApiErr::field(
+            "reason",
+            "reason must say why (it is shown to everyone)",
+        ));
+    }
+    let until = match &req.duration {
+        None => None,
+        Some(d) => {
+            let d = parse_duration(d).map_err(|e| ApiErr::field("duration", e))?;
+            let d = chrono::TimeDelta::from_std(d)
+                .map_err(|_| ApiErr::field("duration", "duration is too long"))?;
+            Some(chrono::Utc::now() + d)
+        }
+    };
+    st.store
+        .set_maintenance(c.id, node.as_deref(), reason, &caller.0, until)
+        .await?;
+    let scope = node.clone().unwrap_or_else(|| format!("cluster `{name}`"));
+    let msg = format!(
+        "maintenance on for {scope} by {}{}: {reason}",
+        caller.0,
+        until
+            .map(|u| format!(" until {}", u.format("%Y-%m-%d %H:%M:%S UTC")))
+            .unwrap_or_default()
+    );
+    st.store
+        .add_event(&name, node.as_deref(), "maintenance_on", &msg)
+        .await?;
+    let now = chrono::Utc::now();
+    let record = st
+        .store
+        .maintenance(c.id, now)
+        .await?
+        .into_iter()
+        .find(|m| m.node == node)
+        .ok_or_else(|| ApiErr::not_found("maintenance window"))?;
+    Ok(Json(view(&name, &record)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EndQuery {
+    /// `host:port` of the node whose window ends; absent for the cluster's.
+    pub node: Option<String>,
+    /// Why it ends (recorded in the event).
+    pub reason: Option<String>,
+}
+
+/// Ends a maintenance window.
+#[utoipa::path(delete, path = "/api/v1/clusters/{name}/maintenance", tag = "clusters",
+    params(("name" = String, Path), EndQuery),
+    responses((status = 200, body = Vec<MaintenanceView>), (status = 404, body = nines_model::api::ApiError)))]
+pub async fn end_maintenance(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<EndQuery>,
+) -> Result<Json<Vec<MaintenanceView>>, ApiErr> {
+    let c = st
+        .store
+        .get_cluster(&name)
+        .await?
+        .ok_or_else(|| ApiErr::not_found(format!("cluster `{name}`")))?;
+    let node = node_of(&st, c.id, &name, q.node.as_deref()).await?;
+    let scope = node.clone().unwrap_or_else(|| format!("cluster `{name}`"));
+    if !st.store.clear_maintenance(c.id, node.as_deref()).await? {
+        return Err(ApiErr::not_found(format!(
+            "a maintenance window for {scope}"
+        )));
+    }
+    let why = q
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    let msg = format!("maintenance off for {scope} by {}{why}", caller.0);
+    st.store
+        .add_event(&name, node.as_deref(), "maintenance_off", &msg)
+        .await?;
+    let left = st.store.maintenance(c.id, chrono::Utc::now()).await?;
+    Ok(Json(left.iter().map(|m| view(&name, m)).collect()))
+}
