@@ -28,7 +28,8 @@ pub const MARKER: &str = "nines-cluster";
 pub fn packages_for(cluster_type: ClusterType) -> Vec<&'static str> {
     match cluster_type {
         ClusterType::Galera => vec!["mariadb-server", "mariadb-backup", "galera-4", "socat"],
-        _ => vec!["mariadb-server", "mariadb-backup"],
+        // socat carries the mariabackup stream that provisions new replicas.
+        _ => vec!["mariadb-server", "mariadb-backup", "socat"],
     }
 }
 
@@ -54,6 +55,7 @@ pub async fn preflight(
     cluster: &str,
     cluster_type: ClusterType,
     nodes: &[NodeTarget],
+    extra_ports: &[u16],
     reporter: &dyn Reporter,
 ) -> Result<BTreeMap<String, HostReady>, OpError> {
     let mut by_host: BTreeMap<String, Vec<&NodeTarget>> = BTreeMap::new();
@@ -66,7 +68,16 @@ pub async fn preflight(
         let access = Arc::clone(&ns[0].host);
         let pkgs = pkgs.clone();
         async move {
-            let r = check_host(cluster, cluster_type, &host, access.as_ref(), ns, &pkgs).await;
+            let r = check_host(
+                cluster,
+                cluster_type,
+                &host,
+                access.as_ref(),
+                ns,
+                &pkgs,
+                extra_ports,
+            )
+            .await;
             (host, r)
         }
     });
@@ -117,6 +128,7 @@ async fn check_host(
     h: &dyn HostAccess,
     nodes: &[&NodeTarget],
     pkgs: &[&str],
+    extra_ports: &[u16],
 ) -> Result<HostReady, Vec<String>> {
     let facts = host_facts(h, &nodes[0].settings.layout.datadir, T)
         .await
@@ -195,7 +207,10 @@ async fn check_host(
     match ports::listening(h, T).await {
         Ok(listeners) => {
             for n in nodes {
-                for port in ports_for(cluster_type, &n.endpoint) {
+                for port in ports_for(cluster_type, &n.endpoint)
+                    .into_iter()
+                    .chain(extra_ports.iter().copied())
+                {
                     if let Some(l) = ports::port_taken(&listeners, &n.endpoint.host, port) {
                         problems.push(format!(
                             "node {}: port {port} on {} is already in use (listener {l})",

@@ -89,7 +89,7 @@ async fn create(
     }
 
     ctx.progress("pre-flight", 5).await;
-    let hosts = nines_ops::preflight::preflight(name, *cluster_type, &targets, ctx)
+    let hosts = nines_ops::preflight::preflight(name, *cluster_type, &targets, &[], ctx)
         .await
         .map_err(|e| e.to_string())?;
     for t in &mut targets {

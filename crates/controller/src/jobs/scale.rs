@@ -80,9 +80,21 @@ pub(super) async fn add_node(
     );
     ctx.progress("pre-flight", 5).await;
     let t = c.record.cluster_type;
-    let hosts = nines_ops::preflight::preflight(cluster, t, std::slice::from_ref(&target), ctx)
-        .await
-        .map_err(op)?;
+    // A new replica receives its copy on port 4444 of its address (Galera's SST port too).
+    let transfer_port: &[u16] = if t == ClusterType::Replication {
+        &[4444]
+    } else {
+        &[]
+    };
+    let hosts = nines_ops::preflight::preflight(
+        cluster,
+        t,
+        std::slice::from_ref(&target),
+        transfer_port,
+        ctx,
+    )
+    .await
+    .map_err(op)?;
     let ready = hosts
         .get(&node.host)
         .ok_or_else(|| format!("no pre-flight result for {}", node.host))?;
@@ -332,6 +344,21 @@ async fn provision_replica(
             )
             .await
             .map_err(|e| format!("{}: streaming the backup failed: {e}", source.endpoint))
+    };
+    let sender = async {
+        let r = sender.await;
+        if r.is_err() {
+            // The receiver waits for one connection: give it an empty one so it ends now
+            // instead of at its timeout.
+            let _ = target
+                .run(
+                    HostCommand::shell("socat -u /dev/null \"TCP:$1:4444\" 2>/dev/null || true")
+                        .arg(addr),
+                    SHORT,
+                )
+                .await;
+        }
+        r
     };
     let (recv, sent) = tokio::join!(receiver, sender);
     sent?;
