@@ -57,6 +57,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             )
             .await
         }
+        Command::Cluster(ClusterCmd::Recovery { switch, name }) => {
+            let body = nines_model::api::RecoveryRequest {
+                enabled: switch == crate::Switch::Enable,
+            };
+            let path = format!("/api/v1/clusters/{}/recovery", urlencode(&name));
+            let c: ClusterSummary = client.put(&path, &body).await?;
+            match f {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&c)?),
+                Format::Table => println!(
+                    "automatic recovery of `{}` is {}",
+                    c.name,
+                    if c.auto_recovery { "on" } else { "off" }
+                ),
+            }
+            Ok(0)
+        }
         Command::Cluster(ClusterCmd::Delete { name, purge, wait }) => {
             let path = format!("/api/v1/clusters/{}?purge={purge}", urlencode(&name));
             started(&client, f, client.delete(&path).await?, wait).await

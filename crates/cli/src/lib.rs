@@ -105,6 +105,13 @@ pub enum ClusterCmd {
     Start(NameArgs),
     /// Restart node by node, each healthy again before the next.
     RollingRestart(NameArgs),
+    /// Turn automatic recovery (restarts, Galera recovery, failover) on or off.
+    Recovery {
+        #[arg(value_enum)]
+        switch: Switch,
+        #[arg(long)]
+        name: String,
+    },
     /// Unregister a cluster; --purge also stops its servers and deletes their files.
     Delete {
         #[arg(long)]
@@ -124,6 +131,12 @@ pub enum ClusterCmd {
         #[arg(long = "name", id = "name_flag")]
         name_flag: Option<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    Enable,
+    Disable,
 }
 
 #[derive(Debug, Subcommand)]

@@ -34,6 +34,8 @@ pub struct ClusterSummary {
     pub created_at: DateTime<Utc>,
     /// For clusters nines deployed: deploying, failed or deployed; null for imported ones.
     pub deploy_state: Option<String>,
+    /// Whether nines repairs the cluster by itself (`cluster recovery enable|disable`).
+    pub auto_recovery: bool,
 }
 
 /// One cluster with its nodes and recent events.
@@ -314,4 +316,11 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         return Err(format!("duration `{s}` must be positive"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// Body of `PUT /api/v1/clusters/{name}/recovery`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryRequest {
+    pub enabled: bool,
 }

@@ -81,6 +81,7 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/clusters/{name}/nodes/{address}/restart", "post"),
         ("/api/v1/clusters/{name}/maintenance", "put"),
         ("/api/v1/clusters/{name}/maintenance", "delete"),
+        ("/api/v1/clusters/{name}/recovery", "put"),
         ("/api/v1/nodes", "get"),
         ("/api/v1/events", "get"),
         ("/api/v1/jobs", "get"),
@@ -510,6 +511,14 @@ async fn maintenance_windows_are_shown_recorded_and_checked() {
         !out.status.success(),
         "ending a window that is not there is an error"
     );
+    // Automatic recovery: on by default, switched off and on again.
+    assert_eq!(ctl.cluster("solo").await.unwrap()["auto_recovery"], true);
+    let off = ctl.json(&["cluster", "recovery", "disable", "--name", "solo"]);
+    assert_eq!(off["auto_recovery"], false);
+    assert_eq!(ctl.cluster("solo").await.unwrap()["auto_recovery"], false);
+    let on = ctl.json(&["cluster", "recovery", "enable", "--name", "solo"]);
+    assert_eq!(on["auto_recovery"], true);
+
     let events = ctl.json(&["events", "--cluster", "solo"]);
     let kinds: Vec<&str> = events
         .as_array()

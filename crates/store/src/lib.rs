@@ -60,6 +60,8 @@ pub struct ClusterRecord {
     pub settings: Option<ClusterSettings>,
     /// deploying, failed or deployed; None for imported clusters.
     pub deploy_state: Option<String>,
+    /// Whether nines repairs this cluster by itself (on by default).
+    pub auto_recovery: bool,
 }
 
 /// A node of a registered cluster.
@@ -204,6 +206,7 @@ pub trait Store: Send + Sync {
     async fn set_cluster_state(&self, id: i64, state: ClusterState, reason: &str) -> Result<()>;
     async fn set_node_state(&self, id: i64, role: Role, state: NodeState) -> Result<()>;
     async fn set_deploy_state(&self, cluster_id: i64, state: &str) -> Result<()>;
+    async fn set_auto_recovery(&self, cluster_id: i64, enabled: bool) -> Result<()>;
     /// Adds a node to a cluster; Conflict when the address is managed already.
     async fn add_node(&self, cluster_id: i64, node: NewNode) -> Result<NodeRecord>;
     async fn remove_node(&self, node_id: i64) -> Result<()>;

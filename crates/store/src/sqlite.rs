@@ -109,6 +109,7 @@ impl SqliteStore {
             created_at: to_time(row.try_get("created_at")?),
             settings: json_opt("cluster settings", row.try_get("settings")?)?,
             deploy_state: row.try_get("deploy_state")?,
+            auto_recovery: row.try_get::<i64, _>("auto_recovery")? != 0,
         })
     }
 
@@ -338,6 +339,15 @@ impl Store for SqliteStore {
     async fn set_deploy_state(&self, cluster_id: i64, state: &str) -> Result<()> {
         sqlx::query("UPDATE clusters SET deploy_state = ? WHERE id = ?")
             .bind(state)
+            .bind(cluster_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_auto_recovery(&self, cluster_id: i64, enabled: bool) -> Result<()> {
+        sqlx::query("UPDATE clusters SET auto_recovery = ? WHERE id = ?")
+            .bind(i64::from(enabled))
             .bind(cluster_id)
             .execute(&self.pool)
             .await?;

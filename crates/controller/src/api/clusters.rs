@@ -39,7 +39,11 @@ pub async fn list_clusters(
     ))
 }
 
-fn summary(c: &ClusterRecord, node_count: usize, obs: Option<&ClusterObserved>) -> ClusterSummary {
+pub fn summary(
+    c: &ClusterRecord,
+    node_count: usize,
+    obs: Option<&ClusterObserved>,
+) -> ClusterSummary {
     let (state, reason) = match obs.and_then(|o| o.state.map(|s| (s, o.reason.clone()))) {
         Some(x) => x,
         None => match c.state {
@@ -65,6 +69,7 @@ fn summary(c: &ClusterRecord, node_count: usize, obs: Option<&ClusterObserved>) 
         nodes_online,
         created_at: c.created_at,
         deploy_state: c.deploy_state.clone(),
+        auto_recovery: c.auto_recovery,
     }
 }
 

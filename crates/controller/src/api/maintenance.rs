@@ -145,3 +145,38 @@ pub async fn end_maintenance(
     let left = st.store.maintenance(c.id, chrono::Utc::now()).await?;
     Ok(Json(left.iter().map(|m| view(&name, m)).collect()))
 }
+
+/// Turns automatic recovery of a cluster on or off (recorded as an event).
+#[utoipa::path(put, path = "/api/v1/clusters/{name}/recovery", tag = "clusters",
+    params(("name" = String, Path)), request_body = nines_model::api::RecoveryRequest,
+    responses((status = 200, body = nines_model::api::ClusterSummary), (status = 404, body = nines_model::api::ApiError)))]
+pub async fn set_recovery(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<nines_model::api::RecoveryRequest>,
+) -> Result<Json<nines_model::api::ClusterSummary>, ApiErr> {
+    let c = st
+        .store
+        .get_cluster(&name)
+        .await?
+        .ok_or_else(|| ApiErr::not_found(format!("cluster `{name}`")))?;
+    st.store.set_auto_recovery(c.id, req.enabled).await?;
+    let msg = format!(
+        "automatic recovery {} by {}",
+        if req.enabled { "enabled" } else { "disabled" },
+        caller.0
+    );
+    st.store.add_event(&name, None, "recovery", &msg).await?;
+    let c = st
+        .store
+        .get_cluster(&name)
+        .await?
+        .ok_or_else(|| ApiErr::not_found(format!("cluster `{name}`")))?;
+    let nodes = st.store.list_nodes(Some(c.id)).await?;
+    Ok(Json(super::clusters::summary(
+        &c,
+        nodes.len(),
+        st.monitor.cluster(&name).as_deref(),
+    )))
+}

@@ -74,6 +74,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             maintenance::start_maintenance,
             maintenance::end_maintenance
         ))
+        .routes(routes!(maintenance::set_recovery))
         .routes(routes!(clusters::list_nodes))
         .routes(routes!(clusters::list_events))
         .routes(routes!(jobs::list_jobs))
