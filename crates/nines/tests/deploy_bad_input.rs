@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{Controller, DeployDir, password_file, stderr, stdout};
+use common::{Controller, DeployDir, create_cluster, stderr, stdout};
 use nines_testkit::Sshd;
 
 fn create(
@@ -18,26 +18,7 @@ fn create(
     template: &str,
     extra: &[&str],
 ) -> Output {
-    let pw = password_file(ctl.data_dir(), "Adm1n-Passw0rd");
-    let mut args = vec![
-        "cluster",
-        "create",
-        "--name",
-        name,
-        "--type",
-        kind,
-        "--nodes",
-        nodes,
-        "--db-admin-user",
-        "dba",
-        "--db-admin-password-file",
-        pw.to_str().unwrap(),
-        "--datadir",
-        template,
-        "--wait",
-    ];
-    args.extend_from_slice(extra);
-    ctl.cli(&args)
+    create_cluster(ctl, name, kind, nodes, template, extra)
 }
 
 fn all_output(o: &Output) -> String {

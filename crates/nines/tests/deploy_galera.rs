@@ -7,9 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Controller, DeployDir, password_file, sql, stderr, stdout, wait_until};
+use common::{ADMIN_PW, Controller, DeployDir, create_cluster, sql, stderr, stdout, wait_until};
 
-const PW: &str = "Adm1n-Passw0rd";
+const PW: &str = ADMIN_PW;
 
 async fn count(addr: &str) -> Result<String, String> {
     sql(addr, "dba", PW, "SELECT COUNT(*) FROM app.t")
@@ -32,26 +32,8 @@ async fn galera_deploy_scale_stop_and_start() {
     let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
     let dir = DeployDir::new();
     let ctl = Controller::start().await;
-    let pw = password_file(ctl.data_dir(), PW);
     let nodes = addrs[..3].join(",");
-    let out = ctl.cli(&[
-        "cluster",
-        "create",
-        "--name",
-        "gal",
-        "--type",
-        "galera",
-        "--nodes",
-        &nodes,
-        "--db-admin-user",
-        "dba",
-        "--db-admin-password-file",
-        pw.to_str().unwrap(),
-        "--datadir",
-        &dir.template(),
-        "--local",
-        "--wait",
-    ]);
+    let out = create_cluster(&ctl, "gal", "galera", &nodes, &dir.template(), &["--local"]);
     assert!(
         out.status.success(),
         "create failed: {}{}",

@@ -8,10 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Controller, DeployDir, password_file, sql, stderr, stdout, wait_until};
+use common::{ADMIN_PW, Controller, DeployDir, create_cluster, sql, stderr, stdout, wait_until};
 use nines_testkit::Sshd;
 
-const PW: &str = "Adm1n-Passw0rd";
+const PW: &str = ADMIN_PW;
 
 async fn count(addr: &str) -> String {
     sql(addr, "dba", PW, "SELECT COUNT(*) FROM app.t")
@@ -35,7 +35,6 @@ async fn replication_over_ssh_deploy_scale_and_restart() {
     let dir = DeployDir::new();
     let config = sshd.ssh_config().display().to_string();
     let ctl = Controller::start_with(&["--ssh-config", &config]).await;
-    let pw = password_file(ctl.data_dir(), PW);
     let key = sshd.private_key().display().to_string();
     let port = sshd.port().to_string();
     let ssh = [
@@ -47,27 +46,9 @@ async fn replication_over_ssh_deploy_scale_and_restart() {
         port.as_str(),
     ];
     let nodes = addrs[..3].join(",");
-    let template = dir.template();
-    let mut args = vec![
-        "cluster",
-        "create",
-        "--name",
-        "shop",
-        "--type",
-        "replication",
-        "--nodes",
-        &nodes,
-        "--db-admin-user",
-        "dba",
-        "--db-admin-password-file",
-        pw.to_str().unwrap(),
-        "--datadir",
-        &template,
-        "--semi-sync",
-        "--wait",
-    ];
-    args.extend_from_slice(&ssh);
-    let out = ctl.cli(&args);
+    let mut extra = vec!["--semi-sync"];
+    extra.extend_from_slice(&ssh);
+    let out = create_cluster(&ctl, "shop", "replication", &nodes, &dir.template(), &extra);
     assert!(
         out.status.success(),
         "create failed: {}{}",

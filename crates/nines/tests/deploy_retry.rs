@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{Controller, DeployDir, password_file, sql, stderr, stdout};
+use common::{ADMIN_PW, Controller, DeployDir, create_cluster, sql, stderr, stdout};
 
-const PW: &str = "Adm1n-Passw0rd";
+const PW: &str = ADMIN_PW;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_deploy_is_purged_or_retried() {
@@ -15,7 +15,6 @@ async fn a_failed_deploy_is_purged_or_retried() {
     let addr = lease.addr();
     let dir = DeployDir::new();
     let ctl = Controller::start().await;
-    let pw = password_file(ctl.data_dir(), PW);
     // A template that renders but that the server refuses: the deploy fails at start.
     let broken = ctl.data_dir().join("broken.cnf.j2");
     std::fs::write(
@@ -28,26 +27,9 @@ async fn a_failed_deploy_is_purged_or_retried() {
     .unwrap();
     let template = dir.template();
     let create = |extra: &[&str]| {
-        let mut args = vec![
-            "cluster",
-            "create",
-            "--name",
-            "solo",
-            "--type",
-            "standalone",
-            "--nodes",
-            &addr,
-            "--db-admin-user",
-            "dba",
-            "--db-admin-password-file",
-            pw.to_str().unwrap(),
-            "--datadir",
-            &template,
-            "--local",
-            "--wait",
-        ];
-        args.extend_from_slice(extra);
-        ctl.cli(&args)
+        let mut all = vec!["--local"];
+        all.extend_from_slice(extra);
+        create_cluster(&ctl, "solo", "standalone", &addr, &template, &all)
     };
     let broken_arg = broken.to_str().unwrap();
     let out = create(&["--config-template", broken_arg]);

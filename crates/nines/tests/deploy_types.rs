@@ -7,10 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Controller, DeployDir, password_file, sql, stderr, stdout, wait_until};
+use common::{ADMIN_PW, Controller, DeployDir, create_cluster, sql, stderr, stdout, wait_until};
 use nines_testkit::Sshd;
 
-const PW: &str = "Adm1n-Passw0rd";
+const PW: &str = ADMIN_PW;
 
 async fn rows_everywhere(addrs: &[String]) {
     sql(&addrs[0], "dba", PW, "CREATE DATABASE app")
@@ -44,27 +44,7 @@ fn create(
     template: &str,
     extra: &[&str],
 ) {
-    let pw = password_file(ctl.data_dir(), PW);
-    let nodes = addrs.join(",");
-    let mut args = vec![
-        "cluster",
-        "create",
-        "--name",
-        name,
-        "--type",
-        kind,
-        "--nodes",
-        &nodes,
-        "--db-admin-user",
-        "dba",
-        "--db-admin-password-file",
-        pw.to_str().unwrap(),
-        "--datadir",
-        template,
-        "--wait",
-    ];
-    args.extend_from_slice(extra);
-    let out = ctl.cli(&args);
+    let out = create_cluster(ctl, name, kind, &addrs.join(","), template, extra);
     assert!(
         out.status.success(),
         "create {name} failed: {}{}",

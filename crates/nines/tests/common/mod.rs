@@ -336,3 +336,39 @@ pub async fn sql(addr: &str, user: &str, password: &str, q: &str) -> Result<Vec<
         })
         .collect())
 }
+
+/// Password of the `dba` administrator the deploy tests create.
+pub const ADMIN_PW: &str = "Adm1n-Passw0rd";
+
+/// Runs `nines cluster create --wait` with the administrator `dba` (password [`ADMIN_PW`]),
+/// the given nodes (comma-separated), directory template and extra arguments.
+pub fn create_cluster(
+    ctl: &Controller,
+    name: &str,
+    kind: &str,
+    nodes: &str,
+    template: &str,
+    extra: &[&str],
+) -> Output {
+    let pw = password_file(ctl.data_dir(), ADMIN_PW);
+    let pw = pw.to_string_lossy().to_string();
+    let mut args = vec![
+        "cluster",
+        "create",
+        "--name",
+        name,
+        "--type",
+        kind,
+        "--nodes",
+        nodes,
+        "--db-admin-user",
+        "dba",
+        "--db-admin-password-file",
+        &pw,
+        "--datadir",
+        template,
+        "--wait",
+    ];
+    args.extend_from_slice(extra);
+    ctl.cli(&args)
+}
