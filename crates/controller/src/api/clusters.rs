@@ -81,11 +81,7 @@ pub async fn show_cluster(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ClusterDetail>, ApiErr> {
-    let c = st
-        .store
-        .get_cluster(&name)
-        .await?
-        .ok_or_else(|| ApiErr::not_found(format!("cluster `{name}`")))?;
+    let c = super::deploy::cluster(&st, &name).await?;
     let nodes = st.store.list_nodes(Some(c.id)).await?;
     let obs = st.monitor.cluster(&name);
     let events = st.store.list_events(Some(&name), 20).await?;

@@ -26,7 +26,8 @@ async fn queue(st: &AppState, caller: &Caller, spec: JobSpec) -> Result<Queued, 
     Ok((StatusCode::ACCEPTED, Json(JobCreated { job_id: job.id })))
 }
 
-async fn cluster(st: &AppState, name: &str) -> Result<ClusterRecord, ApiErr> {
+/// The cluster named, or 404.
+pub(super) async fn cluster(st: &AppState, name: &str) -> Result<ClusterRecord, ApiErr> {
     st.store
         .get_cluster(name)
         .await?

@@ -56,11 +56,7 @@ pub async fn start_maintenance(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<MaintenanceRequest>,
 ) -> Result<Json<MaintenanceView>, ApiErr> {
-    let c = st
-        .store
-        .get_cluster(&name)
-        .await?
-        .ok_or_else(|| ApiErr::not_found(format!("cluster `{name}`")))?;
+    let c = super::deploy::cluster(&st, &name).await?;
     let node = node_of(&st, c.id, &name, req.node.as_deref()).await?;
     let reason = req.reason.trim();
     if reason.is_empty() {
@@ -121,11 +117,7 @@ pub async fn end_maintenance(
     Path(name): Path<String>,
     Query(q): Query<EndQuery>,
 ) -> Result<Json<Vec<MaintenanceView>>, ApiErr> {
-    let c = st
-        .store
-        .get_cluster(&name)
-        .await?
-        .ok_or_else(|| ApiErr::not_found(format!("cluster `{name}`")))?;
+    let c = super::deploy::cluster(&st, &name).await?;
     let node = node_of(&st, c.id, &name, q.node.as_deref()).await?;
     let scope = node.clone().unwrap_or_else(|| format!("cluster `{name}`"));
     if !st.store.clear_maintenance(c.id, node.as_deref()).await? {
@@ -156,11 +148,7 @@ pub async fn set_recovery(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<nines_model::api::RecoveryRequest>,
 ) -> Result<Json<nines_model::api::ClusterSummary>, ApiErr> {
-    let c = st
-        .store
-        .get_cluster(&name)
-        .await?
-        .ok_or_else(|| ApiErr::not_found(format!("cluster `{name}`")))?;
+    let c = super::deploy::cluster(&st, &name).await?;
     st.store.set_auto_recovery(c.id, req.enabled).await?;
     let msg = format!(
         "automatic recovery {} by {}",
@@ -168,11 +156,7 @@ pub async fn set_recovery(
         caller.0
     );
     st.store.add_event(&name, None, "recovery", &msg).await?;
-    let c = st
-        .store
-        .get_cluster(&name)
-        .await?
-        .ok_or_else(|| ApiErr::not_found(format!("cluster `{name}`")))?;
+    let c = super::deploy::cluster(&st, &name).await?;
     let nodes = st.store.list_nodes(Some(c.id)).await?;
     Ok(Json(super::clusters::summary(
         &c,
