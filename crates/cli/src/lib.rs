@@ -50,10 +50,10 @@ pub enum Format {
 pub enum Command {
     /// Run the controller: API, monitor and job runner.
     Serve(ServeArgs),
-    /// Clusters: import, list, show.
+    /// Clusters: create, import, list, show, stop, start, rolling-restart, recovery, delete.
     #[command(subcommand)]
     Cluster(ClusterCmd),
-    /// Nodes of managed clusters.
+    /// Nodes: list, add, remove, stop, start, restart.
     #[command(subcommand)]
     Node(NodeCmd),
     /// Jobs: every change to a cluster is one.
@@ -143,6 +143,7 @@ pub enum Switch {
 pub enum MaintenanceCmd {
     /// Start a maintenance window (replacing one of the same scope).
     On {
+        /// Cluster name.
         #[arg(long)]
         cluster: String,
         /// One node, ADDR[:PORT]; without it the whole cluster.
@@ -157,8 +158,10 @@ pub enum MaintenanceCmd {
     },
     /// End a maintenance window.
     Off {
+        /// Cluster name.
         #[arg(long)]
         cluster: String,
+        /// The node, ADDR[:PORT]; without it the cluster's own window.
         #[arg(long)]
         node: Option<String>,
         /// Why it ends (recorded in the event).
