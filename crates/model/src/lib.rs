@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod endpoint;
 pub mod galera;
 pub mod gtid;
+pub mod ha;
 pub mod health;
 pub mod job;
 pub mod lag;
