@@ -17,6 +17,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Timeouts of jobs' server connections.
     pub job_timeouts: nines_access::server::Timeouts,
+    /// Automatic recovery policy (per-cluster switches override `automatic_recovery`).
+    pub ha: nines_model::ha::HaPolicy,
 }
 
 impl Config {
@@ -35,6 +37,7 @@ impl Config {
                 policy: HealthPolicy::default(),
                 ssh_config: None,
             },
+            ha: nines_model::ha::HaPolicy::default(),
             job_timeouts: nines_access::server::Timeouts {
                 connect: Duration::from_secs(5),
                 query: Duration::from_secs(30),

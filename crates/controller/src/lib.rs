@@ -9,6 +9,7 @@ pub mod hosts;
 pub mod jobs;
 pub mod monitor;
 pub mod prom;
+pub mod reconciler;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -62,6 +63,14 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         },
     );
     let runner = tokio::spawn(Arc::clone(&jobs).run());
+    let reconciler = tokio::spawn(reconciler::run(
+        Arc::clone(&store),
+        Arc::clone(&monitor),
+        Arc::clone(&jobs),
+        config.ha.clone(),
+        config.monitor.probe_interval,
+        shutdown.child_token(),
+    ));
 
     let flusher = {
         let store = Arc::clone(&store);
@@ -102,6 +111,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let _ = tokio::time::timeout(Duration::from_secs(15), runner).await;
     monitor.join(Duration::from_secs(5)).await;
     let _ = flusher.await;
+    let _ = reconciler.await;
     Ok(())
 }
 
