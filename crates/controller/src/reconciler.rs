@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use nines_model::ha::{
-    HaPolicy, Maintenance, MaintenanceScope, NodeKind, NodeRestartState, RestartAction,
-    decide_node_restart,
+    GaleraAction, GaleraNode, GaleraView, HaPolicy, Maintenance, MaintenanceScope, NodeKind,
+    NodeRestartState, ProbeStatus, RestartAction, decide_galera_recovery, decide_node_restart,
 };
-use nines_model::job::{JobSpec, JobState, NodeAction};
+use nines_model::job::{ClusterAction, JobSpec, JobState, NodeAction};
 use nines_model::snapshot::ProbeErrorKind;
 use nines_model::{ClusterType, Endpoint, NodeState};
 use nines_store::{JobFilter, Store};
@@ -37,6 +37,12 @@ struct Memory {
     down_since: HashMap<NodeKey, DateTime<Utc>>,
     attempts: HashMap<NodeKey, Vec<DateTime<Utc>>>,
     gave_up: HashSet<NodeKey>,
+    /// Per Galera cluster: since when no node is in a Primary component.
+    no_primary_since: HashMap<String, DateTime<Utc>>,
+    /// Per Galera cluster: recovery jobs submitted during the current outage.
+    galera_attempts: HashMap<String, Vec<DateTime<Utc>>>,
+    /// Per cluster: the last refusal or give-up already raised as an alarm.
+    galera_alarmed: HashSet<String>,
 }
 
 /// Runs the reconciliation loop until shutdown.
@@ -105,6 +111,23 @@ async fn reconcile(
                     .is_some_and(|w| w.is_primary_component())
         });
         let mut busy = None;
+        if cluster.cluster_type == ClusterType::Galera {
+            let acted = galera_recovery(
+                store,
+                jobs,
+                &policy,
+                memory,
+                now,
+                &cluster.name,
+                &view,
+                &records,
+                &maintenance,
+            )
+            .await?;
+            if acted {
+                continue;
+            }
+        }
         for rec in records.iter().filter(|r| r.settings.is_some()) {
             let key = (cluster.name.clone(), rec.endpoint.clone());
             let Some(seen) = view.nodes.iter().find(|n| n.endpoint == rec.endpoint) else {
@@ -205,4 +228,128 @@ async fn cluster_busy(
         }
     }
     Ok(false)
+}
+
+/// Whole-cluster Galera recovery: when no node is in a Primary component (every server
+/// down, or none Primary for long enough), asks `decide_galera_recovery` and, when it says
+/// to collect positions or bootstrap, queues a cluster start job, which reads grastate.dat
+/// and `--wsrep-recover` on every node, refuses two cluster UUIDs, bootstraps the node with
+/// the highest seqno and joins the others one by one. Returns true when it acted or is
+/// responsible for the cluster (node restarts then wait).
+#[allow(clippy::too_many_arguments)]
+async fn galera_recovery(
+    store: &Arc<dyn Store>,
+    jobs: &Arc<JobRunner>,
+    policy: &HaPolicy,
+    memory: &mut Memory,
+    now: DateTime<Utc>,
+    cluster: &str,
+    view: &crate::monitor::ClusterObserved,
+    records: &[nines_store::NodeRecord],
+    maintenance: &[Maintenance],
+) -> Result<bool, nines_store::StoreError> {
+    let nodes: Vec<GaleraNode> = view
+        .nodes
+        .iter()
+        .filter(|n| {
+            records
+                .iter()
+                .any(|r| r.endpoint == n.endpoint && r.settings.is_some())
+        })
+        .map(|n| {
+            let key = (cluster.to_string(), n.endpoint.clone());
+            GaleraNode {
+                endpoint: n.endpoint.clone(),
+                probe: match &n.error {
+                    None => ProbeStatus::Reachable,
+                    Some(e) => ProbeStatus::Failing {
+                        kind: e.kind,
+                        consecutive: 2,
+                        since: memory.down_since.get(&key).copied().unwrap_or(now),
+                    },
+                },
+                wsrep: if n.error.is_none() {
+                    n.sample.as_ref().and_then(|s| s.wsrep.clone())
+                } else {
+                    None
+                },
+                down_confirmed: false,
+                grastate: None,
+                recovered: None,
+            }
+        })
+        .collect();
+    if nodes.is_empty() || view.nodes.iter().any(|n| n.state.is_none()) {
+        return Ok(false);
+    }
+    let any_primary = nodes
+        .iter()
+        .any(|n| n.wsrep.as_ref().is_some_and(|w| w.is_primary_component()));
+    if any_primary {
+        memory.no_primary_since.remove(cluster);
+        memory.galera_attempts.remove(cluster);
+        memory.galera_alarmed.remove(cluster);
+        return Ok(false);
+    }
+    let since = *memory
+        .no_primary_since
+        .entry(cluster.to_string())
+        .or_insert(now);
+    let galera_view = GaleraView {
+        nodes,
+        no_primary_since: Some(since),
+        maintenance: maintenance.to_vec(),
+    };
+    let decision = decide_galera_recovery(&galera_view, policy, now);
+    match decision.action {
+        GaleraAction::CollectPositions { .. } | GaleraAction::Bootstrap { .. } => {
+            if cluster_busy(store, cluster).await? {
+                return Ok(true);
+            }
+            let attempts = memory
+                .galera_attempts
+                .entry(cluster.to_string())
+                .or_default();
+            let max = policy.max_restart_attempts as usize;
+            if attempts.len() >= max {
+                if memory.galera_alarmed.insert(cluster.to_string()) {
+                    let msg = format!(
+                        "alarm: the Galera cluster has no Primary component and {max} recovery attempts failed; {}",
+                        decision.explain()
+                    );
+                    store.add_event(cluster, None, "alarm", &msg).await?;
+                }
+                return Ok(true);
+            }
+            let backoff = policy.restart_backoff * i32::try_from(attempts.len()).unwrap_or(1);
+            if attempts.last().is_some_and(|last| now < *last + backoff) {
+                return Ok(true);
+            }
+            let spec = JobSpec::ClusterAction {
+                cluster: cluster.to_string(),
+                action: ClusterAction::Start,
+            };
+            let job = jobs.submit(&spec, REQUESTER).await?;
+            attempts.push(now);
+            let msg = format!(
+                "recovering the Galera cluster (job {}, attempt {}): {}",
+                job.id,
+                attempts.len(),
+                decision.explain()
+            );
+            tracing::warn!(cluster = %cluster, "{msg}");
+            store
+                .add_event(cluster, None, "auto_galera_recovery", &msg)
+                .await?;
+            Ok(true)
+        }
+        GaleraAction::Refuse => {
+            if memory.galera_alarmed.insert(cluster.to_string()) {
+                let msg = format!("alarm: Galera recovery refused: {}", decision.explain());
+                store.add_event(cluster, None, "alarm", &msg).await?;
+            }
+            Ok(true)
+        }
+        GaleraAction::Wait { .. } | GaleraAction::NoAction => Ok(false),
+    }
 }

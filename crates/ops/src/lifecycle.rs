@@ -115,15 +115,7 @@ pub async fn galera_position(
                 n.endpoint
             ))
             .await;
-        let log = n
-            .run(
-                HostCommand::shell(
-                    "log=$(mktemp); /usr/sbin/mariadbd --defaults-file=\"$1\" --user=mysql --wsrep-recover --log-error=\"$log\" >/dev/null 2>&1; cat \"$log\"; rm -f \"$log\"",
-                )
-                .arg(&n.settings.layout.config_file),
-                Duration::from_secs(600),
-            )
-            .await?;
+        let log = n.wsrep_recover().await?;
         match parse_wsrep_recover(&log) {
             Some((uuid, seqno)) => {
                 pos.uuid = uuid;
@@ -180,7 +172,25 @@ pub async fn start_galera_cluster(
             first.endpoint, chosen.seqno
         ))
         .await;
-    // Only the chosen node may bootstrap; its grastate must say so.
+    // Only the chosen node may bootstrap: every other grastate says it may not, and no
+    // node may have come up in the meantime.
+    for n in nodes.iter().filter(|n| n.endpoint != first.endpoint) {
+        if n.is_running().await? {
+            return Err(OpError::Invalid(format!(
+                "{} started while the cluster was being recovered: not bootstrapping a second cluster",
+                n.endpoint
+            )));
+        }
+        let _ = n
+            .run(
+                HostCommand::shell(
+                    "[ -f \"$1\" ] && sed -i 's/^safe_to_bootstrap:.*/safe_to_bootstrap: 0/' \"$1\" || true",
+                )
+                .arg(format!("{}/grastate.dat", n.settings.layout.datadir)),
+                SHORT,
+            )
+            .await;
+    }
     first
         .run(
             HostCommand::new("sed")

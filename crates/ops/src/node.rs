@@ -105,6 +105,15 @@ impl NodeTarget {
             })
     }
 
+    /// Runs `mariadbd --wsrep-recover` on the stopped server; returns its log text.
+    pub async fn wsrep_recover(&self) -> Result<String, OpError> {
+        service::wsrep_recover(self.host.as_ref(), &self.spec(), Duration::from_secs(600))
+            .await
+            .map_err(|e| {
+                OpError::Invalid(format!("{}: --wsrep-recover failed: {e}", self.endpoint))
+            })
+    }
+
     /// Runs SQL through the node's socket as root; returns the client's output.
     pub async fn sql(&self, statements: &str) -> Result<String, OpError> {
         sql::run_sql(
