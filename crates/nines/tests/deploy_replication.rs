@@ -8,8 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ADMIN_PW, Controller, DeployDir, create_cluster, sql, stderr, stdout, wait_until};
-use nines_testkit::Sshd;
+use common::{
+    ADMIN_PW, DeployDir, controller_with_sshd, create_cluster, sql, ssh_args, stderr, stdout,
+    wait_until,
+};
 
 const PW: &str = ADMIN_PW;
 
@@ -31,20 +33,10 @@ async fn wait_count(addr: &str, want: &str) -> bool {
 async fn replication_over_ssh_deploy_scale_and_restart() {
     let leases = nines_testkit::lease_addresses(4).expect("leases");
     let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
-    let sshd = Sshd::start(&addrs).await.expect("sshd");
+    let (sshd, ctl) = controller_with_sshd(&addrs).await;
     let dir = DeployDir::new();
-    let config = sshd.ssh_config().display().to_string();
-    let ctl = Controller::start_with(&["--ssh-config", &config]).await;
-    let key = sshd.private_key().display().to_string();
-    let port = sshd.port().to_string();
-    let ssh = [
-        "--ssh-user",
-        "root",
-        "--ssh-key",
-        key.as_str(),
-        "--ssh-port",
-        port.as_str(),
-    ];
+    let ssh_owned = ssh_args(&sshd);
+    let ssh: Vec<&str> = ssh_owned.iter().map(String::as_str).collect();
     let nodes = addrs[..3].join(",");
     let mut extra = vec!["--semi-sync"];
     extra.extend_from_slice(&ssh);

@@ -7,8 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ADMIN_PW, Controller, DeployDir, create_cluster, sql, stderr, stdout, wait_until};
-use nines_testkit::Sshd;
+use common::{
+    ADMIN_PW, Controller, DeployDir, controller_with_sshd, create_cluster, sql, ssh_args, stderr,
+    stdout, wait_until,
+};
 
 const PW: &str = ADMIN_PW;
 
@@ -70,20 +72,10 @@ async fn healthy(ctl: &Controller, name: &str, kind: &str, n: u64) {
 async fn standalone_and_galera_over_ssh() {
     let leases = nines_testkit::lease_addresses(4).expect("leases");
     let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
-    let sshd = Sshd::start(&addrs).await.expect("sshd");
+    let (sshd, ctl) = controller_with_sshd(&addrs).await;
     let dir = DeployDir::new();
-    let config = sshd.ssh_config().display().to_string();
-    let ctl = Controller::start_with(&["--ssh-config", &config]).await;
-    let key = sshd.private_key().display().to_string();
-    let port = sshd.port().to_string();
-    let ssh = [
-        "--ssh-user",
-        "root",
-        "--ssh-key",
-        key.as_str(),
-        "--ssh-port",
-        port.as_str(),
-    ];
+    let ssh_owned = ssh_args(&sshd);
+    let ssh: Vec<&str> = ssh_owned.iter().map(String::as_str).collect();
 
     create(
         &ctl,

@@ -372,3 +372,24 @@ pub fn create_cluster(
     args.extend_from_slice(extra);
     ctl.cli(&args)
 }
+
+/// A real sshd on `addrs` and a controller whose OpenSSH uses the kit's ssh_config (known
+/// hosts, strict checking).
+pub async fn controller_with_sshd(addrs: &[String]) -> (nines_testkit::Sshd, Controller) {
+    let sshd = nines_testkit::Sshd::start(addrs).await.expect("sshd");
+    let config = sshd.ssh_config().display().to_string();
+    let ctl = Controller::start_with(&["--ssh-config", &config]).await;
+    (sshd, ctl)
+}
+
+/// The CLI flags that reach the kit's sshd as root with its key.
+pub fn ssh_args(sshd: &nines_testkit::Sshd) -> Vec<String> {
+    vec![
+        "--ssh-user".into(),
+        "root".into(),
+        "--ssh-key".into(),
+        sshd.private_key().display().to_string(),
+        "--ssh-port".into(),
+        sshd.port().to_string(),
+    ]
+}
