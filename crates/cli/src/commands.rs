@@ -57,6 +57,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             )
             .await
         }
+        Command::Cluster(ClusterCmd::Switchover { cluster, to }) => {
+            let path = format!("/api/v1/clusters/{}/switchover", urlencode(&cluster.name));
+            let body = nines_model::api::SwitchoverRequest { to };
+            started(&client, f, client.post(&path, &body).await?, cluster.wait).await
+        }
+        Command::Cluster(ClusterCmd::Failover { cluster, to, force }) => {
+            let path = format!("/api/v1/clusters/{}/failover", urlencode(&cluster.name));
+            let body = nines_model::api::FailoverRequest { to, force };
+            started(&client, f, client.post(&path, &body).await?, cluster.wait).await
+        }
         Command::Cluster(ClusterCmd::Recovery { switch, name }) => {
             let body = nines_model::api::RecoveryRequest {
                 enabled: switch == crate::Switch::Enable,
@@ -110,6 +120,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Node(NodeCmd::Start(node)) => node_action(&client, f, &node, "start", false).await,
         Command::Node(NodeCmd::Restart { node, force }) => {
             node_action(&client, f, &node, "restart", force).await
+        }
+        Command::Node(NodeCmd::Rejoin(node)) => {
+            let path = format!(
+                "/api/v1/clusters/{}/nodes/{}/rejoin",
+                urlencode(&node.cluster),
+                urlencode(&node.node)
+            );
+            started(
+                &client,
+                f,
+                client.post(&path, &serde_json::json!({})).await?,
+                node.wait,
+            )
+            .await
         }
         Command::Cluster(ClusterCmd::List) => {
             let list: Vec<ClusterSummary> = client.get("/api/v1/clusters").await?;

@@ -50,10 +50,11 @@ pub enum Format {
 pub enum Command {
     /// Run the controller: API, monitor and job runner.
     Serve(ServeArgs),
-    /// Clusters: create, import, list, show, stop, start, rolling-restart, recovery, delete.
+    /// Clusters: create, import, list, show, stop, start, rolling-restart, switchover,
+    /// failover, recovery, delete.
     #[command(subcommand)]
     Cluster(ClusterCmd),
-    /// Nodes: list, add, remove, stop, start, restart.
+    /// Nodes: list, add, remove, stop, start, restart, rejoin.
     #[command(subcommand)]
     Node(NodeCmd),
     /// Jobs: every change to a cluster is one.
@@ -105,6 +106,26 @@ pub enum ClusterCmd {
     Start(NameArgs),
     /// Restart node by node, each healthy again before the next.
     RollingRestart(NameArgs),
+    /// Hand the primary role of a replication cluster to a replica, with zero loss.
+    Switchover {
+        #[command(flatten)]
+        cluster: NameArgs,
+        /// The replica to promote, ADDR[:PORT]; default: the most advanced eligible one.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Promote a replica of a replication cluster whose primary is gone.
+    Failover {
+        #[command(flatten)]
+        cluster: NameArgs,
+        /// The replica to promote, ADDR[:PORT]; default: the most advanced eligible one.
+        #[arg(long)]
+        to: Option<String>,
+        /// Fail over even when the primary answers (it is fenced first) or when the chosen
+        /// replica lacks transactions (they are named in the job's log).
+        #[arg(long)]
+        force: bool,
+    },
     /// Turn automatic recovery (restarts, Galera recovery, failover) on or off.
     Recovery {
         #[arg(value_enum)]
@@ -309,6 +330,9 @@ pub enum NodeCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Make a former primary (or a stray node) of a replication cluster a replica of the
+    /// current primary, once it is proven to hold no transaction the cluster lacks.
+    Rejoin(NodeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -356,6 +380,49 @@ mod tests {
         let b = Cli::try_parse_from(["nines", "cluster", "list", "-o", "json"]).unwrap();
         assert_eq!(a.output, Format::Json);
         assert_eq!(b.output, Format::Json);
+    }
+
+    #[test]
+    fn primary_role_commands_parse() {
+        let c = Cli::try_parse_from([
+            "nines", "cluster", "failover", "--name", "shop", "--to", "db2", "--force", "--wait",
+        ])
+        .unwrap();
+        match c.command {
+            Command::Cluster(ClusterCmd::Failover { cluster, to, force }) => {
+                assert_eq!(cluster.name, "shop");
+                assert!(cluster.wait);
+                assert_eq!(to.as_deref(), Some("db2"));
+                assert!(force);
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from(["nines", "cluster", "switchover", "--name", "shop"]).unwrap();
+        match c.command {
+            Command::Cluster(ClusterCmd::Switchover { cluster, to }) => {
+                assert_eq!(cluster.name, "shop");
+                assert!(!cluster.wait);
+                assert_eq!(to, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from(["nines", "cluster", "switchover", "--name", "a", "--force"])
+                .is_err(),
+            "a switchover has no --force"
+        );
+        let c = Cli::try_parse_from([
+            "nines",
+            "node",
+            "rejoin",
+            "--cluster",
+            "shop",
+            "--node",
+            "db1:3307",
+        ])
+        .unwrap();
+        assert!(matches!(c.command, Command::Node(NodeCmd::Rejoin(ref n)) if n.node == "db1:3307"));
+        assert!(Cli::try_parse_from(["nines", "node", "rejoin", "--cluster", "shop"]).is_err());
     }
 
     #[test]

@@ -324,3 +324,27 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 pub struct RecoveryRequest {
     pub enabled: bool,
 }
+
+/// Body of `POST /api/v1/clusters/{name}/failover`: promote a replica of a replication
+/// cluster whose primary is gone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverRequest {
+    /// `host[:port]` of the replica to promote; absent: the most advanced eligible one.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Fail over even when the primary answers (it is fenced first) or when the chosen
+    /// replica lacks transactions (they are named in the job's log).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Body of `POST /api/v1/clusters/{name}/switchover`: hand the primary role of a
+/// replication cluster to a replica, with zero loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchoverRequest {
+    /// `host[:port]` of the replica to promote; absent: the most advanced eligible one.
+    #[serde(default)]
+    pub to: Option<String>,
+}

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Controller, password_file, stderr, stdout, wait_until};
-use nines_testkit::MariaDbServer;
+use nines_testkit::{MariaDbServer, ReplicationTopology};
 use serde_json::{Value, json};
 
 async fn post(ctl: &Controller, path: &str, body: &str) -> (u16, Value) {
@@ -79,6 +79,9 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/clusters/{name}/nodes/{address}/stop", "post"),
         ("/api/v1/clusters/{name}/nodes/{address}/start", "post"),
         ("/api/v1/clusters/{name}/nodes/{address}/restart", "post"),
+        ("/api/v1/clusters/{name}/nodes/{address}/rejoin", "post"),
+        ("/api/v1/clusters/{name}/failover", "post"),
+        ("/api/v1/clusters/{name}/switchover", "post"),
         ("/api/v1/clusters/{name}/maintenance", "put"),
         ("/api/v1/clusters/{name}/maintenance", "delete"),
         ("/api/v1/clusters/{name}/recovery", "put"),
@@ -112,6 +115,12 @@ async fn openapi_document_lists_every_route() {
         }
     }
     assert!(doc["components"]["schemas"]["ImportRequest"].is_object());
+    for schema in ["FailoverRequest", "SwitchoverRequest"] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} not in the document"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,4 +545,189 @@ async fn maintenance_windows_are_shown_recorded_and_checked() {
         2,
         "{kinds:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_switchover_and_rejoin_check_their_input_before_queuing() {
+    let (solo, topo) = tokio::join!(
+        MariaDbServer::start(Default::default()),
+        ReplicationTopology::start(1, false)
+    );
+    let solo = solo.expect("server");
+    let topo = topo.expect("topology");
+    let ctl = Controller::start().await;
+    let pw = password_file(ctl.data_dir(), solo.password());
+    let out = ctl.import("solo", &solo.endpoint(), solo.user(), &pw, &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let pw = password_file(ctl.data_dir(), topo.primary().password());
+    let out = ctl.import(
+        "shop",
+        &topo.primary().endpoint(),
+        topo.primary().user(),
+        &pw,
+        &[],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let primary = topo.primary().endpoint();
+    let replica = topo.replica(0).endpoint();
+
+    // Unknown cluster: 404 naming it, on every route and through the CLI.
+    for path in [
+        "/api/v1/clusters/nowhere/failover",
+        "/api/v1/clusters/nowhere/switchover",
+        "/api/v1/clusters/nowhere/nodes/127.0.0.1:3306/rejoin",
+    ] {
+        let (s, e) = post(&ctl, path, "{}").await;
+        assert_eq!(s, 404, "{path}: {e}");
+        assert!(
+            e["error"].as_str().unwrap().contains("cluster `nowhere`"),
+            "{path}: {e}"
+        );
+    }
+    let out = ctl.cli(&["cluster", "switchover", "--name", "nowhere"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cluster `nowhere` not found"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Not a replication cluster: 400 saying what the cluster is.
+    for path in [
+        "/api/v1/clusters/solo/failover".to_string(),
+        "/api/v1/clusters/solo/switchover".to_string(),
+        format!("/api/v1/clusters/solo/nodes/{}/rejoin", solo.endpoint()),
+    ] {
+        let (s, e) = post(&ctl, &path, "{}").await;
+        assert_eq!(s, 400, "{path}: {e}");
+        let msg = e["error"].as_str().unwrap();
+        assert!(
+            msg.contains("replication clusters") && msg.contains("cluster `solo` is standalone"),
+            "{path}: {e}"
+        );
+    }
+
+    // `to`: malformed, not a node of the cluster, already the primary.
+    for route in ["failover", "switchover"] {
+        let path = format!("/api/v1/clusters/shop/{route}");
+        let (s, e) = post(&ctl, &path, r#"{"to":"127.0.0.1:99999"}"#).await;
+        assert_eq!(s, 400, "{route}: {e}");
+        assert_eq!(e["field"], "to", "{route}: {e}");
+        let (s, e) = post(&ctl, &path, r#"{"to":""}"#).await;
+        assert_eq!(s, 400, "{route}: {e}");
+        assert_eq!(e["field"], "to", "{route}: {e}");
+        let (s, e) = post(&ctl, &path, r#"{"to":"127.0.0.1:1"}"#).await;
+        assert_eq!(s, 400, "{route}: {e}");
+        assert_eq!(e["field"], "to", "{route}: {e}");
+        let msg = e["error"].as_str().unwrap();
+        assert!(
+            msg.contains("127.0.0.1:1") && msg.contains("not a node of cluster `shop`"),
+            "{route}: {e}"
+        );
+        let (s, e) = post(&ctl, &path, &json!({ "to": primary }).to_string()).await;
+        assert_eq!(s, 409, "{route}: {e}");
+        assert_eq!(e["field"], "to", "{route}: {e}");
+        assert!(
+            e["error"].as_str().unwrap().contains("already the primary"),
+            "{route}: {e}"
+        );
+        // Unknown fields are refused, naming them.
+        let (s, e) = post(
+            &ctl,
+            &path,
+            &json!({ "to": replica, "colour": 1 }).to_string(),
+        )
+        .await;
+        assert_eq!(s, 400, "{route}: {e}");
+        assert_eq!(e["field"], "colour", "{route}: {e}");
+    }
+    // A switchover has no `force`; a failover's must be a boolean.
+    let (s, e) = post(
+        &ctl,
+        "/api/v1/clusters/shop/switchover",
+        r#"{"force":true}"#,
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["field"], "force", "{e}");
+    let (s, e) = post(&ctl, "/api/v1/clusters/shop/failover", r#"{"force":"yes"}"#).await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["field"], "force", "{e}");
+    let out = ctl.cli(&[
+        "cluster",
+        "failover",
+        "--name",
+        "shop",
+        "--to",
+        "127.0.0.1:1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("127.0.0.1:1") && stderr(&out).contains("field `to`"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Rejoin: the node must parse and belong to the cluster.
+    let (s, e) = post(
+        &ctl,
+        "/api/v1/clusters/shop/nodes/127.0.0.1:99999/rejoin",
+        "{}",
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["field"], "node", "{e}");
+    let out = ctl.cli(&[
+        "node",
+        "rejoin",
+        "--cluster",
+        "shop",
+        "--node",
+        "127.0.0.1:1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("node 127.0.0.1:1 in cluster `shop` not found"),
+        "{}",
+        stderr(&out)
+    );
+
+    // None of that queued anything.
+    let jobs = ctl.json(&["job", "list", "--cluster", "shop"]);
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["kind"], "import_cluster");
+    let requested_by = jobs[0]["requested_by"].clone();
+
+    // A good request: 202 with the job, a manual failover by the caller, the named
+    // replica's port defaulting to 3306. (Refused when it runs: the primary answers, as
+    // the monitor has seen by the time the cluster is healthy.)
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            ctl.cluster("shop")
+                .await
+                .is_some_and(|c| c["state"] == "healthy")
+        })
+        .await,
+        "{:?}",
+        ctl.cluster("shop").await
+    );
+    let created = ctl.json(&[
+        "cluster",
+        "failover",
+        "--name",
+        "shop",
+        "--to",
+        &topo.replica(0).address(),
+    ]);
+    let id = created["job_id"].as_i64().expect("job_id");
+    let (s, job) = ctl.get(&format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(s, 200, "{job}");
+    assert_eq!(job["kind"], "failover", "{job}");
+    assert_eq!(job["cluster"], "shop", "{job}");
+    assert_eq!(job["requested_by"], requested_by, "{job}");
+    assert_eq!(job["spec"]["to"], replica, "{job}");
+    assert_eq!(job["spec"]["force"], false, "{job}");
+    assert_eq!(job["spec"]["automatic"], false, "{job}");
+    assert_eq!(job["spec"]["reasons"], json!([]), "{job}");
 }

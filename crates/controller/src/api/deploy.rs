@@ -19,9 +19,11 @@ use super::clusters::validate_name;
 use super::error::ApiErr;
 use super::json::ApiJson;
 
-type Queued = (StatusCode, Json<JobCreated>);
+/// The answer of a route that queued a job: 202 and the job's id.
+pub(super) type Queued = (StatusCode, Json<JobCreated>);
 
-async fn queue(st: &AppState, caller: &Caller, spec: JobSpec) -> Result<Queued, ApiErr> {
+/// Queues `spec` as requested by the caller.
+pub(super) async fn queue(st: &AppState, caller: &Caller, spec: JobSpec) -> Result<Queued, ApiErr> {
     let job = st.jobs.submit(&spec, &caller.0).await?;
     Ok((StatusCode::ACCEPTED, Json(JobCreated { job_id: job.id })))
 }
@@ -322,7 +324,8 @@ pub async fn delete_cluster(
     .await
 }
 
-async fn node_of(
+/// The cluster named and one of its nodes, parsed from `address`: 404 for either unknown.
+pub(super) async fn node_of(
     st: &AppState,
     name: &str,
     address: &str,

@@ -6,6 +6,7 @@ mod auth;
 mod clusters;
 mod deploy;
 mod error;
+mod ha;
 mod jobs;
 mod json;
 mod maintenance;
@@ -70,6 +71,9 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(deploy::stop_node))
         .routes(routes!(deploy::start_node))
         .routes(routes!(deploy::restart_node))
+        .routes(routes!(ha::failover))
+        .routes(routes!(ha::switchover))
+        .routes(routes!(ha::rejoin))
         .routes(routes!(
             maintenance::start_maintenance,
             maintenance::end_maintenance
