@@ -19,6 +19,8 @@ pub struct Config {
     pub job_timeouts: nines_access::server::Timeouts,
     /// Automatic recovery policy (per-cluster switches override `automatic_recovery`).
     pub ha: nines_model::ha::HaPolicy,
+    /// Scripts run around failovers and switchovers.
+    pub hooks: crate::jobs::Hooks,
 }
 
 impl Config {
@@ -38,6 +40,11 @@ impl Config {
                 ssh_config: None,
             },
             ha: nines_model::ha::HaPolicy::default(),
+            hooks: crate::jobs::Hooks {
+                pre: None,
+                post: None,
+                timeout: Duration::from_secs(10),
+            },
             job_timeouts: nines_access::server::Timeouts {
                 connect: Duration::from_secs(5),
                 query: Duration::from_secs(30),

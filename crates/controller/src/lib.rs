@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod config;
+pub mod haview;
 pub mod history;
 pub mod hosts;
 pub mod jobs;
@@ -60,6 +61,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         jobs::JobSettings {
             timeouts: config.job_timeouts,
             ssh_config: config.monitor.ssh_config.clone(),
+            ha: config.ha.clone(),
+            hooks: config.hooks.clone(),
         },
     );
     let runner = tokio::spawn(Arc::clone(&jobs).run());

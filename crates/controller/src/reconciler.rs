@@ -1,7 +1,9 @@
 //! The reconciler: compares what the monitor sees with what the operator wants and, where
-//! they differ and a decision function says so, queues a job. For now it restarts the
-//! server of a deployed node that should run but died (issue 4, item 2); failover and
-//! Galera cluster recovery will plug in here the same way.
+//! they differ and a decision function says so, queues a job: it restarts the server of
+//! a deployed node that should run but died, recovers a Galera cluster that lost its
+//! Primary component, fails over a replication cluster whose primary is dead, and
+//! rejoins a failed-over primary once it answers. It runs every probe interval and at
+//! once when the monitor signals that a replication primary stopped answering.
 //!
 //! The decisions are the pure functions of `nines_model::ha`; this loop only gathers their
 //! inputs (down since when, restart attempts, maintenance windows, the recovery switch),
@@ -14,8 +16,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use nines_model::ha::{
-    GaleraAction, GaleraNode, GaleraView, HaPolicy, Maintenance, MaintenanceScope, NodeKind,
-    NodeRestartState, ProbeStatus, RestartAction, decide_galera_recovery, decide_node_restart,
+    FailoverAction, GaleraAction, GaleraNode, GaleraView, HaPolicy, Maintenance, NodeKind,
+    NodeRestartState, ProbeStatus, RestartAction, decide_failover, decide_galera_recovery,
+    decide_node_restart,
 };
 use nines_model::job::{ClusterAction, JobSpec, JobState, NodeAction};
 use nines_model::snapshot::ProbeErrorKind;
@@ -23,6 +26,7 @@ use nines_model::{ClusterType, Endpoint, NodeState};
 use nines_store::{JobFilter, Store};
 use tokio_util::sync::CancellationToken;
 
+use crate::haview;
 use crate::jobs::JobRunner;
 use crate::monitor::Monitor;
 
@@ -43,6 +47,15 @@ struct Memory {
     galera_attempts: HashMap<String, Vec<DateTime<Utc>>>,
     /// Per cluster: the last refusal or give-up already raised as an alarm.
     galera_alarmed: HashSet<String>,
+    /// Per replication cluster: the designated primary and when it was last seen healthy
+    /// with its replicas (the topology the failover decision may trust).
+    confirmed: HashMap<String, (Endpoint, DateTime<Utc>)>,
+    /// Replication clusters whose failover refusal was raised as an alarm this outage.
+    failover_alarmed: HashSet<String>,
+    /// Replication clusters whose semi-sync fallback was raised as an alarm.
+    semi_sync_alarmed: HashSet<String>,
+    /// Rejoin jobs submitted per fenced node.
+    rejoins: HashMap<NodeKey, Vec<DateTime<Utc>>>,
 }
 
 /// Runs the reconciliation loop until shutdown.
@@ -61,6 +74,7 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
+            _ = monitor.attention().notified() => {}
         }
         if let Err(e) = reconcile(&store, &monitor, &jobs, &policy, &mut memory, Utc::now()).await {
             tracing::warn!(error = %e, "reconciliation failed");
@@ -77,31 +91,31 @@ async fn reconcile(
     now: DateTime<Utc>,
 ) -> Result<(), nines_store::StoreError> {
     for cluster in store.list_clusters().await? {
-        // Only clusters nines deployed have the layout a restart needs.
-        if cluster.deploy_state.as_deref() != Some("deployed") {
+        // A cluster being deployed (or whose deploy failed) is the deploy job's.
+        if cluster
+            .deploy_state
+            .as_deref()
+            .is_some_and(|s| s != "deployed")
+        {
             continue;
         }
         let Some(view) = monitor.cluster(&cluster.name) else {
             continue;
         };
+        if cluster.cluster_type == ClusterType::Replication
+            && replication_ha(store, jobs, base, memory, now, &cluster, &view).await?
+        {
+            continue;
+        }
+        // Only clusters nines deployed have the layout a restart needs.
+        if cluster.deploy_state.as_deref() != Some("deployed") {
+            continue;
+        }
         let policy = HaPolicy {
             automatic_recovery: cluster.auto_recovery,
             ..base.clone()
         };
-        let maintenance: Vec<Maintenance> = store
-            .maintenance(cluster.id, now)
-            .await?
-            .into_iter()
-            .map(|m| Maintenance {
-                scope: match m.node.as_deref().and_then(|n| n.parse::<Endpoint>().ok()) {
-                    Some(ep) => MaintenanceScope::Node(ep),
-                    None => MaintenanceScope::Cluster,
-                },
-                reason: m.reason,
-                since: m.since,
-                until: m.until,
-            })
-            .collect();
+        let maintenance: Vec<Maintenance> = haview::maintenance(store, cluster.id, now).await?;
         let records = store.list_nodes(Some(cluster.id)).await?;
         let galera_has_primary = view.nodes.iter().any(|n| {
             n.error.is_none()
@@ -207,6 +221,164 @@ async fn reconcile(
                 RestartAction::Wait { .. } | RestartAction::NoAction => {}
             }
         }
+    }
+    Ok(())
+}
+
+/// Failover, semi-sync alarms and rejoins of one replication cluster; true when it
+/// submitted a job or a failover is due (node restarts then wait).
+async fn replication_ha(
+    store: &Arc<dyn Store>,
+    jobs: &Arc<JobRunner>,
+    base: &HaPolicy,
+    memory: &mut Memory,
+    now: DateTime<Utc>,
+    cluster: &nines_store::ClusterRecord,
+    observed: &crate::monitor::ClusterObserved,
+) -> Result<bool, nines_store::StoreError> {
+    let Some(primary) = cluster.primary.clone() else {
+        return Ok(false);
+    };
+    if observed.nodes.iter().any(|n| n.state.is_none()) {
+        return Ok(false);
+    }
+    let name = &cluster.name;
+    let records = store.list_nodes(Some(cluster.id)).await?;
+    let fenced: Vec<Endpoint> = records
+        .iter()
+        .filter(|r| r.fenced.is_some())
+        .map(|r| r.endpoint.clone())
+        .collect();
+    if haview::topology_healthy(observed, &primary, &fenced) {
+        memory
+            .confirmed
+            .insert(name.clone(), (primary.clone(), now));
+        memory.failover_alarmed.remove(name);
+    }
+    let confirmed_at = memory
+        .confirmed
+        .get(name)
+        .filter(|(p, _)| *p == primary)
+        .map(|(_, at)| *at);
+    let maintenance = haview::maintenance(store, cluster.id, now).await?;
+    let failovers = haview::recent_failovers(store, cluster.id, now).await?;
+    let view = haview::replication_view(cluster, observed, confirmed_at, failovers, maintenance);
+    let policy = crate::jobs::ha::cluster_policy(base, cluster);
+    semi_sync_alarm(store, memory, cluster, &view).await?;
+    let decision = decide_failover(&view, &policy, now);
+    match &decision.action {
+        FailoverAction::Failover(plan) => {
+            if cluster_busy(store, name).await? {
+                return Ok(true);
+            }
+            let spec = JobSpec::Failover {
+                cluster: name.clone(),
+                to: Some(plan.candidate.clone()),
+                force: false,
+                automatic: true,
+                reasons: decision.reasons.clone(),
+            };
+            let job = jobs.submit(&spec, REQUESTER).await?;
+            let msg = format!(
+                "failing over from {} to {} (job {}): {}",
+                plan.old_primary,
+                plan.candidate,
+                job.id,
+                decision.explain()
+            );
+            tracing::warn!(cluster = %name, "{msg}");
+            store
+                .add_event(
+                    name,
+                    Some(&plan.old_primary.to_string()),
+                    "auto_failover",
+                    &msg,
+                )
+                .await?;
+            // The topology changes: the next one is confirmed when seen healthy.
+            memory.confirmed.remove(name);
+            return Ok(true);
+        }
+        FailoverAction::Refuse => {
+            if memory.failover_alarmed.insert(name.clone()) {
+                let msg = format!("alarm: automatic failover refused: {}", decision.explain());
+                tracing::warn!(cluster = %name, "{msg}");
+                store
+                    .add_event(name, Some(&primary.to_string()), "alarm", &msg)
+                    .await?;
+            }
+        }
+        FailoverAction::NoAction => {}
+    }
+    // Fenced nodes awaiting their rejoin check, once they answer.
+    for rec in records.iter().filter(|r| {
+        r.fenced
+            .as_deref()
+            .is_some_and(|f| f.starts_with(crate::jobs::ha::PENDING_REJOIN))
+    }) {
+        let reachable = observed
+            .nodes
+            .iter()
+            .any(|n| n.endpoint == rec.endpoint && n.probe.is_reachable());
+        let key = (name.clone(), rec.endpoint.clone());
+        if !reachable || !policy.automatic_recovery {
+            continue;
+        }
+        let attempts = memory.rejoins.entry(key).or_default();
+        let max = policy.max_restart_attempts as usize;
+        let backoff = policy.restart_backoff * i32::try_from(attempts.len()).unwrap_or(1);
+        if attempts.len() >= max || attempts.last().is_some_and(|l| now < *l + backoff) {
+            continue;
+        }
+        if cluster_busy(store, name).await? {
+            return Ok(false);
+        }
+        let spec = JobSpec::Rejoin {
+            cluster: name.clone(),
+            node: rec.endpoint.clone(),
+        };
+        let job = jobs.submit(&spec, REQUESTER).await?;
+        attempts.push(now);
+        let msg = format!(
+            "{} answers again: checking its GTIDs and rejoining it as a replica (job {}, attempt {})",
+            rec.endpoint,
+            job.id,
+            attempts.len()
+        );
+        store
+            .add_event(name, Some(&rec.endpoint.to_string()), "auto_rejoin", &msg)
+            .await?;
+    }
+    Ok(false)
+}
+
+/// Raises an alarm when a semi-sync primary fell back to asynchronous replication (its
+/// commits no longer wait for a replica), and a note when it is back.
+async fn semi_sync_alarm(
+    store: &Arc<dyn Store>,
+    memory: &mut Memory,
+    cluster: &nines_store::ClusterRecord,
+    view: &nines_model::ha::ReplicationView,
+) -> Result<(), nines_store::StoreError> {
+    if !cluster.settings.as_ref().is_some_and(|s| s.semi_sync) {
+        return Ok(());
+    }
+    let Some(state) = view.primary_semi_sync else {
+        return Ok(());
+    };
+    let name = &cluster.name;
+    if !state.active && memory.semi_sync_alarmed.insert(name.clone()) {
+        let msg = format!(
+            "alarm: the primary's semi-synchronous replication is off ({} semi-sync replica(s) connected): commits are acknowledged before any replica has them, and an automatic failover will refuse to run unless a replica provably has everything",
+            state.clients
+        );
+        store.add_event(name, None, "alarm", &msg).await?;
+    } else if state.active && state.clients > 0 && memory.semi_sync_alarmed.remove(name) {
+        let msg = format!(
+            "semi-synchronous replication is on again ({} replica(s) acknowledging)",
+            state.clients
+        );
+        store.add_event(name, None, "semi_sync", &msg).await?;
     }
     Ok(())
 }

@@ -148,6 +148,39 @@ pub enum JobSpec {
         node: Endpoint,
         mode: RemoveMode,
     },
+    /// Promote a replica of a replication cluster whose primary is gone. Automatic ones
+    /// carry the reconciler's decision (`reasons`); manual ones are planned when they run.
+    Failover {
+        cluster: String,
+        /// The replica to promote; None: the most advanced eligible one.
+        #[serde(default)]
+        #[schema(value_type = Option<String>)]
+        to: Option<Endpoint>,
+        /// Fail over even when the primary answers (it is fenced first) or when the
+        /// chosen replica lacks transactions (they are named in the log).
+        #[serde(default)]
+        force: bool,
+        /// Started by the reconciler rather than a person.
+        #[serde(default)]
+        automatic: bool,
+        /// The decision's reasons, for the job log (automatic failovers).
+        #[serde(default)]
+        reasons: Vec<String>,
+    },
+    /// Planned handover of the primary role with zero loss.
+    Switchover {
+        cluster: String,
+        #[serde(default)]
+        #[schema(value_type = Option<String>)]
+        to: Option<Endpoint>,
+    },
+    /// Make a former primary (or a stray node) a replica of the current primary, after
+    /// proving it has no transaction the cluster lacks.
+    Rejoin {
+        cluster: String,
+        #[schema(value_type = String)]
+        node: Endpoint,
+    },
 }
 
 /// What to do with one node.
@@ -199,6 +232,9 @@ impl JobSpec {
             Self::DeleteCluster { .. } => "delete_cluster",
             Self::AddNode { .. } => "add_node",
             Self::RemoveNode { .. } => "remove_node",
+            Self::Failover { .. } => "failover",
+            Self::Switchover { .. } => "switchover",
+            Self::Rejoin { .. } => "rejoin",
         }
     }
 
@@ -210,7 +246,10 @@ impl JobSpec {
             | Self::ClusterAction { cluster, .. }
             | Self::DeleteCluster { cluster, .. }
             | Self::AddNode { cluster, .. }
-            | Self::RemoveNode { cluster, .. } => cluster,
+            | Self::RemoveNode { cluster, .. }
+            | Self::Failover { cluster, .. }
+            | Self::Switchover { cluster, .. }
+            | Self::Rejoin { cluster, .. } => cluster,
         }
     }
 }

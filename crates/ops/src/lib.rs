@@ -9,6 +9,7 @@ pub mod discover;
 pub mod lifecycle;
 pub mod node;
 pub mod preflight;
+pub mod replication;
 
 use async_trait::async_trait;
 use nines_model::job::LogLevel;

@@ -20,6 +20,9 @@ pub enum NodePart {
     Galera,
     Primary,
     Replica,
+    /// A replication node kept read-only and out of the cluster (a failed-over primary
+    /// waiting for its rejoin check, or one with errant transactions).
+    Fenced,
     Standalone,
 }
 
@@ -55,7 +58,7 @@ pub async fn check_stop_allowed(
                 )));
             }
         }
-        NodePart::Replica | NodePart::Standalone => {}
+        NodePart::Replica | NodePart::Fenced | NodePart::Standalone => {}
     }
     Ok(())
 }
@@ -74,9 +77,23 @@ pub async fn start_node(
     match part {
         NodePart::Galera => n.wait_synced(JOIN_TIMEOUT).await?,
         NodePart::Primary => {
-            n.sql("SET GLOBAL read_only=OFF").await?;
+            // Semi-sync clusters have the replica side on everywhere; the primary waits for
+            // acknowledgements once it takes writes again.
+            n.sql(
+                "SET GLOBAL rpl_semi_sync_master_enabled=@@GLOBAL.rpl_semi_sync_slave_enabled; \
+                 SET GLOBAL read_only=OFF",
+            )
+            .await?;
         }
         NodePart::Replica => wait_replicating(n, Duration::from_secs(120)).await?,
+        NodePart::Fenced => {
+            reporter
+                .warn(&format!(
+                    "{} is fenced: it stays read-only and out of replication until it rejoins",
+                    n.endpoint
+                ))
+                .await;
+        }
         NodePart::Standalone => {}
     }
     reporter.info(&format!("{} is running", n.endpoint)).await;

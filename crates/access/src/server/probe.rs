@@ -47,6 +47,18 @@ pub const STATUS_VARIABLES: &[&str] = &[
     "Innodb_row_lock_waits",
     "Created_tmp_disk_tables",
     "Select_full_join",
+    // Semi-synchronous replication, primary side (MariaDB and MySQL < 8.0.26 spelling,
+    // then MySQL's newer one). The *_status ones are ON/OFF, kept as 1/0.
+    "Rpl_semi_sync_master_status",
+    "Rpl_semi_sync_master_clients",
+    "Rpl_semi_sync_master_yes_tx",
+    "Rpl_semi_sync_master_no_tx",
+    "Rpl_semi_sync_source_status",
+    "Rpl_semi_sync_source_clients",
+    "Rpl_semi_sync_source_yes_tx",
+    "Rpl_semi_sync_source_no_tx",
+    "Rpl_semi_sync_slave_status",
+    "Rpl_semi_sync_replica_status",
 ];
 
 const VARIABLES: &[&str] = &[
@@ -234,7 +246,11 @@ async fn read_sample(
     };
     let counters = STATUS_VARIABLES
         .iter()
-        .filter_map(|n| parse::status_counter(&status, n).map(|v| ((*n).to_string(), v)))
+        .filter_map(|n| {
+            parse::status_counter(&status, n)
+                .or_else(|| parse::var_bool(&status, n).map(u64::from))
+                .map(|v| ((*n).to_string(), v))
+        })
         .collect();
     let hostname = vars
         .get("report_host")

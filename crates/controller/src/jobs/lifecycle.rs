@@ -25,7 +25,7 @@ pub(super) async fn node_action(
     let c = load(env, cluster).await?;
     let rec = c.node(node)?;
     let t = c.target(env, rec)?;
-    let p = part(c.record.cluster_type, rec.role);
+    let p = part(&c.record, rec);
     match action {
         NodeAction::Stop => {
             lifecycle::check_stop_allowed(&t, p, force)

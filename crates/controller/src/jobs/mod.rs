@@ -8,6 +8,7 @@
 
 mod context;
 mod create;
+pub mod ha;
 mod import;
 mod lifecycle;
 mod scale;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use context::JobContext;
+pub use ha::Hooks;
 
 use crate::monitor::Monitor;
 
@@ -52,6 +54,10 @@ pub struct JobSettings {
     pub timeouts: nines_access::server::Timeouts,
     /// ssh_config file handed to OpenSSH for host access, if any.
     pub ssh_config: Option<std::path::PathBuf>,
+    /// The HA policy (the per-cluster switch and semi-sync are applied on top).
+    pub ha: nines_model::ha::HaPolicy,
+    /// Pre/post failover and switchover scripts.
+    pub hooks: Hooks,
 }
 
 impl JobRunner {
@@ -227,6 +233,17 @@ impl JobRunner {
                 node,
                 mode,
             } => scale::remove_node(ctx, env, cluster, node, *mode).await,
+            JobSpec::Failover {
+                cluster,
+                to,
+                force,
+                automatic,
+                reasons,
+            } => ha::failover(ctx, env, cluster, to.as_ref(), *force, *automatic, reasons).await,
+            JobSpec::Switchover { cluster, to } => {
+                ha::switchover(ctx, env, cluster, to.as_ref()).await
+            }
+            JobSpec::Rejoin { cluster, node } => ha::rejoin(ctx, env, cluster, node).await,
         }
     }
 }

@@ -475,7 +475,7 @@ pub(super) async fn remove_node(
             "{node} is the only node of `{cluster}`: delete the cluster instead (nines cluster delete --name {cluster})"
         ));
     }
-    let p = part(c.record.cluster_type, rec.role);
+    let p = part(&c.record, rec);
     if p == NodePart::Primary {
         return Err(format!(
             "{node} is the primary of `{cluster}`: switch over to another node before removing it"

@@ -61,17 +61,29 @@ impl Loaded {
     pub fn targets(&self, env: &JobEnv) -> Result<Vec<(NodeTarget, NodePart)>, String> {
         self.nodes
             .iter()
-            .map(|n| Ok((self.target(env, n)?, part(self.record.cluster_type, n.role))))
+            .map(|n| Ok((self.target(env, n)?, part(&self.record, n))))
             .collect()
     }
 }
 
-/// A node's part in its cluster from the cluster type and its last known role.
-pub(super) fn part(t: ClusterType, role: Role) -> NodePart {
-    match (t, role) {
-        (ClusterType::Galera, _) => NodePart::Galera,
-        (ClusterType::Standalone, _) => NodePart::Standalone,
-        (ClusterType::Replication, Role::Primary) => NodePart::Primary,
-        (ClusterType::Replication, _) => NodePart::Replica,
+/// A node's part in its cluster: for replication, the designated primary (nines keeps it
+/// through failovers and switchovers; the role last seen only when none is designated),
+/// a fenced node, or a replica.
+pub(super) fn part(record: &ClusterRecord, node: &NodeRecord) -> NodePart {
+    match record.cluster_type {
+        ClusterType::Galera => NodePart::Galera,
+        ClusterType::Standalone => NodePart::Standalone,
+        ClusterType::Replication if node.fenced.is_some() => NodePart::Fenced,
+        ClusterType::Replication => {
+            let primary = match &record.primary {
+                Some(p) => *p == node.endpoint,
+                None => node.role == Role::Primary,
+            };
+            if primary {
+                NodePart::Primary
+            } else {
+                NodePart::Replica
+            }
+        }
     }
 }

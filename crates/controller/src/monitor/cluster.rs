@@ -1,12 +1,15 @@
 //! One cluster's watch: per-node probe tasks feeding one aggregating task.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use nines_access::server::{Credentials, Prober};
+use nines_model::ha::{ProbeStatus, TimedSample};
 use nines_model::health::{self, NodeView, Observation, StateTracker};
 use nines_model::snapshot::NodeSnapshot;
-use nines_model::{ClusterState, NodeState};
+use nines_model::{ClusterState, ClusterType, NodeState, Role};
 use nines_store::{ClusterRecord, NodeRecord, Secret};
+use tokio::sync::Notify;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +28,9 @@ struct NodeTrack {
     observed: NodeObserved,
     tracker: StateTracker,
     rates: RateState,
+    recent: VecDeque<TimedSample>,
+    /// Wakes the node's probe task for an immediate probe.
+    probe_now: Arc<Notify>,
 }
 
 impl ClusterTask {
@@ -51,11 +57,13 @@ impl ClusterTask {
             password: self.password.expose().to_string(),
         };
         let (tx, mut rx) = mpsc::channel::<Update>(64);
+        let wakers: Vec<Arc<Notify>> = self.nodes.iter().map(|_| Arc::default()).collect();
         for (i, n) in self.nodes.iter().enumerate() {
             let mut prober = Prober::new(n.endpoint.clone(), creds.clone(), cfg.timeouts);
             let tx = tx.clone();
             let cancel = self.cancel.clone();
             let interval = cfg.probe_interval;
+            let probe_now = Arc::clone(&wakers[i]);
             self.monitor.tasks.spawn(async move {
                 let mut tick = tokio::time::interval(interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -63,6 +71,7 @@ impl ClusterTask {
                     tokio::select! {
                         _ = cancel.cancelled() => break,
                         _ = tick.tick() => {}
+                        _ = probe_now.notified() => tick.reset(),
                     }
                     let snap = tokio::select! {
                         _ = cancel.cancelled() => break,
@@ -87,7 +96,8 @@ impl ClusterTask {
         let mut tracks: Vec<NodeTrack> = self
             .nodes
             .iter()
-            .map(|n| NodeTrack {
+            .enumerate()
+            .map(|(i, n)| NodeTrack {
                 observed: NodeObserved {
                     node_id: n.id,
                     endpoint: n.endpoint.clone(),
@@ -100,9 +110,13 @@ impl ClusterTask {
                     rates: Default::default(),
                     lag_transactions: None,
                     host: None,
+                    probe: ProbeStatus::Reachable,
+                    recent: Arc::default(),
                 },
                 tracker: StateTracker::default(),
                 rates: RateState::default(),
+                recent: VecDeque::with_capacity(super::RECENT_SAMPLES),
+                probe_now: Arc::clone(&wakers[i]),
             })
             .collect();
         let mut cluster_state: Option<ClusterState> = self.record.state;
@@ -142,8 +156,25 @@ impl ClusterTask {
                     true
                 });
             }
+            let primary_failing = self.record.cluster_type == ClusterType::Replication
+                && snap.result.is_err()
+                && track.observed.role == Role::Primary;
             self.apply(track, snap).await;
             self.update_lag(&mut tracks);
+            if primary_failing {
+                // A primary that stops answering may be dead: ask its replicas now rather
+                // than at their next tick, so that the failover decision has fresh
+                // witnesses within milliseconds (issue 4: failover in about 1 s).
+                for (j, t) in tracks.iter().enumerate() {
+                    if j != i {
+                        t.probe_now.notify_one();
+                    }
+                }
+            }
+            let attention = self.record.cluster_type == ClusterType::Replication
+                && tracks
+                    .iter()
+                    .any(|t| t.observed.role == Role::Primary && !t.observed.probe.is_reachable());
             let views: Vec<NodeView<'_>> = tracks
                 .iter()
                 .map(|t| NodeView {
@@ -192,6 +223,9 @@ impl ClusterTask {
                 cluster_reason = reason;
             }
             self.publish(&tracks, cluster_state, &cluster_reason);
+            if attention {
+                self.monitor.attention().notify_one();
+            }
         }
     }
 
@@ -221,7 +255,33 @@ impl ClusterTask {
                 Observation::Unreachable(e.kind)
             }
         };
+        obs.probe = match (&snap.result, obs.probe) {
+            (Ok(_), _) => ProbeStatus::Reachable,
+            (
+                Err(e),
+                ProbeStatus::Failing {
+                    consecutive, since, ..
+                },
+            ) => ProbeStatus::Failing {
+                kind: e.kind,
+                consecutive: consecutive.saturating_add(1),
+                since,
+            },
+            (Err(e), ProbeStatus::Reachable) => ProbeStatus::Failing {
+                kind: e.kind,
+                consecutive: 1,
+                since: snap.at,
+            },
+        };
         if let Ok(sample) = snap.result {
+            if track.recent.len() >= super::RECENT_SAMPLES {
+                track.recent.pop_front();
+            }
+            track.recent.push_back(TimedSample {
+                at: snap.at,
+                sample: sample.clone(),
+            });
+            obs.recent = Arc::new(track.recent.iter().cloned().collect());
             obs.sample = Some(sample);
         }
         if let Some(tr) = track.tracker.observe(&observation, policy) {

@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use nines_model::ha::{ProbeStatus, TimedSample};
 use nines_model::health::HealthPolicy;
 use nines_model::snapshot::{ProbeError, ServerSample};
 use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
@@ -55,7 +56,16 @@ pub struct NodeObserved {
     /// Transactions the replica lacks compared with its source (by GTID).
     pub lag_transactions: Option<u64>,
     pub host: Option<HostView>,
+    /// The latest probes' outcome: reachable, or failing since when and how often.
+    pub probe: ProbeStatus,
+    /// The last few good samples with their times, oldest first: what the failover's
+    /// confirmation reads (has a replica's heartbeat or received GTID set moved?).
+    pub recent: Arc<Vec<TimedSample>>,
 }
+
+/// Good samples kept per node for the HA decisions: enough to span the confirmation
+/// window (two 1 s heartbeat periods) plus a probe interval (see `nines_model::ha::view`).
+pub const RECENT_SAMPLES: usize = 6;
 
 /// Host metrics of a node's host, as last read.
 pub type HostView = nines_model::api::HostStatus;
@@ -86,6 +96,7 @@ pub struct Monitor {
     watching: tokio::sync::Mutex<BTreeMap<String, CancellationToken>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    attention: tokio::sync::Notify,
 }
 
 impl Monitor {
@@ -103,6 +114,7 @@ impl Monitor {
             watching: tokio::sync::Mutex::new(BTreeMap::new()),
             shutdown,
             tasks: TaskTracker::new(),
+            attention: tokio::sync::Notify::new(),
         })
     }
 
@@ -169,6 +181,13 @@ impl Monitor {
         if let Ok(mut v) = self.views.write() {
             v.insert(view.name.clone(), Arc::new(view));
         }
+    }
+
+    /// Signalled when something may need the reconciler at once rather than at its next
+    /// tick: a replication primary failed a probe, and again after its replicas were
+    /// probed afresh. Holds one permit, so a signal is never lost.
+    pub fn attention(&self) -> &tokio::sync::Notify {
+        &self.attention
     }
 
     pub fn config(&self) -> &MonitorConfig {

@@ -40,9 +40,10 @@ relay_log                       = {{ datadir }}/relay
 slave_net_timeout               = 10
 {%- endif %}
 {%- if semi_sync %}
-# Only the primary waits for acknowledgements; a replica waiting for replicas of its own
-# would stall its applier.
-rpl_semi_sync_master_enabled    = {{ "ON" if primary else "OFF" }}
+# Only the primary waits for acknowledgements (a replica waiting for replicas of its own
+# would stall its applier): nines switches the master side on at run time on whichever
+# node is the primary, so this file stays right after a failover or switchover.
+rpl_semi_sync_master_enabled    = OFF
 rpl_semi_sync_slave_enabled     = ON
 rpl_semi_sync_master_wait_point = AFTER_SYNC
 rpl_semi_sync_master_timeout    = {{ semi_sync_timeout_ms }}
@@ -215,9 +216,10 @@ mod tests {
         assert!(c.contains("read_only                       = ON"));
         assert!(c.contains("rpl_semi_sync_master_enabled    = OFF"));
         assert!(c.contains("rpl_semi_sync_slave_enabled     = ON"));
+        // Role-independent: the primary's file says the same (nines turns it on live).
         i.primary = true;
         let c = render_config(None, &i).unwrap();
-        assert!(c.contains("rpl_semi_sync_master_enabled    = ON"));
+        assert!(c.contains("rpl_semi_sync_master_enabled    = OFF"));
         assert!(!c.contains("wsrep"));
     }
 

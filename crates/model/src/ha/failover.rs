@@ -178,6 +178,178 @@ pub fn decide_failover(
     }
 }
 
+/// A failover a person asked for (`nines cluster failover`), and the job of an automatic
+/// one, which plans again from the freshest view before acting. No automatic gates
+/// (recovery switch, maintenance, block window, budget: a person decides), but the same
+/// candidate rules as [`decide_failover`]. Without `force` the primary must not answer
+/// (a live primary is a switchover's job) and `to`, when given, must be the replica
+/// that received the most; with `force` a live primary is fenced first, lag and
+/// semi-sync limits are lifted, and `to` is promoted even when it lacks transactions
+/// another replica has, which the reasons name. Ok holds the plan and its reasons; Err
+/// the reasons for refusing.
+pub fn requested_failover(
+    view: &ReplicationView,
+    to: Option<&Endpoint>,
+    force: bool,
+    policy: &HaPolicy,
+    now: DateTime<Utc>,
+) -> Result<(FailoverPlan, Vec<String>), Vec<String>> {
+    let Some(topology) = &view.topology else {
+        return Err(vec![
+            "no primary is known for this cluster, so there is nothing to fail over from".into(),
+        ]);
+    };
+    let old = &topology.primary;
+    let Some(primary) = view.primary() else {
+        return Err(vec![format!(
+            "the primary {old} is not among the cluster's nodes"
+        )]);
+    };
+    let mut reasons = Vec::new();
+    match primary.probe {
+        crate::ha::view::ProbeStatus::Reachable if !force => {
+            return Err(vec![format!(
+                "the primary {old} answers: use a switchover for a planned change (no write is lost), or --force to fence {old} and fail over anyway"
+            )]);
+        }
+        crate::ha::view::ProbeStatus::Reachable => reasons.push(format!(
+            "the primary {old} answers, but the failover is forced: it is fenced (read-only, sessions killed) before the promotion"
+        )),
+        crate::ha::view::ProbeStatus::Failing {
+            kind,
+            consecutive,
+            since,
+        } => reasons.push(format!(
+            "the primary {old} does not answer ({}, {consecutive} probe(s) in a row since {})",
+            kind.as_str(),
+            at(since)
+        )),
+    }
+    if let Some(t) = to {
+        if t == old {
+            return Err(vec![format!("{t} is the primary itself")]);
+        }
+        if view.node(t).is_none() {
+            return Err(vec![format!("{t} is not a node of this cluster")]);
+        }
+    }
+    let mut p = policy.clone();
+    if let Some(t) = to {
+        p.preferred_candidates = vec![t.clone()];
+        p.excluded_candidates.retain(|e| e != t);
+    }
+    if force {
+        p.max_candidate_lag = crate::ha::policy::CandidateLagLimit {
+            max_seconds_behind: None,
+            max_missing_transactions: None,
+        };
+        p.require_semi_sync_ack = false;
+    }
+    let planned = plan(view, &p, now, &mut reasons);
+    let mut plan = match (planned, to) {
+        (Some(plan), Some(t)) if plan.candidate != *t => {
+            if !force {
+                reasons.push(format!(
+                    "{t} was asked for, but {} received more: promoting {t} would lose what only {} has; use --force to promote {t} anyway",
+                    plan.candidate, plan.candidate
+                ));
+                return Err(reasons);
+            }
+            forced_plan(view, t, &mut reasons)?
+        }
+        (Some(plan), _) => plan,
+        (None, Some(t)) if force => forced_plan(view, t, &mut reasons)?,
+        (None, _) => {
+            if !force {
+                reasons.push("use --force (with --to) to promote a replica anyway".into());
+            }
+            return Err(reasons);
+        }
+    };
+    if primary.is_reachable() {
+        plan.fence_old_primary = true;
+    }
+    Ok((plan, reasons))
+}
+
+/// Promote `to` whatever it lacks: the reasons say what the other replicas have beyond it.
+fn forced_plan(
+    view: &ReplicationView,
+    to: &Endpoint,
+    reasons: &mut Vec<String>,
+) -> Result<FailoverPlan, Vec<String>> {
+    let refuse = |mut r: Vec<String>, why: String| {
+        r.push(why);
+        Err(r)
+    };
+    let Some(topology) = &view.topology else {
+        return refuse(reasons.clone(), "no primary is known".into());
+    };
+    let old = &topology.primary;
+    let sid = view.primary_server_id();
+    let Some(node) = view.node(to) else {
+        return refuse(
+            reasons.clone(),
+            format!("{to} is not a node of this cluster"),
+        );
+    };
+    if !node.is_reachable() {
+        return refuse(
+            reasons.clone(),
+            format!("{to} does not answer: it cannot be promoted"),
+        );
+    }
+    let (Some(sample), Some(ch)) = (node.latest(), node.channel_from(old, sid)) else {
+        return refuse(
+            reasons.clone(),
+            format!("{to} does not replicate from the primary {old}"),
+        );
+    };
+    let received = match received_set(view.flavor, &sample.sample, ch) {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(
+                reasons.clone(),
+                format!("{to}: its received GTIDs cannot be read: {e}"),
+            );
+        }
+    };
+    let mut others = Vec::new();
+    let mut unreachable = Vec::new();
+    for r in view.replicas_of_primary() {
+        if &r.endpoint == to {
+            continue;
+        }
+        if !r.is_reachable() {
+            unreachable.push(r.endpoint.clone());
+            continue;
+        }
+        if let Some(theirs) = r
+            .latest()
+            .zip(r.channel_from(old, sid))
+            .and_then(|(s, c)| received_set(view.flavor, &s.sample, c).ok())
+            && let Ok(extra) = theirs.difference(&received)
+            && !extra.is_empty()
+        {
+            reasons.push(format!(
+                "forced: {} received {extra}, which {to} lacks; those transactions are not on the new primary (saved in {}'s binlog)",
+                r.endpoint, r.endpoint
+            ));
+        }
+        others.push(r.endpoint.clone());
+    }
+    reasons.push(format!("forced: promoting {to} as asked"));
+    Ok(FailoverPlan {
+        old_primary: old.clone(),
+        candidate: to.clone(),
+        apply_until: received,
+        others,
+        unreachable,
+        errant: Vec::new(),
+        fence_old_primary: true,
+    })
+}
+
 /// The block window and the daily budget.
 fn gates(
     view: &ReplicationView,

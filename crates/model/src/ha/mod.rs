@@ -45,7 +45,9 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use detect::{PrimaryHealth, PrimaryVerdict, primary_health};
-pub use failover::{FailoverAction, FailoverDecision, FailoverPlan, decide_failover};
+pub use failover::{
+    FailoverAction, FailoverDecision, FailoverPlan, decide_failover, requested_failover,
+};
 pub use galera::{GaleraAction, GaleraDecision, GaleraNode, GaleraView, decide_galera_recovery};
 pub use maintenance::{Maintenance, MaintenanceScope};
 pub use node_recovery::{

@@ -1,0 +1,142 @@
+//! Builds what the HA decisions see ([`ReplicationView`]) from what the monitor observed
+//! and what the store knows (designated primary, maintenance windows, past failovers).
+//! Shared by the reconciler, which decides automatic failovers, and the failover,
+//! switchover and rejoin jobs, which plan again from the freshest view before acting.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use nines_model::Endpoint;
+use nines_model::ha::{
+    FailoverRecord, KnownTopology, Maintenance, MaintenanceScope, ReplicationNode, ReplicationView,
+    SemiSyncState,
+};
+use nines_model::replication::Flavor;
+use nines_store::{ClusterRecord, Store, StoreError};
+
+use crate::monitor::ClusterObserved;
+
+/// The cluster's active maintenance windows as the decisions take them.
+pub async fn maintenance(
+    store: &Arc<dyn Store>,
+    cluster_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Maintenance>, StoreError> {
+    Ok(store
+        .maintenance(cluster_id, now)
+        .await?
+        .into_iter()
+        .map(|m| Maintenance {
+            scope: match m.node.as_deref().and_then(|n| n.parse::<Endpoint>().ok()) {
+                Some(ep) => MaintenanceScope::Node(ep),
+                None => MaintenanceScope::Cluster,
+            },
+            reason: m.reason,
+            since: m.since,
+            until: m.until,
+        })
+        .collect())
+}
+
+/// Automatic failovers of the last 24 hours, for the block window and the daily budget.
+pub async fn recent_failovers(
+    store: &Arc<dyn Store>,
+    cluster_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<FailoverRecord>, StoreError> {
+    Ok(store
+        .failovers(cluster_id, now - Duration::hours(24))
+        .await?
+        .into_iter()
+        .filter(|f| f.automatic && f.kind == nines_store::FAILOVER)
+        .map(|f| FailoverRecord {
+            at: f.at,
+            acknowledged: f.acknowledged,
+        })
+        .collect())
+}
+
+/// The flavor of the cluster's servers, from any sample (MariaDB when none answered yet).
+pub fn flavor(observed: &ClusterObserved) -> Flavor {
+    observed
+        .nodes
+        .iter()
+        .find_map(|n| n.sample.as_ref().map(|s| s.version.flavor))
+        .unwrap_or(Flavor::MariaDb)
+}
+
+/// Whether the designated primary answers with every reachable, unfenced other node
+/// replicating from it (IO and SQL threads running): the topology this controller can
+/// vouch for, should the primary fail later.
+pub fn topology_healthy(
+    observed: &ClusterObserved,
+    primary: &Endpoint,
+    fenced: &[Endpoint],
+) -> bool {
+    let Some(p) = observed.nodes.iter().find(|n| &n.endpoint == primary) else {
+        return false;
+    };
+    if !p.probe.is_reachable() {
+        return false;
+    }
+    let sid = p.sample.as_ref().map(|s| s.server_id);
+    observed
+        .nodes
+        .iter()
+        .filter(|n| &n.endpoint != primary && !fenced.contains(&n.endpoint))
+        .filter(|n| n.probe.is_reachable())
+        .all(|n| {
+            n.sample.as_ref().is_some_and(|s| {
+                nines_model::ha::view::channel_from(s, primary, sid).is_some_and(|ch| {
+                    ch.io_state == nines_model::replication::IoThreadState::Running
+                        && ch.sql_running
+                })
+            })
+        })
+}
+
+/// The view of one replication cluster. `confirmed_at`: when this controller last saw the
+/// designated primary healthy with its replicas (None: never, so the topology is
+/// unknown to the automatic decisions); jobs that a person asked for pass the job's
+/// start time, since a person vouches for the topology.
+pub fn replication_view(
+    record: &ClusterRecord,
+    observed: &ClusterObserved,
+    confirmed_at: Option<DateTime<Utc>>,
+    failovers: Vec<FailoverRecord>,
+    maintenance: Vec<Maintenance>,
+) -> ReplicationView {
+    let topology = match (&record.primary, confirmed_at) {
+        (Some(p), Some(at)) => Some(KnownTopology {
+            primary: p.clone(),
+            confirmed_at: at,
+        }),
+        _ => None,
+    };
+    let nodes: Vec<ReplicationNode> = observed
+        .nodes
+        .iter()
+        .map(|n| ReplicationNode {
+            endpoint: n.endpoint.clone(),
+            role: n.role,
+            probe: n.probe,
+            samples: n.recent.as_ref().clone(),
+            longest_transaction_secs: None,
+        })
+        .collect();
+    let primary_semi_sync = record.primary.as_ref().and_then(|p| {
+        nodes
+            .iter()
+            .find(|n| &n.endpoint == p)
+            .and_then(|n| n.latest())
+            .and_then(|s| SemiSyncState::from_status(&s.sample.status, s.at))
+    });
+    ReplicationView {
+        flavor: flavor(observed),
+        topology,
+        nodes,
+        primary_semi_sync,
+        failovers,
+        maintenance,
+    }
+}

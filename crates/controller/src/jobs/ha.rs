@@ -1,0 +1,574 @@
+//! Failover, switchover and rejoin jobs of replication clusters.
+//!
+//! Each job plans again from the monitor's freshest view with the pure decisions of
+//! `nines_model::ha` (an automatic failover's reasons, given by the reconciler, are
+//! logged first), runs the pre hook (a failing one vetoes), carries the plan out with
+//! `nines_ops::replication`, then records the new designated primary, the roles, the
+//! fence of a failed-over primary and the failover itself, writes an event, and runs the
+//! post hook. Every input and step is in the job log.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::Utc;
+use nines_access::server::{Credentials, Timeouts};
+use nines_model::deploy::accounts as purpose;
+use nines_model::gtid::GtidSet;
+use nines_model::ha::{
+    HaPolicy, RejoinAction, old_primary_rejoin, requested_failover, switchover_preflight,
+};
+use nines_model::job::LogLevel;
+use nines_model::{ClusterType, Endpoint, Role};
+use nines_ops::Reporter;
+use nines_ops::replication::{self, PromotionOutcome, ReplicationAccess};
+use nines_store::{FAILOVER, NewFailover, SWITCHOVER};
+
+use super::targets::{Loaded, load};
+use super::{JobContext, JobEnv};
+use crate::haview;
+
+/// The prefix of a fence that the reconciler lifts by itself (a rejoin job) once the node
+/// answers; other fences (errant transactions) wait for a person.
+pub const PENDING_REJOIN: &str = "pending rejoin: ";
+
+/// Scripts run around failovers and switchovers, on the controller's host.
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    /// Runs before anything changes; a non-zero exit or a timeout vetoes the operation.
+    pub pre: Option<std::path::PathBuf>,
+    /// Runs after success; a failure is logged, nothing else.
+    pub post: Option<std::path::PathBuf>,
+    /// How long a hook may run.
+    pub timeout: Duration,
+}
+
+fn store_err(e: nines_store::StoreError) -> String {
+    e.to_string()
+}
+
+fn op(e: nines_ops::OpError) -> String {
+    e.to_string()
+}
+
+/// The connections the steps use: nines's admin account of a deployed cluster (the
+/// import account otherwise), the replication account where nines knows it.
+async fn access(
+    env: &JobEnv,
+    c: &Loaded,
+    observed: &crate::monitor::ClusterObserved,
+) -> Result<ReplicationAccess, String> {
+    let accounts = env.store.accounts(c.record.id).await.map_err(store_err)?;
+    let creds = |p: &str| accounts.iter().find(|a| a.purpose == p);
+    let admin = match creds(purpose::ADMIN) {
+        Some(a) => Credentials {
+            user: a.user.clone(),
+            password: env
+                .store
+                .get_secret(a.secret_id)
+                .await
+                .map_err(store_err)?
+                .expose()
+                .to_string(),
+        },
+        None => Credentials {
+            user: c.record.db_user.clone(),
+            password: env
+                .store
+                .get_secret(c.record.db_password_secret)
+                .await
+                .map_err(store_err)?
+                .expose()
+                .to_string(),
+        },
+    };
+    let replication = match creds(purpose::REPLICATION) {
+        Some(a) => Some(Credentials {
+            user: a.user.clone(),
+            password: env
+                .store
+                .get_secret(a.secret_id)
+                .await
+                .map_err(store_err)?
+                .expose()
+                .to_string(),
+        }),
+        None => None,
+    };
+    let semi_sync = match &c.record.settings {
+        Some(s) => s.semi_sync,
+        // Imported: semi-sync where the primary reports it on.
+        None => observed.nodes.iter().any(|n| {
+            Some(&n.endpoint) == c.record.primary.as_ref()
+                && n.sample.as_ref().is_some_and(|s| {
+                    s.status
+                        .get("Rpl_semi_sync_master_status")
+                        .copied()
+                        .unwrap_or(0)
+                        == 1
+                        || s.status
+                            .get("Rpl_semi_sync_source_status")
+                            .copied()
+                            .unwrap_or(0)
+                            == 1
+                })
+        }),
+    };
+    Ok(ReplicationAccess {
+        flavor: haview::flavor(observed),
+        admin,
+        replication,
+        timeouts: Timeouts {
+            connect: Duration::from_secs(2),
+            query: Duration::from_secs(15),
+        },
+        semi_sync,
+    })
+}
+
+/// The cluster's HA policy: the controller's, with the cluster's switch and semi-sync.
+pub fn cluster_policy(base: &HaPolicy, record: &nines_store::ClusterRecord) -> HaPolicy {
+    HaPolicy {
+        automatic_recovery: record.auto_recovery,
+        require_semi_sync_ack: base.require_semi_sync_ack
+            || record.settings.as_ref().is_some_and(|s| s.semi_sync),
+        ..base.clone()
+    }
+}
+
+async fn replication_cluster(
+    env: &JobEnv,
+    cluster: &str,
+) -> Result<(Loaded, std::sync::Arc<crate::monitor::ClusterObserved>), String> {
+    let c = load(env, cluster).await?;
+    if c.record.cluster_type != ClusterType::Replication {
+        return Err(format!(
+            "cluster `{cluster}` is a {} cluster: failover, switchover and rejoin apply to replication clusters",
+            c.record.cluster_type
+        ));
+    }
+    let observed = env.monitor.cluster(cluster).ok_or_else(|| {
+        format!("cluster `{cluster}` is not watched yet: nothing is known of its nodes")
+    })?;
+    Ok((c, observed))
+}
+
+/// Runs a hook with the operation's facts in its environment.
+async fn run_hook(
+    path: &Path,
+    timeout: Duration,
+    vars: &[(&str, String)],
+) -> Result<String, String> {
+    let mut cmd = tokio::process::Command::new(path);
+    cmd.kill_on_drop(true);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(timeout, cmd.output())
+        .await
+        .map_err(|_| format!("{} did not finish within {timeout:?}", path.display()))?
+        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text: String = text.trim().chars().take(2000).collect();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!(
+            "{} exited with {}: {text}",
+            path.display(),
+            out.status
+        ))
+    }
+}
+
+fn hook_vars(
+    cluster: &str,
+    kind: &str,
+    old: &Endpoint,
+    new: &Endpoint,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("NINES_CLUSTER", cluster.to_string()),
+        ("NINES_OPERATION", kind.to_string()),
+        ("NINES_OLD_PRIMARY", old.to_string()),
+        ("NINES_NEW_PRIMARY", new.to_string()),
+    ]
+}
+
+async fn pre_hook(ctx: &JobContext, hooks: &Hooks, vars: &[(&str, String)]) -> Result<(), String> {
+    let Some(path) = &hooks.pre else {
+        return Ok(());
+    };
+    match run_hook(path, hooks.timeout, vars).await {
+        Ok(out) => {
+            ctx.info(&format!(
+                "pre hook {} passed{}",
+                path.display(),
+                if out.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {out}")
+                }
+            ))
+            .await;
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "the pre hook vetoed the operation: {e}; nothing was changed"
+        )),
+    }
+}
+
+async fn post_hook(ctx: &JobContext, hooks: &Hooks, vars: &[(&str, String)]) {
+    let Some(path) = &hooks.post else {
+        return;
+    };
+    match run_hook(path, hooks.timeout, vars).await {
+        Ok(_) => ctx.info(&format!("post hook {} ran", path.display())).await,
+        Err(e) => ctx.warn(&format!("post hook failed: {e}")).await,
+    }
+}
+
+/// Records the new primary, the roles, the failover, and fences `fence` nodes.
+#[allow(clippy::too_many_arguments)]
+async fn record_outcome(
+    ctx: &JobContext,
+    env: &JobEnv,
+    c: &Loaded,
+    kind: &str,
+    automatic: bool,
+    old: &Endpoint,
+    outcome: &PromotionOutcome,
+    fence: &[(Endpoint, String)],
+) -> Result<(), String> {
+    let store = &env.store;
+    let new = &outcome.new_primary;
+    store
+        .set_cluster_primary(c.record.id, Some(new))
+        .await
+        .map_err(store_err)?;
+    for n in &c.nodes {
+        let role = if &n.endpoint == new {
+            Role::Primary
+        } else {
+            Role::Replica
+        };
+        store.set_node_role(n.id, role).await.map_err(store_err)?;
+        let reason = fence
+            .iter()
+            .find(|(e, _)| *e == n.endpoint)
+            .map(|(_, r)| r.as_str());
+        if reason.is_some() || outcome.repointed.contains(&n.endpoint) || &n.endpoint == new {
+            store
+                .set_node_fenced(n.id, reason)
+                .await
+                .map_err(store_err)?;
+        }
+    }
+    store
+        .record_failover(&NewFailover {
+            cluster_id: c.record.id,
+            at: Utc::now(),
+            kind: kind.to_string(),
+            automatic,
+            old_primary: old.clone(),
+            new_primary: new.clone(),
+            promoted_at: outcome.promoted_at.clone(),
+            job_id: Some(ctx.id),
+        })
+        .await
+        .map_err(store_err)?;
+    let mut msg = format!(
+        "{kind} of `{}`: {new} is the primary (was {old}), writable {} ms after the job started; repointed: {}",
+        c.record.name,
+        outcome.elapsed_ms,
+        if outcome.repointed.is_empty() {
+            "none".to_string()
+        } else {
+            outcome
+                .repointed
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    for (e, why) in &outcome.not_repointed {
+        msg.push_str(&format!("; {e} not repointed ({why})"));
+    }
+    if !outcome.semi_sync_active && env_semi(c) {
+        msg.push_str("; semi-sync is off until a replica follows the new primary");
+    }
+    ctx.info(&msg).await;
+    let _ = store
+        .add_event(&c.record.name, Some(&new.to_string()), kind, &msg)
+        .await;
+    Ok(())
+}
+
+fn env_semi(c: &Loaded) -> bool {
+    c.record.settings.as_ref().is_some_and(|s| s.semi_sync)
+}
+
+/// `nines cluster failover` and the reconciler's automatic failovers.
+pub(super) async fn failover(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    to: Option<&Endpoint>,
+    force: bool,
+    automatic: bool,
+    reasons: &[String],
+) -> Result<(), String> {
+    let (c, observed) = replication_cluster(env, cluster).await?;
+    if automatic {
+        ctx.info("automatic failover decided by the reconciler because:")
+            .await;
+        for r in reasons {
+            ctx.info(&format!("  - {r}")).await;
+        }
+    }
+    let now = Utc::now();
+    let maintenance = haview::maintenance(&env.store, c.record.id, now)
+        .await
+        .map_err(store_err)?;
+    let view = haview::replication_view(&c.record, &observed, Some(now), Vec::new(), maintenance);
+    let policy = cluster_policy(&env.settings.ha, &c.record);
+    let (plan, why) = match requested_failover(&view, to, force, &policy, now) {
+        Ok(p) => p,
+        Err(why) => {
+            for r in &why {
+                ctx.log(LogLevel::Warn, r).await;
+            }
+            return Err(format!(
+                "failover refused: {}",
+                why.last().cloned().unwrap_or_default()
+            ));
+        }
+    };
+    ctx.info("plan:").await;
+    for r in &why {
+        ctx.info(&format!("  - {r}")).await;
+    }
+    for e in &plan.errant {
+        ctx.warn(&format!(
+            "alarm: {} has errant transactions {} ({}); it is repointed but was never a candidate",
+            e.endpoint, e.errant.gtids, e.errant.why
+        ))
+        .await;
+    }
+    let vars = hook_vars(cluster, "failover", &plan.old_primary, &plan.candidate);
+    pre_hook(ctx, &env.settings.hooks, &vars).await?;
+    let acc = access(env, &c, &observed).await?;
+    let outcome = replication::failover(
+        &acc,
+        &plan,
+        policy
+            .relay_log_apply_timeout
+            .to_std()
+            .unwrap_or(Duration::from_secs(10)),
+        ctx,
+    )
+    .await
+    .map_err(op)?;
+    let old = &plan.old_primary;
+    let mut fence = vec![(
+        old.clone(),
+        format!(
+            "{PENDING_REJOIN}failed over at {} (job {}); read-only until its GTIDs are proven to be in {}'s history",
+            Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
+            ctx.id,
+            outcome.new_primary
+        ),
+    )];
+    for (e, why) in &outcome.not_repointed {
+        fence.push((
+            e.clone(),
+            format!("{PENDING_REJOIN}not repointed during the failover ({why})"),
+        ));
+    }
+    record_outcome(ctx, env, &c, FAILOVER, automatic, old, &outcome, &fence).await?;
+    let vars = hook_vars(cluster, "failover", old, &outcome.new_primary);
+    post_hook(ctx, &env.settings.hooks, &vars).await;
+    Ok(())
+}
+
+/// `nines cluster switchover`.
+pub(super) async fn switchover(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    to: Option<&Endpoint>,
+) -> Result<(), String> {
+    let (c, observed) = replication_cluster(env, cluster).await?;
+    let acc = access(env, &c, &observed).await?;
+    let now = Utc::now();
+    let maintenance = haview::maintenance(&env.store, c.record.id, now)
+        .await
+        .map_err(store_err)?;
+    let mut view =
+        haview::replication_view(&c.record, &observed, Some(now), Vec::new(), maintenance);
+    let policy = cluster_policy(&env.settings.ha, &c.record);
+    if let Some(p) = c.record.primary.clone()
+        && let Some(n) = view.nodes.iter_mut().find(|n| n.endpoint == p)
+    {
+        n.longest_transaction_secs = replication::longest_transaction_secs(&acc, &p).await.ok();
+    }
+    let plan = match switchover_preflight(&view, to, &policy, now) {
+        Ok(p) => p,
+        Err(problems) => {
+            for p in &problems {
+                ctx.warn(p).await;
+            }
+            return Err(format!("switchover refused: {}", problems.join("; ")));
+        }
+    };
+    ctx.info("preflight passed:").await;
+    for r in &plan.reasons {
+        ctx.info(&format!("  - {r}")).await;
+    }
+    let vars = hook_vars(cluster, "switchover", &plan.old_primary, &plan.candidate);
+    pre_hook(ctx, &env.settings.hooks, &vars).await?;
+    let timeout = policy
+        .relay_log_apply_timeout
+        .to_std()
+        .unwrap_or(Duration::from_secs(10));
+    let outcome = replication::switchover(
+        &acc,
+        &plan.old_primary,
+        &plan.candidate,
+        &plan.others,
+        timeout,
+        ctx,
+    )
+    .await
+    .map_err(op)?;
+    let fence: Vec<(Endpoint, String)> = outcome
+        .not_repointed
+        .iter()
+        .map(|(e, why)| {
+            (
+                e.clone(),
+                format!("{PENDING_REJOIN}not repointed during the switchover ({why})"),
+            )
+        })
+        .collect();
+    record_outcome(
+        ctx,
+        env,
+        &c,
+        SWITCHOVER,
+        false,
+        &plan.old_primary,
+        &outcome,
+        &fence,
+    )
+    .await?;
+    post_hook(ctx, &env.settings.hooks, &vars).await;
+    Ok(())
+}
+
+/// Makes a fenced node a replica of the primary when its GTIDs prove it lost nothing.
+pub(super) async fn rejoin(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    node: &Endpoint,
+) -> Result<(), String> {
+    let (c, observed) = replication_cluster(env, cluster).await?;
+    let rec = c.node(node)?;
+    let Some(primary) = c.record.primary.clone() else {
+        return Err(format!(
+            "cluster `{cluster}` has no designated primary to rejoin"
+        ));
+    };
+    if &primary == node {
+        return Err(format!("{node} is the primary"));
+    }
+    let acc = access(env, &c, &observed).await?;
+    let old = replication::executed_set(&acc, node).await.map_err(op)?;
+    let new = replication::executed_set(&acc, &primary)
+        .await
+        .map_err(op)?;
+    let since = Utc::now() - chrono::Duration::days(365);
+    let promoted_at = env
+        .store
+        .failovers(c.record.id, since)
+        .await
+        .map_err(store_err)?
+        .into_iter()
+        .rev()
+        .find(|f| f.new_primary == primary)
+        .and_then(|f| GtidSet::parse(acc.flavor, &f.promoted_at).ok());
+    ctx.info(&format!(
+        "{node} executed {old}; the primary {primary} executed {new}{}",
+        promoted_at
+            .as_ref()
+            .map(|p| format!(", promoted at {p}"))
+            .unwrap_or_default()
+    ))
+    .await;
+    let decision = old_primary_rejoin(&old, &new, promoted_at.as_ref());
+    for r in &decision.reasons {
+        ctx.info(&format!("  - {r}")).await;
+    }
+    match decision.action {
+        RejoinAction::Rejoin => {
+            replication::rejoin(&acc, node, &primary, Duration::from_secs(30), ctx)
+                .await
+                .map_err(op)?;
+            env.store
+                .set_node_fenced(rec.id, None)
+                .await
+                .map_err(store_err)?;
+            env.store
+                .set_node_role(rec.id, Role::Replica)
+                .await
+                .map_err(store_err)?;
+            if acc.semi_sync {
+                // A primary left without followers had semi-sync off; it has one now.
+                let mut conn =
+                    nines_access::server::ServerConn::connect(&primary, &acc.admin, acc.timeouts)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let sql = match acc.flavor {
+                    nines_model::replication::Flavor::MariaDb => {
+                        "SET GLOBAL rpl_semi_sync_master_enabled=ON"
+                    }
+                    nines_model::replication::Flavor::MySql => {
+                        "SET GLOBAL rpl_semi_sync_source_enabled=ON"
+                    }
+                };
+                conn.exec(sql).await.map_err(|e| e.to_string())?;
+                conn.close().await;
+            }
+            let msg = format!(
+                "{node} rejoined `{cluster}` as a read-only replica of {primary}: {}",
+                decision.explain()
+            );
+            let _ = env
+                .store
+                .add_event(cluster, Some(&node.to_string()), "rejoin", &msg)
+                .await;
+            Ok(())
+        }
+        RejoinAction::StayFenced { ref errant } => {
+            let reason = format!(
+                "errant transactions {errant}: {node} has transactions the cluster lacks; it stays read-only and out of the cluster until a person saves them and rebuilds or rejoins it"
+            );
+            env.store
+                .set_node_fenced(rec.id, Some(&reason))
+                .await
+                .map_err(store_err)?;
+            let msg = format!("alarm: {reason}. {}", decision.explain());
+            let _ = env
+                .store
+                .add_event(cluster, Some(&node.to_string()), "alarm", &msg)
+                .await;
+            Err(reason)
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Replication failover and switchover on a real primary with two semi-sync replicas
+//! deployed by nines, under a steady write load from an application account (no SUPER,
+//! so read_only stops it): a SIGKILLed primary is replaced and rejoins as a replica with
+//! every acknowledged write kept; a primary frozen for 1 s (SIGSTOP) causes no failover;
+//! a switchover loses no acknowledged write.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{
+    ADMIN_PW, Controller, DeployDir, create_cluster, sql, stderr, stdout, wait_until,
+};
+use mysql_async::prelude::Queryable;
+use serde_json::Value;
+
+const APP_PW: &str = "App-Passw0rd";
+
+/// A deployed primary with two replicas, an `app` account and table `app.t`.
+struct Cluster {
+    ctl: Controller,
+    dir: DeployDir,
+    addrs: Vec<String>,
+    _leases: Vec<nines_testkit::AddressLease>,
+}
+
+impl Cluster {
+    async fn deploy(name: &str) -> Self {
+        let leases = nines_testkit::lease_addresses(3).expect("leases");
+        let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+        let ctl = Controller::start().await;
+        let dir = DeployDir::new();
+        let out = create_cluster(
+            &ctl,
+            name,
+            "replication",
+            &addrs.join(","),
+            &dir.template(),
+            &["--local", "--semi-sync"],
+        );
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        let p = &addrs[0];
+        sql(
+            p,
+            "dba",
+            ADMIN_PW,
+            &format!(
+                "CREATE DATABASE app; CREATE TABLE app.t (id BIGINT PRIMARY KEY) ENGINE=InnoDB; \
+                 CREATE USER app@'%' IDENTIFIED BY '{APP_PW}'; GRANT SELECT, INSERT ON app.* TO app@'%'"
+            ),
+        )
+        .await
+        .unwrap();
+        let c = Self {
+            ctl,
+            dir,
+            addrs,
+            _leases: leases,
+        };
+        assert!(
+            c.wait_shape(name, &c.addrs[0].clone(), Duration::from_secs(20))
+                .await,
+            "not healthy: {:?}",
+            c.nodes(name)
+        );
+        c
+    }
+
+    fn nodes(&self, name: &str) -> Vec<Value> {
+        let v = self.ctl.json(&["node", "list", "--cluster", name]);
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Exactly one primary, `primary`, and every other node an online read-only replica.
+    fn has_shape(&self, name: &str, primary: &str) -> bool {
+        let nodes = self.nodes(name);
+        let primaries: Vec<&Value> = nodes.iter().filter(|n| n["role"] == "primary").collect();
+        primaries.len() == 1
+            && primaries[0]["address"] == format!("{primary}:3306")
+            && nodes.len() == 3
+            && nodes.iter().all(|n| n["state"] == "online")
+            && nodes
+                .iter()
+                .filter(|n| n["role"] != "primary")
+                .all(|n| n["role"] == "replica" && n["read_only"] == true)
+    }
+
+    async fn wait_shape(&self, name: &str, primary: &str, within: Duration) -> bool {
+        wait_until(within, || async { self.has_shape(name, primary) }).await
+    }
+
+    fn jobs(&self, name: &str, kind: &str) -> Vec<Value> {
+        let v = self.ctl.json(&["job", "list", "--cluster", name]);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["kind"] == kind)
+            .cloned()
+            .collect()
+    }
+
+    fn pid(&self, addr: &str) -> String {
+        let f = format!("{}.nines/mysqld.pid", self.dir.datadir(addr, 3306).display());
+        std::fs::read_to_string(&f).expect("pid file").trim().to_string()
+    }
+
+    fn signal(&self, addr: &str, sig: &str) {
+        let st = std::process::Command::new("kill")
+            .args([sig, &self.pid(addr)])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    async fn ids(&self, addr: &str) -> Vec<u64> {
+        sql(addr, "dba", ADMIN_PW, "SELECT id FROM app.t ORDER BY id")
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect()
+    }
+}
+
+/// Inserts ids 1, 2, 3… as `app` into whichever node takes writes, retrying on another
+/// node when a write fails; keeps the ids whose commit was acknowledged.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<u64>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn connect(addr: &str) -> Option<mysql_async::Conn> {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(addr)
+        .tcp_port(3306)
+        .user(Some("app"))
+        .pass(Some(APP_PW))
+        .prefer_socket(false);
+    tokio::time::timeout(Duration::from_millis(500), mysql_async::Conn::new(opts))
+        .await
+        .ok()?
+        .ok()
+}
+
+impl Writer {
+    fn start(addrs: Vec<String>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let (s, a) = (Arc::clone(&stop), Arc::clone(&acked));
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let mut next = 1u64;
+            let mut conn: Option<mysql_async::Conn> = None;
+            let mut target = 0usize;
+            // Bounded: at most two minutes whatever happens.
+            while !s.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(120) {
+                if conn.is_none() {
+                    conn = connect(&addrs[target]).await;
+                    if conn.is_none() {
+                        target = (target + 1) % addrs.len();
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                }
+                let c = conn.as_mut().unwrap();
+                let write = tokio::time::timeout(
+                    Duration::from_secs(15),
+                    c.query_drop(format!("INSERT INTO app.t VALUES ({next})")),
+                )
+                .await;
+                match write {
+                    Ok(Ok(())) => {
+                        a.lock().unwrap().push(next);
+                        next += 1;
+                    }
+                    Ok(Err(mysql_async::Error::Server(e))) if e.code == 1062 => {
+                        // Committed before the connection broke, acknowledgement lost.
+                        next += 1;
+                    }
+                    _ => {
+                        // Unknown outcome (or read-only): the id is never reused, so a
+                        // lost acknowledgement cannot be mistaken for a kept write.
+                        next += 1;
+                        conn = None;
+                        target = (target + 1) % addrs.len();
+                    }
+                }
+            }
+        });
+        Self { stop, acked, task }
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    async fn wait_acked_more(&self, than: usize) -> bool {
+        wait_until(Duration::from_secs(20), || async { self.acked() > than + 20 }).await
+    }
+
+    async fn finish(self) -> Vec<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        Arc::try_unwrap(self.acked).unwrap().into_inner().unwrap()
+    }
+}
+
+fn missing(acked: &[u64], have: &[u64]) -> Vec<u64> {
+    let have: std::collections::BTreeSet<u64> = have.iter().copied().collect();
+    acked.iter().filter(|i| !have.contains(i)).copied().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_primary_fails_over_without_losing_acknowledged_writes_and_rejoins() {
+    let c = Cluster::deploy("kill").await;
+    let old = c.addrs[0].clone();
+    let writer = Writer::start(c.addrs.clone());
+    assert!(writer.wait_acked_more(0).await, "no write acknowledged");
+
+    let before = writer.acked();
+    c.signal(&old, "-9");
+    // A new primary takes the writes.
+    assert!(
+        writer.wait_acked_more(before).await,
+        "no write acknowledged after the kill: {:?}",
+        c.ctl.log()
+    );
+    let jobs = c.jobs("kill", "failover");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["requested_by"], "nines (auto-recovery)");
+    let nodes = c.nodes("kill");
+    let new = nodes
+        .iter()
+        .find(|n| n["role"] == "primary" && n["address"] != format!("{old}:3306"))
+        .map(|n| n["address"].as_str().unwrap().trim_end_matches(":3306").to_string())
+        .expect("a new primary");
+
+    // The old primary is restarted by nines, read-only, proven and rejoined as a replica.
+    assert!(
+        c.wait_shape("kill", &new, Duration::from_secs(60)).await,
+        "the old primary did not rejoin: {:?}\n{}",
+        c.nodes("kill"),
+        c.ctl.log()
+    );
+    let acked = writer.finish().await;
+    let on_new = c.ids(&new).await;
+    let lost = missing(&acked, &on_new);
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    // Every node converges on the new primary's rows, the old primary too.
+    for a in &c.addrs {
+        let same = wait_until(Duration::from_secs(20), || async {
+            c.ids(a).await.len() == on_new.len()
+        })
+        .await;
+        assert!(same, "{a} did not catch up");
+    }
+    let events = c.ctl.json(&["events", "--cluster", "kill"]);
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"auto_failover"), "{kinds:?}");
+    assert!(kinds.contains(&"rejoin"), "{kinds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_frozen_for_one_second_is_not_failed_over() {
+    let c = Cluster::deploy("frozen").await;
+    let primary = c.addrs[0].clone();
+    let writer = Writer::start(c.addrs.clone());
+    assert!(writer.wait_acked_more(0).await);
+    c.signal(&primary, "-STOP");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.signal(&primary, "-CONT");
+    let before = writer.acked();
+    assert!(writer.wait_acked_more(before).await);
+    // Watch for longer than a failover takes (about 1 s) and a timeout suspicion needs.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        assert!(c.jobs("frozen", "failover").is_empty(), "a failover ran");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(c.has_shape("frozen", &primary), "{:?}", c.nodes("frozen"));
+    let acked = writer.finish().await;
+    assert!(missing(&acked, &c.ids(&primary).await).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switchover_under_load_loses_nothing_and_keeps_everyone_replicating() {
+    let c = Cluster::deploy("swap").await;
+    let old = c.addrs[0].clone();
+    let to = c.addrs[2].clone();
+    let writer = Writer::start(c.addrs.clone());
+    assert!(writer.wait_acked_more(0).await);
+    let out = c.ctl.cli(&[
+        "cluster",
+        "switchover",
+        "--name",
+        "swap",
+        "--to",
+        &format!("{to}:3306"),
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let before = writer.acked();
+    assert!(writer.wait_acked_more(before).await, "no write after the switchover");
+    assert!(
+        c.wait_shape("swap", &to, Duration::from_secs(20)).await,
+        "{:?}",
+        c.nodes("swap")
+    );
+    let acked = writer.finish().await;
+    let on_new = c.ids(&to).await;
+    assert!(missing(&acked, &on_new).is_empty());
+    let same = wait_until(Duration::from_secs(20), || async {
+        c.ids(&old).await.len() == on_new.len()
+    })
+    .await;
+    assert!(same, "the old primary does not replicate from the new one");
+    // And back, with nothing in the way.
+    let out = c.ctl.cli(&["cluster", "switchover", "--name", "swap", "--wait"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let nodes = c.nodes("swap");
+    assert_eq!(
+        nodes.iter().filter(|n| n["role"] == "primary").count(),
+        1,
+        "{nodes:?}"
+    );
+}
