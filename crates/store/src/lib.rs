@@ -39,6 +39,9 @@ pub enum StoreError {
     /// A stored value could not be read back (bad JSON, unknown enum value).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A value the store refuses to write (a caller's mistake), with what is wrong with it.
+    #[error("invalid value for the store: {0}")]
+    Invalid(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -62,6 +65,9 @@ pub struct ClusterRecord {
     pub deploy_state: Option<String>,
     /// Whether nines repairs this cluster by itself (on by default).
     pub auto_recovery: bool,
+    /// The designated primary of a replication cluster, kept by nines (deploy, import,
+    /// failover, switchover); None for other types or when unknown.
+    pub primary: Option<Endpoint>,
 }
 
 /// A node of a registered cluster.
@@ -78,6 +84,9 @@ pub struct NodeRecord {
     pub settings: Option<NodeSettings>,
     /// `running` or `stopped`: what the operator wants.
     pub desired: String,
+    /// Why the node is kept read-only and out of the cluster (errant GTIDs after a
+    /// failover…); None when it is not fenced.
+    pub fenced: Option<String>,
 }
 
 /// A node to register.
@@ -107,6 +116,8 @@ pub struct NewCluster {
     pub nodes: Vec<NewNode>,
     pub settings: Option<ClusterSettings>,
     pub deploy_state: Option<String>,
+    /// The designated primary of a replication cluster; None for other types.
+    pub primary: Option<Endpoint>,
 }
 
 /// A job as stored.
@@ -144,6 +155,46 @@ pub struct MaintenanceRecord {
     pub since: DateTime<Utc>,
     /// None: until switched off.
     pub until: Option<DateTime<Utc>>,
+}
+
+/// A failover (the primary was lost) or switchover (the primary was handed over) as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailoverRecord {
+    pub id: i64,
+    pub cluster_id: i64,
+    pub at: DateTime<Utc>,
+    /// [`FAILOVER`] or [`SWITCHOVER`].
+    pub kind: String,
+    /// Decided by nines (true) or asked by an operator (false).
+    pub automatic: bool,
+    pub old_primary: Endpoint,
+    pub new_primary: Endpoint,
+    /// GTID set of the new primary when it was promoted; may be empty.
+    pub promoted_at: String,
+    /// The job that carried it out, if any.
+    pub job_id: Option<i64>,
+    /// Whether an operator has acknowledged it.
+    pub acknowledged: bool,
+}
+
+/// [`FailoverRecord::kind`] of a failover: the primary was lost.
+pub const FAILOVER: &str = "failover";
+/// [`FailoverRecord::kind`] of a switchover: the primary was handed over.
+pub const SWITCHOVER: &str = "switchover";
+
+/// A failover or switchover to record (unacknowledged).
+#[derive(Debug, Clone)]
+pub struct NewFailover {
+    pub cluster_id: i64,
+    pub at: DateTime<Utc>,
+    /// [`FAILOVER`] or [`SWITCHOVER`]; anything else is refused.
+    pub kind: String,
+    pub automatic: bool,
+    pub old_primary: Endpoint,
+    pub new_primary: Endpoint,
+    /// GTID set of the new primary when it was promoted; may be empty.
+    pub promoted_at: String,
+    pub job_id: Option<i64>,
 }
 
 /// Filter of job lists.
@@ -205,6 +256,14 @@ pub trait Store: Send + Sync {
     async fn cluster_of_node(&self, endpoint: &Endpoint) -> Result<Option<String>>;
     async fn set_cluster_state(&self, id: i64, state: ClusterState, reason: &str) -> Result<()>;
     async fn set_node_state(&self, id: i64, role: Role, state: NodeState) -> Result<()>;
+    /// Changes a node's role alone; NotFound when there is no such node.
+    async fn set_node_role(&self, node_id: i64, role: Role) -> Result<()>;
+    /// Designates (or with None forgets) the primary of a cluster; NotFound when there is
+    /// no such cluster.
+    async fn set_cluster_primary(&self, cluster_id: i64, primary: Option<&Endpoint>) -> Result<()>;
+    /// Fences a node with the reason, or with None lifts the fence; NotFound when there is
+    /// no such node.
+    async fn set_node_fenced(&self, node_id: i64, reason: Option<&str>) -> Result<()>;
     async fn set_deploy_state(&self, cluster_id: i64, state: &str) -> Result<()>;
     async fn set_auto_recovery(&self, cluster_id: i64, enabled: bool) -> Result<()>;
     /// Adds a node to a cluster; Conflict when the address is managed already.
@@ -241,6 +300,16 @@ pub trait Store: Send + Sync {
         cluster_id: i64,
         now: DateTime<Utc>,
     ) -> Result<Vec<MaintenanceRecord>>;
+
+    // Failovers and switchovers.
+    /// Records one; returns its id. Invalid when the kind is neither [`FAILOVER`] nor
+    /// [`SWITCHOVER`], NotFound when the cluster does not exist.
+    async fn record_failover(&self, f: &NewFailover) -> Result<i64>;
+    /// Those of a cluster at or after `since`, oldest first.
+    async fn failovers(&self, cluster_id: i64, since: DateTime<Utc>)
+    -> Result<Vec<FailoverRecord>>;
+    /// Marks every unacknowledged one of a cluster acknowledged; returns how many.
+    async fn acknowledge_failovers(&self, cluster_id: i64) -> Result<u64>;
 
     // Jobs.
     async fn create_job(&self, spec: &JobSpec, requested_by: &str) -> Result<JobRecord>;

@@ -17,9 +17,9 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    AccountRecord, ClusterRecord, EventRecord, JobFilter, JobLogRecord, JobRecord,
-    MaintenanceRecord, NewCluster, NewNode, NodeRecord, Result, Rollup, Secret, SecretBox, Store,
-    StoreError, TokenRecord,
+    AccountRecord, ClusterRecord, EventRecord, FAILOVER, FailoverRecord, JobFilter, JobLogRecord,
+    JobRecord, MaintenanceRecord, NewCluster, NewFailover, NewNode, NodeRecord, Result, Rollup,
+    SWITCHOVER, Secret, SecretBox, Store, StoreError, TokenRecord,
 };
 
 fn json_opt<T: serde::de::DeserializeOwned>(what: &str, s: Option<String>) -> Result<Option<T>> {
@@ -53,6 +53,21 @@ fn opt_time(ms: Option<i64>) -> Option<DateTime<Utc>> {
 fn parse<T: FromStr<Err = String>>(what: &str, s: &str) -> Result<T> {
     s.parse::<T>()
         .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Reads back an address stored as `host:port` (`[v6]:port`), as [`Endpoint`] displays it.
+fn endpoint(what: &str, s: &str) -> Result<Endpoint> {
+    s.parse::<Endpoint>()
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// NotFound naming `what` when an update touched no row.
+fn found(done: &sqlx::sqlite::SqliteQueryResult, what: impl FnOnce() -> String) -> Result<()> {
+    if done.rows_affected() == 0 {
+        Err(StoreError::NotFound(what()))
+    } else {
+        Ok(())
+    }
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -110,6 +125,11 @@ impl SqliteStore {
             settings: json_opt("cluster settings", row.try_get("settings")?)?,
             deploy_state: row.try_get("deploy_state")?,
             auto_recovery: row.try_get::<i64, _>("auto_recovery")? != 0,
+            primary: row
+                .try_get::<Option<String>, _>("primary_node")?
+                .as_deref()
+                .map(|s| endpoint("cluster primary", s))
+                .transpose()?,
         })
     }
 
@@ -131,6 +151,7 @@ impl SqliteStore {
             created_at: to_time(row.try_get("created_at")?),
             settings: json_opt("node settings", row.try_get("settings")?)?,
             desired: row.try_get("desired")?,
+            fenced: row.try_get("fenced")?,
         })
     }
 
@@ -168,6 +189,21 @@ impl SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         Self::node_from_row(&row)
+    }
+
+    fn failover_from_row(row: &SqliteRow) -> Result<FailoverRecord> {
+        Ok(FailoverRecord {
+            id: row.try_get("id")?,
+            cluster_id: row.try_get("cluster_id")?,
+            at: to_time(row.try_get("at")?),
+            kind: row.try_get("kind")?,
+            automatic: row.try_get::<i64, _>("automatic")? != 0,
+            old_primary: endpoint("old primary", &row.try_get::<String, _>("old_primary")?)?,
+            new_primary: endpoint("new primary", &row.try_get::<String, _>("new_primary")?)?,
+            promoted_at: row.try_get("promoted_at")?,
+            job_id: row.try_get("job_id")?,
+            acknowledged: row.try_get::<i64, _>("acknowledged")? != 0,
+        })
     }
 
     fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
@@ -237,11 +273,20 @@ impl Store for SqliteStore {
                 new.name
             )));
         }
+        if let Some(p) = &new.primary
+            && !new.nodes.iter().any(|n| &n.endpoint == p)
+        {
+            return Err(StoreError::Invalid(format!(
+                "primary {p} is not one of the nodes of cluster `{}`",
+                new.name
+            )));
+        }
         let host_access = to_json(&new.host_access)?;
         let settings = new.settings.as_ref().map(to_json).transpose()?;
         let row = sqlx::query(
             "INSERT INTO clusters (name, cluster_type, host_access, db_user, db_password_secret, \
-             settings, deploy_state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+             settings, deploy_state, primary_node, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
         )
         .bind(&new.name)
         .bind(new.cluster_type.as_str())
@@ -250,6 +295,7 @@ impl Store for SqliteStore {
         .bind(new.db_password_secret)
         .bind(settings)
         .bind(new.deploy_state.as_deref())
+        .bind(new.primary.as_ref().map(ToString::to_string))
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?;
@@ -334,6 +380,33 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn set_node_role(&self, node_id: i64, role: Role) -> Result<()> {
+        let done = sqlx::query("UPDATE nodes SET role = ? WHERE id = ?")
+            .bind(role.as_str())
+            .bind(node_id)
+            .execute(&self.pool)
+            .await?;
+        found(&done, || format!("node {node_id}"))
+    }
+
+    async fn set_cluster_primary(&self, cluster_id: i64, primary: Option<&Endpoint>) -> Result<()> {
+        let done = sqlx::query("UPDATE clusters SET primary_node = ? WHERE id = ?")
+            .bind(primary.map(ToString::to_string))
+            .bind(cluster_id)
+            .execute(&self.pool)
+            .await?;
+        found(&done, || format!("cluster {cluster_id}"))
+    }
+
+    async fn set_node_fenced(&self, node_id: i64, reason: Option<&str>) -> Result<()> {
+        let done = sqlx::query("UPDATE nodes SET fenced = ? WHERE id = ?")
+            .bind(reason)
+            .bind(node_id)
+            .execute(&self.pool)
+            .await?;
+        found(&done, || format!("node {node_id}"))
     }
 
     async fn set_deploy_state(&self, cluster_id: i64, state: &str) -> Result<()> {
@@ -515,6 +588,74 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn record_failover(&self, f: &NewFailover) -> Result<i64> {
+        if f.kind != FAILOVER && f.kind != SWITCHOVER {
+            return Err(StoreError::Invalid(format!(
+                "failover kind `{}` is not one of: {FAILOVER}, {SWITCHOVER}",
+                f.kind
+            )));
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if sqlx::query("SELECT 1 FROM clusters WHERE id = ?")
+            .bind(f.cluster_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound(format!("cluster {}", f.cluster_id)));
+        }
+        if let Some(job) = f.job_id
+            && sqlx::query("SELECT 1 FROM jobs WHERE id = ?")
+                .bind(job)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_none()
+        {
+            return Err(StoreError::NotFound(format!("job {job}")));
+        }
+        let row = sqlx::query(
+            "INSERT INTO failovers (cluster_id, at, kind, automatic, old_primary, new_primary, \
+             promoted_at, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(f.cluster_id)
+        .bind(f.at.timestamp_millis())
+        .bind(&f.kind)
+        .bind(i64::from(f.automatic))
+        .bind(f.old_primary.to_string())
+        .bind(f.new_primary.to_string())
+        .bind(&f.promoted_at)
+        .bind(f.job_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn failovers(
+        &self,
+        cluster_id: i64,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<FailoverRecord>> {
+        sqlx::query("SELECT * FROM failovers WHERE cluster_id = ? AND at >= ? ORDER BY at, id")
+            .bind(cluster_id)
+            .bind(since.timestamp_millis())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::failover_from_row)
+            .collect()
+    }
+
+    async fn acknowledge_failovers(&self, cluster_id: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE failovers SET acknowledged = 1 WHERE cluster_id = ? AND acknowledged = 0",
+        )
+        .bind(cluster_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn create_job(&self, spec: &JobSpec, requested_by: &str) -> Result<JobRecord> {

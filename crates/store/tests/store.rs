@@ -40,6 +40,7 @@ async fn new_cluster(store: &SqliteStore, name: &str, nodes: &[&str]) -> Result<
                 .collect(),
             settings: None,
             deploy_state: None,
+            primary: None,
         })
         .await
         .map(|c| c.id)

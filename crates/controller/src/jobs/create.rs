@@ -235,6 +235,10 @@ async fn register(
                 innodb_buffer_pool_size: *innodb_buffer_pool_size,
             }),
             deploy_state: Some("deploying".into()),
+            primary: match cluster_type {
+                ClusterType::Replication => targets.first().map(|t| t.endpoint.clone()),
+                ClusterType::Galera | ClusterType::Standalone => None,
+            },
         })
         .await
         .map_err(|e| e.to_string())?;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use nines_access::server::Credentials;
-use nines_model::Endpoint;
 use nines_model::job::HostAccessSpec;
+use nines_model::{ClusterType, Endpoint, Role};
 use nines_ops::{OpError, Reporter};
 use nines_store::{NewCluster, Store, StoreError};
 
@@ -103,6 +103,14 @@ async fn import(
                 .collect(),
             settings: None,
             deploy_state: None,
+            primary: match topology.cluster_type {
+                ClusterType::Replication => topology
+                    .nodes
+                    .iter()
+                    .find(|n| n.role == Role::Primary)
+                    .map(|n| n.endpoint.clone()),
+                ClusterType::Galera | ClusterType::Standalone => None,
+            },
         })
         .await
         .map_err(|e| match e {
