@@ -300,7 +300,16 @@ async fn replication_ha(
             return Ok(true);
         }
         FailoverAction::Refuse => {
-            if memory.failover_alarmed.insert(name.clone()) {
+            // Not while a job (the failover itself) changes the topology, and not about a
+            // topology never confirmed while its designated primary answers (a node
+            // restart's business).
+            let primary_answers = observed
+                .nodes
+                .iter()
+                .any(|n| n.endpoint == primary && n.probe.is_reachable());
+            let quiet =
+                (confirmed_at.is_none() && primary_answers) || cluster_busy(store, name).await?;
+            if !quiet && memory.failover_alarmed.insert(name.clone()) {
                 let msg = format!("alarm: automatic failover refused: {}", decision.explain());
                 tracing::warn!(cluster = %name, "{msg}");
                 store

@@ -87,6 +87,10 @@ pub struct NodeStatus {
     pub desired: String,
     /// Why the node is in maintenance (its own window or its cluster's); null when not.
     pub maintenance: Option<String>,
+    /// Why nines keeps the node read-only and out of replication (a failed-over primary
+    /// before its rejoin check, errant transactions); null when it is not fenced.
+    #[serde(default)]
+    pub fenced: Option<String>,
 }
 
 /// Host metrics of a node's host, as last read over SSH or locally.

@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{
-    ADMIN_PW, Controller, DeployDir, create_cluster, sql, stderr, stdout, wait_until,
-};
+use common::{ADMIN_PW, Controller, DeployDir, create_cluster, sql, stderr, stdout, wait_until};
 use mysql_async::prelude::Queryable;
 use serde_json::Value;
 
@@ -75,7 +73,8 @@ impl Cluster {
         v.as_array().cloned().unwrap_or_default()
     }
 
-    /// Exactly one primary, `primary`, and every other node an online read-only replica.
+    /// Exactly one primary, `primary`, and every other node an online, read-only,
+    /// unfenced replica replicating from it.
     fn has_shape(&self, name: &str, primary: &str) -> bool {
         let nodes = self.nodes(name);
         let primaries: Vec<&Value> = nodes.iter().filter(|n| n["role"] == "primary").collect();
@@ -83,10 +82,13 @@ impl Cluster {
             && primaries[0]["address"] == format!("{primary}:3306")
             && nodes.len() == 3
             && nodes.iter().all(|n| n["state"] == "online")
-            && nodes
-                .iter()
-                .filter(|n| n["role"] != "primary")
-                .all(|n| n["role"] == "replica" && n["read_only"] == true)
+            && nodes.iter().filter(|n| n["role"] != "primary").all(|n| {
+                n["role"] == "replica"
+                    && n["read_only"] == true
+                    && n["fenced"].is_null()
+                    && n["source"] == format!("{primary}:3306")
+                    && n["io_thread"] == "running"
+            })
     }
 
     async fn wait_shape(&self, name: &str, primary: &str, within: Duration) -> bool {
@@ -104,8 +106,14 @@ impl Cluster {
     }
 
     fn pid(&self, addr: &str) -> String {
-        let f = format!("{}.nines/mysqld.pid", self.dir.datadir(addr, 3306).display());
-        std::fs::read_to_string(&f).expect("pid file").trim().to_string()
+        let f = format!(
+            "{}.nines/mysqld.pid",
+            self.dir.datadir(addr, 3306).display()
+        );
+        std::fs::read_to_string(&f)
+            .expect("pid file")
+            .trim()
+            .to_string()
     }
 
     fn signal(&self, addr: &str, sig: &str) {
@@ -200,7 +208,10 @@ impl Writer {
     }
 
     async fn wait_acked_more(&self, than: usize) -> bool {
-        wait_until(Duration::from_secs(20), || async { self.acked() > than + 20 }).await
+        wait_until(Duration::from_secs(20), || async {
+            self.acked() > than + 20
+        })
+        .await
     }
 
     async fn finish(self) -> Vec<u64> {
@@ -212,7 +223,11 @@ impl Writer {
 
 fn missing(acked: &[u64], have: &[u64]) -> Vec<u64> {
     let have: std::collections::BTreeSet<u64> = have.iter().copied().collect();
-    acked.iter().filter(|i| !have.contains(i)).copied().collect()
+    acked
+        .iter()
+        .filter(|i| !have.contains(i))
+        .copied()
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,12 +248,24 @@ async fn killed_primary_fails_over_without_losing_acknowledged_writes_and_rejoin
     let jobs = c.jobs("kill", "failover");
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0]["requested_by"], "nines (auto-recovery)");
-    let nodes = c.nodes("kill");
-    let new = nodes
-        .iter()
-        .find(|n| n["role"] == "primary" && n["address"] != format!("{old}:3306"))
-        .map(|n| n["address"].as_str().unwrap().trim_end_matches(":3306").to_string())
-        .expect("a new primary");
+    let new_primary = || {
+        c.nodes("kill")
+            .iter()
+            .find(|n| n["role"] == "primary" && n["address"] != format!("{old}:3306"))
+            .map(|n| {
+                n["address"]
+                    .as_str()
+                    .unwrap()
+                    .trim_end_matches(":3306")
+                    .to_string()
+            })
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || async { new_primary().is_some() }).await,
+        "no new primary in the node list: {:?}",
+        c.nodes("kill")
+    );
+    let new = new_primary().unwrap();
 
     // The old primary is restarted by nines, read-only, proven and rejoined as a replica.
     assert!(
@@ -310,7 +337,10 @@ async fn switchover_under_load_loses_nothing_and_keeps_everyone_replicating() {
     ]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let before = writer.acked();
-    assert!(writer.wait_acked_more(before).await, "no write after the switchover");
+    assert!(
+        writer.wait_acked_more(before).await,
+        "no write after the switchover"
+    );
     assert!(
         c.wait_shape("swap", &to, Duration::from_secs(20)).await,
         "{:?}",
@@ -325,12 +355,13 @@ async fn switchover_under_load_loses_nothing_and_keeps_everyone_replicating() {
     .await;
     assert!(same, "the old primary does not replicate from the new one");
     // And back, with nothing in the way.
-    let out = c.ctl.cli(&["cluster", "switchover", "--name", "swap", "--wait"]);
+    let out = c
+        .ctl
+        .cli(&["cluster", "switchover", "--name", "swap", "--wait"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let nodes = c.nodes("swap");
-    assert_eq!(
-        nodes.iter().filter(|n| n["role"] == "primary").count(),
-        1,
-        "{nodes:?}"
-    );
+    let settled = wait_until(Duration::from_secs(20), || async {
+        c.addrs.iter().any(|a| a != &to && c.has_shape("swap", a))
+    })
+    .await;
+    assert!(settled, "{:?}", c.nodes("swap"));
 }

@@ -90,7 +90,7 @@ pub async fn show_cluster(
         summary: summary(&c, nodes.len(), obs.as_deref()),
         node_list: nodes
             .iter()
-            .map(|n| node_status(&c.name, n, obs.as_deref(), &maint))
+            .map(|n| node_status(&c, n, obs.as_deref(), &maint))
             .collect(),
         maintenance: maint
             .iter()
@@ -118,7 +118,7 @@ fn event_view(e: nines_store::EventRecord) -> EventView {
 
 /// A node's status from its record and what the monitor saw.
 pub fn node_status(
-    cluster: &str,
+    record: &nines_store::ClusterRecord,
     rec: &NodeRecord,
     obs: Option<&ClusterObserved>,
     maintenance: &[nines_store::MaintenanceRecord],
@@ -134,10 +134,17 @@ pub fn node_status(
     let sample = seen.and_then(|n| n.sample.as_ref());
     let channel = sample.and_then(|s| s.replication.first());
     let wsrep = sample.and_then(|s| s.wsrep.as_ref());
-    let role = seen.map(|n| n.role).unwrap_or(rec.role);
+    let mut role = seen.map(|n| n.role).unwrap_or(rec.role);
+    // A replication node without a source reads as a primary; only the designated one is
+    // (a fenced former primary waits, read-only, for its rejoin).
+    if role == nines_model::Role::Primary
+        && record.primary.as_ref().is_some_and(|p| *p != rec.endpoint)
+    {
+        role = nines_model::Role::Replica;
+    }
     let is_replica = role == nines_model::Role::Replica;
     NodeStatus {
-        cluster: cluster.to_string(),
+        cluster: record.name.clone(),
         address: rec.endpoint.to_string(),
         role,
         state: seen
@@ -180,6 +187,7 @@ pub fn node_status(
         host: seen.and_then(|n| n.host.clone()),
         desired: rec.desired.clone(),
         maintenance: in_maintenance,
+        fenced: rec.fenced.clone(),
     }
 }
 
@@ -210,7 +218,7 @@ pub async fn list_nodes(
         let obs = st.monitor.cluster(&c.name);
         let maint = st.store.maintenance(c.id, chrono::Utc::now()).await?;
         for n in st.store.list_nodes(Some(c.id)).await? {
-            out.push(node_status(&c.name, &n, obs.as_deref(), &maint));
+            out.push(node_status(c, &n, obs.as_deref(), &maint));
         }
     }
     Ok(Json(out))
