@@ -471,7 +471,11 @@ async fn create(client: &Client, f: Format, a: crate::CreateArgs) -> anyhow::Res
         datadir: a.datadir.clone(),
         ssh: ssh_request(&a.hosts)?,
         local: a.hosts.local,
-        semi_sync: a.semi_sync,
+        semi_sync: match (a.semi_sync, a.no_semi_sync) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
         config_template,
         innodb_buffer_pool_size: a.innodb_buffer_pool_size.clone(),
     };

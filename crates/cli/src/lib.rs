@@ -92,6 +92,18 @@ pub struct ServeArgs {
     /// An ssh_config file for host access (default: OpenSSH's own, ~/.ssh/config).
     #[arg(long)]
     pub ssh_config: Option<PathBuf>,
+    /// A program run before every failover and switchover, with NINES_CLUSTER,
+    /// NINES_OPERATION, NINES_OLD_PRIMARY and NINES_NEW_PRIMARY in its environment; a
+    /// non-zero exit (or running past --hook-timeout) vetoes the operation.
+    #[arg(long)]
+    pub pre_failover_hook: Option<PathBuf>,
+    /// A program run after every successful failover and switchover (same environment);
+    /// its failure is logged.
+    #[arg(long)]
+    pub post_failover_hook: Option<PathBuf>,
+    /// How long a hook may run.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub hook_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,9 +252,13 @@ pub struct CreateArgs {
     pub datadir: Option<String>,
     #[command(flatten)]
     pub hosts: HostArgs,
-    /// Semi-synchronous replication (replication clusters).
-    #[arg(long)]
+    /// Semi-synchronous replication (replication clusters; the default, kept for clarity).
+    #[arg(long, conflicts_with = "no_semi_sync")]
     pub semi_sync: bool,
+    /// Asynchronous replication: commits do not wait for a replica, so a failover may
+    /// lose the last acknowledged ones.
+    #[arg(long)]
+    pub no_semi_sync: bool,
     /// A configuration template (minijinja) replacing nines's default.
     #[arg(long)]
     pub config_template: Option<PathBuf>,

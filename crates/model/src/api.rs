@@ -228,9 +228,10 @@ pub struct CreateClusterRequest {
     pub ssh: Option<SshAccessRequest>,
     #[serde(default)]
     pub local: bool,
-    /// Semi-synchronous replication (replication clusters).
+    /// Semi-synchronous replication (replication clusters): on when not given, so that
+    /// a failover never loses an acknowledged commit; false for asynchronous replication.
     #[serde(default)]
-    pub semi_sync: bool,
+    pub semi_sync: Option<bool>,
     /// A configuration template replacing the default (minijinja syntax).
     #[serde(default)]
     pub config_template: Option<String>,

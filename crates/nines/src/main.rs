@@ -34,6 +34,19 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn serve(cli: &Cli, args: &nines_cli::ServeArgs) -> anyhow::Result<()> {
+    for (flag, hook) in [
+        ("--pre-failover-hook", &args.pre_failover_hook),
+        ("--post-failover-hook", &args.post_failover_hook),
+    ] {
+        if let Some(path) = hook {
+            let meta = std::fs::metadata(path)
+                .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))?;
+            use std::os::unix::fs::PermissionsExt;
+            if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+                anyhow::bail!("{flag} {}: not an executable file", path.display());
+            }
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("NINES_LOG").unwrap_or_else(|_| {
@@ -49,6 +62,11 @@ async fn serve(cli: &Cli, args: &nines_cli::ServeArgs) -> anyhow::Result<()> {
     config.monitor.ssh_config = args.ssh_config.clone();
     config.history.raw_window = args.metrics_raw_window;
     config.history.rollup_retention = args.metrics_retention;
+    config.hooks = nines_controller::jobs::Hooks {
+        pre: args.pre_failover_hook.clone(),
+        post: args.post_failover_hook.clone(),
+        timeout: args.hook_timeout,
+    };
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {

@@ -365,3 +365,91 @@ async fn switchover_under_load_loses_nothing_and_keeps_everyone_replicating() {
     .await;
     assert!(settled, "{:?}", c.nodes("swap"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_pre_hook_vetoes_and_hooks_see_the_operation() {
+    let leases = nines_testkit::lease_addresses(3).expect("leases");
+    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let hooks = tempfile::tempdir().unwrap();
+    let veto = hooks.path().join("veto");
+    let seen = hooks.path().join("seen");
+    let script = hooks.path().join("hook.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nenv | grep ^NINES_ | sort >> {seen}\nif [ -e {veto} ]; then echo 'change freeze'; exit 3; fi\n",
+            seen = seen.display(),
+            veto = veto.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", &script.display().to_string()])
+        .status()
+        .unwrap();
+    let s = script.display().to_string();
+    let ctl =
+        Controller::start_with(&["--pre-failover-hook", &s, "--post-failover-hook", &s]).await;
+    let dir = DeployDir::new();
+    let out = create_cluster(
+        &ctl,
+        "hooked",
+        "replication",
+        &addrs.join(","),
+        &dir.template(),
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let c = Cluster {
+        ctl,
+        dir,
+        addrs: addrs.clone(),
+        _leases: leases,
+    };
+    assert!(
+        c.wait_shape("hooked", &addrs[0], Duration::from_secs(20))
+            .await
+    );
+
+    // Vetoed: the job fails with the hook's words, nothing changes.
+    std::fs::write(&veto, "").unwrap();
+    let out = c
+        .ctl
+        .cli(&["cluster", "switchover", "--name", "hooked", "--wait"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("vetoed") && err.contains("change freeze"),
+        "{err}"
+    );
+    assert!(c.has_shape("hooked", &addrs[0]), "{:?}", c.nodes("hooked"));
+
+    // Allowed: both hooks ran with the operation's facts.
+    std::fs::remove_file(&veto).unwrap();
+    let to = format!("{}:3306", addrs[1]);
+    let out = c.ctl.cli(&[
+        "cluster",
+        "switchover",
+        "--name",
+        "hooked",
+        "--to",
+        &to,
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let log = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(
+        log.matches("NINES_OPERATION=switchover").count(),
+        3,
+        "{log}"
+    );
+    assert!(log.contains(&format!("NINES_NEW_PRIMARY={to}")), "{log}");
+    assert!(
+        log.contains(&format!("NINES_OLD_PRIMARY={}:3306", addrs[0])),
+        "{log}"
+    );
+    assert!(
+        c.wait_shape("hooked", &addrs[1], Duration::from_secs(20))
+            .await
+    );
+}

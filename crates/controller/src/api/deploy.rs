@@ -156,7 +156,7 @@ pub async fn create_cluster(
             "db_admin_password must not contain quotes, backslashes, newlines or NUL",
         ));
     }
-    if req.semi_sync && cluster_type != ClusterType::Replication {
+    if req.semi_sync == Some(true) && cluster_type != ClusterType::Replication {
         return Err(ApiErr::field(
             "semi_sync",
             "semi_sync applies to replication clusters only",
@@ -219,7 +219,8 @@ pub async fn create_cluster(
         admin_user: req.db_admin_user.clone(),
         admin_password_secret: secret,
         host_access,
-        semi_sync: req.semi_sync,
+        // Replication is semi-synchronous unless asked otherwise.
+        semi_sync: cluster_type == ClusterType::Replication && req.semi_sync.unwrap_or(true),
         config_template: req.config_template.clone(),
         innodb_buffer_pool_size,
     };
