@@ -330,7 +330,10 @@ async fn replication_ha(
             .iter()
             .any(|n| n.endpoint == rec.endpoint && n.probe.is_reachable());
         let key = (name.clone(), rec.endpoint.clone());
-        if !reachable || !policy.automatic_recovery {
+        let in_maintenance =
+            nines_model::ha::maintenance::window_for(&view.maintenance, &rec.endpoint, now)
+                .is_some();
+        if !reachable || !policy.automatic_recovery || in_maintenance {
             continue;
         }
         let attempts = memory.rejoins.entry(key).or_default();

@@ -453,3 +453,100 @@ async fn a_failing_pre_hook_vetoes_and_hooks_see_the_operation() {
             .await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_failover_fences_the_old_primary_which_stays_fenced_with_errant_writes() {
+    let c = Cluster::deploy("errant").await;
+    let old = c.addrs[0].clone();
+    let old_node = format!("{old}:3306");
+    // Keep the reconciler off the old primary while the errant write is made.
+    let out = c.ctl.cli(&[
+        "maintenance",
+        "on",
+        "--cluster",
+        "errant",
+        "--node",
+        &old_node,
+        "--reason",
+        "test",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let to = format!("{}:3306", c.addrs[1]);
+    // Without --force a live primary is refused (a switchover's job).
+    let out = c
+        .ctl
+        .cli(&["cluster", "failover", "--name", "errant", "--wait"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("switchover"), "{}", stderr(&out));
+    let out = c.ctl.cli(&[
+        "cluster", "failover", "--name", "errant", "--to", &to, "--force", "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // Fenced: read-only for the application, out of replication.
+    let ro = sql(&old, "dba", ADMIN_PW, "SELECT @@read_only")
+        .await
+        .unwrap();
+    assert_eq!(ro, vec!["1".to_string()]);
+    let fenced = || {
+        c.nodes("errant")
+            .into_iter()
+            .find(|n| n["address"] == old_node)
+            .and_then(|n| n["fenced"].as_str().map(str::to_string))
+    };
+    assert!(
+        fenced().is_some_and(|f| f.starts_with("pending rejoin")),
+        "{:?}",
+        fenced()
+    );
+    // A transaction only the old primary has (an administrator bypassing read_only).
+    sql(&old, "dba", ADMIN_PW, "INSERT INTO app.t VALUES (424242)")
+        .await
+        .unwrap();
+    let errant = sql(&old, "dba", ADMIN_PW, "SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()
+        .concat();
+    let out = c.ctl.cli(&[
+        "maintenance",
+        "off",
+        "--cluster",
+        "errant",
+        "--node",
+        &old_node,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The rejoin check refuses: the node stays fenced and an alarm names its GTIDs.
+    let refused = wait_until(Duration::from_secs(20), || async {
+        fenced().is_some_and(|f| f.starts_with("errant transactions"))
+    })
+    .await;
+    assert!(refused, "{:?}\n{}", fenced(), c.ctl.log());
+    let f = fenced().unwrap();
+    assert!(f.contains(&errant), "{f} should name {errant}");
+    let events = c.ctl.json(&["events", "--cluster", "errant"]);
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "alarm" && e["message"].as_str().unwrap().contains(&errant)),
+        "{events}"
+    );
+    let channels = sql(&old, "dba", ADMIN_PW, "SHOW ALL SLAVES STATUS")
+        .await
+        .unwrap();
+    assert!(
+        channels.is_empty(),
+        "the fenced node must not replicate: {channels:?}"
+    );
+    // Nothing was thrown away: the row is still there.
+    let kept = sql(
+        &old,
+        "dba",
+        ADMIN_PW,
+        "SELECT COUNT(*) FROM app.t WHERE id = 424242",
+    )
+    .await
+    .unwrap();
+    assert_eq!(kept, vec!["1".to_string()]);
+}

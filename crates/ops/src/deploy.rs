@@ -465,14 +465,15 @@ pub async fn wait_replicating(r: &NodeTarget, timeout: Duration) -> Result<(), O
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            let err = r
-                .sql("SELECT Last_IO_Error, Last_SQL_Error FROM information_schema.SLAVE_STATUS")
-                .await
-                .unwrap_or_default();
+            let err = r.sql("SHOW SLAVE STATUS\\G").await.unwrap_or_default();
             return Err(OpError::Invalid(format!(
                 "{}: replication not running after {timeout:?} {}",
                 r.endpoint,
-                err.trim()
+                err.lines()
+                    .map(str::trim)
+                    .filter(|l| l.starts_with("Last_IO_Error") || l.starts_with("Last_SQL_Error"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

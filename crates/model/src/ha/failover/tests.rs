@@ -669,3 +669,76 @@ fn replicas_of_other_sources_are_ignored() {
     );
     assert_eq!(plan(&d).others, vec![ep(2)]);
 }
+
+// ---- Failovers a person asks for (and automatic ones re-planned by their job) ----
+
+fn requested(
+    view: &ReplicationView,
+    to: Option<u8>,
+    force: bool,
+) -> Result<(FailoverPlan, Vec<String>), Vec<String>> {
+    let to = to.map(ep);
+    requested_failover(view, to.as_ref(), force, &HaPolicy::default(), t(0))
+}
+
+#[test]
+fn requested_failover_of_a_live_primary_needs_force_and_then_fences_it() {
+    let c = maria();
+    let err = requested(&c.view, None, false).unwrap_err();
+    assert_mentions(&err, "use a switchover");
+    let (plan, reasons) = requested(&c.view, None, true).unwrap();
+    assert_eq!(plan.candidate, ep(3));
+    assert!(plan.fence_old_primary);
+    assert_mentions(&reasons, "forced");
+}
+
+#[test]
+fn requested_failover_of_a_dead_primary_picks_the_most_advanced_without_automatic_gates() {
+    // Recovery off, a recent failover in the block window, cluster in maintenance: a
+    // person decides, so none of these stop a requested failover.
+    let mut c = maria().primary_killed();
+    c.view.failovers.push(FailoverRecord {
+        at: t(-10),
+        acknowledged: false,
+    });
+    c.view.maintenance.push(window(MaintenanceScope::Cluster));
+    let (plan, _) = requested(&c.view, None, false).unwrap();
+    assert_eq!(plan.candidate, ep(3));
+    assert_eq!(plan.others, vec![ep(2)]);
+    assert!(!plan.fence_old_primary, "nothing listens: nothing to fence");
+}
+
+#[test]
+fn requested_failover_to_a_less_advanced_replica_is_refused_unless_forced() {
+    let c = maria().primary_killed();
+    let err = requested(&c.view, Some(2), false).unwrap_err();
+    assert_mentions(&err, "would lose");
+    assert_mentions(&err, "--force");
+    let (plan, reasons) = requested(&c.view, Some(2), true).unwrap();
+    assert_eq!(plan.candidate, ep(2));
+    assert_eq!(plan.others, vec![ep(3)]);
+    assert_mentions(&reasons, "0-1-101");
+}
+
+#[test]
+fn requested_failover_rejects_the_primary_itself_and_strangers() {
+    let c = maria().primary_killed();
+    assert_mentions(
+        &requested(&c.view, Some(1), true).unwrap_err(),
+        "primary itself",
+    );
+    assert_mentions(
+        &requested(&c.view, Some(9), true).unwrap_err(),
+        "not a node of this cluster",
+    );
+}
+
+#[test]
+fn requested_failover_without_a_known_primary_is_refused() {
+    let mut c = maria().primary_killed();
+    c.view.topology = None;
+    assert_mentions(
+        &requested(&c.view, None, true).unwrap_err(),
+        "no primary is known",
+    );
+}
