@@ -365,7 +365,11 @@ fn node_table(nodes: &[NodeStatus]) -> comfy_table::Table {
                 _ => "-".into(),
             },
             opt(&n.version),
-            n.state_reason.clone(),
+            match &n.fenced {
+                Some(f) if n.state_reason.is_empty() => format!("fenced: {f}"),
+                Some(f) => format!("fenced: {f}; {}", n.state_reason),
+                None => n.state_reason.clone(),
+            },
         ]);
     }
     t

@@ -550,3 +550,118 @@ async fn a_forced_failover_fences_the_old_primary_which_stays_fenced_with_errant
     .unwrap();
     assert_eq!(kept, vec!["1".to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_whose_candidate_cannot_catch_up_restores_writes_on_the_old_primary() {
+    let c = Cluster::deploy("stuck").await;
+    let old = c.addrs[0].clone();
+    let to = c.addrs[1].clone();
+    // The candidate's applier is blocked behind a table lock held by a session.
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(to.clone())
+        .tcp_port(3306)
+        .user(Some("dba"))
+        .pass(Some(ADMIN_PW))
+        .prefer_socket(false);
+    let mut lock = mysql_async::Conn::new(opts).await.unwrap();
+    lock.query_drop("LOCK TABLES app.t WRITE").await.unwrap();
+    sql(&old, "dba", ADMIN_PW, "INSERT INTO app.t VALUES (1)")
+        .await
+        .unwrap();
+    let out = c.ctl.cli(&[
+        "cluster",
+        "switchover",
+        "--name",
+        "stuck",
+        "--to",
+        &format!("{to}:3306"),
+        "--wait",
+    ]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("writable again"), "{err}");
+    // The old primary takes the application's writes again; nothing else moved.
+    let ro = sql(&old, "dba", ADMIN_PW, "SELECT @@read_only")
+        .await
+        .unwrap();
+    assert_eq!(ro, vec!["0".to_string()]);
+    let mut app = connect(&old).await.expect("app connects");
+    app.query_drop("INSERT INTO app.t VALUES (2)")
+        .await
+        .unwrap();
+    lock.query_drop("UNLOCK TABLES").await.unwrap();
+    assert!(
+        c.wait_shape("stuck", &old, Duration::from_secs(20)).await,
+        "{:?}",
+        c.nodes("stuck")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_primary_drops_the_commit_no_replica_acknowledged() {
+    let c = Cluster::deploy("phantom").await;
+    let p = c.addrs[0].clone();
+    let out = c.ctl.cli(&[
+        "maintenance",
+        "on",
+        "--cluster",
+        "phantom",
+        "--reason",
+        "test",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for r in &c.addrs[1..] {
+        sql(r, "dba", ADMIN_PW, "STOP SLAVE IO_THREAD")
+            .await
+            .unwrap();
+    }
+    let before = sql(&p, "dba", ADMIN_PW, "SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()
+        .concat();
+    // This commit is in the primary's binlog but waits for an acknowledgement that cannot
+    // come: the client is never told it committed.
+    let mut app = connect(&p).await.expect("app connects");
+    let pending = tokio::spawn(async move { app.query_drop("INSERT INTO app.t VALUES (7)").await });
+    let waiting = wait_until(Duration::from_secs(5), || async {
+        sql(&p, "dba", ADMIN_PW, "SELECT @@gtid_binlog_pos")
+            .await
+            .is_ok_and(|g| g.concat() != before)
+    })
+    .await;
+    assert!(waiting, "the insert did not reach the binlog");
+    c.signal(&p, "-9");
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the insert was acknowledged"
+    );
+    let node = format!("{p}:3306");
+    let out = c.ctl.cli(&[
+        "node",
+        "start",
+        "--cluster",
+        "phantom",
+        "--node",
+        &node,
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // Crash recovery as a semi-sync replica-to-be cut the unacknowledged commit.
+    let after = sql(&p, "dba", ADMIN_PW, "SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()
+        .concat();
+    assert_eq!(
+        after, before,
+        "the unacknowledged commit survived the crash"
+    );
+    let rows = sql(
+        &p,
+        "dba",
+        ADMIN_PW,
+        "SELECT COUNT(*) FROM app.t WHERE id = 7",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows, vec!["0".to_string()]);
+}

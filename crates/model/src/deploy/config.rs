@@ -47,6 +47,10 @@ rpl_semi_sync_master_enabled    = OFF
 rpl_semi_sync_slave_enabled     = ON
 rpl_semi_sync_master_wait_point = AFTER_SYNC
 rpl_semi_sync_master_timeout    = {{ semi_sync_timeout_ms }}
+# After a crash, roll back and cut from the binlog the transactions no replica had
+# acknowledged (MDEV-21117): a failed-over primary then holds nothing the cluster lacks,
+# and no client was told they committed.
+init_rpl_role                   = SLAVE
 {%- endif %}
 
 innodb_buffer_pool_size         = {{ innodb_buffer_pool_size }}
@@ -216,6 +220,7 @@ mod tests {
         assert!(c.contains("read_only                       = ON"));
         assert!(c.contains("rpl_semi_sync_master_enabled    = OFF"));
         assert!(c.contains("rpl_semi_sync_slave_enabled     = ON"));
+        assert!(c.contains("init_rpl_role                   = SLAVE"));
         // Role-independent: the primary's file says the same (nines turns it on live).
         i.primary = true;
         let c = render_config(None, &i).unwrap();
