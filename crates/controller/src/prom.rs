@@ -142,6 +142,21 @@ pub fn render(clusters: &[std::sync::Arc<ClusterObserved>]) -> String {
         "1 when the Galera node is in a Primary component.",
     );
     let mut uptime = Family::new("nines_node_uptime_seconds", "gauge", "Server uptime.");
+    let mut semi_active = Family::new(
+        "nines_node_semi_sync_primary_active",
+        "gauge",
+        "1 while the node's commits wait for a replica's acknowledgement (Rpl_semi_sync_master_status); 0 after a fallback to asynchronous replication.",
+    );
+    let mut semi_clients = Family::new(
+        "nines_node_semi_sync_primary_clients",
+        "gauge",
+        "Semi-synchronous replicas connected to the node.",
+    );
+    let mut semi_no_tx = Family::new(
+        "nines_node_semi_sync_unacknowledged_commits_total",
+        "counter",
+        "Commits the node acknowledged to clients without a replica's acknowledgement (Rpl_semi_sync_master_no_tx).",
+    );
     let mut counters: Vec<Family> = COUNTERS
         .iter()
         .map(|(var, _)| {
@@ -253,6 +268,20 @@ pub fn render(clusters: &[std::sync::Arc<ClusterObserved>]) -> String {
                 );
                 sql.add(nl(), b(ch.sql_running));
             }
+            let status = |names: [&str; 2]| names.iter().find_map(|k| s.status.get(*k).copied());
+            if let Some(v) = status(["Rpl_semi_sync_master_status", "Rpl_semi_sync_source_status"])
+            {
+                semi_active.add(nl(), v as f64);
+            }
+            if let Some(v) = status([
+                "Rpl_semi_sync_master_clients",
+                "Rpl_semi_sync_source_clients",
+            ]) {
+                semi_clients.add(nl(), v as f64);
+            }
+            if let Some(v) = status(["Rpl_semi_sync_master_no_tx", "Rpl_semi_sync_source_no_tx"]) {
+                semi_no_tx.add(nl(), v as f64);
+            }
             if let Some(t) = n.lag_transactions {
                 lag_trx.add(nl(), t as f64);
             }
@@ -289,6 +318,9 @@ pub fn render(clusters: &[std::sync::Arc<ClusterObserved>]) -> String {
         &wsrep_size,
         &wsrep_synced,
         &wsrep_primary,
+        &semi_active,
+        &semi_clients,
+        &semi_no_tx,
         &host_mem,
         &host_mem_total,
         &host_load,

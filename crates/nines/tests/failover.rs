@@ -234,6 +234,16 @@ fn missing(acked: &[u64], have: &[u64]) -> Vec<u64> {
 async fn killed_primary_fails_over_without_losing_acknowledged_writes_and_rejoins() {
     let c = Cluster::deploy("kill").await;
     let old = c.addrs[0].clone();
+    // The primary waits for acknowledgements, and /metrics says so.
+    let metric =
+        format!("nines_node_semi_sync_primary_active{{cluster=\"kill\",node=\"{old}:3306\"}} 1");
+    assert!(
+        wait_until(Duration::from_secs(5), || async {
+            c.ctl.get_text("/metrics").await.contains(&metric)
+        })
+        .await,
+        "{metric} missing"
+    );
     let writer = Writer::start(c.addrs.clone());
     assert!(writer.wait_acked_more(0).await, "no write acknowledged");
 

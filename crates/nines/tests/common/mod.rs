@@ -292,8 +292,14 @@ impl DeployDir {
         if let Ok(entries) = std::fs::read_dir(&self.path) {
             for e in entries.flatten() {
                 let pid_file = e.path().join("mysqld.pid");
+                // Only a process that is still this directory's server: a pid file left by
+                // a killed server may name a pid the system has since given to another
+                // test's process (pid_max is 32768 here).
                 if let Ok(t) = std::fs::read_to_string(pid_file)
-                    && let Ok(pid) = t.trim().parse()
+                    && let Ok(pid) = t.trim().parse::<u32>()
+                    && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                        String::from_utf8_lossy(&c).contains(&*self.path.to_string_lossy())
+                    })
                 {
                     pids.push(pid);
                 }
