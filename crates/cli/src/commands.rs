@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use nines_model::api::{
-    ClusterDetail, ClusterSummary, EventView, ImportRequest, JobCreated, JobLogLine, JobView,
-    NodeStatus, SshAccessRequest,
+    ClusterDetail, ClusterSummary, EventView, FailoverView, FailoversAcknowledged, ImportRequest,
+    JobCreated, JobLogLine, JobView, NodeStatus, SshAccessRequest,
 };
 use nines_model::job::JobState;
 
@@ -67,6 +67,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let body = nines_model::api::FailoverRequest { to, force };
             started(&client, f, client.post(&path, &body).await?, cluster.wait).await
         }
+        Command::Cluster(ClusterCmd::Failovers {
+            name,
+            since,
+            acknowledge,
+        }) => failovers(&client, f, &name, &since, acknowledge).await,
         Command::Cluster(ClusterCmd::Recovery { switch, name }) => {
             let body = nines_model::api::RecoveryRequest {
                 enabled: switch == crate::Switch::Enable,
@@ -342,6 +347,58 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Lists the failovers and switchovers of a cluster, or acknowledges them.
+async fn failovers(
+    client: &Client,
+    f: Format,
+    name: &str,
+    since: &str,
+    acknowledge: bool,
+) -> anyhow::Result<i32> {
+    let base = format!("/api/v1/clusters/{}/failovers", urlencode(name));
+    if acknowledge {
+        let done: FailoversAcknowledged = client
+            .post(&format!("{base}/acknowledge"), &serde_json::json!({}))
+            .await?;
+        match f {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&done)?),
+            Format::Table => println!("acknowledged {} failover(s) of `{name}`", done.acknowledged),
+        }
+        return Ok(0);
+    }
+    let list: Vec<FailoverView> = client
+        .get(&format!("{base}?since={}", urlencode(since)))
+        .await?;
+    print(f, &list, |l| {
+        let mut t = table(&[
+            "AT",
+            "KIND",
+            "AUTO",
+            "OLD PRIMARY",
+            "NEW PRIMARY",
+            "JOB",
+            "ACK",
+        ]);
+        for x in l {
+            t.add_row(vec![
+                time(&x.at),
+                x.kind.clone(),
+                yes_no(x.automatic),
+                x.old_primary.clone(),
+                x.new_primary.clone(),
+                opt(&x.job_id),
+                yes_no(x.acknowledged),
+            ]);
+        }
+        t
+    })?;
+    Ok(0)
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
 }
 
 fn node_table(nodes: &[NodeStatus]) -> comfy_table::Table {

@@ -51,7 +51,7 @@ pub enum Command {
     /// Run the controller: API, monitor and job runner.
     Serve(ServeArgs),
     /// Clusters: create, import, list, show, stop, start, rolling-restart, switchover,
-    /// failover, recovery, delete.
+    /// failover, failovers, recovery, delete.
     #[command(subcommand)]
     Cluster(ClusterCmd),
     /// Nodes: list, add, remove, stop, start, restart, rejoin.
@@ -137,6 +137,20 @@ pub enum ClusterCmd {
         /// replica lacks transactions (they are named in the job's log).
         #[arg(long)]
         force: bool,
+    },
+    /// List the failovers and switchovers of a replication cluster, newest first; with
+    /// --acknowledge, acknowledge them instead (an unacknowledged automatic failover keeps
+    /// nines from failing over automatically again for 5 minutes).
+    Failovers {
+        /// Cluster name.
+        #[arg(long)]
+        name: String,
+        /// How far back, e.g. 24h, 7d.
+        #[arg(long, default_value = "30d", conflicts_with = "acknowledge")]
+        since: String,
+        /// Acknowledge every unacknowledged one and print how many.
+        #[arg(long)]
+        acknowledge: bool,
     },
     /// Turn automatic recovery (restarts, Galera recovery, failover) on or off.
     Recovery {
@@ -388,6 +402,8 @@ mod tests {
         assert_eq!(parse_duration("7d").unwrap().as_secs(), 604800);
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5y").is_err());
+        let e = parse_duration("100000000000000000000d").unwrap_err();
+        assert!(e.contains("too long"), "{e}");
     }
 
     #[test]
@@ -439,6 +455,54 @@ mod tests {
         .unwrap();
         assert!(matches!(c.command, Command::Node(NodeCmd::Rejoin(ref n)) if n.node == "db1:3307"));
         assert!(Cli::try_parse_from(["nines", "node", "rejoin", "--cluster", "shop"]).is_err());
+    }
+
+    #[test]
+    fn failover_history_commands_parse() {
+        let c = Cli::try_parse_from(["nines", "cluster", "failovers", "--name", "shop"]).unwrap();
+        match c.command {
+            Command::Cluster(ClusterCmd::Failovers {
+                name,
+                since,
+                acknowledge,
+            }) => {
+                assert_eq!(name, "shop");
+                assert_eq!(since, "30d");
+                assert!(!acknowledge);
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from([
+            "nines",
+            "cluster",
+            "failovers",
+            "--name",
+            "shop",
+            "--acknowledge",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Cluster(ClusterCmd::Failovers {
+                acknowledge: true,
+                ..
+            })
+        ));
+        assert!(
+            Cli::try_parse_from([
+                "nines",
+                "cluster",
+                "failovers",
+                "--name",
+                "shop",
+                "--since",
+                "7d",
+                "--acknowledge",
+            ])
+            .is_err(),
+            "--since lists, --acknowledge acknowledges: not both"
+        );
+        assert!(Cli::try_parse_from(["nines", "cluster", "failovers"]).is_err());
     }
 
     #[test]

@@ -317,10 +317,10 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
             ));
         }
     };
-    if secs.is_nan() || secs <= 0.0 || !secs.is_finite() {
+    if secs.is_nan() || secs <= 0.0 {
         return Err(format!("duration `{s}` must be positive"));
     }
-    Ok(std::time::Duration::from_secs_f64(secs))
+    std::time::Duration::try_from_secs_f64(secs).map_err(|_| format!("duration `{s}` is too long"))
 }
 
 /// Body of `PUT /api/v1/clusters/{name}/recovery`.
@@ -352,4 +352,35 @@ pub struct SwitchoverRequest {
     /// `host[:port]` of the replica to promote; absent: the most advanced eligible one.
     #[serde(default)]
     pub to: Option<String>,
+}
+
+/// A failover (the primary was lost) or switchover (the primary was handed over) of a
+/// replication cluster, as `GET /api/v1/clusters/{name}/failovers` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FailoverView {
+    /// When the new primary was promoted.
+    pub at: DateTime<Utc>,
+    /// `failover` or `switchover`.
+    pub kind: String,
+    /// Decided by nines (true) or asked for by an operator (false).
+    pub automatic: bool,
+    /// `host:port` of the primary before.
+    pub old_primary: String,
+    /// `host:port` of the primary after.
+    pub new_primary: String,
+    /// GTID set of the new primary when it was promoted; may be empty.
+    pub promoted_at: String,
+    /// The job that carried it out, if any.
+    pub job_id: Option<i64>,
+    /// Whether an operator has acknowledged it. An unacknowledged automatic failover
+    /// blocks further automatic failovers of the cluster for a while.
+    pub acknowledged: bool,
+}
+
+/// Answer of `POST /api/v1/clusters/{name}/failovers/acknowledge`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FailoversAcknowledged {
+    /// How many failovers and switchovers were acknowledged now (those acknowledged
+    /// before are not counted).
+    pub acknowledged: u64,
 }

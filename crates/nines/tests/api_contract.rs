@@ -82,6 +82,8 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/clusters/{name}/nodes/{address}/rejoin", "post"),
         ("/api/v1/clusters/{name}/failover", "post"),
         ("/api/v1/clusters/{name}/switchover", "post"),
+        ("/api/v1/clusters/{name}/failovers", "get"),
+        ("/api/v1/clusters/{name}/failovers/acknowledge", "post"),
         ("/api/v1/clusters/{name}/maintenance", "put"),
         ("/api/v1/clusters/{name}/maintenance", "delete"),
         ("/api/v1/clusters/{name}/recovery", "put"),
@@ -115,7 +117,12 @@ async fn openapi_document_lists_every_route() {
         }
     }
     assert!(doc["components"]["schemas"]["ImportRequest"].is_object());
-    for schema in ["FailoverRequest", "SwitchoverRequest"] {
+    for schema in [
+        "FailoverRequest",
+        "SwitchoverRequest",
+        "FailoverView",
+        "FailoversAcknowledged",
+    ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),
             "{schema} not in the document"
@@ -499,6 +506,23 @@ async fn maintenance_windows_are_shown_recorded_and_checked() {
         "{}",
         stderr(&out)
     );
+    for long in ["100000000000d", "100000000000000000000d"] {
+        let out = ctl.cli(&[
+            "maintenance",
+            "on",
+            "--cluster",
+            "solo",
+            "--for",
+            long,
+            "--reason",
+            "x",
+        ]);
+        assert!(
+            stderr(&out).contains("too long") && stderr(&out).contains("field `duration`"),
+            "{long}: {}",
+            stderr(&out)
+        );
+    }
 
     let out = ctl.cli(&[
         "maintenance",
@@ -730,4 +754,106 @@ async fn failover_switchover_and_rejoin_check_their_input_before_queuing() {
     assert_eq!(job["spec"]["force"], false, "{job}");
     assert_eq!(job["spec"]["automatic"], false, "{job}");
     assert_eq!(job["spec"]["reasons"], json!([]), "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_history_is_listed_and_acknowledged() {
+    let server = MariaDbServer::start(Default::default())
+        .await
+        .expect("server");
+    let ctl = Controller::start().await;
+    let pw = password_file(ctl.data_dir(), server.password());
+    let out = ctl.import("solo", &server.endpoint(), server.user(), &pw, &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // Unknown cluster: 404 naming it, on both routes and through the CLI.
+    let (s, e) = ctl.get("/api/v1/clusters/nowhere/failovers").await;
+    assert_eq!(s, 404, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("cluster `nowhere`"),
+        "{e}"
+    );
+    let (s, e) = post(&ctl, "/api/v1/clusters/nowhere/failovers/acknowledge", "").await;
+    assert_eq!(s, 404, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("cluster `nowhere`"),
+        "{e}"
+    );
+    let out = ctl.cli(&["cluster", "failovers", "--name", "nowhere"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cluster `nowhere` not found"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A `since` that is not a duration: 400 naming it.
+    for bad in ["soon", "0s", "5y", "", "100000000000000000000d"] {
+        let (s, e) = ctl
+            .get(&format!("/api/v1/clusters/solo/failovers?since={bad}"))
+            .await;
+        assert_eq!(s, 400, "since={bad}: {e}");
+        assert_eq!(e["field"], "since", "since={bad}: {e}");
+        assert!(
+            e["error"].as_str().unwrap().contains("since"),
+            "since={bad}: {e}"
+        );
+    }
+    let out = ctl.cli(&["cluster", "failovers", "--name", "solo", "--since", "soon"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("field `since`"), "{}", stderr(&out));
+
+    // No failovers yet: an empty list (default and explicit window), nothing to acknowledge.
+    let (s, list) = ctl.get("/api/v1/clusters/solo/failovers").await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list, json!([]));
+    let (s, list) = ctl.get("/api/v1/clusters/solo/failovers?since=7d").await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list, json!([]));
+    assert_eq!(
+        ctl.json(&["cluster", "failovers", "--name", "solo", "--since", "7d"]),
+        json!([])
+    );
+    let out = ctl.cli(&["cluster", "failovers", "--name", "solo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for column in [
+        "AT",
+        "KIND",
+        "AUTO",
+        "OLD PRIMARY",
+        "NEW PRIMARY",
+        "JOB",
+        "ACK",
+    ] {
+        assert!(stdout(&out).contains(column), "{}", stdout(&out));
+    }
+    let (s, done) = post(&ctl, "/api/v1/clusters/solo/failovers/acknowledge", "").await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(done, json!({ "acknowledged": 0 }));
+    assert_eq!(
+        ctl.json(&["cluster", "failovers", "--name", "solo", "--acknowledge"]),
+        json!({ "acknowledged": 0 })
+    );
+    let out = ctl.cli(&["cluster", "failovers", "--name", "solo", "--acknowledge"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("acknowledged 0 failover(s) of `solo`"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Each acknowledgement is an event saying who.
+    let events = ctl.json(&["events", "--cluster", "solo"]);
+    let acks: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "failover_acknowledged")
+        .collect();
+    assert_eq!(acks.len(), 3, "{events}");
+    let msg = acks[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("acknowledged 0 failover(s)") && msg.contains(" by "),
+        "{msg}"
+    );
 }

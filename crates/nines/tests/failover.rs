@@ -346,6 +346,22 @@ async fn switchover_under_load_loses_nothing_and_keeps_everyone_replicating() {
         "--wait",
     ]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // The history shows it: a switchover an operator asked for, from the old primary.
+    let history = c.ctl.json(&["cluster", "failovers", "--name", "swap"]);
+    let history = history.as_array().expect("a list");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0]["kind"], "switchover", "{history:?}");
+    assert_eq!(history[0]["automatic"], false, "{history:?}");
+    assert_eq!(
+        history[0]["old_primary"],
+        format!("{old}:3306"),
+        "{history:?}"
+    );
+    assert_eq!(
+        history[0]["new_primary"],
+        format!("{to}:3306"),
+        "{history:?}"
+    );
     let before = writer.acked();
     assert!(
         writer.wait_acked_more(before).await,

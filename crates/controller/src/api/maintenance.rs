@@ -69,9 +69,11 @@ pub async fn start_maintenance(
         None => None,
         Some(d) => {
             let d = parse_duration(d).map_err(|e| ApiErr::field("duration", e))?;
-            let d = chrono::TimeDelta::from_std(d)
-                .map_err(|_| ApiErr::field("duration", "duration is too long"))?;
-            Some(chrono::Utc::now() + d)
+            let until = chrono::TimeDelta::from_std(d)
+                .ok()
+                .and_then(|d| chrono::Utc::now().checked_add_signed(d))
+                .ok_or_else(|| ApiErr::field("duration", "duration is too long"))?;
+            Some(until)
         }
     };
     st.store

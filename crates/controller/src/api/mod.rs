@@ -6,6 +6,7 @@ mod auth;
 mod clusters;
 mod deploy;
 mod error;
+mod failovers;
 mod ha;
 mod jobs;
 mod json;
@@ -74,6 +75,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ha::failover))
         .routes(routes!(ha::switchover))
         .routes(routes!(ha::rejoin))
+        .routes(routes!(failovers::list_failovers))
+        .routes(routes!(failovers::acknowledge_failovers))
         .routes(routes!(
             maintenance::start_maintenance,
             maintenance::end_maintenance
