@@ -8,6 +8,7 @@ NINES_APT_PACKAGES=(
   rsync socat                                             # Galera SST
   openssh-server openssh-client                           # the SSH transport, tested against a real sshd
   prometheus                                              # promtool checks /metrics
+  iptables                                                # failover_cutoff cuts the controller off from a primary
   iproute2 procps curl ca-certificates
 )
 
