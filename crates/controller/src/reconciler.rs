@@ -56,6 +56,10 @@ struct Memory {
     semi_sync_alarmed: HashSet<String>,
     /// Rejoin jobs submitted per fenced node.
     rejoins: HashMap<NodeKey, Vec<DateTime<Utc>>>,
+    /// Failover jobs submitted per replication cluster during the current outage (a job
+    /// that fails, e.g. a candidate that cannot apply its relay log, is retried with
+    /// backoff a bounded number of times, then an alarm asks for a person).
+    failover_attempts: HashMap<String, Vec<DateTime<Utc>>>,
 }
 
 /// Runs the reconciliation loop until shutdown.
@@ -271,6 +275,25 @@ async fn replication_ha(
             if cluster_busy(store, name).await? {
                 return Ok(true);
             }
+            let attempts = memory.failover_attempts.entry(name.clone()).or_default();
+            let max = policy.max_restart_attempts as usize;
+            if attempts.len() >= max {
+                if memory.failover_alarmed.insert(name.clone()) {
+                    let msg = format!(
+                        "alarm: {max} failover jobs failed for this outage; nines stops trying, a person must decide (`nines job list --cluster {name}` shows why). {}",
+                        decision.explain()
+                    );
+                    store
+                        .add_event(name, Some(&plan.old_primary.to_string()), "alarm", &msg)
+                        .await?;
+                }
+                return Ok(false);
+            }
+            let backoff = policy.restart_backoff * i32::try_from(attempts.len()).unwrap_or(1);
+            if attempts.last().is_some_and(|l| now < *l + backoff) {
+                return Ok(true);
+            }
+            attempts.push(now);
             let spec = JobSpec::Failover {
                 cluster: name.clone(),
                 to: Some(plan.candidate.clone()),
@@ -295,8 +318,6 @@ async fn replication_ha(
                     &msg,
                 )
                 .await?;
-            // The topology changes: the next one is confirmed when seen healthy.
-            memory.confirmed.remove(name);
             return Ok(true);
         }
         FailoverAction::Refuse => {

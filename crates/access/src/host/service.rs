@@ -397,7 +397,19 @@ const START_PROBE_SCRIPT: &str = r#"lpid=$1
 p=$(head -n 1 -- "$pidf" 2>/dev/null | tr -d ' \r\t')
 if nines_alive "$p"; then echo "running $p"
 elif nines_alive "$lpid"; then echo "starting $lpid"
-else echo exited; fi
+else
+  # Launched but not yet exec'd into mariadbd (the background shell, then setsid): on a
+  # busy host that takes a while, and is not an exit.
+  st=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$lpid/stat" 2>/dev/null)
+  c=$(tr '\0' ' ' < "/proc/$lpid/cmdline" 2>/dev/null | cut -d' ' -f1)
+  case "$st:$c" in
+    *[!:]:*setsid|*[!:]:*sh) echo "starting $lpid";;
+    # The exec completed between the two looks.
+    *) if nines_alive "$lpid"; then echo "starting $lpid"; else
+      echo "nines: the launched mariadbd (pid $lpid) is gone (state '$st', command '$(tr '\0' ' ' < "/proc/$lpid/cmdline" 2>/dev/null)', expected config '$cfg', pid file '$p')" >> "$log"
+      echo exited; fi;;
+  esac
+fi
 "#;
 
 /// `$1` after the common ones is the signal. Prints `signalled PID` or `stopped`

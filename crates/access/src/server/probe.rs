@@ -175,10 +175,16 @@ impl Prober {
             &self.variables_sql,
         )
         .await;
-        if let Err(e) = &result
-            && e.is_connection_lost()
+        // Any failure drops the connection: besides a lost one, a connection opened
+        // between an account's creation and its GRANT keeps the global privileges it
+        // had when it connected (MariaDB applies them at connect), so only a new one
+        // sees the grant.
+        if result.is_err()
+            && let Some(conn) = self.conn.take()
         {
-            self.conn = None;
+            if !result.as_ref().is_err_and(ServerError::is_connection_lost) {
+                conn.close().await;
+            }
         }
         result
     }
