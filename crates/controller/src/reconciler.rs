@@ -338,7 +338,25 @@ async fn replication_ha(
                     .await?;
             }
         }
-        FailoverAction::NoAction => {}
+        FailoverAction::NoAction => {
+            // The replicas still receive from a primary this controller cannot reach: no
+            // failover (rightly), but a person should know the controller is cut off.
+            let verdict = nines_model::ha::primary_health(&view, &policy, now);
+            if verdict.action == nines_model::ha::PrimaryHealth::Unreachable {
+                if memory.failover_alarmed.insert(name.clone()) {
+                    let msg = format!(
+                        "alarm: the primary does not answer nines but its replicas still receive from it, so nines does not fail over: {}",
+                        verdict.explain()
+                    );
+                    tracing::warn!(cluster = %name, "{msg}");
+                    store
+                        .add_event(name, Some(&primary.to_string()), "alarm", &msg)
+                        .await?;
+                }
+            } else if verdict.action == nines_model::ha::PrimaryHealth::Alive {
+                memory.failover_alarmed.remove(name);
+            }
+        }
     }
     // Fenced nodes awaiting their rejoin check, once they answer.
     for rec in records.iter().filter(|r| {

@@ -513,6 +513,12 @@ async fn a_primary_cut_off_from_the_controller_but_still_replicating_is_not_fail
             .any(|e| e.contains(&px) && e.contains("online → offline")),
         "{seen:?}"
     );
+    // The operator is told why nothing happened.
+    assert!(
+        seen.iter()
+            .any(|e| e.starts_with("\"alarm\"") && e.contains("still receive")),
+        "{seen:?}"
+    );
     assert!(
         seen.iter()
             .any(|e| e.contains(&px) && e.contains("offline → online")),

@@ -324,9 +324,20 @@ impl ClusterTask {
                 t.observed.lag_transactions = None;
                 continue;
             };
-            let source = sources.iter().find(|(ep, _)| {
-                ep.port == ch.source_port && ep.host.eq_ignore_ascii_case(&ch.source_host)
-            });
+            // By address, or by server_id when the replica reaches its source by another
+            // address (a second bind address, a host name).
+            let source = sources
+                .iter()
+                .find(|(ep, _)| {
+                    ep.port == ch.source_port && ep.host.eq_ignore_ascii_case(&ch.source_host)
+                })
+                .or_else(|| {
+                    sources.iter().find(|(_, s)| {
+                        ch.source_server_id != 0
+                            && s.as_ref()
+                                .is_some_and(|s| s.server_id == ch.source_server_id)
+                    })
+                });
             t.observed.lag_transactions = source
                 .and_then(|(_, s)| s.as_ref())
                 .and_then(|src| nines_model::lag::transactions_behind(src, sample));
