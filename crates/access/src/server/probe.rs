@@ -181,10 +181,9 @@ impl Prober {
         // sees the grant.
         if result.is_err()
             && let Some(conn) = self.conn.take()
+            && !result.as_ref().is_err_and(ServerError::is_connection_lost)
         {
-            if !result.as_ref().is_err_and(ServerError::is_connection_lost) {
-                conn.close().await;
-            }
+            conn.close().await;
         }
         result
     }
