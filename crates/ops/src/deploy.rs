@@ -68,6 +68,18 @@ pub fn wsrep_provider(facts: &nines_access::host::HostFacts) -> &'static str {
     }
 }
 
+/// Whether two node hosts are one machine: the same name, or both loopback addresses
+/// (every 127.0.0.0/8 address, and `localhost`, is the controller's own machine), so that
+/// nodes sharing a machine share its memory instead of each sizing for all of it.
+pub fn same_machine(a: &str, b: &str) -> bool {
+    let loopback = |h: &str| {
+        h.eq_ignore_ascii_case("localhost")
+            || h.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    a.eq_ignore_ascii_case(b) || (loopback(a) && loopback(b))
+}
+
 /// Renders one node's configuration file.
 #[allow(clippy::too_many_arguments)]
 pub fn node_config(
@@ -83,7 +95,7 @@ pub fn node_config(
 ) -> Result<String, OpError> {
     let on_host = all
         .iter()
-        .filter(|n| n.endpoint.host == node.endpoint.host)
+        .filter(|n| same_machine(&n.endpoint.host, &node.endpoint.host))
         .count();
     let mut sizing = size_for(HostShare {
         memory_bytes: facts.memory_total_bytes,
@@ -508,4 +520,19 @@ async fn verify(d: &Deploy<'_>, reporter: &dyn Reporter) -> Result<(), OpError> 
         .info(&format!("all {} nodes answer over TCP", d.nodes.len()))
         .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_nodes_share_one_machine() {
+        assert!(same_machine("127.0.0.11", "127.0.0.12"));
+        assert!(same_machine("localhost", "127.0.0.1"));
+        assert!(same_machine("::1", "127.0.0.9"));
+        assert!(same_machine("DB1", "db1"));
+        assert!(!same_machine("10.0.0.1", "10.0.0.2"));
+        assert!(!same_machine("127.0.0.1", "10.0.0.1"));
+    }
 }
