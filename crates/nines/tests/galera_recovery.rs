@@ -60,6 +60,11 @@ async fn a_fully_crashed_galera_cluster_is_recovered_with_every_acknowledged_wri
     .await;
     assert!(healthy, "{:?}", ctl.cluster("gal").await);
 
+    let history = sql(&addrs[0], "dba", ADMIN_PW, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_CLUSTER_STATE_UUID'")
+        .await
+        .unwrap()
+        .concat();
+    assert_eq!(history.len(), 36, "{history:?}");
     // Every server killed at once.
     for a in &addrs {
         let pid_file = format!("{}.nines/mysqld.pid", dir.datadir(a, 3306).display());
@@ -93,6 +98,14 @@ async fn a_fully_crashed_galera_cluster_is_recovered_with_every_acknowledged_wri
             .map(|j| stdout(&ctl.cli(&["job", "logs", &j["id"].to_string()])))
             .collect();
         panic!("not recovered: {events}\njobs: {jobs}\nlogs: {logs:#?}");
+    }
+    for a in &addrs {
+        // The same history goes on (the recovered position was handed to the bootstrap):
+        // not a new cluster UUID.
+        let uuid = sql(a, "dba", ADMIN_PW, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_CLUSTER_STATE_UUID'")
+            .await
+            .unwrap();
+        assert_eq!(uuid.concat(), history, "{a}: a new cluster history");
     }
     for a in &addrs {
         let n = sql(a, "dba", ADMIN_PW, "SELECT COUNT(*) FROM app.t")

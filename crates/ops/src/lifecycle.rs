@@ -217,10 +217,27 @@ pub async fn start_galera_cluster(
             SHORT,
         )
         .await?;
-    first.start(&["--wsrep-new-cluster"]).await?;
+    // The recovered position goes to the server: without it a node whose grastate says
+    // seqno -1 starts the group from 00000000-…:-1, a new history, and every joiner then
+    // needs a full state transfer instead of IST.
+    let start_position = |n: &NodeTarget| {
+        positions
+            .iter()
+            .find(|p| p.node == n.endpoint.to_string() && p.seqno >= 0 && !p.uuid.is_empty())
+            .map(|p| format!("--wsrep-start-position={}:{}", p.uuid, p.seqno))
+    };
+    let mut args = vec!["--wsrep-new-cluster".to_string()];
+    args.extend(start_position(first));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    first.start(&args).await?;
     first.wait_ready(READY_TIMEOUT).await?;
     first.wait_synced(READY_TIMEOUT).await?;
     for n in nodes.iter().filter(|n| n.endpoint != first.endpoint) {
+        if !n.is_running().await? {
+            let pos = start_position(n);
+            let args: Vec<&str> = pos.iter().map(String::as_str).collect();
+            n.start(&args).await?;
+        }
         start_node(n, NodePart::Galera, reporter).await?;
     }
     Ok(())
