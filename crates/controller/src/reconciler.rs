@@ -106,6 +106,17 @@ async fn reconcile(
         let Some(view) = monitor.cluster(&cluster.name) else {
             continue;
         };
+        // What the monitor saw before the cluster's last job ended may be that job's own
+        // doing (a planned restart refuses connections): decide only on probes that
+        // started after it.
+        if let Some(ended) = last_job_end(store, &cluster.name).await?
+            && view
+                .nodes
+                .iter()
+                .any(|n| n.probed_at.is_none_or(|p| p <= ended))
+        {
+            continue;
+        }
         if cluster.cluster_type == ClusterType::Replication
             && replication_ha(store, jobs, base, memory, now, &cluster, &view).await?
         {
@@ -267,7 +278,15 @@ async fn replication_ha(
     let maintenance = haview::maintenance(store, cluster.id, now).await?;
     let failovers = haview::recent_failovers(store, cluster.id, now).await?;
     let view = haview::replication_view(cluster, observed, confirmed_at, failovers, maintenance);
-    let policy = crate::jobs::ha::cluster_policy(base, cluster);
+    let mut policy = crate::jobs::ha::cluster_policy(base, cluster);
+    // A primary an operator stopped (`node stop --force`, `cluster stop`) is not failed
+    // over: the operator chose to have no writer; a switchover is how to move it.
+    if records
+        .iter()
+        .any(|r| r.endpoint == primary && r.desired == "stopped")
+    {
+        policy.automatic_recovery = false;
+    }
     semi_sync_alarm(store, memory, cluster, &view).await?;
     let decision = decide_failover(&view, &policy, now);
     match &decision.action {
@@ -432,6 +451,21 @@ async fn semi_sync_alarm(
         store.add_event(name, None, "semi_sync", &msg).await?;
     }
     Ok(())
+}
+
+/// When the cluster's most recent job ended; None when it has none or it has not ended.
+async fn last_job_end(
+    store: &Arc<dyn Store>,
+    cluster: &str,
+) -> Result<Option<DateTime<Utc>>, nines_store::StoreError> {
+    let jobs = store
+        .list_jobs(&JobFilter {
+            cluster: Some(cluster.to_string()),
+            state: None,
+            limit: Some(1),
+        })
+        .await?;
+    Ok(jobs.first().and_then(|j| j.finished_at))
 }
 
 async fn cluster_busy(

@@ -185,6 +185,22 @@ async fn replication_over_ssh_deploy_scale_and_restart() {
             count(a).await
         );
     }
+    // The primary's planned restart is not mistaken for a crash, not even right after the
+    // job ends while the monitor has not yet probed the restarted server: watched for
+    // longer than a failover takes.
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        let jobs = ctl.json(&["job", "list", "--cluster", "shop"]);
+        assert!(
+            !jobs
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|j| j["kind"] == "failover"),
+            "{jobs}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let ro = sql(&addrs[0], "dba", PW, "SELECT @@read_only")
         .await
         .unwrap();

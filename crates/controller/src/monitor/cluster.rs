@@ -107,6 +107,7 @@ impl ClusterTask {
                     sample: None,
                     error: None,
                     last_seen: None,
+                    probed_at: None,
                     rates: Default::default(),
                     lag_transactions: None,
                     host: None,
@@ -233,6 +234,7 @@ impl ClusterTask {
     async fn apply(&self, track: &mut NodeTrack, snap: NodeSnapshot) {
         let policy = &self.monitor.config().policy;
         let obs = &mut track.observed;
+        obs.probed_at = Some(snap.at);
         let observation = match &snap.result {
             Ok(sample) => {
                 let a = health::assess_node(sample, self.record.cluster_type, policy);

@@ -52,6 +52,8 @@ pub struct NodeObserved {
     pub sample: Option<ServerSample>,
     pub error: Option<ProbeError>,
     pub last_seen: Option<DateTime<Utc>>,
+    /// When the latest probe (answered or not) started.
+    pub probed_at: Option<DateTime<Utc>>,
     pub rates: BTreeMap<String, f64>,
     /// Transactions the replica lacks compared with its source (by GTID).
     pub lag_transactions: Option<u64>,
