@@ -691,3 +691,103 @@ async fn a_crashed_primary_drops_the_commit_no_replica_acknowledged() {
     .unwrap();
     assert_eq!(rows, vec!["0".to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_recovery_off_a_person_fails_over_starts_and_rejoins_the_old_primary() {
+    let c = Cluster::deploy("manual").await;
+    let old = c.addrs[0].clone();
+    let old_node = format!("{old}:3306");
+    let out = c
+        .ctl
+        .cli(&["cluster", "recovery", "disable", "--name", "manual"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    sql(&old, "dba", ADMIN_PW, "INSERT INTO app.t VALUES (1), (2)")
+        .await
+        .unwrap();
+    c.signal(&old, "-9");
+    let down = wait_until(Duration::from_secs(5), || async {
+        c.ctl.node_state("manual", &old_node).await.as_deref() == Some("offline")
+    })
+    .await;
+    assert!(down);
+    // nines leaves it alone: no automatic failover, no restart.
+    assert!(c.jobs("manual", "failover").is_empty());
+    // Asking for a less advanced or unknown target is refused with the reason.
+    let out = c.ctl.cli(&[
+        "cluster",
+        "failover",
+        "--name",
+        "manual",
+        "--to",
+        "127.0.0.1:3999",
+        "--wait",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("127.0.0.1:3999"), "{}", stderr(&out));
+    // A plain failover: the most advanced replica, writable, the other one following it.
+    let out = c
+        .ctl
+        .cli(&["cluster", "failover", "--name", "manual", "--wait"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let new_primary = || {
+        c.nodes("manual")
+            .iter()
+            .find(|n| n["role"] == "primary" && n["address"] != old_node)
+            .map(|n| {
+                n["address"]
+                    .as_str()
+                    .unwrap()
+                    .trim_end_matches(":3306")
+                    .to_string()
+            })
+    };
+    assert!(wait_until(Duration::from_secs(5), || async { new_primary().is_some() }).await);
+    let new = new_primary().unwrap();
+    sql(&new, "dba", ADMIN_PW, "INSERT INTO app.t VALUES (3)")
+        .await
+        .unwrap();
+    // The old primary, started by hand, comes back read-only and fenced; a rejoin by hand
+    // proves its GTIDs and makes it a replica.
+    let out = c.ctl.cli(&[
+        "node",
+        "start",
+        "--cluster",
+        "manual",
+        "--node",
+        &old_node,
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let ro = sql(&old, "dba", ADMIN_PW, "SELECT @@read_only")
+        .await
+        .unwrap();
+    assert_eq!(ro, vec!["1".to_string()]);
+    let out = c.ctl.cli(&[
+        "node",
+        "rejoin",
+        "--cluster",
+        "manual",
+        "--node",
+        &old_node,
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        c.wait_shape("manual", &new, Duration::from_secs(20)).await,
+        "{:?}",
+        c.nodes("manual")
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            c.ids(&old).await == vec![1, 2, 3]
+        })
+        .await,
+        "{:?}",
+        c.ids(&old).await
+    );
+    let history = c.ctl.json(&["cluster", "failovers", "--name", "manual"]);
+    let h = history.as_array().unwrap();
+    assert_eq!(h.len(), 1, "{history}");
+    assert_eq!(h[0]["kind"], "failover");
+    assert_eq!(h[0]["automatic"], false);
+}
