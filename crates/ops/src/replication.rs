@@ -68,6 +68,9 @@ pub struct PromotionOutcome {
     /// Milliseconds from the start of the operation until the new primary accepted the
     /// verifying write.
     pub elapsed_ms: u64,
+    /// Steps after the promotion that failed (it stands: the new primary is the primary,
+    /// but a person must look).
+    pub problems: Vec<String>,
 }
 
 impl ReplicationAccess {
@@ -347,40 +350,57 @@ async fn repoint(
 }
 
 /// Turns semi-sync on at the new primary when a replica follows it, then makes it
-/// writable and verifies a write. Returns whether semi-sync is on.
+/// writable and verifies a write. Returns whether semi-sync is on; a step that fails is
+/// added to `problems` (the promotion has happened: the caller must still record it).
 async fn open_for_writes(
     access: &ReplicationAccess,
     conn: &mut ServerConn,
     followers: usize,
     what: &str,
     reporter: &dyn Reporter,
-) -> Result<bool, OpError> {
+    problems: &mut Vec<String>,
+) -> bool {
     let ep = conn.addr().to_string();
-    let semi = access.semi_sync && followers > 0;
+    let mut semi = access.semi_sync && followers > 0;
     if access.semi_sync {
-        conn.exec(&access.semi_sync_master_sql(semi)).await?;
-        if semi {
-            reporter
-                .info(&format!("{ep}: semi-synchronous replication on (commits wait for a replica's acknowledgement)"))
-                .await;
-        } else {
-            reporter
-                .warn(&format!("{ep}: no replica follows the new primary, so semi-sync stays off: commits are not protected until one rejoins"))
-                .await;
+        match conn.exec(&access.semi_sync_master_sql(semi)).await {
+            Ok(()) if semi => {
+                reporter
+                    .info(&format!("{ep}: semi-synchronous replication on (commits wait for a replica's acknowledgement)"))
+                    .await
+            }
+            Ok(()) => {
+                reporter
+                    .warn(&format!("{ep}: no replica follows the new primary, so semi-sync stays off: commits are not protected until one rejoins"))
+                    .await
+            }
+            Err(e) => {
+                semi = false;
+                problems.push(format!("{ep}: cannot switch semi-sync: {e}"));
+            }
         }
     }
     let writable = match access.flavor {
         Flavor::MariaDb => "SET GLOBAL read_only=OFF",
         Flavor::MySql => "SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF",
     };
-    conn.exec(writable).await?;
-    access.verify_write(conn, what).await?;
-    reporter
-        .info(&format!(
-            "{ep}: writable; a verifying write into nines.heartbeat succeeded"
-        ))
-        .await;
-    Ok(semi)
+    if let Err(e) = conn.exec(writable).await {
+        problems.push(format!("{ep}: promoted but cannot be made writable: {e}"));
+        return semi;
+    }
+    match access.verify_write(conn, what).await {
+        Ok(()) => {
+            reporter
+                .info(&format!(
+                    "{ep}: writable; a verifying write into nines.heartbeat succeeded"
+                ))
+                .await
+        }
+        Err(e) => problems.push(format!(
+            "{ep}: writable, but the verifying write into nines.heartbeat failed: {e}"
+        )),
+    }
+    semi
 }
 
 /// Carries out a failover plan (the caller runs the pre-failover hook first).
@@ -507,7 +527,15 @@ pub async fn failover(
     reporter.progress("promote", 60).await;
     let mut conn = access.connect(cand).await?;
     conn.exec(access.reset_replica_sql()).await?;
-    let promoted_at = access.executed(&mut conn).await?;
+    // Promoted: from here on every failure is recorded with the outcome, not returned.
+    let mut problems = Vec::new();
+    let promoted_at = match access.executed(&mut conn).await {
+        Ok(p) => p,
+        Err(e) => {
+            problems.push(format!("cannot read the promotion position: {e}"));
+            String::new()
+        }
+    };
     reporter
         .info(&format!(
             "{cand}: replication stopped and reset; promoted at {promoted_at}"
@@ -526,7 +554,15 @@ pub async fn failover(
     }
     // 6. Open for writes.
     reporter.progress("open for writes", 90).await;
-    let semi = open_for_writes(access, &mut conn, repointed.len(), "failover", reporter).await?;
+    let semi = open_for_writes(
+        access,
+        &mut conn,
+        repointed.len(),
+        "failover",
+        reporter,
+        &mut problems,
+    )
+    .await;
     conn.close().await;
     Ok(PromotionOutcome {
         new_primary: cand.clone(),
@@ -535,6 +571,7 @@ pub async fn failover(
         not_repointed,
         semi_sync_active: semi,
         elapsed_ms: ms(started),
+        problems,
     })
 }
 
@@ -611,7 +648,15 @@ pub async fn switchover(
         restore_writes(access, &mut old_conn, old, reporter).await;
         return Err(e.into());
     }
-    let promoted_at = access.executed(&mut conn).await?;
+    // Promoted: from here on every failure is recorded with the outcome, not returned.
+    let mut problems = Vec::new();
+    let promoted_at = match access.executed(&mut conn).await {
+        Ok(p) => p,
+        Err(e) => {
+            problems.push(format!("cannot read the promotion position: {e}"));
+            String::new()
+        }
+    };
     reporter
         .info(&format!("{candidate}: promoted at {promoted_at}"))
         .await;
@@ -622,7 +667,15 @@ pub async fn switchover(
     followers.push((old.clone(), true));
     let (repointed, not_repointed) = repoint(access, &followers, candidate, reporter).await;
     reporter.progress("open for writes", 90).await;
-    let semi = open_for_writes(access, &mut conn, repointed.len(), "switchover", reporter).await?;
+    let semi = open_for_writes(
+        access,
+        &mut conn,
+        repointed.len(),
+        "switchover",
+        reporter,
+        &mut problems,
+    )
+    .await;
     conn.close().await;
     Ok(PromotionOutcome {
         new_primary: candidate.clone(),
@@ -631,6 +684,7 @@ pub async fn switchover(
         not_repointed,
         semi_sync_active: semi,
         elapsed_ms: ms(started),
+        problems,
     })
 }
 

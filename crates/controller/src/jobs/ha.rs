@@ -309,6 +309,33 @@ async fn record_outcome(
     Ok(())
 }
 
+/// Steps after the promotion that failed: the new primary stands (it is recorded), but
+/// the job fails and an alarm says what a person must check.
+async fn after_promotion_problems(
+    env: &JobEnv,
+    cluster: &str,
+    outcome: &PromotionOutcome,
+) -> Result<(), String> {
+    if outcome.problems.is_empty() {
+        return Ok(());
+    }
+    let msg = format!(
+        "{} is the primary now, but: {}",
+        outcome.new_primary,
+        outcome.problems.join("; ")
+    );
+    let _ = env
+        .store
+        .add_event(
+            cluster,
+            Some(&outcome.new_primary.to_string()),
+            "alarm",
+            &format!("alarm: {msg}"),
+        )
+        .await;
+    Err(msg)
+}
+
 fn env_semi(c: &Loaded) -> bool {
     c.record.settings.as_ref().is_some_and(|s| s.semi_sync)
 }
@@ -393,7 +420,7 @@ pub(super) async fn failover(
     record_outcome(ctx, env, &c, FAILOVER, automatic, old, &outcome, &fence).await?;
     let vars = hook_vars(cluster, "failover", old, &outcome.new_primary);
     post_hook(ctx, &env.settings.hooks, &vars).await;
-    Ok(())
+    after_promotion_problems(env, cluster, &outcome).await
 }
 
 /// `nines cluster switchover`.
@@ -468,7 +495,7 @@ pub(super) async fn switchover(
     )
     .await?;
     post_hook(ctx, &env.settings.hooks, &vars).await;
-    Ok(())
+    after_promotion_problems(env, cluster, &outcome).await
 }
 
 /// Makes a fenced node a replica of the primary when its GTIDs prove it lost nothing.
