@@ -22,7 +22,7 @@ use nines_model::ha::{
 };
 use nines_model::job::{ClusterAction, JobSpec, JobState, NodeAction};
 use nines_model::snapshot::ProbeErrorKind;
-use nines_model::{ClusterType, Endpoint, NodeState};
+use nines_model::{ClusterType, Endpoint, NodeState, Role};
 use nines_store::{JobFilter, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -264,6 +264,41 @@ async fn replication_ha(
         .filter(|r| r.fenced.is_some())
         .map(|r| r.endpoint.clone())
         .collect();
+    if let Some(adopted) = adopt_primary(observed, &primary, &fenced)
+        && !cluster_busy(store, name).await?
+    {
+        // The topology moved without nines (a person promoted a replica, or this
+        // controller stopped between a promotion and its recording): follow it.
+        store
+            .set_cluster_primary(cluster.id, Some(&adopted))
+            .await?;
+        for r in &records {
+            if r.endpoint == adopted {
+                store.set_node_role(r.id, Role::Primary).await?;
+                store.set_node_fenced(r.id, None).await?;
+            } else if r.endpoint == primary {
+                store.set_node_role(r.id, Role::Replica).await?;
+                store
+                    .set_node_fenced(
+                        r.id,
+                        Some(&format!(
+                            "{}replaced by {adopted} as the primary while it was down; read-only until its GTIDs are proven to be in {adopted}'s history",
+                            crate::jobs::ha::PENDING_REJOIN
+                        )),
+                    )
+                    .await?;
+            }
+        }
+        let msg = format!(
+            "{adopted} is the primary now: the designated primary {primary} does not answer, and {adopted} is the only writable node without a source, with every other reachable node replicating from it; {primary} is fenced until its rejoin check"
+        );
+        tracing::warn!(cluster = %name, "{msg}");
+        store
+            .add_event(name, Some(&adopted.to_string()), "primary_adopted", &msg)
+            .await?;
+        memory.confirmed.insert(name.clone(), (adopted, now));
+        return Ok(true);
+    }
     if haview::topology_healthy(observed, &primary, &fenced) {
         memory
             .confirmed
@@ -420,6 +455,36 @@ async fn replication_ha(
             .await?;
     }
     Ok(false)
+}
+
+/// The node to adopt as the primary when the topology moved without nines: the designated
+/// primary does not answer, exactly one other reachable node is writable and replicates
+/// from nobody, and every other reachable, unfenced node replicates from it.
+fn adopt_primary(
+    observed: &crate::monitor::ClusterObserved,
+    primary: &Endpoint,
+    fenced: &[Endpoint],
+) -> Option<Endpoint> {
+    let designated = observed.nodes.iter().find(|n| &n.endpoint == primary)?;
+    if designated.probe.is_reachable() {
+        return None;
+    }
+    let writable: Vec<&crate::monitor::NodeObserved> = observed
+        .nodes
+        .iter()
+        .filter(|n| &n.endpoint != primary && n.probe.is_reachable())
+        .filter(|n| {
+            n.sample
+                .as_ref()
+                .is_some_and(|s| !s.read_only && s.replication.is_empty() && s.wsrep.is_none())
+        })
+        .collect();
+    let [only] = writable.as_slice() else {
+        return None;
+    };
+    let mut ignore = fenced.to_vec();
+    ignore.push(primary.clone());
+    haview::topology_healthy(observed, &only.endpoint, &ignore).then(|| only.endpoint.clone())
 }
 
 /// Raises an alarm when a semi-sync primary fell back to asynchronous replication (its

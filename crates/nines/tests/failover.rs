@@ -791,3 +791,78 @@ async fn with_recovery_off_a_person_fails_over_starts_and_rejoins_the_old_primar
     assert_eq!(h[0]["kind"], "failover");
     assert_eq!(h[0]["automatic"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_made_outside_nines_is_adopted_and_the_old_primary_rejoins() {
+    let c = Cluster::deploy("adopt").await;
+    let (old, new, other) = (c.addrs[0].clone(), c.addrs[1].clone(), c.addrs[2].clone());
+    let old_node = format!("{old}:3306");
+    let out = c
+        .ctl
+        .cli(&["cluster", "recovery", "disable", "--name", "adopt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    sql(&old, "dba", ADMIN_PW, "INSERT INTO app.t VALUES (1)")
+        .await
+        .unwrap();
+    c.signal(&old, "-9");
+    // A person promotes a replica by hand and points the other one at it.
+    sql(
+        &new,
+        "dba",
+        ADMIN_PW,
+        "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=OFF",
+    )
+    .await
+    .unwrap();
+    sql(
+        &other,
+        "dba",
+        ADMIN_PW,
+        &format!("STOP SLAVE; CHANGE MASTER TO MASTER_HOST='{new}'; START SLAVE"),
+    )
+    .await
+    .unwrap();
+    sql(&new, "dba", ADMIN_PW, "INSERT INTO app.t VALUES (2)")
+        .await
+        .unwrap();
+    // nines follows: the promoted node is the primary, the dead one fenced.
+    let adopted = wait_until(Duration::from_secs(10), || async {
+        let nodes = c.nodes("adopt");
+        nodes
+            .iter()
+            .any(|n| n["address"] == format!("{new}:3306") && n["role"] == "primary")
+            && nodes
+                .iter()
+                .any(|n| n["address"] == old_node && n["fenced"].is_string())
+    })
+    .await;
+    assert!(adopted, "{:?}", c.nodes("adopt"));
+    let events = c.ctl.json(&["events", "--cluster", "adopt"]);
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "primary_adopted"),
+        "{events}"
+    );
+    // Back under nines's care: the old primary is restarted read-only and rejoins.
+    let out = c
+        .ctl
+        .cli(&["cluster", "recovery", "enable", "--name", "adopt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        c.wait_shape("adopt", &new, Duration::from_secs(60)).await,
+        "{:?}",
+        c.nodes("adopt")
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            c.ids(&old).await == vec![1, 2]
+        })
+        .await,
+        "{:?}",
+        c.ids(&old).await
+    );
+    assert!(c.jobs("adopt", "failover").is_empty());
+}

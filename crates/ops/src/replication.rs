@@ -785,6 +785,25 @@ pub async fn received_now(access: &ReplicationAccess, ep: &Endpoint) -> Result<G
     Ok(set)
 }
 
+/// A MariaDB server's replication position (`@@gtid_slave_pos`: the last GTID per domain
+/// its replica threads applied), parsed.
+pub async fn slave_position(access: &ReplicationAccess, ep: &Endpoint) -> Result<GtidSet, OpError> {
+    let mut c = access.connect(ep).await?;
+    let rows = c.query_rows("SELECT @@GLOBAL.gtid_slave_pos AS g").await?;
+    c.close().await;
+    let s = rows
+        .into_iter()
+        .next()
+        .and_then(|mut r| r.remove("g").flatten())
+        .map(|s| s.split_whitespace().collect::<String>())
+        .unwrap_or_default();
+    GtidSet::parse(access.flavor, &s).map_err(|e| {
+        OpError::Invalid(format!(
+            "{ep}: cannot read its replication position `{s}`: {e}"
+        ))
+    })
+}
+
 /// The executed GTID set of a server, parsed.
 pub async fn executed_set(access: &ReplicationAccess, ep: &Endpoint) -> Result<GtidSet, OpError> {
     let mut c = access.connect(ep).await?;

@@ -530,6 +530,22 @@ pub(super) async fn rejoin(
         .rev()
         .find(|f| f.new_primary == primary)
         .and_then(|f| GtidSet::parse(acc.flavor, &f.promoted_at).ok());
+    // Promoted without nines (adopted): what the primary had applied as a replica before
+    // it was promoted is its replication position, which writes since do not move.
+    let promoted_at = match (promoted_at, acc.flavor) {
+        (Some(p), _) => Some(p),
+        (None, nines_model::replication::Flavor::MariaDb) => {
+            let pos = replication::slave_position(&acc, &primary)
+                .await
+                .map_err(op)?;
+            ctx.info(&format!(
+                "no promotion of {primary} was recorded by nines: its replication position {pos} (what it had applied before it was promoted) stands for the promotion position"
+            ))
+            .await;
+            Some(pos)
+        }
+        (None, nines_model::replication::Flavor::MySql) => None,
+    };
     ctx.info(&format!(
         "{node} executed {old}; the primary {primary} executed {new}{}",
         promoted_at
@@ -584,7 +600,7 @@ pub(super) async fn rejoin(
         }
         RejoinAction::StayFenced { ref errant } => {
             let reason = format!(
-                "errant transactions {errant}: {node} has transactions the cluster lacks; it stays read-only and out of the cluster until a person saves them and rebuilds or rejoins it"
+                "errant transactions {errant}: {node} has transactions the cluster lacks (or that cannot be proven to be in its history); it stays read-only and out of the cluster until a person saves them and rebuilds or rejoins it"
             );
             env.store
                 .set_node_fenced(rec.id, Some(&reason))
