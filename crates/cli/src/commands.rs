@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use nines_model::api::{
-    ClusterDetail, ClusterSummary, EventView, FailoverView, FailoversAcknowledged, ImportRequest,
-    JobCreated, JobLogLine, JobView, NodeStatus, SshAccessRequest,
+    ClusterDetail, ClusterSummary, EventView, FailoverView, FailoversAcknowledged, HaPolicyView,
+    ImportRequest, JobCreated, JobLogLine, JobView, NodeStatus, SshAccessRequest,
 };
 use nines_model::job::JobState;
 
@@ -88,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Cluster(ClusterCmd::HaPolicy(a)) => ha_policy(&client, f, &a).await,
         Command::Cluster(ClusterCmd::Delete { name, purge, wait }) => {
             let path = format!("/api/v1/clusters/{}?purge={purge}", urlencode(&name));
             started(&client, f, client.delete(&path).await?, wait).await
@@ -394,6 +395,31 @@ async fn failovers(
         }
         t
     })?;
+    Ok(0)
+}
+
+/// Shows a cluster's HA policy, changes the settings the flags name, or resets it.
+async fn ha_policy(client: &Client, f: Format, a: &crate::HaPolicyArgs) -> anyhow::Result<i32> {
+    let path = format!("/api/v1/clusters/{}/ha-policy", urlencode(&a.name));
+    let patch = a.patch();
+    let v: HaPolicyView = if a.reset {
+        client.delete(&path).await?
+    } else if patch.is_empty() {
+        client.get(&path).await?
+    } else {
+        client.put(&path, &patch).await?
+    };
+    match f {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+        Format::Table => {
+            println!("HA policy of `{}` ({})", a.name, v.source);
+            let mut t = table(&["SETTING", "VALUE"]);
+            for (k, val) in v.policy.entries() {
+                t.add_row(vec![k, val]);
+            }
+            println!("{t}");
+        }
+    }
     Ok(0)
 }
 

@@ -51,7 +51,7 @@ pub enum Command {
     /// Run the controller: API, monitor and job runner.
     Serve(ServeArgs),
     /// Clusters: create, import, list, show, stop, start, rolling-restart, switchover,
-    /// failover, failovers, recovery, delete.
+    /// failover, failovers, recovery, ha-policy, delete.
     #[command(subcommand)]
     Cluster(ClusterCmd),
     /// Nodes: list, add, remove, stop, start, restart, rejoin.
@@ -159,6 +159,9 @@ pub enum ClusterCmd {
         #[arg(long)]
         name: String,
     },
+    /// Show a cluster's HA policy (what automatic recovery may do), or change some of it
+    /// with the flags below, or go back to the controller's default with --reset.
+    HaPolicy(HaPolicyArgs),
     /// Unregister a cluster; --purge also stops its servers and deletes their files.
     Delete {
         #[arg(long)]
@@ -178,6 +181,224 @@ pub enum ClusterCmd {
         #[arg(long = "name", id = "name_flag")]
         name_flag: Option<String>,
     },
+}
+
+/// `cluster ha-policy`: without a setting flag it shows the policy; the flags given
+/// replace those settings only (a list flag replaces the whole list). Bounds are checked
+/// by the controller, which names the setting at fault.
+#[derive(Debug, Args)]
+pub struct HaPolicyArgs {
+    /// Cluster name.
+    #[arg(long)]
+    pub name: String,
+    /// Go back to the controller's default policy.
+    #[arg(long, conflicts_with_all = SETTING_FLAGS)]
+    pub reset: bool,
+    /// A replica never promoted automatically (reporting or backup replica, another
+    /// data centre), ADDR[:PORT]; repeat for several. Replaces the list.
+    #[arg(long = "exclude-candidate", value_name = "ADDR")]
+    pub exclude_candidates: Vec<String>,
+    /// Empty the list of excluded candidates.
+    #[arg(long, conflicts_with = "exclude_candidates")]
+    pub clear_excluded_candidates: bool,
+    /// A replica preferred among equally advanced candidates, ADDR[:PORT]; repeat for
+    /// several, in order of preference. Replaces the list.
+    #[arg(long = "prefer-candidate", value_name = "ADDR")]
+    pub prefer_candidates: Vec<String>,
+    /// Empty the list of preferred candidates.
+    #[arg(long, conflicts_with = "prefer_candidates")]
+    pub clear_preferred_candidates: bool,
+    /// No other automatic failover this long after one unless acknowledged, e.g. 10m (0s: off).
+    #[arg(long, value_name = "DURATION", value_parser = parse_millis)]
+    pub failover_block_window: Option<u64>,
+    /// Automatic failovers allowed in any 24 h.
+    #[arg(long, value_name = "N")]
+    pub daily_failover_budget: Option<u32>,
+    /// Consecutive timed-out probes before the primary is suspected.
+    #[arg(long, value_name = "N")]
+    pub suspect_after_timeouts: Option<u32>,
+    /// Silent heartbeat periods before a replica confirms the primary's death.
+    #[arg(long, value_name = "N")]
+    pub confirm_heartbeat_periods: Option<u32>,
+    /// How long a failover waits for the candidate to apply its relay log, e.g. 30s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_millis)]
+    pub relay_log_apply_timeout: Option<u64>,
+    /// Largest replication lag of a failover candidate, whole seconds, e.g. 30s, or `none`.
+    #[arg(long, value_name = "DURATION|none", value_parser = parse_limit_seconds)]
+    pub max_candidate_lag: Option<Limit>,
+    /// Largest number of transactions a failover may lose, or `none` (default 0).
+    #[arg(long, value_name = "N|none", value_parser = parse_limit)]
+    pub max_missing_transactions: Option<Limit>,
+    /// Largest lag of a switchover candidate, whole seconds, e.g. 1s (0s: fully caught up).
+    #[arg(long, value_name = "DURATION", value_parser = parse_seconds)]
+    pub switchover_max_lag: Option<u64>,
+    /// Oldest transaction on the primary a switchover accepts (it is killed), e.g. 10s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_millis)]
+    pub switchover_max_transaction_age: Option<u64>,
+    /// Refuse an automatic failover when acknowledged commits may be lost (semi-sync).
+    #[arg(long, value_name = "BOOL")]
+    pub require_semi_sync_ack: Option<bool>,
+    /// How long a dead server is left alone before nines restarts it, e.g. 10s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_millis)]
+    pub restart_grace: Option<u64>,
+    /// Wait after a failed restart before the next, doubled each time, e.g. 10s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_millis)]
+    pub restart_backoff: Option<u64>,
+    /// Restarts of one outage before nines gives up and raises an alarm.
+    #[arg(long, value_name = "N")]
+    pub max_restart_attempts: Option<u32>,
+    /// How long a Galera cluster may have no Primary component before nines recovers it, e.g. 20s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_millis)]
+    pub galera_no_primary_timeout: Option<u64>,
+}
+
+/// The setting flags of `cluster ha-policy` (argument ids), which `--reset` excludes.
+const SETTING_FLAGS: [&str; 18] = [
+    "exclude_candidates",
+    "clear_excluded_candidates",
+    "prefer_candidates",
+    "clear_preferred_candidates",
+    "failover_block_window",
+    "daily_failover_budget",
+    "suspect_after_timeouts",
+    "confirm_heartbeat_periods",
+    "relay_log_apply_timeout",
+    "max_candidate_lag",
+    "max_missing_transactions",
+    "switchover_max_lag",
+    "switchover_max_transaction_age",
+    "require_semi_sync_ack",
+    "restart_grace",
+    "restart_backoff",
+    "max_restart_attempts",
+    "galera_no_primary_timeout",
+];
+
+/// A limit that may be lifted: a number, or `none` for no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    At(u64),
+    None,
+}
+
+impl HaPolicyArgs {
+    /// The change the flags ask for, as the API's JSON (durations in milliseconds);
+    /// empty when no setting flag was given.
+    pub fn patch(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::{Value, json};
+        let mut m = serde_json::Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_string(), v);
+            }
+        };
+        let list =
+            |items: &[String], clear: bool| (clear || !items.is_empty()).then(|| json!(items));
+        let limit = |l: Option<Limit>| {
+            l.map(|l| match l {
+                Limit::At(n) => json!(n),
+                Limit::None => Value::Null,
+            })
+        };
+        put(
+            "excluded_candidates",
+            list(&self.exclude_candidates, self.clear_excluded_candidates),
+        );
+        put(
+            "preferred_candidates",
+            list(&self.prefer_candidates, self.clear_preferred_candidates),
+        );
+        put(
+            "failover_block_window",
+            self.failover_block_window.map(|v| json!(v)),
+        );
+        put(
+            "daily_failover_budget",
+            self.daily_failover_budget.map(|v| json!(v)),
+        );
+        put(
+            "suspect_after_timeouts",
+            self.suspect_after_timeouts.map(|v| json!(v)),
+        );
+        put(
+            "confirm_heartbeat_periods",
+            self.confirm_heartbeat_periods.map(|v| json!(v)),
+        );
+        put(
+            "relay_log_apply_timeout",
+            self.relay_log_apply_timeout.map(|v| json!(v)),
+        );
+        put(
+            "switchover_max_lag_seconds",
+            self.switchover_max_lag.map(|v| json!(v)),
+        );
+        put(
+            "switchover_max_transaction_age",
+            self.switchover_max_transaction_age.map(|v| json!(v)),
+        );
+        put(
+            "require_semi_sync_ack",
+            self.require_semi_sync_ack.map(|v| json!(v)),
+        );
+        put("restart_grace", self.restart_grace.map(|v| json!(v)));
+        put("restart_backoff", self.restart_backoff.map(|v| json!(v)));
+        put(
+            "max_restart_attempts",
+            self.max_restart_attempts.map(|v| json!(v)),
+        );
+        put(
+            "galera_no_primary_timeout",
+            self.galera_no_primary_timeout.map(|v| json!(v)),
+        );
+        let mut lag = serde_json::Map::new();
+        if let Some(v) = limit(self.max_candidate_lag) {
+            lag.insert("max_seconds_behind".into(), v);
+        }
+        if let Some(v) = limit(self.max_missing_transactions) {
+            lag.insert("max_missing_transactions".into(), v);
+        }
+        if !lag.is_empty() {
+            m.insert("max_candidate_lag".into(), Value::Object(lag));
+        }
+        m
+    }
+}
+
+/// A duration (`parse_duration`, or `0`/`0s`) as whole milliseconds.
+fn parse_millis(s: &str) -> Result<u64, String> {
+    if matches!(s.trim(), "0" | "0s" | "0ms") {
+        return Ok(0);
+    }
+    let d = parse_duration(s)?;
+    u64::try_from(d.as_millis()).map_err(|_| format!("duration `{s}` is too long"))
+}
+
+/// A duration in whole seconds (`0s` allowed).
+fn parse_seconds(s: &str) -> Result<u64, String> {
+    let ms = parse_millis(s)?;
+    if ms % 1000 != 0 {
+        return Err(format!("`{s}` is not a whole number of seconds"));
+    }
+    Ok(ms / 1000)
+}
+
+/// Whole seconds, or `none` for no limit.
+fn parse_limit_seconds(s: &str) -> Result<Limit, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(Limit::None);
+    }
+    parse_seconds(s).map(Limit::At)
+}
+
+/// A count, or `none` for no limit.
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("none") {
+        return Ok(Limit::None);
+    }
+    t.parse::<u64>()
+        .map(Limit::At)
+        .map_err(|_| format!("`{s}` is neither a number nor `none`"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -503,6 +724,102 @@ mod tests {
             "--since lists, --acknowledge acknowledges: not both"
         );
         assert!(Cli::try_parse_from(["nines", "cluster", "failovers"]).is_err());
+    }
+
+    fn ha_policy(args: &[&str]) -> Result<HaPolicyArgs, clap::Error> {
+        let mut all = vec!["nines", "cluster", "ha-policy", "--name", "shop"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all)?.command {
+            Command::Cluster(ClusterCmd::HaPolicy(a)) => Ok(a),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ha_policy_flags_become_a_patch_in_millis() {
+        let a = ha_policy(&[]).unwrap();
+        assert!(a.patch().is_empty() && !a.reset, "no flag: show");
+        let a = ha_policy(&[
+            "--exclude-candidate",
+            "db3",
+            "--exclude-candidate",
+            "db4:3307",
+            "--prefer-candidate",
+            "db2",
+            "--failover-block-window",
+            "10m",
+            "--daily-failover-budget",
+            "5",
+            "--suspect-after-timeouts",
+            "3",
+            "--confirm-heartbeat-periods",
+            "3",
+            "--relay-log-apply-timeout",
+            "30s",
+            "--max-candidate-lag",
+            "30s",
+            "--max-missing-transactions",
+            "none",
+            "--switchover-max-lag",
+            "0s",
+            "--switchover-max-transaction-age",
+            "20s",
+            "--require-semi-sync-ack",
+            "true",
+            "--restart-grace",
+            "10s",
+            "--restart-backoff",
+            "1m",
+            "--max-restart-attempts",
+            "4",
+            "--galera-no-primary-timeout",
+            "20s",
+        ])
+        .unwrap();
+        assert_eq!(
+            serde_json::Value::Object(a.patch()),
+            serde_json::json!({
+                "excluded_candidates": ["db3", "db4:3307"],
+                "preferred_candidates": ["db2"],
+                "failover_block_window": 600_000,
+                "daily_failover_budget": 5,
+                "suspect_after_timeouts": 3,
+                "confirm_heartbeat_periods": 3,
+                "relay_log_apply_timeout": 30_000,
+                "max_candidate_lag": {"max_seconds_behind": 30, "max_missing_transactions": null},
+                "switchover_max_lag_seconds": 0,
+                "switchover_max_transaction_age": 20_000,
+                "require_semi_sync_ack": true,
+                "restart_grace": 10_000,
+                "restart_backoff": 60_000,
+                "max_restart_attempts": 4,
+                "galera_no_primary_timeout": 20_000,
+            })
+        );
+        let a = ha_policy(&["--clear-excluded-candidates", "--restart-grace", "2500ms"]).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(a.patch()),
+            serde_json::json!({"excluded_candidates": [], "restart_grace": 2500})
+        );
+        // Every setting flag is one --reset excludes.
+        assert!(ha_policy(&["--reset"]).unwrap().reset);
+        for flag in SETTING_FLAGS {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let cluster = cmd.find_subcommand("cluster").unwrap();
+            let sub = cluster.find_subcommand("ha-policy").unwrap();
+            assert!(
+                sub.get_arguments().any(|a| a.get_id() == flag),
+                "{flag} is not an argument"
+            );
+        }
+        assert!(ha_policy(&["--reset", "--daily-failover-budget", "2"]).is_err());
+        assert!(ha_policy(&["--reset", "--exclude-candidate", "db2"]).is_err());
+        assert!(ha_policy(&["--exclude-candidate", "db2", "--clear-excluded-candidates"]).is_err());
+        // Values the CLI can tell are wrong: not a duration, not whole seconds, not a count.
+        assert!(ha_policy(&["--failover-block-window", "soon"]).is_err());
+        assert!(ha_policy(&["--max-candidate-lag", "1500ms"]).is_err());
+        assert!(ha_policy(&["--max-missing-transactions", "few"]).is_err());
+        assert!(ha_policy(&["--daily-failover-budget", "-1"]).is_err());
     }
 
     #[test]

@@ -126,10 +126,7 @@ async fn reconcile(
         if cluster.deploy_state.as_deref() != Some("deployed") {
             continue;
         }
-        let policy = HaPolicy {
-            automatic_recovery: cluster.auto_recovery,
-            ..base.clone()
-        };
+        let policy = crate::jobs::ha::cluster_policy(base, &cluster);
         let maintenance: Vec<Maintenance> = haview::maintenance(store, cluster.id, now).await?;
         let records = store.list_nodes(Some(cluster.id)).await?;
         let galera_has_primary = view.nodes.iter().any(|n| {

@@ -384,3 +384,26 @@ pub struct FailoversAcknowledged {
     /// before are not counted).
     pub acknowledged: u64,
 }
+
+/// [`HaPolicyView::source`] of a cluster whose policy was set for it.
+pub const HA_POLICY_FROM_CLUSTER: &str = "cluster";
+/// [`HaPolicyView::source`] of a cluster that uses the controller's default policy.
+pub const HA_POLICY_FROM_DEFAULT: &str = "controller default";
+
+/// Answer of `GET`, `PUT` and `DELETE /api/v1/clusters/{name}/ha-policy`: the policy the
+/// cluster's HA decisions read.
+///
+/// The body of `PUT` is a JSON object with any subset of the policy's fields (nested
+/// ones too, e.g. `{"max_candidate_lag": {"max_seconds_behind": 30}}`), merged onto the
+/// effective policy; `automatic_recovery` is the recovery switch (`PUT …/recovery`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HaPolicyView {
+    /// The effective policy: every field of the HA policy, durations in milliseconds.
+    /// `automatic_recovery` is the cluster's recovery switch, and
+    /// `require_semi_sync_ack` is on for clusters deployed with semi-sync whatever was
+    /// set.
+    #[schema(value_type = Object)]
+    pub policy: crate::ha::HaPolicy,
+    /// `cluster` when a policy was set for the cluster, `controller default` otherwise.
+    pub source: String,
+}

@@ -25,6 +25,30 @@ async fn post(ctl: &Controller, path: &str, body: &str) -> (u16, Value) {
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
+async fn put(ctl: &Controller, path: &str, body: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .put(format!("{}{path}", ctl.url))
+        .bearer_auth(&ctl.token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn delete(ctl: &Controller, path: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .delete(format!("{}{path}", ctl.url))
+        .bearer_auth(&ctl.token)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_is_required_everywhere_but_healthz() {
     let ctl = Controller::start().await;
@@ -87,6 +111,9 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/clusters/{name}/maintenance", "put"),
         ("/api/v1/clusters/{name}/maintenance", "delete"),
         ("/api/v1/clusters/{name}/recovery", "put"),
+        ("/api/v1/clusters/{name}/ha-policy", "get"),
+        ("/api/v1/clusters/{name}/ha-policy", "put"),
+        ("/api/v1/clusters/{name}/ha-policy", "delete"),
         ("/api/v1/nodes", "get"),
         ("/api/v1/events", "get"),
         ("/api/v1/jobs", "get"),
@@ -122,6 +149,7 @@ async fn openapi_document_lists_every_route() {
         "SwitchoverRequest",
         "FailoverView",
         "FailoversAcknowledged",
+        "HaPolicyView",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),
@@ -856,4 +884,225 @@ async fn failover_history_is_listed_and_acknowledged() {
         msg.contains("acknowledged 0 failover(s)") && msg.contains(" by "),
         "{msg}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_policy_is_set_per_cluster_checked_and_reset() {
+    let topo = ReplicationTopology::start(2, false)
+        .await
+        .expect("topology");
+    let ctl = Controller::start().await;
+    let pw = password_file(ctl.data_dir(), topo.primary().password());
+    let out = ctl.import(
+        "shop",
+        &topo.primary().endpoint(),
+        topo.primary().user(),
+        &pw,
+        &[],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let reporting = topo.replica(0).endpoint();
+    let preferred = topo.replica(1).endpoint();
+    let path = "/api/v1/clusters/shop/ha-policy";
+
+    // Before anything is set: the controller's default.
+    let shown = ctl.json(&["cluster", "ha-policy", "--name", "shop"]);
+    assert_eq!(shown["source"], "controller default", "{shown}");
+    let default = shown["policy"].clone();
+    assert_eq!(default["daily_failover_budget"], 3, "{default}");
+    assert_eq!(default["failover_block_window"], 300_000, "{default}");
+    assert_eq!(default["automatic_recovery"], true, "{default}");
+    let (s, got) = ctl.get(path).await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got, shown);
+
+    // Set a few through the CLI: durations become milliseconds (seconds for the lag).
+    let set = ctl.json(&[
+        "cluster",
+        "ha-policy",
+        "--name",
+        "shop",
+        "--exclude-candidate",
+        &reporting,
+        "--prefer-candidate",
+        &preferred,
+        "--failover-block-window",
+        "10m",
+        "--daily-failover-budget",
+        "5",
+        "--relay-log-apply-timeout",
+        "30s",
+        "--max-candidate-lag",
+        "30s",
+    ]);
+    assert_eq!(set["source"], "cluster", "{set}");
+    let (s, got) = ctl.get(path).await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got, set);
+    let policy = &got["policy"];
+    assert_eq!(policy["excluded_candidates"], json!([reporting]));
+    assert_eq!(policy["preferred_candidates"], json!([preferred]));
+    assert_eq!(policy["failover_block_window"], 600_000);
+    assert_eq!(policy["daily_failover_budget"], 5);
+    assert_eq!(policy["relay_log_apply_timeout"], 30_000);
+    assert_eq!(policy["max_candidate_lag"]["max_seconds_behind"], 30);
+    let changed = [
+        "excluded_candidates",
+        "preferred_candidates",
+        "failover_block_window",
+        "daily_failover_budget",
+        "relay_log_apply_timeout",
+        "max_candidate_lag",
+    ];
+    for (k, v) in default.as_object().unwrap() {
+        if !changed.contains(&k.as_str()) {
+            assert_eq!(&policy[k], v, "{k} keeps its default");
+        }
+    }
+    assert_eq!(
+        policy["max_candidate_lag"]["max_missing_transactions"],
+        default["max_candidate_lag"]["max_missing_transactions"]
+    );
+    // The table shows durations as the flags take them.
+    let out = ctl.cli(&["cluster", "ha-policy", "--name", "shop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.contains("(cluster)"), "{table}");
+    for line in [
+        ("failover_block_window", "10m"),
+        ("relay_log_apply_timeout", "30s"),
+        ("max_candidate_lag.max_seconds_behind", "30s"),
+        ("excluded_candidates", reporting.as_str()),
+    ] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.contains(line.0) && l.contains(line.1)),
+            "{line:?}: {table}"
+        );
+    }
+    // A later change keeps the earlier ones.
+    let again = ctl.json(&[
+        "cluster",
+        "ha-policy",
+        "--name",
+        "shop",
+        "--restart-grace",
+        "10s",
+    ]);
+    assert_eq!(again["policy"]["restart_grace"], 10_000);
+    assert_eq!(again["policy"]["daily_failover_budget"], 5);
+
+    // Bad values: 400 naming the field, and nothing changes.
+    let unknown_node = r#"{"excluded_candidates":["127.0.0.1:1"]}"#.to_string();
+    let both = json!({ "preferred_candidates": [reporting] }).to_string();
+    for (body, field) in [
+        (
+            r#"{"daily_failover_budget":0}"#.to_string(),
+            "daily_failover_budget",
+        ),
+        (unknown_node, "excluded_candidates"),
+        (r#"{"colour":1}"#.to_string(), "colour"),
+        (
+            r#"{"max_candidate_lag":{"colour":1}}"#.to_string(),
+            "max_candidate_lag.colour",
+        ),
+        (r#"{"restart_grace":"10s"}"#.to_string(), "restart_grace"),
+        (
+            r#"{"relay_log_apply_timeout":700000}"#.to_string(),
+            "relay_log_apply_timeout",
+        ),
+        (
+            r#"{"automatic_recovery":false}"#.to_string(),
+            "automatic_recovery",
+        ),
+        (both, "preferred_candidates"),
+    ] {
+        let (s, e) = put(&ctl, path, &body).await;
+        assert_eq!(s, 400, "{body}: {e}");
+        assert_eq!(e["field"], field, "{body}: {e}");
+        assert!(e["error"].as_str().unwrap().contains(field), "{body}: {e}");
+    }
+    let (s, e) = put(&ctl, path, "[1]").await;
+    assert_eq!(s, 400, "{e}");
+    let out = ctl.cli(&[
+        "cluster",
+        "ha-policy",
+        "--name",
+        "shop",
+        "--daily-failover-budget",
+        "0",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("field `daily_failover_budget`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ctl.cli(&[
+        "cluster",
+        "ha-policy",
+        "--name",
+        "shop",
+        "--exclude-candidate",
+        "127.0.0.1:1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("127.0.0.1:1 is not a node")
+            && stderr(&out).contains("field `excluded_candidates`"),
+        "{}",
+        stderr(&out)
+    );
+    let (_, unchanged) = ctl.get(path).await;
+    assert_eq!(unchanged, again, "refused changes change nothing");
+
+    // Unknown cluster: 404 on every method.
+    let (s, e) = ctl.get("/api/v1/clusters/nowhere/ha-policy").await;
+    assert_eq!(s, 404, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("cluster `nowhere`"),
+        "{e}"
+    );
+    let (s, e) = put(&ctl, "/api/v1/clusters/nowhere/ha-policy", "{}").await;
+    assert_eq!(s, 404, "{e}");
+    let (s, e) = delete(&ctl, "/api/v1/clusters/nowhere/ha-policy").await;
+    assert_eq!(s, 404, "{e}");
+
+    // Reset: the default again, through the CLI and the API.
+    let reset = ctl.json(&["cluster", "ha-policy", "--name", "shop", "--reset"]);
+    assert_eq!(reset["source"], "controller default", "{reset}");
+    assert_eq!(reset["policy"], default);
+    assert_eq!(ctl.get(path).await.1, reset);
+    let (s, again) = delete(&ctl, path).await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again, reset);
+
+    // Every change is an event saying what changed and who.
+    let events = ctl.json(&["events", "--cluster", "shop"]);
+    let mut changes: Vec<String> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "ha_policy")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    changes.reverse();
+    assert_eq!(changes.len(), 4, "{changes:?}");
+    assert!(
+        changes[0].contains(" set by ")
+            && changes[0].contains("daily_failover_budget: 3 → 5")
+            && changes[0].contains(&format!("excluded_candidates: none → {reporting}")),
+        "{changes:?}"
+    );
+    assert!(
+        changes[1].contains("restart_grace: 5s → 10s"),
+        "{changes:?}"
+    );
+    assert!(
+        changes[2].contains("reset to the controller default by ")
+            && changes[2].contains("daily_failover_budget: 5 → 3"),
+        "{changes:?}"
+    );
+    assert!(changes[3].contains("no policy of its own"), "{changes:?}");
 }

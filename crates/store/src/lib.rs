@@ -11,6 +11,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nines_model::deploy::{ClusterSettings, NodeSettings};
+use nines_model::ha::HaPolicy;
 use nines_model::job::{HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
 use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
 
@@ -68,6 +69,10 @@ pub struct ClusterRecord {
     /// The designated primary of a replication cluster, kept by nines (deploy, import,
     /// failover, switchover); None for other types or when unknown.
     pub primary: Option<Endpoint>,
+    /// The HA policy an operator set for this cluster, whole, as last set; None: the
+    /// controller's default. Its `automatic_recovery` is not used ([`Self::auto_recovery`]
+    /// is the switch).
+    pub ha_policy: Option<HaPolicy>,
 }
 
 /// A node of a registered cluster.
@@ -266,6 +271,9 @@ pub trait Store: Send + Sync {
     async fn set_node_fenced(&self, node_id: i64, reason: Option<&str>) -> Result<()>;
     async fn set_deploy_state(&self, cluster_id: i64, state: &str) -> Result<()>;
     async fn set_auto_recovery(&self, cluster_id: i64, enabled: bool) -> Result<()>;
+    /// Stores the whole HA policy of a cluster, or with None forgets it (back to the
+    /// controller's default); NotFound when there is no such cluster.
+    async fn set_ha_policy(&self, cluster_id: i64, policy: Option<&HaPolicy>) -> Result<()>;
     /// Adds a node to a cluster; Conflict when the address is managed already.
     async fn add_node(&self, cluster_id: i64, node: NewNode) -> Result<NodeRecord>;
     async fn remove_node(&self, node_id: i64) -> Result<()>;

@@ -105,9 +105,14 @@ impl SqliteStore {
     fn cluster_from_row(row: &SqliteRow) -> Result<ClusterRecord> {
         let host_access: String = row.try_get("host_access")?;
         let state: Option<String> = row.try_get("state")?;
+        let name: String = row.try_get("name")?;
+        let ha_policy = json_opt(
+            &format!("HA policy of cluster `{name}`"),
+            row.try_get("ha_policy")?,
+        )?;
         Ok(ClusterRecord {
             id: row.try_get("id")?,
-            name: row.try_get("name")?,
+            name,
             cluster_type: parse::<ClusterType>(
                 "cluster type",
                 &row.try_get::<String, _>("cluster_type")?,
@@ -130,6 +135,7 @@ impl SqliteStore {
                 .as_deref()
                 .map(|s| endpoint("cluster primary", s))
                 .transpose()?,
+            ha_policy,
         })
     }
 
@@ -425,6 +431,20 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn set_ha_policy(
+        &self,
+        cluster_id: i64,
+        policy: Option<&nines_model::ha::HaPolicy>,
+    ) -> Result<()> {
+        let json = policy.map(to_json).transpose()?;
+        let done = sqlx::query("UPDATE clusters SET ha_policy = ? WHERE id = ?")
+            .bind(json)
+            .bind(cluster_id)
+            .execute(&self.pool)
+            .await?;
+        found(&done, || format!("cluster {cluster_id}"))
     }
 
     async fn add_node(&self, cluster_id: i64, node: NewNode) -> Result<NodeRecord> {

@@ -8,6 +8,7 @@ mod deploy;
 mod error;
 mod failovers;
 mod ha;
+mod ha_policy;
 mod jobs;
 mod json;
 mod maintenance;
@@ -82,6 +83,11 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             maintenance::end_maintenance
         ))
         .routes(routes!(maintenance::set_recovery))
+        .routes(routes!(
+            ha_policy::show_ha_policy,
+            ha_policy::set_ha_policy,
+            ha_policy::reset_ha_policy
+        ))
         .routes(routes!(clusters::list_nodes))
         .routes(routes!(clusters::list_events))
         .routes(routes!(jobs::list_jobs))

@@ -125,13 +125,17 @@ async fn access(
     })
 }
 
-/// The cluster's HA policy: the controller's, with the cluster's switch and semi-sync.
+/// The cluster's effective HA policy: the one set for it (`ClusterRecord::ha_policy`),
+/// else the controller's `base`; then `automatic_recovery` is always the cluster's
+/// recovery switch, and `require_semi_sync_ack` is forced on for a cluster deployed with
+/// semi-sync.
 pub fn cluster_policy(base: &HaPolicy, record: &nines_store::ClusterRecord) -> HaPolicy {
+    let chosen = record.ha_policy.as_ref().unwrap_or(base);
     HaPolicy {
         automatic_recovery: record.auto_recovery,
-        require_semi_sync_ack: base.require_semi_sync_ack
+        require_semi_sync_ack: chosen.require_semi_sync_ack
             || record.settings.as_ref().is_some_and(|s| s.semi_sync),
-        ..base.clone()
+        ..chosen.clone()
     }
 }
 
