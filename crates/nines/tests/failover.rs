@@ -804,6 +804,12 @@ async fn a_promotion_made_outside_nines_is_adopted_and_the_old_primary_rejoins()
     sql(&old, "dba", ADMIN_PW, "INSERT INTO app.t VALUES (1)")
         .await
         .unwrap();
+    // Both replicas have everything (a person promoting by hand checks that first).
+    let synced = wait_until(Duration::from_secs(10), || async {
+        c.ids(&new).await == vec![1] && c.ids(&other).await == vec![1]
+    })
+    .await;
+    assert!(synced);
     c.signal(&old, "-9");
     // A person promotes a replica by hand and points the other one at it.
     sql(

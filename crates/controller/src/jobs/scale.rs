@@ -520,6 +520,21 @@ pub(super) async fn remove_node(
         .remove_node(rec.id)
         .await
         .map_err(|e| e.to_string())?;
+    // A removed node leaves the cluster's candidate lists too.
+    if let Some(mut policy) = c.record.ha_policy.clone()
+        && (policy.excluded_candidates.contains(node) || policy.preferred_candidates.contains(node))
+    {
+        policy.excluded_candidates.retain(|e| e != node);
+        policy.preferred_candidates.retain(|e| e != node);
+        env.store
+            .set_ha_policy(c.record.id, Some(&policy))
+            .await
+            .map_err(|e| e.to_string())?;
+        ctx.info(&format!(
+            "{node}: taken out of the cluster's HA candidate lists"
+        ))
+        .await;
+    }
     if c.record.cluster_type == ClusterType::Galera
         && let Some(settings) = &c.record.settings
     {
