@@ -154,7 +154,17 @@ async fn replication_over_ssh_deploy_scale_and_restart() {
         "new replica does not replicate"
     );
 
-    // Remove it (stop, keep data).
+    // Excluded from promotion (a reporting replica, say)…
+    let out = ctl.cli(&[
+        "cluster",
+        "ha-policy",
+        "--name",
+        "shop",
+        "--exclude-candidate",
+        &addrs[3],
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // Remove it (stop, keep data); it leaves the candidate list too.
     let out = ctl.cli(&[
         "node",
         "remove",
@@ -171,6 +181,12 @@ async fn replication_over_ssh_deploy_scale_and_restart() {
         "data must be kept"
     );
     assert_eq!(ctl.nodes("shop").await.len(), 3);
+    let policy = ctl.json(&["cluster", "ha-policy", "--name", "shop"]);
+    assert_eq!(
+        policy["policy"]["excluded_candidates"],
+        serde_json::json!([]),
+        "{policy}"
+    );
 
     // Rolling restart: node by node, the cluster keeps its data and replication.
     let out = ctl.cli(&["cluster", "rolling-restart", "--name", "shop", "--wait"]);
