@@ -323,7 +323,9 @@ async fn replication_ha(
     let decision = decide_failover(&view, &policy, now);
     match &decision.action {
         FailoverAction::Failover(plan) => {
-            if cluster_busy(store, name).await? {
+            // A data copy for a new node (hours, maybe) does not hold a failover back;
+            // the store lets the failover job run beside it.
+            if busy_except(store, name, &["add_node"]).await? {
                 return Ok(true);
             }
             let attempts = memory.failover_attempts.entry(name.clone()).or_default();
@@ -534,15 +536,24 @@ async fn cluster_busy(
     store: &Arc<dyn Store>,
     cluster: &str,
 ) -> Result<bool, nines_store::StoreError> {
+    busy_except(store, cluster, &[]).await
+}
+
+/// Whether the cluster has a queued or running job other than of the given kinds.
+async fn busy_except(
+    store: &Arc<dyn Store>,
+    cluster: &str,
+    kinds: &[&str],
+) -> Result<bool, nines_store::StoreError> {
     for state in [JobState::Queued, JobState::Running] {
         let jobs = store
             .list_jobs(&JobFilter {
                 cluster: Some(cluster.to_string()),
                 state: Some(state),
-                limit: Some(1),
+                limit: Some(100),
             })
             .await?;
-        if !jobs.is_empty() {
+        if jobs.iter().any(|j| !kinds.contains(&j.kind.as_str())) {
             return Ok(true);
         }
     }

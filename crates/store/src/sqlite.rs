@@ -721,7 +721,8 @@ impl Store for SqliteStore {
     async fn runnable_jobs(&self) -> Result<Vec<JobRecord>> {
         let rows = sqlx::query(
             "SELECT * FROM jobs j WHERE j.state = 'queued' AND NOT EXISTS \
-             (SELECT 1 FROM jobs r WHERE r.cluster_name = j.cluster_name AND r.state = 'running') \
+             (SELECT 1 FROM jobs r WHERE r.cluster_name = j.cluster_name AND r.state = 'running' \
+              AND NOT (j.kind = 'failover' AND r.kind = 'add_node')) \
              ORDER BY j.id",
         )
         .fetch_all(&self.pool)
@@ -732,7 +733,8 @@ impl Store for SqliteStore {
     async fn start_job(&self, id: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued' \
-             AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.cluster_name = jobs.cluster_name AND r.state = 'running')",
+             AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.cluster_name = jobs.cluster_name AND r.state = 'running' \
+              AND NOT (jobs.kind = 'failover' AND r.kind = 'add_node'))",
         )
         .bind(now_ms())
         .bind(id)

@@ -370,3 +370,47 @@ async fn maintenance_windows_replace_expire_and_clear() {
     assert!(!store.clear_maintenance(id, None).await.unwrap());
     assert_eq!(store.maintenance(id, now).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_failover_runs_beside_an_add_node_but_not_beside_other_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let ep = |s: &str| s.parse::<nines_model::Endpoint>().unwrap();
+    let add = nines_model::job::JobSpec::AddNode {
+        cluster: "x".into(),
+        node: ep("10.0.0.9:3306"),
+        source: None,
+    };
+    let failover = nines_model::job::JobSpec::Failover {
+        cluster: "x".into(),
+        to: None,
+        force: false,
+        automatic: true,
+        reasons: vec![],
+    };
+    let restart = nines_model::job::JobSpec::ClusterAction {
+        cluster: "x".into(),
+        action: nines_model::job::ClusterAction::RollingRestart,
+    };
+    let a = store.create_job(&add, "admin").await.unwrap();
+    assert!(store.start_job(a.id).await.unwrap());
+    let f = store.create_job(&failover, "nines").await.unwrap();
+    let r = store.create_job(&restart, "admin").await.unwrap();
+    let runnable: Vec<i64> = store
+        .runnable_jobs()
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(
+        runnable,
+        vec![f.id],
+        "only the failover may run beside the copy"
+    );
+    assert!(!store.start_job(r.id).await.unwrap());
+    assert!(store.start_job(f.id).await.unwrap());
+    // A second failover must not run beside the first.
+    let f2 = store.create_job(&failover, "nines").await.unwrap();
+    assert!(!store.start_job(f2.id).await.unwrap());
+}

@@ -422,6 +422,29 @@ async fn provision_replica(
             target.endpoint
         ));
     }
+    // A failover may have run beside the copy: follow the primary of now (the backup's
+    // GTID position is in its history too).
+    let now_primary = super::targets::load(env, &c.record.name)
+        .await
+        .ok()
+        .and_then(|l| {
+            l.targets(env).ok().and_then(|t| {
+                t.into_iter()
+                    .find(|(_, p)| *p == NodePart::Primary)
+                    .map(|(n, _)| n)
+            })
+        });
+    let primary = match &now_primary {
+        Some(p) if p.endpoint != primary.endpoint => {
+            ctx.info(&format!(
+                "the primary changed during the copy: {} replicates from {} instead of {}",
+                target.endpoint, p.endpoint, primary.endpoint
+            ))
+            .await;
+            p
+        }
+        _ => primary,
+    };
     target
         .sql(&format!(
             "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL gtid_slave_pos='{gtid}'; {}",
