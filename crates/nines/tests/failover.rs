@@ -872,3 +872,93 @@ async fn a_promotion_made_outside_nines_is_adopted_and_the_old_primary_rejoins()
     );
     assert!(c.jobs("adopt", "failover").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_does_not_wait_for_a_node_being_added_which_then_follows_the_new_primary() {
+    let leases = nines_testkit::lease_addresses(4).expect("leases");
+    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let ctl = Controller::start().await;
+    let dir = DeployDir::new();
+    let out = create_cluster(
+        &ctl,
+        "grow",
+        "replication",
+        &addrs[..3].join(","),
+        &dir.template(),
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let c = Cluster {
+        ctl,
+        dir,
+        addrs: addrs[..3].to_vec(),
+        _leases: leases,
+    };
+    assert!(
+        c.wait_shape("grow", &addrs[0], Duration::from_secs(20))
+            .await
+    );
+    sql(&addrs[0], "dba", ADMIN_PW, "CREATE DATABASE app; CREATE TABLE app.t (id BIGINT PRIMARY KEY); INSERT INTO app.t VALUES (1)")
+        .await
+        .unwrap();
+    let out = c
+        .ctl
+        .cli(&["node", "add", "--cluster", "grow", "--node", &addrs[3]]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let running = wait_until(Duration::from_secs(10), || async {
+        c.jobs("grow", "add_node")
+            .iter()
+            .any(|j| j["state"] == "running")
+    })
+    .await;
+    assert!(running);
+    c.signal(&addrs[0], "-9");
+    // The failover runs while the copy does.
+    let failed_over = wait_until(Duration::from_secs(10), || async {
+        c.jobs("grow", "failover")
+            .iter()
+            .any(|j| j["state"] == "succeeded")
+    })
+    .await;
+    assert!(
+        failed_over,
+        "{:?}",
+        c.ctl.json(&["job", "list", "--cluster", "grow"])
+    );
+    let added = wait_until(Duration::from_secs(60), || async {
+        c.jobs("grow", "add_node")
+            .iter()
+            .any(|j| j["state"] == "succeeded" || j["state"] == "failed")
+    })
+    .await;
+    assert!(added);
+    let add = &c.jobs("grow", "add_node")[0];
+    assert_eq!(add["state"], "succeeded", "{add}");
+    let fo = &c.jobs("grow", "failover")[0];
+    let at = |j: &Value, k: &str| {
+        chrono::DateTime::parse_from_rfc3339(j[k].as_str().unwrap_or_default()).unwrap()
+    };
+    assert!(
+        at(fo, "started_at") < at(add, "finished_at"),
+        "the failover did not run beside the copy: {fo} {add}"
+    );
+    // The new replica follows the new primary, with the data.
+    let new_node = format!("{}:3306", addrs[3]);
+    let follows = wait_until(Duration::from_secs(20), || async {
+        let nodes = c.nodes("grow");
+        let primary = nodes
+            .iter()
+            .find(|n| n["role"] == "primary")
+            .map(|n| n["address"].clone());
+        nodes.iter().any(|n| {
+            n["address"] == new_node
+                && n["io_thread"] == "running"
+                && primary
+                    .as_ref()
+                    .is_some_and(|p| n["source"] == *p && *p != format!("{}:3306", addrs[0]))
+        })
+    })
+    .await;
+    assert!(follows, "{:?}", c.nodes("grow"));
+    assert_eq!(c.ids(&addrs[3]).await, vec![1]);
+}
