@@ -42,17 +42,10 @@ impl Cluster {
         );
         assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
         let p = &addrs[0];
-        sql(
-            p,
-            "dba",
-            ADMIN_PW,
-            &format!(
+        admin(p, &format!(
                 "CREATE DATABASE app; CREATE TABLE app.t (id BIGINT PRIMARY KEY) ENGINE=InnoDB; \
                  CREATE USER app@'%' IDENTIFIED BY '{APP_PW}'; GRANT SELECT, INSERT ON app.* TO app@'%'"
-            ),
-        )
-        .await
-        .unwrap();
+            )).await;
         let c = Self {
             ctl,
             dir,
@@ -125,13 +118,19 @@ impl Cluster {
     }
 
     async fn ids(&self, addr: &str) -> Vec<u64> {
-        sql(addr, "dba", ADMIN_PW, "SELECT id FROM app.t ORDER BY id")
+        admin(addr, "SELECT id FROM app.t ORDER BY id")
             .await
-            .unwrap()
             .iter()
             .map(|s| s.parse().unwrap())
             .collect()
     }
+}
+
+/// Runs SQL as the administrator `dba` and returns the first column of every row.
+async fn admin(addr: &str, q: &str) -> Vec<String> {
+    sql(addr, "dba", ADMIN_PW, q)
+        .await
+        .unwrap_or_else(|e| panic!("{q}: {e}"))
 }
 
 /// Inserts ids 1, 2, 3… as `app` into whichever node takes writes, retrying on another
@@ -509,9 +508,7 @@ async fn a_forced_failover_fences_the_old_primary_which_stays_fenced_with_errant
     ]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     // Fenced: read-only for the application, out of replication.
-    let ro = sql(&old, "dba", ADMIN_PW, "SELECT @@read_only")
-        .await
-        .unwrap();
+    let ro = admin(&old, "SELECT @@read_only").await;
     assert_eq!(ro, vec!["1".to_string()]);
     let fenced = || {
         c.nodes("errant")
@@ -525,13 +522,8 @@ async fn a_forced_failover_fences_the_old_primary_which_stays_fenced_with_errant
         fenced()
     );
     // A transaction only the old primary has (an administrator bypassing read_only).
-    sql(&old, "dba", ADMIN_PW, "INSERT INTO app.t VALUES (424242)")
-        .await
-        .unwrap();
-    let errant = sql(&old, "dba", ADMIN_PW, "SELECT @@gtid_binlog_pos")
-        .await
-        .unwrap()
-        .concat();
+    admin(&old, "INSERT INTO app.t VALUES (424242)").await;
+    let errant = admin(&old, "SELECT @@gtid_binlog_pos").await.concat();
     let out = c.ctl.cli(&[
         "maintenance",
         "off",
@@ -558,22 +550,13 @@ async fn a_forced_failover_fences_the_old_primary_which_stays_fenced_with_errant
             .any(|e| e["kind"] == "alarm" && e["message"].as_str().unwrap().contains(&errant)),
         "{events}"
     );
-    let channels = sql(&old, "dba", ADMIN_PW, "SHOW ALL SLAVES STATUS")
-        .await
-        .unwrap();
+    let channels = admin(&old, "SHOW ALL SLAVES STATUS").await;
     assert!(
         channels.is_empty(),
         "the fenced node must not replicate: {channels:?}"
     );
     // Nothing was thrown away: the row is still there.
-    let kept = sql(
-        &old,
-        "dba",
-        ADMIN_PW,
-        "SELECT COUNT(*) FROM app.t WHERE id = 424242",
-    )
-    .await
-    .unwrap();
+    let kept = admin(&old, "SELECT COUNT(*) FROM app.t WHERE id = 424242").await;
     assert_eq!(kept, vec!["1".to_string()]);
 }
 
@@ -591,9 +574,7 @@ async fn a_switchover_whose_candidate_cannot_catch_up_restores_writes_on_the_old
         .prefer_socket(false);
     let mut lock = mysql_async::Conn::new(opts).await.unwrap();
     lock.query_drop("LOCK TABLES app.t WRITE").await.unwrap();
-    sql(&old, "dba", ADMIN_PW, "INSERT INTO app.t VALUES (1)")
-        .await
-        .unwrap();
+    admin(&old, "INSERT INTO app.t VALUES (1)").await;
     let out = c.ctl.cli(&[
         "cluster",
         "switchover",
@@ -607,9 +588,7 @@ async fn a_switchover_whose_candidate_cannot_catch_up_restores_writes_on_the_old
     let err = stderr(&out);
     assert!(err.contains("writable again"), "{err}");
     // The old primary takes the application's writes again; nothing else moved.
-    let ro = sql(&old, "dba", ADMIN_PW, "SELECT @@read_only")
-        .await
-        .unwrap();
+    let ro = admin(&old, "SELECT @@read_only").await;
     assert_eq!(ro, vec!["0".to_string()]);
     let mut app = connect(&old).await.expect("app connects");
     app.query_drop("INSERT INTO app.t VALUES (2)")
@@ -637,14 +616,9 @@ async fn a_crashed_primary_drops_the_commit_no_replica_acknowledged() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     for r in &c.addrs[1..] {
-        sql(r, "dba", ADMIN_PW, "STOP SLAVE IO_THREAD")
-            .await
-            .unwrap();
+        admin(r, "STOP SLAVE IO_THREAD").await;
     }
-    let before = sql(&p, "dba", ADMIN_PW, "SELECT @@gtid_binlog_pos")
-        .await
-        .unwrap()
-        .concat();
+    let before = admin(&p, "SELECT @@gtid_binlog_pos").await.concat();
     // This commit is in the primary's binlog but waits for an acknowledgement that cannot
     // come: the client is never told it committed.
     let mut app = connect(&p).await.expect("app connects");
@@ -673,22 +647,12 @@ async fn a_crashed_primary_drops_the_commit_no_replica_acknowledged() {
     ]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     // Crash recovery as a semi-sync replica-to-be cut the unacknowledged commit.
-    let after = sql(&p, "dba", ADMIN_PW, "SELECT @@gtid_binlog_pos")
-        .await
-        .unwrap()
-        .concat();
+    let after = admin(&p, "SELECT @@gtid_binlog_pos").await.concat();
     assert_eq!(
         after, before,
         "the unacknowledged commit survived the crash"
     );
-    let rows = sql(
-        &p,
-        "dba",
-        ADMIN_PW,
-        "SELECT COUNT(*) FROM app.t WHERE id = 7",
-    )
-    .await
-    .unwrap();
+    let rows = admin(&p, "SELECT COUNT(*) FROM app.t WHERE id = 7").await;
     assert_eq!(rows, vec!["0".to_string()]);
 }
 
@@ -701,9 +665,7 @@ async fn with_recovery_off_a_person_fails_over_starts_and_rejoins_the_old_primar
         .ctl
         .cli(&["cluster", "recovery", "disable", "--name", "manual"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    sql(&old, "dba", ADMIN_PW, "INSERT INTO app.t VALUES (1), (2)")
-        .await
-        .unwrap();
+    admin(&old, "INSERT INTO app.t VALUES (1), (2)").await;
     c.signal(&old, "-9");
     let down = wait_until(Duration::from_secs(5), || async {
         c.ctl.node_state("manual", &old_node).await.as_deref() == Some("offline")
@@ -743,9 +705,7 @@ async fn with_recovery_off_a_person_fails_over_starts_and_rejoins_the_old_primar
     };
     assert!(wait_until(Duration::from_secs(5), || async { new_primary().is_some() }).await);
     let new = new_primary().unwrap();
-    sql(&new, "dba", ADMIN_PW, "INSERT INTO app.t VALUES (3)")
-        .await
-        .unwrap();
+    admin(&new, "INSERT INTO app.t VALUES (3)").await;
     // The old primary, started by hand, comes back read-only and fenced; a rejoin by hand
     // proves its GTIDs and makes it a replica.
     let out = c.ctl.cli(&[
@@ -758,9 +718,7 @@ async fn with_recovery_off_a_person_fails_over_starts_and_rejoins_the_old_primar
         "--wait",
     ]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let ro = sql(&old, "dba", ADMIN_PW, "SELECT @@read_only")
-        .await
-        .unwrap();
+    let ro = admin(&old, "SELECT @@read_only").await;
     assert_eq!(ro, vec!["1".to_string()]);
     let out = c.ctl.cli(&[
         "node",
@@ -801,9 +759,7 @@ async fn a_promotion_made_outside_nines_is_adopted_and_the_old_primary_rejoins()
         .ctl
         .cli(&["cluster", "recovery", "disable", "--name", "adopt"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    sql(&old, "dba", ADMIN_PW, "INSERT INTO app.t VALUES (1)")
-        .await
-        .unwrap();
+    admin(&old, "INSERT INTO app.t VALUES (1)").await;
     // Both replicas have everything (a person promoting by hand checks that first).
     let synced = wait_until(Duration::from_secs(10), || async {
         c.ids(&new).await == vec![1] && c.ids(&other).await == vec![1]
@@ -812,25 +768,17 @@ async fn a_promotion_made_outside_nines_is_adopted_and_the_old_primary_rejoins()
     assert!(synced);
     c.signal(&old, "-9");
     // A person promotes a replica by hand and points the other one at it.
-    sql(
+    admin(
         &new,
-        "dba",
-        ADMIN_PW,
         "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=OFF",
     )
-    .await
-    .unwrap();
-    sql(
+    .await;
+    admin(
         &other,
-        "dba",
-        ADMIN_PW,
         &format!("STOP SLAVE; CHANGE MASTER TO MASTER_HOST='{new}'; START SLAVE"),
     )
-    .await
-    .unwrap();
-    sql(&new, "dba", ADMIN_PW, "INSERT INTO app.t VALUES (2)")
-        .await
-        .unwrap();
+    .await;
+    admin(&new, "INSERT INTO app.t VALUES (2)").await;
     // nines follows: the promoted node is the primary, the dead one fenced.
     let adopted = wait_until(Duration::from_secs(10), || async {
         let nodes = c.nodes("adopt");
@@ -898,9 +846,7 @@ async fn a_failover_does_not_wait_for_a_node_being_added_which_then_follows_the_
         c.wait_shape("grow", &addrs[0], Duration::from_secs(20))
             .await
     );
-    sql(&addrs[0], "dba", ADMIN_PW, "CREATE DATABASE app; CREATE TABLE app.t (id BIGINT PRIMARY KEY); INSERT INTO app.t VALUES (1)")
-        .await
-        .unwrap();
+    admin(&addrs[0], "CREATE DATABASE app; CREATE TABLE app.t (id BIGINT PRIMARY KEY); INSERT INTO app.t VALUES (1)").await;
     let out = c
         .ctl
         .cli(&["node", "add", "--cluster", "grow", "--node", &addrs[3]]);

@@ -104,6 +104,13 @@ impl ReplicationAccess {
         }
     }
 
+    fn writable_sql(&self) -> &'static str {
+        match self.flavor {
+            Flavor::MariaDb => "SET GLOBAL read_only=OFF",
+            Flavor::MySql => "SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF",
+        }
+    }
+
     fn stop_io_sql(&self) -> &'static str {
         match self.flavor {
             Flavor::MariaDb => "STOP SLAVE IO_THREAD",
@@ -165,15 +172,7 @@ impl ReplicationAccess {
 
     /// The server's executed GTID set.
     pub async fn executed(&self, conn: &mut ServerConn) -> Result<String, ServerError> {
-        let rows = conn
-            .query_rows(&format!("SELECT {} AS g", self.executed_var()))
-            .await?;
-        Ok(rows
-            .into_iter()
-            .next()
-            .and_then(|mut r| r.remove("g").flatten())
-            .map(|s| s.split_whitespace().collect::<String>())
-            .unwrap_or_default())
+        value(conn, &format!("SELECT {} AS v", self.executed_var())).await
     }
 
     /// Makes a server read-only and ends every client session on it but ours (and, with
@@ -222,27 +221,18 @@ impl ReplicationAccess {
             .connect_patient(ep, timeout + Duration::from_secs(5))
             .await?;
         let secs = timeout.as_secs_f64().max(0.001);
-        let (sql, ok) = match self.flavor {
-            Flavor::MariaDb => (
-                format!("SELECT MASTER_GTID_WAIT({}, {secs:.3}) AS r", sql_str(set)),
-                "0",
-            ),
-            Flavor::MySql => (
-                format!(
-                    "SELECT WAIT_FOR_EXECUTED_GTID_SET({}, {secs:.3}) AS r",
-                    sql_str(set)
-                ),
-                "0",
-            ),
+        // Both answer 0 once applied (MariaDB -1, MySQL 1 on timeout).
+        let function = match self.flavor {
+            Flavor::MariaDb => "MASTER_GTID_WAIT",
+            Flavor::MySql => "WAIT_FOR_EXECUTED_GTID_SET",
         };
-        let rows = conn.query_rows(&sql).await?;
+        let r = value(
+            &mut conn,
+            &format!("SELECT {function}({}, {secs:.3}) AS v", sql_str(set)),
+        )
+        .await;
         conn.close().await;
-        let r = rows
-            .into_iter()
-            .next()
-            .and_then(|mut r| r.remove("r").flatten())
-            .unwrap_or_default();
-        Ok(r == ok)
+        Ok(r? == "0")
     }
 
     /// Writes one row on the primary: proof that it takes writes (and, with semi-sync,
@@ -260,6 +250,18 @@ impl ReplicationAccess {
         ))
         .await
     }
+}
+
+/// The first column of the first row of `sql` (aliased `v`), whitespace removed; empty
+/// when there is none.
+async fn value(conn: &mut ServerConn, sql: &str) -> Result<String, ServerError> {
+    let rows = conn.query_rows(sql).await?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .and_then(|mut r| r.remove("v").flatten())
+        .map(|s| s.split_whitespace().collect::<String>())
+        .unwrap_or_default())
 }
 
 /// A SQL string literal.
@@ -380,11 +382,7 @@ async fn open_for_writes(
             }
         }
     }
-    let writable = match access.flavor {
-        Flavor::MariaDb => "SET GLOBAL read_only=OFF",
-        Flavor::MySql => "SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF",
-    };
-    if let Err(e) = conn.exec(writable).await {
+    if let Err(e) = conn.exec(access.writable_sql()).await {
         problems.push(format!("{ep}: promoted but cannot be made writable: {e}"));
         return semi;
     }
@@ -527,7 +525,46 @@ pub async fn failover(
     reporter.progress("promote", 60).await;
     let mut conn = access.connect(cand).await?;
     conn.exec(access.reset_replica_sql()).await?;
-    // Promoted: from here on every failure is recorded with the outcome, not returned.
+    // 5. Repoint the others, open for writes.
+    let others: Vec<(Endpoint, bool)> = all
+        .iter()
+        .filter(|e| *e != cand)
+        .map(|e| (e.clone(), false))
+        .collect();
+    let unreachable: Vec<(Endpoint, String)> = plan
+        .unreachable
+        .iter()
+        .map(|u| (u.clone(), "unreachable during the failover".to_string()))
+        .collect();
+    Ok(after_promotion(
+        access,
+        conn,
+        cand,
+        &others,
+        unreachable,
+        "failover",
+        started,
+        reporter,
+    )
+    .await)
+}
+
+/// Everything after `RESET SLAVE ALL` on the new primary: read the promotion position,
+/// repoint `followers` (with whether each has its own history, see
+/// [`ReplicationAccess::change_source_sql`]), open for writes. The promotion stands
+/// whatever fails from here on: failures go to the outcome's `problems`, never `Err`, so
+/// the caller always records the new primary.
+#[allow(clippy::too_many_arguments)]
+async fn after_promotion(
+    access: &ReplicationAccess,
+    mut conn: ServerConn,
+    new_primary: &Endpoint,
+    followers: &[(Endpoint, bool)],
+    mut not_repointed: Vec<(Endpoint, String)>,
+    what: &str,
+    started: Instant,
+    reporter: &dyn Reporter,
+) -> PromotionOutcome {
     let mut problems = Vec::new();
     let promoted_at = match access.executed(&mut conn).await {
         Ok(p) => p,
@@ -538,41 +575,32 @@ pub async fn failover(
     };
     reporter
         .info(&format!(
-            "{cand}: replication stopped and reset; promoted at {promoted_at}"
+            "{new_primary}: replication stopped and reset; promoted at {promoted_at}"
         ))
         .await;
-    // 5. Repoint the others.
     reporter.progress("repoint replicas", 75).await;
-    let others: Vec<(Endpoint, bool)> = all
-        .iter()
-        .filter(|e| *e != cand)
-        .map(|e| (e.clone(), false))
-        .collect();
-    let (repointed, mut not_repointed) = repoint(access, &others, cand, reporter).await;
-    for u in &plan.unreachable {
-        not_repointed.push((u.clone(), "unreachable during the failover".into()));
-    }
-    // 6. Open for writes.
+    let (repointed, failed) = repoint(access, followers, new_primary, reporter).await;
+    not_repointed.extend(failed);
     reporter.progress("open for writes", 90).await;
     let semi = open_for_writes(
         access,
         &mut conn,
         repointed.len(),
-        "failover",
+        what,
         reporter,
         &mut problems,
     )
     .await;
     conn.close().await;
-    Ok(PromotionOutcome {
-        new_primary: cand.clone(),
+    PromotionOutcome {
+        new_primary: new_primary.clone(),
         promoted_at,
         repointed,
         not_repointed,
         semi_sync_active: semi,
         elapsed_ms: ms(started),
         problems,
-    })
+    }
 }
 
 /// A planned switchover from `old` to `candidate`; `others` are the other replicas.
@@ -648,44 +676,21 @@ pub async fn switchover(
         restore_writes(access, &mut old_conn, old, reporter).await;
         return Err(e.into());
     }
-    // Promoted: from here on every failure is recorded with the outcome, not returned.
-    let mut problems = Vec::new();
-    let promoted_at = match access.executed(&mut conn).await {
-        Ok(p) => p,
-        Err(e) => {
-            problems.push(format!("cannot read the promotion position: {e}"));
-            String::new()
-        }
-    };
-    reporter
-        .info(&format!("{candidate}: promoted at {promoted_at}"))
-        .await;
     // 4. Everyone follows it, the old primary too.
-    reporter.progress("repoint replicas", 75).await;
     old_conn.close().await;
     let mut followers: Vec<(Endpoint, bool)> = others.iter().map(|e| (e.clone(), false)).collect();
     followers.push((old.clone(), true));
-    let (repointed, not_repointed) = repoint(access, &followers, candidate, reporter).await;
-    reporter.progress("open for writes", 90).await;
-    let semi = open_for_writes(
+    Ok(after_promotion(
         access,
-        &mut conn,
-        repointed.len(),
+        conn,
+        candidate,
+        &followers,
+        Vec::new(),
         "switchover",
+        started,
         reporter,
-        &mut problems,
     )
-    .await;
-    conn.close().await;
-    Ok(PromotionOutcome {
-        new_primary: candidate.clone(),
-        promoted_at,
-        repointed,
-        not_repointed,
-        semi_sync_active: semi,
-        elapsed_ms: ms(started),
-        problems,
-    })
+    .await)
 }
 
 async fn restore_writes(
@@ -694,11 +699,7 @@ async fn restore_writes(
     old: &Endpoint,
     reporter: &dyn Reporter,
 ) {
-    let sql = match access.flavor {
-        Flavor::MariaDb => "SET GLOBAL read_only=OFF",
-        Flavor::MySql => "SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF",
-    };
-    match conn.exec(sql).await {
+    match conn.exec(access.writable_sql()).await {
         Ok(()) => reporter.warn(&format!("{old}: writable again")).await,
         Err(e) => reporter
             .warn(&format!(
@@ -789,19 +790,22 @@ pub async fn received_now(access: &ReplicationAccess, ep: &Endpoint) -> Result<G
 /// its replica threads applied), parsed.
 pub async fn slave_position(access: &ReplicationAccess, ep: &Endpoint) -> Result<GtidSet, OpError> {
     let mut c = access.connect(ep).await?;
-    let rows = c.query_rows("SELECT @@GLOBAL.gtid_slave_pos AS g").await?;
+    let s = value(&mut c, "SELECT @@GLOBAL.gtid_slave_pos AS v").await;
     c.close().await;
-    let s = rows
-        .into_iter()
-        .next()
-        .and_then(|mut r| r.remove("g").flatten())
-        .map(|s| s.split_whitespace().collect::<String>())
-        .unwrap_or_default();
+    let s = s?;
     GtidSet::parse(access.flavor, &s).map_err(|e| {
         OpError::Invalid(format!(
             "{ep}: cannot read its replication position `{s}`: {e}"
         ))
     })
+}
+
+/// Switches the semi-sync master side on at `primary` (a replica follows it again).
+pub async fn semi_sync_on(access: &ReplicationAccess, primary: &Endpoint) -> Result<(), OpError> {
+    let mut c = access.connect(primary).await?;
+    let r = c.exec(&access.semi_sync_master_sql(true)).await;
+    c.close().await;
+    Ok(r?)
 }
 
 /// The executed GTID set of a server, parsed.
@@ -819,18 +823,13 @@ pub async fn longest_transaction_secs(
     ep: &Endpoint,
 ) -> Result<u64, OpError> {
     let mut c = access.connect(ep).await?;
-    let rows = c
-        .query_rows(
-            "SELECT COALESCE(MAX(TIMESTAMPDIFF(SECOND, trx_started, NOW())), 0) AS s FROM information_schema.INNODB_TRX",
-        )
-        .await?;
+    let s = value(
+        &mut c,
+        "SELECT COALESCE(MAX(TIMESTAMPDIFF(SECOND, trx_started, NOW())), 0) AS v FROM information_schema.INNODB_TRX",
+    )
+    .await;
     c.close().await;
-    Ok(rows
-        .into_iter()
-        .next()
-        .and_then(|mut r| r.remove("s").flatten())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0))
+    Ok(s?.parse().unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -577,20 +577,9 @@ pub(super) async fn rejoin(
                 .map_err(store_err)?;
             if acc.semi_sync {
                 // A primary left without followers had semi-sync off; it has one now.
-                let mut conn =
-                    nines_access::server::ServerConn::connect(&primary, &acc.admin, acc.timeouts)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                let sql = match acc.flavor {
-                    nines_model::replication::Flavor::MariaDb => {
-                        "SET GLOBAL rpl_semi_sync_master_enabled=ON"
-                    }
-                    nines_model::replication::Flavor::MySql => {
-                        "SET GLOBAL rpl_semi_sync_source_enabled=ON"
-                    }
-                };
-                conn.exec(sql).await.map_err(|e| e.to_string())?;
-                conn.close().await;
+                replication::semi_sync_on(&acc, &primary)
+                    .await
+                    .map_err(op)?;
             }
             let msg = format!(
                 "{node} rejoined `{cluster}` as a read-only replica of {primary}: {}",
