@@ -117,8 +117,21 @@ async fn reconcile(
         {
             continue;
         }
+        let maintenance: Vec<Maintenance> = haview::maintenance(store, cluster.id, now).await?;
+        let records = store.list_nodes(Some(cluster.id)).await?;
         if cluster.cluster_type == ClusterType::Replication
-            && replication_ha(store, jobs, base, memory, now, &cluster, &view).await?
+            && replication_ha(
+                store,
+                jobs,
+                base,
+                memory,
+                now,
+                &cluster,
+                &view,
+                &records,
+                &maintenance,
+            )
+            .await?
         {
             continue;
         }
@@ -127,8 +140,6 @@ async fn reconcile(
             continue;
         }
         let policy = crate::jobs::ha::cluster_policy(base, &cluster);
-        let maintenance: Vec<Maintenance> = haview::maintenance(store, cluster.id, now).await?;
-        let records = store.list_nodes(Some(cluster.id)).await?;
         let galera_has_primary = view.nodes.iter().any(|n| {
             n.error.is_none()
                 && n.sample
@@ -239,6 +250,7 @@ async fn reconcile(
 
 /// Failover, semi-sync alarms and rejoins of one replication cluster; true when it
 /// submitted a job or a failover is due (node restarts then wait).
+#[allow(clippy::too_many_arguments)]
 async fn replication_ha(
     store: &Arc<dyn Store>,
     jobs: &Arc<JobRunner>,
@@ -247,6 +259,8 @@ async fn replication_ha(
     now: DateTime<Utc>,
     cluster: &nines_store::ClusterRecord,
     observed: &crate::monitor::ClusterObserved,
+    records: &[nines_store::NodeRecord],
+    maintenance: &[Maintenance],
 ) -> Result<bool, nines_store::StoreError> {
     let Some(primary) = cluster.primary.clone() else {
         return Ok(false);
@@ -255,7 +269,6 @@ async fn replication_ha(
         return Ok(false);
     }
     let name = &cluster.name;
-    let records = store.list_nodes(Some(cluster.id)).await?;
     let fenced: Vec<Endpoint> = records
         .iter()
         .filter(|r| r.fenced.is_some())
@@ -269,7 +282,7 @@ async fn replication_ha(
         store
             .set_cluster_primary(cluster.id, Some(&adopted))
             .await?;
-        for r in &records {
+        for r in records {
             if r.endpoint == adopted {
                 store.set_node_role(r.id, Role::Primary).await?;
                 store.set_node_fenced(r.id, None).await?;
@@ -307,9 +320,23 @@ async fn replication_ha(
         .get(name)
         .filter(|(p, _)| *p == primary)
         .map(|(_, at)| *at);
-    let maintenance = haview::maintenance(store, cluster.id, now).await?;
-    let failovers = haview::recent_failovers(store, cluster.id, now).await?;
-    let view = haview::replication_view(cluster, observed, confirmed_at, failovers, maintenance);
+    // Past failovers only matter to a primary that stopped answering.
+    let primary_answers = observed
+        .nodes
+        .iter()
+        .any(|n| n.endpoint == primary && n.probe.is_reachable());
+    let failovers = if primary_answers {
+        Vec::new()
+    } else {
+        haview::recent_failovers(store, cluster.id, now).await?
+    };
+    let view = haview::replication_view(
+        cluster,
+        observed,
+        confirmed_at,
+        failovers,
+        maintenance.to_vec(),
+    );
     let mut policy = crate::jobs::ha::cluster_policy(base, cluster);
     // A primary an operator stopped (`node stop --force`, `cluster stop`) is not failed
     // over: the operator chose to have no writer; a switchover is how to move it.
@@ -377,10 +404,6 @@ async fn replication_ha(
             // Not while a job (the failover itself) changes the topology, and not about a
             // topology never confirmed while its designated primary answers (a node
             // restart's business).
-            let primary_answers = observed
-                .nodes
-                .iter()
-                .any(|n| n.endpoint == primary && n.probe.is_reachable());
             let quiet =
                 (confirmed_at.is_none() && primary_answers) || cluster_busy(store, name).await?;
             if !quiet && memory.failover_alarmed.insert(name.clone()) {
