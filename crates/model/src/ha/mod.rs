@@ -48,7 +48,10 @@ pub use detect::{PrimaryHealth, PrimaryVerdict, primary_health};
 pub use failover::{
     FailoverAction, FailoverDecision, FailoverPlan, decide_failover, requested_failover,
 };
-pub use galera::{GaleraAction, GaleraDecision, GaleraNode, GaleraView, decide_galera_recovery};
+pub use galera::{
+    BootstrapMethod, GaleraAction, GaleraDecision, GaleraNode, GaleraView, decide_galera_recovery,
+    forced_galera_recovery, plan_galera_recovery,
+};
 pub use maintenance::{Maintenance, MaintenanceScope};
 pub use node_recovery::{
     NodeKind, NodeRestartState, RestartAction, RestartDecision, decide_node_restart,

@@ -95,7 +95,8 @@ enum Want {
     NoAction,
     Wait(i64),
     Collect(Vec<u8>, Vec<u8>),
-    Bootstrap(u8, BootstrapMethod, Vec<u8>),
+    /// Bootstrap node, method, stop first, then join.
+    Bootstrap(u8, BootstrapMethod, Vec<u8>, Vec<u8>),
     Refuse,
 }
 
@@ -112,13 +113,14 @@ fn matches(want: &Want, got: &GaleraAction) -> bool {
             },
         ) => *grastate == eps(g) && *wsrep_recover == eps(r),
         (
-            Want::Bootstrap(n, m, j),
+            Want::Bootstrap(n, m, st, j),
             GaleraAction::Bootstrap {
                 node,
                 method,
+                stop_first,
                 then_join,
             },
-        ) => *node == ep(*n) && method == m && *then_join == eps(j),
+        ) => *node == ep(*n) && method == m && *stop_first == eps(st) && *then_join == eps(j),
         _ => false,
     }
 }
@@ -149,7 +151,7 @@ fn galera_recovery_scenarios() {
         (
             "all nodes crashed with different seqnos",
             view(vec![crashed(1, 10), crashed(2, 12), crashed(3, 11)]),
-            Want::Bootstrap(2, NewCluster, vec![3, 1]),
+            Want::Bootstrap(2, NewCluster, vec![], vec![3, 1]),
             "the highest seqno (12)",
         ),
         (
@@ -158,7 +160,7 @@ fn galera_recovery_scenarios() {
                 no_primary_since: Some(t(-1)),
                 ..view(vec![crashed(1, 10), crashed(2, 12), crashed(3, 11)])
             },
-            Want::Bootstrap(2, NewCluster, vec![3, 1]),
+            Want::Bootstrap(2, NewCluster, vec![], vec![3, 1]),
             "every server is down",
         ),
         (
@@ -177,7 +179,7 @@ fn galera_recovery_scenarios() {
                 },
                 crashed(3, 11),
             ]),
-            Want::Bootstrap(2, NewCluster, vec![3, 1]),
+            Want::Bootstrap(2, NewCluster, vec![], vec![3, 1]),
             "--wsrep-recover found 6b7c5a1e-0f3a-11ef-9a42-8f1a2b3c4d5e:15",
         ),
         (
@@ -202,7 +204,7 @@ fn galera_recovery_scenarios() {
                 },
                 crashed(2, 12),
             ]),
-            Want::Bootstrap(2, NewCluster, vec![1]),
+            Want::Bootstrap(2, NewCluster, vec![], vec![1]),
             "the highest seqno (12)",
         ),
         (
@@ -214,7 +216,7 @@ fn galera_recovery_scenarios() {
                     ..down(2)
                 },
             ]),
-            Want::Bootstrap(2, NewCluster, vec![1]),
+            Want::Bootstrap(2, NewCluster, vec![], vec![1]),
             "same seqno",
         ),
         (
@@ -226,7 +228,7 @@ fn galera_recovery_scenarios() {
                 },
                 crashed(2, 7),
             ]),
-            Want::Bootstrap(2, NewCluster, vec![1]),
+            Want::Bootstrap(2, NewCluster, vec![], vec![1]),
             "the highest seqno (7)",
         ),
         (
@@ -272,14 +274,57 @@ fn galera_recovery_scenarios() {
         (
             "survivor of two crashes is the most advanced: pc.bootstrap",
             view(vec![non_primary(1, 100), crashed(2, 98), crashed(3, 99)]),
-            Want::Bootstrap(1, PcBootstrap, vec![3, 2]),
+            Want::Bootstrap(1, PcBootstrap, vec![], vec![3, 2]),
             "with pc.bootstrap on the running server",
         ),
         (
             "crashed node ahead of the survivor",
             view(vec![non_primary(1, 100), crashed(2, 101), crashed(3, 99)]),
-            Want::Bootstrap(2, NewCluster, vec![1, 3]),
-            "the highest seqno (101)",
+            Want::Bootstrap(2, NewCluster, vec![1], vec![1, 3]),
+            "first stop 127.0.0.11:3306",
+        ),
+        (
+            "two of three killed: no waiting, the survivor cannot heal alone",
+            GaleraView {
+                no_primary_since: Some(t(-1)),
+                ..view(vec![non_primary(1, 100), down(2), down(3)])
+            },
+            Want::Collect(vec![2, 3], vec![]),
+            "cannot form one without the dead, so recover now",
+        ),
+        (
+            "two of three killed, positions known: pc.bootstrap at once",
+            GaleraView {
+                no_primary_since: Some(t(-1)),
+                ..view(vec![non_primary(1, 100), crashed(2, 98), crashed(3, 99)])
+            },
+            Want::Bootstrap(1, PcBootstrap, vec![], vec![3, 2]),
+            "with pc.bootstrap on the running server",
+        ),
+        (
+            "one killed, one frozen: wait first",
+            GaleraView {
+                no_primary_since: Some(t(-1)),
+                ..view(vec![non_primary(1, 100), down(2), failing(3, Timeout)])
+            },
+            Want::Wait(9),
+            "less than the 10 s",
+        ),
+        (
+            "one killed, one frozen: then refuse, naming the blocker and the way out",
+            view(vec![non_primary(1, 100), down(2), failing(3, Timeout)]),
+            Want::Refuse,
+            "127.0.0.13:3306 may still be running",
+        ),
+        (
+            "two frozen: refuse and tell the operator what to do",
+            view(vec![
+                non_primary(1, 100),
+                failing(2, Timeout),
+                failing(3, Timeout),
+            ]),
+            Want::Refuse,
+            "nines cluster recover --bootstrap-from ADDR --force",
         ),
         (
             "every node up and non-Primary for longer than the timeout",
@@ -288,7 +333,7 @@ fn galera_recovery_scenarios() {
                 non_primary(2, 103),
                 non_primary(3, 101),
             ]),
-            Want::Bootstrap(2, PcBootstrap, vec![3, 1]),
+            Want::Bootstrap(2, PcBootstrap, vec![], vec![3, 1]),
             "at least the 10 s allowed",
         ),
         (
@@ -355,4 +400,103 @@ fn switches_and_maintenance() {
     let d = decide_galera_recovery(&v, &HaPolicy::default(), t(0));
     assert_eq!(d.action, GaleraAction::Refuse);
     assert_mentions(&d.reasons, "would have to touch it");
+}
+
+#[test]
+fn the_job_plans_without_waiting_or_switches() {
+    // The reconciler waited and checked the switches; the job plans from what it sees.
+    let mut v = view(vec![non_primary(1, 100), non_primary(2, 103)]);
+    v.no_primary_since = None;
+    let d = plan_galera_recovery(&v);
+    assert!(
+        matches(
+            &Want::Bootstrap(2, BootstrapMethod::PcBootstrap, vec![], vec![1]),
+            &d.action
+        ),
+        "{d:?}"
+    );
+    // A node that came back in a Primary component in the meantime: nothing to do.
+    let d = plan_galera_recovery(&view(vec![synced(1, 2), synced(2, 2), down(3)]));
+    assert_eq!(d.action, GaleraAction::NoAction);
+    // Still no bootstrap beside a node that does not answer.
+    let d = plan_galera_recovery(&view(vec![
+        non_primary(1, 100),
+        failing(2, ProbeErrorKind::Timeout),
+    ]));
+    assert_eq!(d.action, GaleraAction::Refuse);
+}
+
+#[test]
+fn forced_recovery_scenarios() {
+    use BootstrapMethod::{NewCluster, PcBootstrap};
+    use ProbeErrorKind::Timeout;
+    let frozen = |n| failing(n, Timeout);
+    let cases: Vec<(&str, GaleraView, u8, Want, &str)> = vec![
+        (
+            "two frozen: a person bootstraps the survivor, the frozen are left alone",
+            view(vec![non_primary(1, 100), frozen(2), frozen(3)]),
+            1,
+            Want::Bootstrap(1, PcBootstrap, vec![], vec![]),
+            "127.0.0.12:3306 is left as it is",
+        ),
+        (
+            "a stopped node chosen: the running one stops first and joins",
+            view(vec![non_primary(1, 100), crashed(2, 100), frozen(3)]),
+            2,
+            Want::Bootstrap(2, NewCluster, vec![1], vec![1]),
+            "forced by a person: bootstrap 127.0.0.12:3306 (seqno 100)",
+        ),
+        (
+            "a node ahead of the chosen one is never made to join",
+            view(vec![non_primary(1, 100), crashed(2, 105), crashed(3, 90)]),
+            1,
+            Want::Bootstrap(1, PcBootstrap, vec![], vec![3]),
+            "127.0.0.12:3306 is ahead of 127.0.0.11:3306 (seqno 105 > 100)",
+        ),
+        (
+            "a running node ahead of a stopped chosen one is stopped, not joined",
+            view(vec![non_primary(1, 100), crashed(2, 90)]),
+            2,
+            Want::Bootstrap(2, NewCluster, vec![1], vec![]),
+            "left stopped for a person to decide",
+        ),
+        (
+            "positions are collected first",
+            view(vec![non_primary(1, 100), down(2), frozen(3)]),
+            1,
+            Want::Collect(vec![2], vec![]),
+            "read grastate.dat on 127.0.0.12:3306",
+        ),
+        (
+            "never beside a Primary component",
+            view(vec![synced(1, 2), synced(2, 2), crashed(3, 100)]),
+            3,
+            Want::Refuse,
+            "a second Primary component",
+        ),
+        (
+            "not a node of the cluster",
+            view(vec![non_primary(1, 100), frozen(2)]),
+            4,
+            Want::Refuse,
+            "is not a node of this cluster",
+        ),
+        (
+            "a node that does not answer cannot bootstrap",
+            view(vec![non_primary(1, 100), frozen(2)]),
+            2,
+            Want::Refuse,
+            "cannot bootstrap a server it cannot reach",
+        ),
+    ];
+    for (name, v, from, want, needle) in cases {
+        let d = forced_galera_recovery(&v, &ep(from));
+        assert!(
+            matches(&want, &d.action),
+            "{name}: want {want:?}, got {:?}\n  {}",
+            d.action,
+            d.reasons.join("\n  ")
+        );
+        assert_mentions(&d.reasons, needle);
+    }
 }
