@@ -67,6 +67,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let body = nines_model::api::FailoverRequest { to, force };
             started(&client, f, client.post(&path, &body).await?, cluster.wait).await
         }
+        Command::Cluster(ClusterCmd::Recover {
+            cluster,
+            bootstrap_from,
+            force,
+        }) => {
+            let path = format!("/api/v1/clusters/{}/recover", urlencode(&cluster.name));
+            let body = nines_model::api::RecoverRequest {
+                bootstrap_from,
+                force,
+            };
+            started(&client, f, client.post(&path, &body).await?, cluster.wait).await
+        }
         Command::Cluster(ClusterCmd::Failovers {
             name,
             since,

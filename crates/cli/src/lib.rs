@@ -51,7 +51,7 @@ pub enum Command {
     /// Run the controller: API, monitor and job runner.
     Serve(ServeArgs),
     /// Clusters: create, import, list, show, stop, start, rolling-restart, switchover,
-    /// failover, failovers, recovery, ha-policy, delete.
+    /// failover, failovers, recover, recovery, ha-policy, delete.
     #[command(subcommand)]
     Cluster(ClusterCmd),
     /// Nodes: list, add, remove, stop, start, restart, rejoin.
@@ -151,6 +151,21 @@ pub enum ClusterCmd {
         /// Acknowledge every unacknowledged one and print how many.
         #[arg(long)]
         acknowledge: bool,
+    },
+    /// Bring back a Galera cluster that has no Primary component: bootstrap the most
+    /// advanced node (or, with --force, the one named) and join the others one by one.
+    Recover {
+        #[command(flatten)]
+        cluster: NameArgs,
+        /// The node to bootstrap from, ADDR[:PORT]; default: the one nines chooses (the
+        /// highest committed seqno). Without --force it must be that one.
+        #[arg(long)]
+        bootstrap_from: Option<String>,
+        /// Bootstrap --bootstrap-from even though nines would not (nodes that do not answer
+        /// may be alive elsewhere, or another node is more advanced). Never beside a
+        /// Primary component that serves.
+        #[arg(long, requires = "bootstrap_from")]
+        force: bool,
     },
     /// Turn automatic recovery (restarts, Galera recovery, failover) on or off.
     Recovery {
@@ -633,6 +648,38 @@ mod tests {
         let b = Cli::try_parse_from(["nines", "cluster", "list", "-o", "json"]).unwrap();
         assert_eq!(a.output, Format::Json);
         assert_eq!(b.output, Format::Json);
+    }
+
+    #[test]
+    fn galera_recover_command_parses() {
+        let c = Cli::try_parse_from([
+            "nines",
+            "cluster",
+            "recover",
+            "--name",
+            "gal",
+            "--bootstrap-from",
+            "127.0.0.11",
+            "--force",
+            "--wait",
+        ])
+        .unwrap();
+        match c.command {
+            Command::Cluster(ClusterCmd::Recover {
+                cluster,
+                bootstrap_from,
+                force,
+            }) => {
+                assert_eq!(cluster.name, "gal");
+                assert!(cluster.wait && force);
+                assert_eq!(bootstrap_from.as_deref(), Some("127.0.0.11"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from(["nines", "cluster", "recover", "--name", "g", "--force"]).is_err(),
+            "--force needs --bootstrap-from"
+        );
     }
 
     #[test]

@@ -1,15 +1,16 @@
-//! Builds what the HA decisions see ([`ReplicationView`]) from what the monitor observed
-//! and what the store knows (designated primary, maintenance windows, past failovers).
-//! Shared by the reconciler, which decides automatic failovers, and the failover,
-//! switchover and rejoin jobs, which plan again from the freshest view before acting.
+//! Builds what the HA decisions see ([`ReplicationView`], [`GaleraView`]) from what the
+//! monitor observed and what the store knows (designated primary, maintenance windows,
+//! past failovers). Shared by the reconciler, which decides automatic failovers and
+//! recoveries, and the failover, switchover, rejoin and Galera recovery jobs, which plan
+//! again from the freshest view before acting.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use nines_model::Endpoint;
 use nines_model::ha::{
-    FailoverRecord, KnownTopology, Maintenance, MaintenanceScope, ReplicationNode, ReplicationView,
-    SemiSyncState,
+    FailoverRecord, GaleraNode, GaleraView, KnownTopology, Maintenance, MaintenanceScope,
+    ReplicationNode, ReplicationView, SemiSyncState,
 };
 use nines_model::replication::Flavor;
 use nines_store::{ClusterRecord, Store, StoreError};
@@ -54,6 +55,39 @@ pub async fn recent_failovers(
             acknowledged: f.acknowledged,
         })
         .collect())
+}
+
+/// A Galera cluster's deployed nodes as the recovery decisions see them: the probe's
+/// status and the wsrep state of a node that answers. Positions of stopped nodes and
+/// "confirmed down" are the recovery job's to fill in (they need host access).
+pub fn galera_view(
+    observed: &ClusterObserved,
+    deployed: &[Endpoint],
+    no_primary_since: Option<DateTime<Utc>>,
+    maintenance: Vec<Maintenance>,
+) -> GaleraView {
+    let nodes = observed
+        .nodes
+        .iter()
+        .filter(|n| deployed.contains(&n.endpoint))
+        .map(|n| GaleraNode {
+            endpoint: n.endpoint.clone(),
+            probe: n.probe.clone(),
+            wsrep: if n.probe.is_reachable() {
+                n.sample.as_ref().and_then(|s| s.wsrep.clone())
+            } else {
+                None
+            },
+            down_confirmed: false,
+            grastate: None,
+            recovered: None,
+        })
+        .collect();
+    GaleraView {
+        nodes,
+        no_primary_since,
+        maintenance,
+    }
 }
 
 /// The flavor of the cluster's servers, from any sample (MariaDB when none answered yet).

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use nines_model::ha::{
-    FailoverAction, GaleraAction, GaleraNode, GaleraView, HaPolicy, Maintenance, NodeKind,
-    NodeRestartState, ProbeStatus, RestartAction, decide_failover, decide_galera_recovery,
+    FailoverAction, GaleraAction, GaleraView, HaPolicy, Maintenance, NodeKind,
+    NodeRestartState, RestartAction, decide_failover, decide_galera_recovery,
     decide_node_restart,
 };
-use nines_model::job::{ClusterAction, JobSpec, JobState, NodeAction};
+use nines_model::job::{JobSpec, JobState, NodeAction};
 use nines_model::snapshot::ProbeErrorKind;
 use nines_model::{ClusterType, Endpoint, NodeState, Role};
 use nines_store::{JobFilter, Store};
@@ -601,38 +601,18 @@ async fn galera_recovery(
     records: &[nines_store::NodeRecord],
     maintenance: &[Maintenance],
 ) -> Result<bool, nines_store::StoreError> {
-    let nodes: Vec<GaleraNode> = view
-        .nodes
+    if view.nodes.iter().any(|n| n.state.is_none()) {
+        return Ok(false);
+    }
+    // Nodes an operator stopped are not recovered (a stopped cluster stays stopped).
+    let wanted: Vec<Endpoint> = records
         .iter()
-        .filter(|n| {
-            records
-                .iter()
-                .any(|r| r.endpoint == n.endpoint && r.settings.is_some())
-        })
-        .map(|n| {
-            let key = (cluster.to_string(), n.endpoint.clone());
-            GaleraNode {
-                endpoint: n.endpoint.clone(),
-                probe: match &n.error {
-                    None => ProbeStatus::Reachable,
-                    Some(e) => ProbeStatus::Failing {
-                        kind: e.kind,
-                        consecutive: 2,
-                        since: memory.down_since.get(&key).copied().unwrap_or(now),
-                    },
-                },
-                wsrep: if n.error.is_none() {
-                    n.sample.as_ref().and_then(|s| s.wsrep.clone())
-                } else {
-                    None
-                },
-                down_confirmed: false,
-                grastate: None,
-                recovered: None,
-            }
-        })
+        .filter(|r| r.settings.is_some() && r.desired == "running")
+        .map(|r| r.endpoint.clone())
         .collect();
-    if nodes.is_empty() || view.nodes.iter().any(|n| n.state.is_none()) {
+    let galera_view = haview::galera_view(view, &wanted, None, maintenance.to_vec());
+    let nodes = &galera_view.nodes;
+    if nodes.is_empty() {
         return Ok(false);
     }
     let any_primary = nodes
@@ -649,9 +629,8 @@ async fn galera_recovery(
         .entry(cluster.to_string())
         .or_insert(now);
     let galera_view = GaleraView {
-        nodes,
         no_primary_since: Some(since),
-        maintenance: maintenance.to_vec(),
+        ..galera_view
     };
     let decision = decide_galera_recovery(&galera_view, policy, now);
     match decision.action {
@@ -678,9 +657,12 @@ async fn galera_recovery(
             if attempts.last().is_some_and(|last| now < *last + backoff) {
                 return Ok(true);
             }
-            let spec = JobSpec::ClusterAction {
+            let spec = JobSpec::GaleraRecovery {
                 cluster: cluster.to_string(),
-                action: ClusterAction::Start,
+                bootstrap_from: None,
+                force: false,
+                automatic: true,
+                reasons: decision.reasons.clone(),
             };
             let job = jobs.submit(&spec, REQUESTER).await?;
             attempts.push(now);

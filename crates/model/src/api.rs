@@ -344,6 +344,22 @@ pub struct FailoverRequest {
     pub force: bool,
 }
 
+/// Body of `POST /api/v1/clusters/{name}/recover`: bring back a Galera cluster's Primary
+/// component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverRequest {
+    /// `host[:port]` of the node to bootstrap from; absent: the one nines chooses (the
+    /// most advanced). Without `force` it must be the one nines would choose.
+    #[serde(default)]
+    pub bootstrap_from: Option<String>,
+    /// Bootstrap `bootstrap_from` even though nines would not: nodes that do not answer
+    /// may be alive elsewhere, or another node is more advanced (the job's log names what
+    /// that costs). Never beside a Primary component that serves.
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// Body of `POST /api/v1/clusters/{name}/switchover`: hand the primary role of a
 /// replication cluster to a replica, with zero loss.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

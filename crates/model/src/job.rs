@@ -181,6 +181,25 @@ pub enum JobSpec {
         #[schema(value_type = String)]
         node: Endpoint,
     },
+    /// Bring back a Galera cluster that has no Primary component: collect the stopped
+    /// nodes' positions, bootstrap the node the model chooses (or, forced, the one a
+    /// person names), then join the others one at a time.
+    GaleraRecovery {
+        cluster: String,
+        /// The node a person chose to bootstrap from; None: the model's choice.
+        #[serde(default)]
+        #[schema(value_type = Option<String>)]
+        bootstrap_from: Option<Endpoint>,
+        /// Bootstrap `bootstrap_from` even where the model would not.
+        #[serde(default)]
+        force: bool,
+        /// Started by the reconciler rather than a person.
+        #[serde(default)]
+        automatic: bool,
+        /// The decision's reasons, for the job log (automatic recoveries).
+        #[serde(default)]
+        reasons: Vec<String>,
+    },
 }
 
 /// What to do with one node.
@@ -235,6 +254,7 @@ impl JobSpec {
             Self::Failover { .. } => "failover",
             Self::Switchover { .. } => "switchover",
             Self::Rejoin { .. } => "rejoin",
+            Self::GaleraRecovery { .. } => "galera_recovery",
         }
     }
 
@@ -249,7 +269,8 @@ impl JobSpec {
             | Self::RemoveNode { cluster, .. }
             | Self::Failover { cluster, .. }
             | Self::Switchover { cluster, .. }
-            | Self::Rejoin { cluster, .. } => cluster,
+            | Self::Rejoin { cluster, .. }
+            | Self::GaleraRecovery { cluster, .. } => cluster,
         }
     }
 }

@@ -378,7 +378,7 @@ async fn start_galera(d: &Deploy<'_>, reporter: &dyn Reporter) -> Result<(), OpE
         .await;
     first.start(&["--wsrep-new-cluster"]).await?;
     first.wait_ready(READY_TIMEOUT).await?;
-    first.wait_synced(READY_TIMEOUT).await?;
+    first.wait_synced(READY_TIMEOUT, reporter).await?;
     first.sql(&local_cleanup_sql()).await?;
     first.sql(&accounts_sql(d.accounts, true)).await?;
     let n = d.nodes.len();
@@ -394,9 +394,14 @@ async fn start_galera(d: &Deploy<'_>, reporter: &dyn Reporter) -> Result<(), OpE
             ))
             .await;
         if !node.is_running().await? {
-            node.start(&[]).await?;
+            crate::wait::report_while(
+                reporter,
+                &format!("{} to start and receive its state", node.endpoint),
+                node.start(&[]),
+            )
+            .await?;
         }
-        node.wait_synced(JOIN_TIMEOUT).await?;
+        node.wait_synced(JOIN_TIMEOUT, reporter).await?;
         reporter.info(&format!("{}: Synced", node.endpoint)).await;
     }
     let size = first.status_var("wsrep_cluster_size").await?;

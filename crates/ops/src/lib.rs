@@ -6,10 +6,12 @@
 
 pub mod deploy;
 pub mod discover;
+pub mod galera;
 pub mod lifecycle;
 pub mod node;
 pub mod preflight;
 pub mod replication;
+pub mod wait;
 
 use async_trait::async_trait;
 use nines_model::job::LogLevel;

@@ -1,17 +1,14 @@
 //! Starting and stopping nodes and whole clusters, with the safety rules an operator
 //! expects: never stop the last node of a Galera Primary component or a primary that has
-//! replicas unless forced; start a fully stopped Galera cluster only from the node with
-//! the highest committed seqno; restart node by node, each healthy before the next.
+//! replicas unless forced; restart node by node, each healthy before the next. Starting a
+//! Galera cluster that has no Primary component is a recovery (`galera.rs`).
 
 use std::time::Duration;
 
-use nines_access::host::HostCommand;
-use nines_access::server::parse::{parse_grastate, parse_wsrep_recover};
 use nines_model::ClusterType;
-use nines_model::galera::{GaleraPosition, choose_bootstrap};
 
 use crate::deploy::{JOIN_TIMEOUT, wait_replicating};
-use crate::node::{NodeTarget, READY_TIMEOUT, SHORT};
+use crate::node::{NodeTarget, READY_TIMEOUT};
 use crate::{OpError, Reporter};
 
 /// A node's part in its cluster, for the rules below.
@@ -71,11 +68,16 @@ pub async fn start_node(
     reporter: &dyn Reporter,
 ) -> Result<(), OpError> {
     if !n.is_running().await? {
-        n.start(&[]).await?;
+        crate::wait::report_while(
+            reporter,
+            &format!("{} to start", n.endpoint),
+            n.start(&[]),
+        )
+        .await?;
     }
     n.wait_ready(READY_TIMEOUT).await?;
     match part {
-        NodePart::Galera => n.wait_synced(JOIN_TIMEOUT).await?,
+        NodePart::Galera => n.wait_synced(JOIN_TIMEOUT, reporter).await?,
         NodePart::Primary => {
             // Semi-sync clusters have the replica side on everywhere; the primary waits for
             // acknowledgements once it takes writes again.
@@ -104,142 +106,6 @@ pub async fn start_node(
 pub async fn stop_node(n: &NodeTarget, reporter: &dyn Reporter) -> Result<(), OpError> {
     n.stop().await?;
     reporter.info(&format!("{} stopped", n.endpoint)).await;
-    Ok(())
-}
-
-/// Reads a stopped Galera node's committed position: grastate.dat, and where it says
-/// seqno -1, `mariadbd --wsrep-recover`. A failing step keeps what was read.
-pub async fn galera_position(
-    n: &NodeTarget,
-    reporter: &dyn Reporter,
-) -> Result<GaleraPosition, OpError> {
-    let path = format!("{}/grastate.dat", n.settings.layout.datadir);
-    let text = n
-        .run(HostCommand::new("cat").arg(&path), SHORT)
-        .await
-        .unwrap_or_default();
-    let g = parse_grastate(&text);
-    let mut pos = GaleraPosition {
-        node: n.endpoint.to_string(),
-        uuid: g.uuid.clone(),
-        seqno: g.seqno,
-        safe_to_bootstrap: g.safe_to_bootstrap.unwrap_or(false),
-    };
-    if pos.seqno < 0 {
-        reporter
-            .info(&format!(
-                "{}: grastate seqno is -1, recovering the position",
-                n.endpoint
-            ))
-            .await;
-        let log = n.wsrep_recover().await?;
-        match parse_wsrep_recover(&log) {
-            Some((uuid, seqno)) => {
-                pos.uuid = uuid;
-                pos.seqno = seqno;
-            }
-            None => {
-                reporter
-                    .warn(&format!("{}: --wsrep-recover gave no position", n.endpoint))
-                    .await
-            }
-        }
-    }
-    reporter
-        .info(&format!(
-            "{}: position {}:{} safe_to_bootstrap={}",
-            n.endpoint, pos.uuid, pos.seqno, pos.safe_to_bootstrap
-        ))
-        .await;
-    Ok(pos)
-}
-
-/// Starts a fully stopped Galera cluster: bootstrap the most advanced node, then join the rest one by one.
-pub async fn start_galera_cluster(
-    nodes: &[NodeTarget],
-    reporter: &dyn Reporter,
-) -> Result<(), OpError> {
-    let mut running = Vec::new();
-    for n in nodes {
-        if n.is_running().await? {
-            running.push(n);
-        }
-    }
-    if !running.is_empty() {
-        // Part of the cluster runs: the rest simply join it.
-        for n in nodes {
-            start_node(n, NodePart::Galera, reporter).await?;
-        }
-        return Ok(());
-    }
-    let mut positions = Vec::new();
-    for n in nodes {
-        positions.push(galera_position(n, reporter).await?);
-    }
-    let chosen = choose_bootstrap(&positions).map_err(OpError::Invalid)?;
-    let Some(first) = nodes.iter().find(|n| n.endpoint.to_string() == chosen.node) else {
-        return Err(OpError::Invalid(format!(
-            "chosen node {} not found",
-            chosen.node
-        )));
-    };
-    reporter
-        .info(&format!(
-            "bootstrapping from {} (seqno {}, the highest)",
-            first.endpoint, chosen.seqno
-        ))
-        .await;
-    // Only the chosen node may bootstrap: every other grastate says it may not, and no
-    // node may have come up in the meantime.
-    for n in nodes.iter().filter(|n| n.endpoint != first.endpoint) {
-        if n.is_running().await? {
-            return Err(OpError::Invalid(format!(
-                "{} started while the cluster was being recovered: not bootstrapping a second cluster",
-                n.endpoint
-            )));
-        }
-        let _ = n
-            .run(
-                HostCommand::shell(
-                    "[ -f \"$1\" ] && sed -i 's/^safe_to_bootstrap:.*/safe_to_bootstrap: 0/' \"$1\" || true",
-                )
-                .arg(format!("{}/grastate.dat", n.settings.layout.datadir)),
-                SHORT,
-            )
-            .await;
-    }
-    first
-        .run(
-            HostCommand::new("sed")
-                .arg("-i")
-                .arg("s/^safe_to_bootstrap:.*/safe_to_bootstrap: 1/")
-                .arg(format!("{}/grastate.dat", first.settings.layout.datadir)),
-            SHORT,
-        )
-        .await?;
-    // The recovered position goes to the server: without it a node whose grastate says
-    // seqno -1 starts the group from 00000000-…:-1, a new history, and every joiner then
-    // needs a full state transfer instead of IST.
-    let start_position = |n: &NodeTarget| {
-        positions
-            .iter()
-            .find(|p| p.node == n.endpoint.to_string() && p.seqno >= 0 && !p.uuid.is_empty())
-            .map(|p| format!("--wsrep-start-position={}:{}", p.uuid, p.seqno))
-    };
-    let mut args = vec!["--wsrep-new-cluster".to_string()];
-    args.extend(start_position(first));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    first.start(&args).await?;
-    first.wait_ready(READY_TIMEOUT).await?;
-    first.wait_synced(READY_TIMEOUT).await?;
-    for n in nodes.iter().filter(|n| n.endpoint != first.endpoint) {
-        if !n.is_running().await? {
-            let pos = start_position(n);
-            let args: Vec<&str> = pos.iter().map(String::as_str).collect();
-            n.start(&args).await?;
-        }
-        start_node(n, NodePart::Galera, reporter).await?;
-    }
     Ok(())
 }
 

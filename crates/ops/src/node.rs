@@ -152,12 +152,21 @@ impl NodeTarget {
             .to_string())
     }
 
-    /// Polls until `wsrep_local_state_comment` is Synced, with a deadline.
-    pub async fn wait_synced(&self, timeout: Duration) -> Result<(), OpError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+    /// Polls until `wsrep_local_state_comment` is Synced, with a deadline; says in the job
+    /// log what it waits for every [`crate::wait::REPORT_EVERY`], and stops when the job
+    /// is cancelled.
+    pub async fn wait_synced(
+        &self,
+        timeout: Duration,
+        reporter: &dyn crate::Reporter,
+    ) -> Result<(), OpError> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + timeout;
+        let mut next_report = started + crate::wait::REPORT_EVERY;
         loop {
             let last = match self.status_var("wsrep_local_state_comment").await {
                 Ok(s) if s == "Synced" => return Ok(()),
+                Ok(s) if s.is_empty() => "no wsrep state".to_string(),
                 Ok(s) => s,
                 Err(e) => e.to_string(),
             };
@@ -167,13 +176,29 @@ impl NodeTarget {
                     self.endpoint, self.settings.layout.error_log
                 )));
             }
-            if tokio::time::Instant::now() >= deadline {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return Err(OpError::Invalid(format!(
-                    "{}: not Synced after {timeout:?} (state: {last})",
-                    self.endpoint
+                    "{}: not Synced after {} s (state: {last})",
+                    self.endpoint,
+                    timeout.as_secs()
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            if now >= next_report {
+                next_report = now + crate::wait::REPORT_EVERY;
+                reporter
+                    .info(&format!(
+                        "waiting for {} to be Synced: {last} ({} s of at most {} s)",
+                        self.endpoint,
+                        (now - started).as_secs(),
+                        timeout.as_secs()
+                    ))
+                    .await;
+            }
+            tokio::select! {
+                _ = reporter.cancellation().cancelled() => return Err(OpError::Cancelled),
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
         }
     }
 

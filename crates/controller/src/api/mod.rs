@@ -7,6 +7,7 @@ mod clusters;
 mod deploy;
 mod error;
 mod failovers;
+mod galera;
 mod ha;
 mod ha_policy;
 mod jobs;
@@ -76,6 +77,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ha::failover))
         .routes(routes!(ha::switchover))
         .routes(routes!(ha::rejoin))
+        .routes(routes!(galera::recover))
         .routes(routes!(failovers::list_failovers))
         .routes(routes!(failovers::acknowledge_failovers))
         .routes(routes!(

@@ -88,9 +88,13 @@ pub(super) async fn cluster_action(
                 .await
                 .map_err(op)?;
         }
+        ClusterAction::Start if t == ClusterType::Galera => {
+            desired("running").await?;
+            super::galera::recover(ctx, env, cluster, super::galera::Mode::Start).await?;
+        }
         ClusterAction::Start => {
             desired("running").await?;
-            start_cluster(t, &targets, ctx).await?;
+            start_cluster(&targets, ctx).await?;
         }
         ClusterAction::RollingRestart => {
             let ordered = restart_order(t, &targets);
@@ -123,28 +127,15 @@ fn restart_order(
     v
 }
 
-async fn start_cluster(
-    t: ClusterType,
-    targets: &[(NodeTarget, NodePart)],
-    ctx: &JobContext,
-) -> Result<(), String> {
-    match t {
-        ClusterType::Galera => {
-            let nodes: Vec<NodeTarget> = targets.iter().map(|(n, _)| n.clone()).collect();
-            lifecycle::start_galera_cluster(&nodes, ctx)
-                .await
-                .map_err(op)
-        }
-        _ => {
-            // The primary first, so replicas find their source.
-            let mut v: Vec<&(NodeTarget, NodePart)> = targets.iter().collect();
-            v.sort_by_key(|(_, p)| !matches!(p, NodePart::Primary));
-            for (n, p) in v {
-                lifecycle::start_node(n, *p, ctx).await.map_err(op)?;
-            }
-            Ok(())
-        }
+/// Starts a replication or standalone cluster: the primary first, so replicas find
+/// their source.
+async fn start_cluster(targets: &[(NodeTarget, NodePart)], ctx: &JobContext) -> Result<(), String> {
+    let mut v: Vec<&(NodeTarget, NodePart)> = targets.iter().collect();
+    v.sort_by_key(|(_, p)| !matches!(p, NodePart::Primary));
+    for (n, p) in v {
+        lifecycle::start_node(n, *p, ctx).await.map_err(op)?;
     }
+    Ok(())
 }
 
 pub(super) async fn delete_cluster(

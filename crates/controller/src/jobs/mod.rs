@@ -8,6 +8,7 @@
 
 mod context;
 mod create;
+mod galera;
 pub mod ha;
 mod import;
 mod lifecycle;
@@ -244,6 +245,23 @@ impl JobRunner {
                 ha::switchover(ctx, env, cluster, to.as_ref()).await
             }
             JobSpec::Rejoin { cluster, node } => ha::rejoin(ctx, env, cluster, node).await,
+            JobSpec::GaleraRecovery {
+                cluster,
+                bootstrap_from,
+                force,
+                automatic,
+                reasons,
+            } => {
+                let mode = if *automatic {
+                    galera::Mode::Automatic(reasons)
+                } else {
+                    galera::Mode::Manual {
+                        bootstrap_from: bootstrap_from.as_ref(),
+                        force: *force,
+                    }
+                };
+                galera::recover(ctx, env, cluster, mode).await
+            }
         }
     }
 }

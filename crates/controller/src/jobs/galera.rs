@@ -1,0 +1,236 @@
+//! Galera recovery as a job: the reconciler's automatic recovery, `nines cluster recover`
+//! and `nines cluster start` of a Galera cluster without a Primary component.
+//!
+//! The job builds the recovery view from what the monitor sees now (the shared
+//! `haview::galera_view`), asks each host of a node that does not answer whether its server
+//! runs (a node whose process is gone is confirmed down, and its position is read from
+//! grastate.dat or `--wsrep-recover`), plans with the model (`plan_galera_recovery`, or
+//! `forced_galera_recovery` for a person's `--force`), logs the plan's reasons and carries
+//! out exactly that plan with `nines_ops::galera::execute`.
+
+use nines_model::ha::{
+    GaleraAction, GaleraDecision, GaleraView, forced_galera_recovery, plan_galera_recovery,
+};
+use nines_model::{ClusterType, Endpoint};
+use nines_ops::Reporter;
+use nines_ops::galera::{self, BootstrapPlan};
+use nines_ops::lifecycle::{self, NodePart};
+use nines_ops::node::NodeTarget;
+
+use super::targets::load;
+use super::{JobContext, JobEnv};
+use crate::haview;
+
+/// What asked for the recovery.
+pub(super) enum Mode<'a> {
+    /// The reconciler, with its decision's reasons.
+    Automatic(&'a [String]),
+    /// A person, naming the node or leaving the choice to nines; `force` overrides it.
+    Manual {
+        bootstrap_from: Option<&'a Endpoint>,
+        force: bool,
+    },
+    /// `cluster start`: the nodes nines deployed all run, in one Primary component.
+    Start,
+}
+
+fn op(e: nines_ops::OpError) -> String {
+    e.to_string()
+}
+
+pub(super) async fn recover(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    mode: Mode<'_>,
+) -> Result<(), String> {
+    let c = load(env, cluster).await?;
+    if c.record.cluster_type != ClusterType::Galera {
+        return Err(format!(
+            "cluster `{cluster}` is {}: recovery by bootstrap applies to Galera clusters",
+            c.record.cluster_type
+        ));
+    }
+    let targets: Vec<NodeTarget> = c
+        .targets(env)?
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    if let Mode::Automatic(reasons) = mode {
+        ctx.info(&format!("decided by nines: {}", reasons.join("; ")))
+            .await;
+    }
+    let observed = fresh_view(env, cluster).await?;
+    let endpoints: Vec<Endpoint> = targets.iter().map(|t| t.endpoint.clone()).collect();
+    let mut view = haview::galera_view(&observed, &endpoints, None, Vec::new());
+    ctx.progress("positions", 0).await;
+    collect_positions(ctx, &targets, &mut view).await?;
+    let decision = match mode {
+        Mode::Manual {
+            bootstrap_from: Some(from),
+            force: true,
+        } => forced_galera_recovery(&view, from),
+        Mode::Manual {
+            bootstrap_from: Some(from),
+            force: false,
+        } => {
+            let d = plan_galera_recovery(&view);
+            if let GaleraAction::Bootstrap { node, .. } = &d.action
+                && node != from
+            {
+                return Err(format!(
+                    "nines would bootstrap {node}, not {from}: {}; add --force to bootstrap {from} anyway",
+                    d.explain()
+                ));
+            }
+            d
+        }
+        _ => plan_galera_recovery(&view),
+    };
+    for r in &decision.reasons {
+        ctx.info(r).await;
+    }
+    carry_out(ctx, env, cluster, &targets, &view, decision, &mode).await
+}
+
+/// What the monitor sees of the cluster once every node was probed after this moment
+/// (at most [`FRESH_WITHIN`] later; then what it has).
+async fn fresh_view(
+    env: &JobEnv,
+    cluster: &str,
+) -> Result<std::sync::Arc<crate::monitor::ClusterObserved>, String> {
+    let since = chrono::Utc::now();
+    let deadline = tokio::time::Instant::now() + FRESH_WITHIN;
+    loop {
+        let observed = env
+            .monitor
+            .cluster(cluster)
+            .ok_or_else(|| format!("cluster `{cluster}` is not watched by the monitor"))?;
+        let fresh = observed
+            .nodes
+            .iter()
+            .all(|n| n.probed_at.is_some_and(|p| p >= since));
+        if fresh || tokio::time::Instant::now() >= deadline {
+            return Ok(observed);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// How long the job waits for probes newer than its start.
+const FRESH_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Asks the host of every node that does not answer whether its server runs; reads the
+/// position of every one that does not.
+async fn collect_positions(
+    ctx: &JobContext,
+    targets: &[NodeTarget],
+    view: &mut GaleraView,
+) -> Result<(), String> {
+    for node in view.nodes.iter_mut().filter(|n| !n.probe.is_reachable()) {
+        let Some(t) = targets.iter().find(|t| t.endpoint == node.endpoint) else {
+            continue;
+        };
+        match t.is_running().await {
+            Ok(false) => {
+                node.down_confirmed = true;
+                node.recovered = Some(galera::position(t, ctx).await.map_err(op)?);
+            }
+            Ok(true) => {
+                return Err(format!(
+                    "{}: does not answer SQL but its server process runs (starting, in a state transfer, or hung): not recovering while it may still be part of the cluster",
+                    node.endpoint
+                ));
+            }
+            Err(e) => {
+                // The host does not confirm: the node stays unknown, and the plan refuses
+                // unless a person forces it.
+                ctx.warn(&format!(
+                    "{}: its host cannot tell whether the server runs: {e}",
+                    node.endpoint
+                ))
+                .await;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn carry_out(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    targets: &[NodeTarget],
+    view: &GaleraView,
+    decision: GaleraDecision,
+    mode: &Mode<'_>,
+) -> Result<(), String> {
+    match decision.action {
+        GaleraAction::Bootstrap {
+            node,
+            method,
+            stop_first,
+            then_join,
+        } => {
+            let positions: Vec<_> = view
+                .nodes
+                .iter()
+                .filter_map(|n| n.recovered.clone())
+                .collect();
+            let plan = BootstrapPlan {
+                node,
+                method,
+                stop_first,
+                then_join,
+            };
+            galera::execute(&plan, targets, &positions, ctx)
+                .await
+                .map_err(op)?;
+            let msg = format!(
+                "Galera cluster recovered: bootstrapped from {} ({}), then joined {}",
+                plan.node,
+                match method {
+                    nines_model::ha::BootstrapMethod::PcBootstrap => "pc.bootstrap",
+                    nines_model::ha::BootstrapMethod::NewCluster => "--wsrep-new-cluster",
+                },
+                if plan.then_join.is_empty() {
+                    "no other node".to_string()
+                } else {
+                    plan.then_join
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            );
+            ctx.info(&msg).await;
+            env.store
+                .add_event(
+                    cluster,
+                    Some(&plan.node.to_string()),
+                    "galera_recovered",
+                    &msg,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        GaleraAction::NoAction => {
+            if matches!(mode, Mode::Start) {
+                // A Primary component serves: the stopped nodes join it.
+                for t in targets {
+                    lifecycle::start_node(t, NodePart::Galera, ctx)
+                        .await
+                        .map_err(op)?;
+                }
+            }
+            Ok(())
+        }
+        GaleraAction::Refuse
+        | GaleraAction::Wait { .. }
+        | GaleraAction::CollectPositions { .. } => Err(format!(
+            "not recovering: {}",
+            decision.reasons.last().cloned().unwrap_or_default()
+        )),
+    }
+}
