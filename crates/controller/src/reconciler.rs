@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use nines_model::ha::{
-    FailoverAction, GaleraAction, GaleraView, HaPolicy, Maintenance, NodeKind,
-    NodeRestartState, RestartAction, decide_failover, decide_galera_recovery,
-    decide_node_restart,
+    FailoverAction, GaleraAction, GaleraView, HaPolicy, Maintenance, NodeKind, NodeRestartState,
+    RestartAction, decide_failover, decide_galera_recovery, decide_node_restart,
 };
 use nines_model::job::{JobSpec, JobState, NodeAction};
 use nines_model::snapshot::ProbeErrorKind;
@@ -140,13 +139,16 @@ async fn reconcile(
             continue;
         }
         let policy = crate::jobs::ha::cluster_policy(base, &cluster);
-        let galera_has_primary = view.nodes.iter().any(|n| {
-            n.error.is_none()
-                && n.sample
-                    .as_ref()
-                    .and_then(|s| s.wsrep.as_ref())
-                    .is_some_and(|w| w.is_primary_component())
-        });
+        let galera_has_primary = cluster.cluster_type == ClusterType::Galera
+            && nines_model::ha::joinable_primary(&haview::galera_view(
+                &view,
+                &records
+                    .iter()
+                    .map(|r| r.endpoint.clone())
+                    .collect::<Vec<_>>(),
+                None,
+                Vec::new(),
+            ));
         let mut busy = None;
         if cluster.cluster_type == ClusterType::Galera {
             let acted = galera_recovery(

@@ -106,6 +106,7 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/clusters/{name}/nodes/{address}/rejoin", "post"),
         ("/api/v1/clusters/{name}/failover", "post"),
         ("/api/v1/clusters/{name}/switchover", "post"),
+        ("/api/v1/clusters/{name}/recover", "post"),
         ("/api/v1/clusters/{name}/failovers", "get"),
         ("/api/v1/clusters/{name}/failovers/acknowledge", "post"),
         ("/api/v1/clusters/{name}/maintenance", "put"),
@@ -627,6 +628,7 @@ async fn failover_switchover_and_rejoin_check_their_input_before_queuing() {
     for path in [
         "/api/v1/clusters/nowhere/failover",
         "/api/v1/clusters/nowhere/switchover",
+        "/api/v1/clusters/nowhere/recover",
         "/api/v1/clusters/nowhere/nodes/127.0.0.1:3306/rejoin",
     ] {
         let (s, e) = post(&ctl, path, "{}").await;
@@ -658,6 +660,34 @@ async fn failover_switchover_and_rejoin_check_their_input_before_queuing() {
             "{path}: {e}"
         );
     }
+
+    // Recovery by bootstrap is Galera's: 400 on other clusters; its node is checked.
+    for c in ["solo", "shop"] {
+        let (s, e) = post(&ctl, &format!("/api/v1/clusters/{c}/recover"), "{}").await;
+        assert_eq!(s, 400, "{c}: {e}");
+        assert!(
+            e["error"]
+                .as_str()
+                .unwrap()
+                .contains("applies to Galera clusters"),
+            "{c}: {e}"
+        );
+    }
+    let out = ctl.cli(&[
+        "cluster",
+        "recover",
+        "--name",
+        "shop",
+        "--bootstrap-from",
+        &replica,
+        "--force",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cluster `shop` is replication"),
+        "{}",
+        stderr(&out)
+    );
 
     // `to`: malformed, not a node of the cluster, already the primary.
     for route in ["failover", "switchover"] {

@@ -131,7 +131,7 @@ async fn a_fully_crashed_galera_cluster_is_recovered_with_every_acknowledged_wri
         .as_array()
         .unwrap()
         .iter()
-        .find(|j| j["kind"] == "cluster_start")
+        .find(|j| j["kind"] == "galera_recovery")
         .expect("a recovery job");
     assert_eq!(job["requested_by"], "nines (auto-recovery)");
     let log = stdout(&ctl.cli(&["job", "logs", &job["id"].to_string()]));

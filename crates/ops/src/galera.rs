@@ -39,10 +39,7 @@ pub struct BootstrapPlan {
 /// Reads a stopped Galera node's committed position: grastate.dat, and where it says
 /// seqno -1 (not shut down cleanly), `mariadbd --wsrep-recover`. Refuses to touch a node
 /// whose server runs.
-pub async fn position(
-    n: &NodeTarget,
-    reporter: &dyn Reporter,
-) -> Result<GaleraPosition, OpError> {
+pub async fn position(n: &NodeTarget, reporter: &dyn Reporter) -> Result<GaleraPosition, OpError> {
     if n.is_running().await? {
         return Err(OpError::Invalid(format!(
             "{}: its server process runs although it refused connections (starting, or in a state transfer): its position cannot be read now",
@@ -134,7 +131,10 @@ pub async fn execute(
         if !n.is_running().await? {
             continue;
         }
-        let status = n.status_var("wsrep_cluster_status").await.unwrap_or_default();
+        let status = n
+            .status_var("wsrep_cluster_status")
+            .await
+            .unwrap_or_default();
         if status == "Primary" {
             return Err(OpError::Invalid(format!(
                 "{} is in a Primary component now: not bootstrapping a second one",
@@ -279,8 +279,6 @@ async fn join(
     )
     .await?;
     n.wait_synced(JOIN_TIMEOUT, reporter).await?;
-    reporter
-        .info(&format!("{} is Synced", n.endpoint))
-        .await;
+    reporter.info(&format!("{} is Synced", n.endpoint)).await;
     Ok(())
 }

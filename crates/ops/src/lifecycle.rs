@@ -68,12 +68,8 @@ pub async fn start_node(
     reporter: &dyn Reporter,
 ) -> Result<(), OpError> {
     if !n.is_running().await? {
-        crate::wait::report_while(
-            reporter,
-            &format!("{} to start", n.endpoint),
-            n.start(&[]),
-        )
-        .await?;
+        crate::wait::report_while(reporter, &format!("{} to start", n.endpoint), n.start(&[]))
+            .await?;
     }
     n.wait_ready(READY_TIMEOUT).await?;
     match part {

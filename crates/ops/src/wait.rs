@@ -85,7 +85,12 @@ mod tests {
     async fn cancellation_ends_the_wait() {
         let log = Log::default();
         log.cancel.cancel();
-        let r = report_while(&log, "forever", std::future::pending::<Result<(), OpError>>()).await;
+        let r = report_while(
+            &log,
+            "forever",
+            std::future::pending::<Result<(), OpError>>(),
+        )
+        .await;
         assert!(matches!(r, Err(OpError::Cancelled)));
     }
 }

@@ -11,6 +11,7 @@
 use nines_model::ha::{
     GaleraAction, GaleraDecision, GaleraView, forced_galera_recovery, plan_galera_recovery,
 };
+use nines_model::snapshot::ProbeErrorKind;
 use nines_model::{ClusterType, Endpoint};
 use nines_ops::Reporter;
 use nines_ops::galera::{self, BootstrapPlan};
@@ -51,11 +52,7 @@ pub(super) async fn recover(
             c.record.cluster_type
         ));
     }
-    let targets: Vec<NodeTarget> = c
-        .targets(env)?
-        .into_iter()
-        .map(|(t, _)| t)
-        .collect();
+    let targets: Vec<NodeTarget> = c.targets(env)?.into_iter().map(|(t, _)| t).collect();
     if let Mode::Automatic(reasons) = mode {
         ctx.info(&format!("decided by nines: {}", reasons.join("; ")))
             .await;
@@ -121,36 +118,59 @@ async fn fresh_view(
 const FRESH_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Asks the host of every node that does not answer whether its server runs; reads the
-/// position of every one that does not.
+/// position of every one that does not (all at once: `--wsrep-recover` takes seconds).
 async fn collect_positions(
     ctx: &JobContext,
     targets: &[NodeTarget],
     view: &mut GaleraView,
 ) -> Result<(), String> {
-    for node in view.nodes.iter_mut().filter(|n| !n.probe.is_reachable()) {
-        let Some(t) = targets.iter().find(|t| t.endpoint == node.endpoint) else {
-            continue;
-        };
+    let silent: Vec<(&NodeTarget, bool)> = view
+        .nodes
+        .iter()
+        .filter(|n| !n.probe.is_reachable())
+        .filter_map(|n| {
+            let refused = n.probe.error_kind() == Some(ProbeErrorKind::Refused);
+            targets
+                .iter()
+                .find(|t| t.endpoint == n.endpoint)
+                .map(|t| (t, refused))
+        })
+        .collect();
+    let found = futures::future::join_all(silent.iter().map(|(t, refused)| async move {
         match t.is_running().await {
-            Ok(false) => {
-                node.down_confirmed = true;
-                node.recovered = Some(galera::position(t, ctx).await.map_err(op)?);
-            }
+            Ok(false) => Ok(Some(galera::position(t, ctx).await.map_err(op)?)),
+            // It refuses connections yet runs: starting, or receiving a state transfer.
+            Ok(true) if *refused => Err(format!(
+                "{}: refuses connections but its server process runs (starting, or in a state transfer): not recovering while it may be joining",
+                t.endpoint
+            )),
+            // It does not answer and runs (hung, frozen, cut off): it stays unknown.
             Ok(true) => {
-                return Err(format!(
-                    "{}: does not answer SQL but its server process runs (starting, in a state transfer, or hung): not recovering while it may still be part of the cluster",
-                    node.endpoint
-                ));
+                ctx.warn(&format!(
+                    "{}: does not answer, and its server process runs: it may still be in a Primary component",
+                    t.endpoint
+                ))
+                .await;
+                Ok(None)
             }
             Err(e) => {
                 // The host does not confirm: the node stays unknown, and the plan refuses
                 // unless a person forces it.
                 ctx.warn(&format!(
                     "{}: its host cannot tell whether the server runs: {e}",
-                    node.endpoint
+                    t.endpoint
                 ))
                 .await;
+                Ok(None)
             }
+        }
+    }))
+    .await;
+    for ((t, _), result) in silent.iter().zip(found) {
+        let Some(pos) = result? else { continue };
+        if let Some(node) = view.nodes.iter_mut().find(|n| n.endpoint == t.endpoint) {
+            node.down_confirmed = true;
+            node.recovered = Some(pos);
         }
     }
     Ok(())

@@ -243,6 +243,22 @@ pub fn decide_galera_recovery(
     plan(&states, reasons)
 }
 
+/// Whether a dead node can be restarted to join a Primary component now: a reachable
+/// node says Primary, and its component counts no more members than the nodes that
+/// answer. A component that still counts nodes which refuse connections has not evicted
+/// them yet (Galera takes a few seconds, its suspect timeout): it may be about to lose
+/// its majority, and a joiner started now would wait on a component that is going away.
+pub fn joinable_primary(view: &GaleraView) -> bool {
+    let answering = view.nodes.iter().filter(|n| n.probe.is_reachable()).count();
+    view.nodes.iter().any(|n| {
+        n.probe.is_reachable()
+            && n.wsrep.as_ref().is_some_and(|w| {
+                w.is_primary_component()
+                    && usize::try_from(w.cluster_size).unwrap_or(0) <= answering
+            })
+    })
+}
+
 /// Rules 5 to 7 alone (no switch, window or waiting): what the recovery job plans from
 /// the freshest view and the positions it collected, right before carrying it out.
 pub fn plan_galera_recovery(view: &GaleraView) -> GaleraDecision {
@@ -267,7 +283,9 @@ pub fn forced_galera_recovery(view: &GaleraView, from: &Endpoint) -> GaleraDecis
     if let Some(last) = serving(&states) {
         return refuse(
             reasons,
-            format!("{last}: bootstrapping another node would make a second Primary component, so nines does not, even when forced"),
+            format!(
+                "{last}: bootstrapping another node would make a second Primary component, so nines does not, even when forced"
+            ),
         );
     }
     let Some((chosen, state)) = states.iter().find(|(n, _)| &n.endpoint == from) else {
@@ -467,8 +485,7 @@ fn collect_action(missing: &Missing, reasons: &mut Vec<String>) -> Option<Galera
             names(&missing.wsrep_recover)
         ));
     }
-    reasons
-        .push("every node's position is needed before choosing; keep what was collected".into());
+    reasons.push("every node's position is needed before choosing; keep what was collected".into());
     Some(GaleraAction::CollectPositions {
         grastate: missing.grastate.clone(),
         wsrep_recover: missing.wsrep_recover.clone(),

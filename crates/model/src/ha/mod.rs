@@ -50,7 +50,7 @@ pub use failover::{
 };
 pub use galera::{
     BootstrapMethod, GaleraAction, GaleraDecision, GaleraNode, GaleraView, decide_galera_recovery,
-    forced_galera_recovery, plan_galera_recovery,
+    forced_galera_recovery, joinable_primary, plan_galera_recovery,
 };
 pub use maintenance::{Maintenance, MaintenanceScope};
 pub use node_recovery::{

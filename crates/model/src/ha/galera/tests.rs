@@ -500,3 +500,42 @@ fn forced_recovery_scenarios() {
         assert_mentions(&d.reasons, needle);
     }
 }
+
+#[test]
+fn a_dead_node_joins_only_a_component_that_evicted_the_dead() {
+    let cases = [
+        (
+            "healthy",
+            vec![synced(1, 3), synced(2, 3), synced(3, 3)],
+            true,
+        ),
+        (
+            "one dead, evicted",
+            vec![synced(1, 2), synced(2, 2), down(3)],
+            true,
+        ),
+        (
+            "one dead, not evicted yet: the component still counts it",
+            vec![synced(1, 3), synced(2, 3), down(3)],
+            false,
+        ),
+        (
+            "two dead, the survivor has not noticed yet",
+            vec![synced(1, 3), down(2), down(3)],
+            false,
+        ),
+        (
+            "two dead, the survivor non-Primary",
+            vec![non_primary(1, 100), down(2), down(3)],
+            false,
+        ),
+        (
+            "a bootstrapped survivor",
+            vec![synced(1, 1), down(2), down(3)],
+            true,
+        ),
+    ];
+    for (name, nodes, want) in cases {
+        assert_eq!(joinable_primary(&view(nodes)), want, "{name}");
+    }
+}
