@@ -214,7 +214,7 @@ async fn galera_deploy_scale_stop_and_start() {
         Some("running")
     );
     assert!(
-        stdout(&out).contains(&format!("bootstrapping from {}:3306", addrs[0])),
+        stdout(&out).contains(&format!("bootstrap {}:3306: the highest seqno", addrs[0])),
         "must bootstrap from the node that took the last write: {}",
         stdout(&out)
     );
