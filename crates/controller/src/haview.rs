@@ -72,7 +72,7 @@ pub fn galera_view(
         .filter(|n| deployed.contains(&n.endpoint))
         .map(|n| GaleraNode {
             endpoint: n.endpoint.clone(),
-            probe: n.probe.clone(),
+            probe: n.probe,
             wsrep: if n.probe.is_reachable() {
                 n.sample.as_ref().and_then(|s| s.wsrep.clone())
             } else {

@@ -19,7 +19,7 @@ use nines_model::ha::{
     FailoverAction, GaleraAction, GaleraView, HaPolicy, Maintenance, NodeKind, NodeRestartState,
     RestartAction, decide_failover, decide_galera_recovery, decide_node_restart,
 };
-use nines_model::job::{JobSpec, JobState, NodeAction};
+use nines_model::job::{JobSpec, NodeAction};
 use nines_model::snapshot::ProbeErrorKind;
 use nines_model::{ClusterType, Endpoint, NodeState, Role};
 use nines_store::{JobFilter, Store};
@@ -203,11 +203,17 @@ async fn reconcile(
             let addr = rec.endpoint.to_string();
             match decision.action {
                 RestartAction::Restart { attempt } => {
-                    // One job at a time per cluster: an operator's job in flight goes first.
+                    let spec = JobSpec::NodeAction {
+                        cluster: cluster.name.clone(),
+                        node: rec.endpoint.clone(),
+                        action: NodeAction::Start,
+                        force: false,
+                    };
+                    // An operator's job in flight goes first (the lanes decide).
                     let in_flight = match busy {
                         Some(b) => b,
                         None => {
-                            let b = cluster_busy(store, &cluster.name).await?;
+                            let b = jobs.would_wait(&spec).await?;
                             busy = Some(b);
                             b
                         }
@@ -215,12 +221,6 @@ async fn reconcile(
                     if in_flight {
                         continue;
                     }
-                    let spec = JobSpec::NodeAction {
-                        cluster: cluster.name.clone(),
-                        node: rec.endpoint.clone(),
-                        action: NodeAction::Start,
-                        force: false,
-                    };
                     let job = jobs.submit(&spec, REQUESTER).await?;
                     busy = Some(true);
                     memory.attempts.entry(key).or_default().push(now);
@@ -352,9 +352,16 @@ async fn replication_ha(
     let decision = decide_failover(&view, &policy, now);
     match &decision.action {
         FailoverAction::Failover(plan) => {
-            // A data copy for a new node (hours, maybe) does not hold a failover back;
-            // the store lets the failover job run beside it.
-            if busy_except(store, name, &["add_node"]).await? {
+            let spec = JobSpec::Failover {
+                cluster: name.clone(),
+                to: Some(plan.candidate.clone()),
+                force: false,
+                automatic: true,
+                reasons: decision.reasons.clone(),
+            };
+            // A data copy for a new node (hours, maybe) does not hold a failover back:
+            // the lanes let it run beside it.
+            if jobs.would_wait(&spec).await? {
                 return Ok(true);
             }
             let attempts = memory.failover_attempts.entry(name.clone()).or_default();
@@ -376,13 +383,6 @@ async fn replication_ha(
                 return Ok(true);
             }
             attempts.push(now);
-            let spec = JobSpec::Failover {
-                cluster: name.clone(),
-                to: Some(plan.candidate.clone()),
-                force: false,
-                automatic: true,
-                reasons: decision.reasons.clone(),
-            };
             let job = jobs.submit(&spec, REQUESTER).await?;
             let msg = format!(
                 "failing over from {} to {} (job {}): {}",
@@ -459,13 +459,13 @@ async fn replication_ha(
         if attempts.len() >= max || attempts.last().is_some_and(|l| now < *l + backoff) {
             continue;
         }
-        if cluster_busy(store, name).await? {
-            return Ok(false);
-        }
         let spec = JobSpec::Rejoin {
             cluster: name.clone(),
             node: rec.endpoint.clone(),
         };
+        if jobs.would_wait(&spec).await? {
+            return Ok(false);
+        }
         let job = jobs.submit(&spec, REQUESTER).await?;
         attempts.push(now);
         let msg = format!(
@@ -557,32 +557,17 @@ async fn last_job_end(
     Ok(jobs.first().and_then(|j| j.finished_at))
 }
 
+/// Whether the cluster has a queued or running job (what the monitor sees may be its
+/// doing).
 async fn cluster_busy(
     store: &Arc<dyn Store>,
     cluster: &str,
 ) -> Result<bool, nines_store::StoreError> {
-    busy_except(store, cluster, &[]).await
-}
-
-/// Whether the cluster has a queued or running job other than of the given kinds.
-async fn busy_except(
-    store: &Arc<dyn Store>,
-    cluster: &str,
-    kinds: &[&str],
-) -> Result<bool, nines_store::StoreError> {
-    for state in [JobState::Queued, JobState::Running] {
-        let jobs = store
-            .list_jobs(&JobFilter {
-                cluster: Some(cluster.to_string()),
-                state: Some(state),
-                limit: Some(100),
-            })
-            .await?;
-        if jobs.iter().any(|j| !kinds.contains(&j.kind.as_str())) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    Ok(store
+        .active_jobs()
+        .await?
+        .iter()
+        .any(|j| j.cluster_name == cluster))
 }
 
 /// Whole-cluster Galera recovery: when no node is in a Primary component (every server
@@ -637,7 +622,14 @@ async fn galera_recovery(
     let decision = decide_galera_recovery(&galera_view, policy, now);
     match decision.action {
         GaleraAction::CollectPositions { .. } | GaleraAction::Bootstrap { .. } => {
-            if cluster_busy(store, cluster).await? {
+            let spec = JobSpec::GaleraRecovery {
+                cluster: cluster.to_string(),
+                bootstrap_from: None,
+                force: false,
+                automatic: true,
+                reasons: decision.reasons.clone(),
+            };
+            if jobs.would_wait(&spec).await? {
                 return Ok(true);
             }
             let attempts = memory
@@ -659,13 +651,6 @@ async fn galera_recovery(
             if attempts.last().is_some_and(|last| now < *last + backoff) {
                 return Ok(true);
             }
-            let spec = JobSpec::GaleraRecovery {
-                cluster: cluster.to_string(),
-                bootstrap_from: None,
-                force: false,
-                automatic: true,
-                reasons: decision.reasons.clone(),
-            };
             let job = jobs.submit(&spec, REQUESTER).await?;
             attempts.push(now);
             let msg = format!(

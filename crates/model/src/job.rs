@@ -258,7 +258,7 @@ impl JobSpec {
         }
     }
 
-    /// The cluster the job works on; jobs of one cluster run one at a time.
+    /// The cluster the job works on; its jobs take turns by their locks ([`crate::lanes`]).
     pub fn cluster_name(&self) -> &str {
         match self {
             Self::ImportCluster { name, .. } | Self::CreateCluster { name, .. } => name,

@@ -13,6 +13,7 @@ pub mod ha;
 pub mod health;
 pub mod job;
 pub mod lag;
+pub mod lanes;
 pub mod replication;
 pub mod snapshot;
 pub mod topology;

@@ -130,7 +130,7 @@ async fn ended_job(ctl: &Controller, kind: &str) -> Value {
             && ["succeeded", "failed", "cancelled"].contains(&j["state"].as_str().unwrap_or(""))
     };
     let found = wait_until(Duration::from_secs(30), || async {
-        jobs(ctl).iter().any(|j| ended(j))
+        jobs(ctl).iter().any(&ended)
     })
     .await;
     assert!(found, "no ended {kind} job: {}", dump(ctl));

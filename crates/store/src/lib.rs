@@ -323,12 +323,11 @@ pub trait Store: Send + Sync {
     async fn create_job(&self, spec: &JobSpec, requested_by: &str) -> Result<JobRecord>;
     async fn get_job(&self, id: i64) -> Result<Option<JobRecord>>;
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>>;
-    /// Queued jobs, oldest first, of clusters that have no running job — except that a
-    /// `failover` job may run beside running `add_node` jobs: a data copy can take hours,
-    /// and a dead primary must not wait for it.
-    async fn runnable_jobs(&self) -> Result<Vec<JobRecord>>;
-    /// Moves a queued job to running (under the rule of [`Store::runnable_jobs`]); false
-    /// when it was not queued any more or its cluster runs a job it may not run beside.
+    /// Queued and running jobs, oldest first: what the job runner decides on (which may
+    /// start is `nines_model::lanes::startable`, the runner's alone).
+    async fn active_jobs(&self) -> Result<Vec<JobRecord>>;
+    /// Moves a queued job to running; false when it was not queued any more (cancelled,
+    /// or started already).
     async fn start_job(&self, id: i64) -> Result<bool>;
     async fn set_job_progress(&self, id: i64, progress: &Progress) -> Result<()>;
     /// Moves a job to a final state (no-op when it is final already).

@@ -718,23 +718,17 @@ impl Store for SqliteStore {
         rows.iter().map(Self::job_from_row).collect()
     }
 
-    async fn runnable_jobs(&self) -> Result<Vec<JobRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM jobs j WHERE j.state = 'queued' AND NOT EXISTS \
-             (SELECT 1 FROM jobs r WHERE r.cluster_name = j.cluster_name AND r.state = 'running' \
-              AND NOT (j.kind = 'failover' AND r.kind = 'add_node')) \
-             ORDER BY j.id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+    async fn active_jobs(&self) -> Result<Vec<JobRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(Self::job_from_row).collect()
     }
 
     async fn start_job(&self, id: i64) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued' \
-             AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.cluster_name = jobs.cluster_name AND r.state = 'running' \
-              AND NOT (jobs.kind = 'failover' AND r.kind = 'add_node'))",
+            "UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'",
         )
         .bind(now_ms())
         .bind(id)

@@ -1,5 +1,7 @@
-//! The job runner: executes queued jobs, one at a time per cluster and clusters in
-//! parallel, with a durable log, progress and cancellation.
+//! The job runner: executes queued jobs in lanes (`nines_model::lanes`: changes to a
+//! cluster one at a time, long read-only work beside them, failover and recovery never
+//! behind a data copy) and clusters in parallel, with a durable log, progress and
+//! cancellation.
 //!
 //! Jobs live in the store; the runner only holds the cancellation tokens of the jobs it is
 //! running. It wakes when a job is submitted or finishes, and every second besides, so a
@@ -20,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nines_model::job::{JobSpec, JobState, LogLevel};
+use nines_model::lanes::{Lock, startable};
 use nines_ops::Reporter;
 use nines_store::{JobRecord, Store, StoreError};
 use tokio::sync::Notify;
@@ -103,6 +106,33 @@ impl JobRunner {
         Ok(job)
     }
 
+    /// Whether `spec`, submitted now, would wait for a queued or running job of its
+    /// cluster (the same rule the dispatch loop applies).
+    pub async fn would_wait(&self, spec: &JobSpec) -> Result<bool, StoreError> {
+        let cluster = spec.cluster_name();
+        let active: Vec<JobRecord> = self
+            .store
+            .active_jobs()
+            .await?
+            .into_iter()
+            .filter(|j| j.cluster_name == cluster)
+            .collect();
+        let running: Vec<Vec<Lock>> = active
+            .iter()
+            .filter(|j| j.state == JobState::Running)
+            .map(|j| j.spec.locks())
+            .collect();
+        let mut queued: Vec<(i64, Vec<Lock>)> = active
+            .iter()
+            .filter(|j| j.state == JobState::Queued)
+            .map(|j| (j.id, j.spec.locks()))
+            .collect();
+        // An id after every stored one stands for the new job.
+        let new = queued.iter().map(|(id, _)| *id).max().unwrap_or(0) + 1;
+        queued.push((new, spec.locks()));
+        Ok(!startable(&running, &queued).contains(&new))
+    }
+
     /// Cancels a job: a queued one at once, a running one by signalling its steps.
     pub async fn cancel(&self, id: i64) -> Result<JobState, StoreError> {
         let state = self.store.request_cancel(id).await?;
@@ -142,8 +172,23 @@ impl JobRunner {
         }
     }
 
+    /// Starts every queued job the lanes allow (`nines_model::lanes`). Only this loop
+    /// starts jobs, so what it read cannot change under it but by a cancellation, which
+    /// `start_job` notices.
     async fn dispatch(self: &Arc<Self>) -> Result<(), StoreError> {
-        for job in self.store.runnable_jobs().await? {
+        let active = self.store.active_jobs().await?;
+        let running: Vec<Vec<Lock>> = active
+            .iter()
+            .filter(|j| j.state == JobState::Running)
+            .map(|j| j.spec.locks())
+            .collect();
+        let queued: Vec<(i64, Vec<Lock>)> = active
+            .iter()
+            .filter(|j| j.state == JobState::Queued)
+            .map(|j| (j.id, j.spec.locks()))
+            .collect();
+        let start = startable(&running, &queued);
+        for job in active.into_iter().filter(|j| start.contains(&j.id)) {
             if !self.store.start_job(job.id).await? {
                 continue;
             }
