@@ -10,19 +10,20 @@
 //! acts on their answers, and records every answer that acts or gives up as an event with
 //! its reasons.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use nines_model::ha::{
-    FailoverAction, GaleraAction, GaleraView, HaPolicy, Maintenance, NodeKind, NodeRestartState,
-    RestartAction, decide_failover, decide_galera_recovery, decide_node_restart,
+    AlarmKind, FailoverAction, GaleraAction, GaleraView, HaMemory, HaPolicy, Maintenance, NodeKind,
+    NodeRestartState, Repair, RestartAction, RetryBudget, RetryVerdict, decide_failover,
+    decide_galera_recovery, decide_node_restart,
 };
 use nines_model::job::{JobSpec, NodeAction};
 use nines_model::snapshot::ProbeErrorKind;
 use nines_model::{ClusterType, Endpoint, NodeState, Role};
-use nines_store::{JobFilter, Store};
+use nines_store::{HaAttempt, JobFilter, RaisedAlarm, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::haview;
@@ -34,31 +35,129 @@ pub const REQUESTER: &str = "nines (auto-recovery)";
 
 type NodeKey = (String, Endpoint);
 
-/// What the reconciler remembers between ticks.
-#[derive(Default)]
+/// What the reconciler remembers between ticks. Observations (since when a node is
+/// down, since when Galera has no Primary component, when the topology was last seen
+/// healthy) are rebuilt from the monitor after a restart; its own actions (attempts,
+/// raised alarms) are in the store ([`Durable`]).
 struct Memory {
     down_since: HashMap<NodeKey, DateTime<Utc>>,
-    attempts: HashMap<NodeKey, Vec<DateTime<Utc>>>,
-    gave_up: HashSet<NodeKey>,
     /// Per Galera cluster: since when no node is in a Primary component.
     no_primary_since: HashMap<String, DateTime<Utc>>,
-    /// Per Galera cluster: recovery jobs submitted during the current outage.
-    galera_attempts: HashMap<String, Vec<DateTime<Utc>>>,
-    /// Per cluster: the last refusal or give-up already raised as an alarm.
-    galera_alarmed: HashSet<String>,
     /// Per replication cluster: the designated primary and when it was last seen healthy
     /// with its replicas (the topology the failover decision may trust).
     confirmed: HashMap<String, (Endpoint, DateTime<Utc>)>,
-    /// Replication clusters whose failover refusal was raised as an alarm this outage.
-    failover_alarmed: HashSet<String>,
-    /// Replication clusters whose semi-sync fallback was raised as an alarm.
-    semi_sync_alarmed: HashSet<String>,
-    /// Rejoin jobs submitted per fenced node.
-    rejoins: HashMap<NodeKey, Vec<DateTime<Utc>>>,
-    /// Failover jobs submitted per replication cluster during the current outage (a job
-    /// that fails, e.g. a candidate that cannot apply its relay log, is retried with
-    /// backoff a bounded number of times, then an alarm asks for a person).
-    failover_attempts: HashMap<String, Vec<DateTime<Utc>>>,
+    durable: Durable,
+}
+
+/// The reconciler's attempts and raised alarms: an in-memory copy ([`HaMemory`]) that
+/// every change writes through to the store, loaded from it at start.
+struct Durable {
+    store: Arc<dyn Store>,
+    mem: HaMemory,
+}
+
+impl Durable {
+    /// Loads the last day's attempts and every raised alarm.
+    async fn load(store: Arc<dyn Store>, now: DateTime<Utc>) -> Result<Self, StoreError> {
+        let mut mem = HaMemory::default();
+        let horizon = now - chrono::Duration::hours(24);
+        store.prune_attempts(horizon).await?;
+        for a in store.attempts_since(horizon).await? {
+            match a.repair.parse::<Repair>() {
+                Ok(r) => mem.note_attempt(a.cluster_id, r, &a.subject, a.at),
+                Err(e) => tracing::warn!(error = %e, "ignoring a stored attempt"),
+            }
+        }
+        for a in store.raised_alarms().await? {
+            match a.alarm.parse::<AlarmKind>() {
+                Ok(k) => {
+                    mem.note_raised(a.cluster_id, k, &a.subject);
+                }
+                Err(e) => tracing::warn!(error = %e, "ignoring a stored alarm"),
+            }
+        }
+        Ok(Self { store, mem })
+    }
+
+    fn attempts(&self, cluster_id: i64, repair: Repair, subject: &str) -> Vec<DateTime<Utc>> {
+        self.mem.attempts(cluster_id, repair, subject).to_vec()
+    }
+
+    async fn attempt(
+        &mut self,
+        cluster_id: i64,
+        repair: Repair,
+        subject: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.store
+            .record_attempt(&HaAttempt {
+                cluster_id,
+                repair: repair.as_str().to_string(),
+                subject: subject.to_string(),
+                at,
+            })
+            .await?;
+        self.mem.note_attempt(cluster_id, repair, subject, at);
+        Ok(())
+    }
+
+    /// The outage ended: its attempts no longer count (no store write when none).
+    async fn clear_attempts(
+        &mut self,
+        cluster_id: i64,
+        repair: Repair,
+        subject: &str,
+    ) -> Result<(), StoreError> {
+        if self.mem.clear_attempts(cluster_id, repair, subject) {
+            self.store
+                .clear_attempts(cluster_id, repair.as_str(), subject)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Raises the alarm (an `alarm` event with `message`) unless it is raised already.
+    async fn raise(
+        &mut self,
+        cluster_id: i64,
+        cluster: &str,
+        alarm: AlarmKind,
+        subject: &str,
+        message: &str,
+    ) -> Result<bool, StoreError> {
+        if self.mem.is_raised(cluster_id, alarm, subject) {
+            return Ok(false);
+        }
+        tracing::warn!(cluster = %cluster, "{message}");
+        self.store
+            .raise_alarm(&RaisedAlarm {
+                cluster_id,
+                cluster: cluster.to_string(),
+                alarm: alarm.as_str().to_string(),
+                subject: subject.to_string(),
+                raised_at: Utc::now(),
+                message: message.to_string(),
+            })
+            .await?;
+        Ok(self.mem.note_raised(cluster_id, alarm, subject))
+    }
+
+    /// Clears the alarm; true when it was raised (no store write when not).
+    async fn clear(
+        &mut self,
+        cluster_id: i64,
+        alarm: AlarmKind,
+        subject: &str,
+    ) -> Result<bool, StoreError> {
+        if !self.mem.note_cleared(cluster_id, alarm, subject) {
+            return Ok(false);
+        }
+        self.store
+            .clear_alarm(cluster_id, alarm.as_str(), subject)
+            .await?;
+        Ok(true)
+    }
 }
 
 /// Runs the reconciliation loop until shutdown.
@@ -70,7 +169,26 @@ pub async fn run(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut memory = Memory::default();
+    // Without its memory the reconciler could restart past a budget or raise alarms
+    // again: it waits for the store rather than act without it.
+    let durable = loop {
+        match Durable::load(Arc::clone(&store), Utc::now()).await {
+            Ok(d) => break d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the reconciler's memory; trying again");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        }
+    };
+    let mut memory = Memory {
+        down_since: HashMap::new(),
+        no_primary_since: HashMap::new(),
+        confirmed: HashMap::new(),
+        durable,
+    };
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -157,7 +275,7 @@ async fn reconcile(
                 &policy,
                 memory,
                 now,
-                &cluster.name,
+                &cluster,
                 &view,
                 &records,
                 &maintenance,
@@ -179,13 +297,35 @@ async fn reconcile(
                     .error
                     .as_ref()
                     .is_some_and(|e| e.kind == ProbeErrorKind::Refused);
+            let addr = rec.endpoint.to_string();
             if !down {
-                memory.down_since.remove(&key);
-                memory.attempts.remove(&key);
-                memory.gave_up.remove(&key);
+                if memory.down_since.remove(&key).is_some()
+                    || !memory
+                        .durable
+                        .attempts(cluster.id, Repair::NodeRestart, &addr)
+                        .is_empty()
+                {
+                    memory
+                        .durable
+                        .clear_attempts(cluster.id, Repair::NodeRestart, &addr)
+                        .await?;
+                    memory
+                        .durable
+                        .clear(cluster.id, AlarmKind::NodeRestart, &addr)
+                        .await?;
+                }
                 continue;
             }
-            let since = *memory.down_since.entry(key.clone()).or_insert(now);
+            let attempts = memory
+                .durable
+                .attempts(cluster.id, Repair::NodeRestart, &addr);
+            // After a controller restart the outage began no later than its first
+            // recorded attempt.
+            let first = attempts.first().copied().unwrap_or(now);
+            let since = *memory
+                .down_since
+                .entry(key.clone())
+                .or_insert(first.min(now));
             let state = NodeRestartState {
                 endpoint: rec.endpoint.clone(),
                 kind: match cluster.cluster_type {
@@ -197,10 +337,9 @@ async fn reconcile(
                 },
                 desired_running: rec.desired == "running",
                 down_since: Some(since),
-                attempts: memory.attempts.get(&key).cloned().unwrap_or_default(),
+                attempts,
             };
             let decision = decide_node_restart(&state, &maintenance, &policy, now);
-            let addr = rec.endpoint.to_string();
             match decision.action {
                 RestartAction::Restart { attempt } => {
                     let spec = JobSpec::NodeAction {
@@ -223,7 +362,10 @@ async fn reconcile(
                     }
                     let job = jobs.submit(&spec, REQUESTER).await?;
                     busy = Some(true);
-                    memory.attempts.entry(key).or_default().push(now);
+                    memory
+                        .durable
+                        .attempt(cluster.id, Repair::NodeRestart, &addr, now)
+                        .await?;
                     let msg = format!(
                         "restarting {addr} (attempt {attempt}, job {}): {}",
                         job.id,
@@ -235,13 +377,17 @@ async fn reconcile(
                         .await?;
                 }
                 RestartAction::GiveUp => {
-                    if memory.gave_up.insert(key) {
-                        let msg = format!("alarm: {}", decision.explain());
-                        tracing::warn!(cluster = %cluster.name, "{msg}");
-                        store
-                            .add_event(&cluster.name, Some(&addr), "alarm", &msg)
-                            .await?;
-                    }
+                    let msg = format!("alarm: {}", decision.explain());
+                    memory
+                        .durable
+                        .raise(
+                            cluster.id,
+                            &cluster.name,
+                            AlarmKind::NodeRestart,
+                            &addr,
+                            &msg,
+                        )
+                        .await?;
                 }
                 RestartAction::Wait { .. } | RestartAction::NoAction => {}
             }
@@ -315,7 +461,14 @@ async fn replication_ha(
         memory
             .confirmed
             .insert(name.clone(), (primary.clone(), now));
-        memory.failover_alarmed.remove(name);
+        memory
+            .durable
+            .clear(cluster.id, AlarmKind::Failover, "")
+            .await?;
+        memory
+            .durable
+            .clear_attempts(cluster.id, Repair::Failover, "")
+            .await?;
     }
     let confirmed_at = memory
         .confirmed
@@ -364,25 +517,28 @@ async fn replication_ha(
             if jobs.would_wait(&spec).await? {
                 return Ok(true);
             }
-            let attempts = memory.failover_attempts.entry(name.clone()).or_default();
-            let max = policy.max_restart_attempts as usize;
-            if attempts.len() >= max {
-                if memory.failover_alarmed.insert(name.clone()) {
+            let attempts = memory.durable.attempts(cluster.id, Repair::Failover, "");
+            let budget = RetryBudget::from_policy(&policy, chrono::Duration::zero());
+            let since = attempts.first().copied().unwrap_or(now);
+            match budget.next(since, &attempts, now) {
+                RetryVerdict::Exhausted { attempts: max } => {
                     let msg = format!(
                         "alarm: {max} failover jobs failed for this outage; nines stops trying, a person must decide (`nines job list --cluster {name}` shows why). {}",
                         decision.explain()
                     );
-                    store
-                        .add_event(name, Some(&plan.old_primary.to_string()), "alarm", &msg)
+                    memory
+                        .durable
+                        .raise(cluster.id, name, AlarmKind::Failover, "", &msg)
                         .await?;
+                    return Ok(false);
                 }
-                return Ok(false);
+                RetryVerdict::Wait { .. } => return Ok(true),
+                RetryVerdict::Go { .. } => {}
             }
-            let backoff = policy.restart_backoff * i32::try_from(attempts.len()).unwrap_or(1);
-            if attempts.last().is_some_and(|l| now < *l + backoff) {
-                return Ok(true);
-            }
-            attempts.push(now);
+            memory
+                .durable
+                .attempt(cluster.id, Repair::Failover, "", now)
+                .await?;
             let job = jobs.submit(&spec, REQUESTER).await?;
             let msg = format!(
                 "failing over from {} to {} (job {}): {}",
@@ -408,11 +564,11 @@ async fn replication_ha(
             // restart's business).
             let quiet =
                 (confirmed_at.is_none() && primary_answers) || cluster_busy(store, name).await?;
-            if !quiet && memory.failover_alarmed.insert(name.clone()) {
+            if !quiet {
                 let msg = format!("alarm: automatic failover refused: {}", decision.explain());
-                tracing::warn!(cluster = %name, "{msg}");
-                store
-                    .add_event(name, Some(&primary.to_string()), "alarm", &msg)
+                memory
+                    .durable
+                    .raise(cluster.id, name, AlarmKind::Failover, "", &msg)
                     .await?;
             }
         }
@@ -421,44 +577,53 @@ async fn replication_ha(
             // failover (rightly), but a person should know the controller is cut off.
             let verdict = nines_model::ha::primary_health(&view, &policy, now);
             if verdict.action == nines_model::ha::PrimaryHealth::Unreachable {
-                if memory.failover_alarmed.insert(name.clone()) {
-                    let msg = format!(
-                        "alarm: the primary does not answer nines but its replicas still receive from it, so nines does not fail over: {}",
-                        verdict.explain()
-                    );
-                    tracing::warn!(cluster = %name, "{msg}");
-                    store
-                        .add_event(name, Some(&primary.to_string()), "alarm", &msg)
-                        .await?;
-                }
+                let msg = format!(
+                    "alarm: the primary does not answer nines but its replicas still receive from it, so nines does not fail over: {}",
+                    verdict.explain()
+                );
+                memory
+                    .durable
+                    .raise(cluster.id, name, AlarmKind::Failover, "", &msg)
+                    .await?;
             } else if verdict.action == nines_model::ha::PrimaryHealth::Alive {
-                memory.failover_alarmed.remove(name);
+                memory
+                    .durable
+                    .clear(cluster.id, AlarmKind::Failover, "")
+                    .await?;
             }
         }
     }
     // Fenced nodes awaiting their rejoin check, once they answer.
-    for rec in records.iter().filter(|r| {
-        r.fenced
+    for rec in records.iter() {
+        let addr = rec.endpoint.to_string();
+        let pending = rec
+            .fenced
             .as_deref()
-            .is_some_and(|f| f.starts_with(crate::jobs::ha::PENDING_REJOIN))
-    }) {
+            .is_some_and(|f| f.starts_with(crate::jobs::ha::PENDING_REJOIN));
+        if !pending {
+            // Rejoined (or fenced for good, with its own alarm): its attempts are over.
+            memory
+                .durable
+                .clear_attempts(cluster.id, Repair::Rejoin, &addr)
+                .await?;
+            continue;
+        }
         let reachable = observed
             .nodes
             .iter()
             .any(|n| n.endpoint == rec.endpoint && n.probe.is_reachable());
-        let key = (name.clone(), rec.endpoint.clone());
         let in_maintenance =
             nines_model::ha::maintenance::window_for(&view.maintenance, &rec.endpoint, now)
                 .is_some();
         if !reachable || !policy.automatic_recovery || in_maintenance {
             continue;
         }
-        let attempts = memory.rejoins.entry(key).or_default();
-        let max = policy.max_restart_attempts as usize;
-        let backoff = policy.restart_backoff * i32::try_from(attempts.len()).unwrap_or(1);
-        if attempts.len() >= max || attempts.last().is_some_and(|l| now < *l + backoff) {
+        let attempts = memory.durable.attempts(cluster.id, Repair::Rejoin, &addr);
+        let budget = RetryBudget::from_policy(&policy, chrono::Duration::zero());
+        let since = attempts.first().copied().unwrap_or(now);
+        let RetryVerdict::Go { attempt } = budget.next(since, &attempts, now) else {
             continue;
-        }
+        };
         let spec = JobSpec::Rejoin {
             cluster: name.clone(),
             node: rec.endpoint.clone(),
@@ -467,15 +632,16 @@ async fn replication_ha(
             return Ok(false);
         }
         let job = jobs.submit(&spec, REQUESTER).await?;
-        attempts.push(now);
+        memory
+            .durable
+            .attempt(cluster.id, Repair::Rejoin, &addr, now)
+            .await?;
         let msg = format!(
-            "{} answers again: checking its GTIDs and rejoining it as a replica (job {}, attempt {})",
-            rec.endpoint,
-            job.id,
-            attempts.len()
+            "{} answers again: checking its GTIDs and rejoining it as a replica (job {}, attempt {attempt})",
+            rec.endpoint, job.id,
         );
         store
-            .add_event(name, Some(&rec.endpoint.to_string()), "auto_rejoin", &msg)
+            .add_event(name, Some(&addr), "auto_rejoin", &msg)
             .await?;
     }
     Ok(false)
@@ -526,13 +692,21 @@ async fn semi_sync_alarm(
         return Ok(());
     };
     let name = &cluster.name;
-    if !state.active && memory.semi_sync_alarmed.insert(name.clone()) {
+    if !state.active {
         let msg = format!(
             "alarm: the primary's semi-synchronous replication is off ({} semi-sync replica(s) connected): commits are acknowledged before any replica has them, and an automatic failover will refuse to run unless a replica provably has everything",
             state.clients
         );
-        store.add_event(name, None, "alarm", &msg).await?;
-    } else if state.active && state.clients > 0 && memory.semi_sync_alarmed.remove(name) {
+        memory
+            .durable
+            .raise(cluster.id, name, AlarmKind::SemiSync, "", &msg)
+            .await?;
+    } else if state.clients > 0
+        && memory
+            .durable
+            .clear(cluster.id, AlarmKind::SemiSync, "")
+            .await?
+    {
         let msg = format!(
             "semi-synchronous replication is on again ({} replica(s) acknowledging)",
             state.clients
@@ -583,11 +757,12 @@ async fn galera_recovery(
     policy: &HaPolicy,
     memory: &mut Memory,
     now: DateTime<Utc>,
-    cluster: &str,
+    record: &nines_store::ClusterRecord,
     view: &crate::monitor::ClusterObserved,
     records: &[nines_store::NodeRecord],
     maintenance: &[Maintenance],
 ) -> Result<bool, nines_store::StoreError> {
+    let (cluster_id, cluster) = (record.id, record.name.as_str());
     if view.nodes.iter().any(|n| n.state.is_none()) {
         return Ok(false);
     }
@@ -606,9 +781,16 @@ async fn galera_recovery(
         .iter()
         .any(|n| n.wsrep.as_ref().is_some_and(|w| w.is_primary_component()));
     if any_primary {
-        memory.no_primary_since.remove(cluster);
-        memory.galera_attempts.remove(cluster);
-        memory.galera_alarmed.remove(cluster);
+        if memory.no_primary_since.remove(cluster).is_some() {
+            memory
+                .durable
+                .clear_attempts(cluster_id, Repair::GaleraRecovery, "")
+                .await?;
+            memory
+                .durable
+                .clear(cluster_id, AlarmKind::GaleraRecovery, "")
+                .await?;
+        }
         return Ok(false);
     }
     let since = *memory
@@ -633,30 +815,33 @@ async fn galera_recovery(
                 return Ok(true);
             }
             let attempts = memory
-                .galera_attempts
-                .entry(cluster.to_string())
-                .or_default();
-            let max = policy.max_restart_attempts as usize;
-            if attempts.len() >= max {
-                if memory.galera_alarmed.insert(cluster.to_string()) {
+                .durable
+                .attempts(cluster_id, Repair::GaleraRecovery, "");
+            let budget = RetryBudget::from_policy(policy, chrono::Duration::zero());
+            let first = attempts.first().copied().unwrap_or(now);
+            let attempt = match budget.next(first, &attempts, now) {
+                RetryVerdict::Exhausted { attempts: max } => {
                     let msg = format!(
                         "alarm: the Galera cluster has no Primary component and {max} recovery attempts failed; {}",
                         decision.explain()
                     );
-                    store.add_event(cluster, None, "alarm", &msg).await?;
+                    memory
+                        .durable
+                        .raise(cluster_id, cluster, AlarmKind::GaleraRecovery, "", &msg)
+                        .await?;
+                    return Ok(true);
                 }
-                return Ok(true);
-            }
-            let backoff = policy.restart_backoff * i32::try_from(attempts.len()).unwrap_or(1);
-            if attempts.last().is_some_and(|last| now < *last + backoff) {
-                return Ok(true);
-            }
+                RetryVerdict::Wait { .. } => return Ok(true),
+                RetryVerdict::Go { attempt } => attempt,
+            };
             let job = jobs.submit(&spec, REQUESTER).await?;
-            attempts.push(now);
+            memory
+                .durable
+                .attempt(cluster_id, Repair::GaleraRecovery, "", now)
+                .await?;
             let msg = format!(
-                "recovering the Galera cluster (job {}, attempt {}): {}",
+                "recovering the Galera cluster (job {}, attempt {attempt}): {}",
                 job.id,
-                attempts.len(),
                 decision.explain()
             );
             tracing::warn!(cluster = %cluster, "{msg}");
@@ -666,10 +851,11 @@ async fn galera_recovery(
             Ok(true)
         }
         GaleraAction::Refuse => {
-            if memory.galera_alarmed.insert(cluster.to_string()) {
-                let msg = format!("alarm: Galera recovery refused: {}", decision.explain());
-                store.add_event(cluster, None, "alarm", &msg).await?;
-            }
+            let msg = format!("alarm: Galera recovery refused: {}", decision.explain());
+            memory
+                .durable
+                .raise(cluster_id, cluster, AlarmKind::GaleraRecovery, "", &msg)
+                .await?;
             Ok(true)
         }
         GaleraAction::Wait { .. } | GaleraAction::NoAction => Ok(false),

@@ -202,12 +202,71 @@ pub struct NewFailover {
     pub job_id: Option<i64>,
 }
 
+/// A promotion's outcome, recorded in one transaction with its failovers row: the new
+/// designated primary (the failover's `new_primary`), the nodes' roles, their fences, and
+/// the end of the cluster's open promotion intents.
+#[derive(Debug, Clone)]
+pub struct PromotionRecord {
+    pub failover: NewFailover,
+    /// Node id and its role after the promotion.
+    pub roles: Vec<(i64, Role)>,
+    /// Node id and its fence (None: not fenced); nodes not listed keep theirs.
+    pub fences: Vec<(i64, Option<String>)>,
+}
+
+/// What a failover or switchover is about to do, written before its first change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPromotionIntent {
+    pub cluster_id: i64,
+    pub job_id: Option<i64>,
+    /// [`FAILOVER`] or [`SWITCHOVER`].
+    pub kind: String,
+    pub old_primary: Endpoint,
+    pub candidate: Endpoint,
+    /// The candidate's GTID set when the promotion was planned; may be empty.
+    pub planned_position: String,
+}
+
+/// A promotion intent not yet replaced by its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromotionIntent {
+    pub id: i64,
+    pub cluster: String,
+    pub intent: NewPromotionIntent,
+    pub created_at: DateTime<Utc>,
+}
+
 /// Filter of job lists.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
     pub cluster: Option<String>,
     pub state: Option<JobState>,
     pub limit: Option<i64>,
+}
+
+/// One attempt of an automatic repair, for its retry budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaAttempt {
+    pub cluster_id: i64,
+    /// `node_restart`, `failover`, `rejoin` or `galera_recovery`.
+    pub repair: String,
+    /// The node's host:port, or empty for the whole cluster.
+    pub subject: String,
+    pub at: DateTime<Utc>,
+}
+
+/// An alarm the reconciler raised and has not cleared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaisedAlarm {
+    pub cluster_id: i64,
+    /// The cluster's name, for the event (not stored with the alarm).
+    pub cluster: String,
+    /// The condition: `node_restart`, `failover`, `galera_recovery`, `semi_sync`.
+    pub alarm: String,
+    /// The node's host:port, or empty for the whole cluster.
+    pub subject: String,
+    pub raised_at: DateTime<Utc>,
+    pub message: String,
 }
 
 /// A recorded event: a state change or a decision, with its reason.
@@ -319,6 +378,17 @@ pub trait Store: Send + Sync {
     /// Marks every unacknowledged one of a cluster acknowledged; returns how many.
     async fn acknowledge_failovers(&self, cluster_id: i64) -> Result<u64>;
 
+    /// Writes a promotion's intent before its first change; returns its id.
+    async fn begin_promotion(&self, intent: &NewPromotionIntent) -> Result<i64>;
+    /// Intents not replaced by an outcome, oldest first.
+    async fn open_promotions(&self) -> Result<Vec<PromotionIntent>>;
+    /// Ends an intent whose promotion did not happen (refused, failed before promoting,
+    /// or rolled back).
+    async fn abandon_promotion(&self, id: i64) -> Result<()>;
+    /// Records a promotion's outcome at once (see [`PromotionRecord`]); returns the
+    /// failovers row's id. Nothing is written when any part fails.
+    async fn record_promotion(&self, p: &PromotionRecord) -> Result<i64>;
+
     // Jobs.
     async fn create_job(&self, spec: &JobSpec, requested_by: &str) -> Result<JobRecord>;
     async fn get_job(&self, id: i64) -> Result<Option<JobRecord>>;
@@ -338,6 +408,23 @@ pub trait Store: Send + Sync {
     async fn request_cancel(&self, id: i64) -> Result<JobState>;
     /// At start-up: closes jobs left running by a previous controller as failed; returns their ids.
     async fn fail_interrupted_jobs(&self, reason: &str) -> Result<Vec<i64>>;
+
+    // What the reconciler remembers (retry budgets, raised alarms).
+    /// Records an attempt of an automatic repair.
+    async fn record_attempt(&self, attempt: &HaAttempt) -> Result<()>;
+    /// Attempts made since `since`, oldest first, of every cluster.
+    async fn attempts_since(&self, since: DateTime<Utc>) -> Result<Vec<HaAttempt>>;
+    /// Forgets the attempts of one repair on one subject (its outage ended).
+    async fn clear_attempts(&self, cluster_id: i64, repair: &str, subject: &str) -> Result<()>;
+    /// Forgets attempts older than `before`; returns how many.
+    async fn prune_attempts(&self, before: DateTime<Utc>) -> Result<u64>;
+    /// Raises an alarm unless it is raised already, and writes its event (kind `alarm`,
+    /// with `message`) in the same transaction; true when it was raised now.
+    async fn raise_alarm(&self, alarm: &RaisedAlarm) -> Result<bool>;
+    /// Clears a raised alarm; true when it was raised.
+    async fn clear_alarm(&self, cluster_id: i64, alarm: &str, subject: &str) -> Result<bool>;
+    /// Every raised alarm of every cluster.
+    async fn raised_alarms(&self) -> Result<Vec<RaisedAlarm>>;
 
     // Events.
     async fn add_event(

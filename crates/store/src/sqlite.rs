@@ -17,10 +17,60 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    AccountRecord, ClusterRecord, EventRecord, FAILOVER, FailoverRecord, JobFilter, JobLogRecord,
-    JobRecord, MaintenanceRecord, NewCluster, NewFailover, NewNode, NodeRecord, Result, Rollup,
+    AccountRecord, ClusterRecord, EventRecord, FAILOVER, FailoverRecord, HaAttempt, JobFilter,
+    JobLogRecord, JobRecord, MaintenanceRecord, NewCluster, NewFailover, NewNode,
+    NewPromotionIntent, NodeRecord, PromotionIntent, PromotionRecord, RaisedAlarm, Result, Rollup,
     SWITCHOVER, Secret, SecretBox, Store, StoreError, TokenRecord,
 };
+
+fn check_failover_kind(kind: &str) -> Result<()> {
+    if kind != FAILOVER && kind != SWITCHOVER {
+        return Err(StoreError::Invalid(format!(
+            "failover kind `{kind}` is not one of: {FAILOVER}, {SWITCHOVER}"
+        )));
+    }
+    Ok(())
+}
+
+/// Inserts a failovers row in `tx`, checking its kind, cluster and job.
+async fn insert_failover(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    f: &NewFailover,
+) -> Result<i64> {
+    check_failover_kind(&f.kind)?;
+    if sqlx::query("SELECT 1 FROM clusters WHERE id = ?")
+        .bind(f.cluster_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_none()
+    {
+        return Err(StoreError::NotFound(format!("cluster {}", f.cluster_id)));
+    }
+    if let Some(job) = f.job_id
+        && sqlx::query("SELECT 1 FROM jobs WHERE id = ?")
+            .bind(job)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_none()
+    {
+        return Err(StoreError::NotFound(format!("job {job}")));
+    }
+    let row = sqlx::query(
+        "INSERT INTO failovers (cluster_id, at, kind, automatic, old_primary, new_primary, \
+         promoted_at, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(f.cluster_id)
+    .bind(f.at.timestamp_millis())
+    .bind(&f.kind)
+    .bind(i64::from(f.automatic))
+    .bind(f.old_primary.to_string())
+    .bind(f.new_primary.to_string())
+    .bind(&f.promoted_at)
+    .bind(f.job_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get("id")?)
+}
 
 fn json_opt<T: serde::de::DeserializeOwned>(what: &str, s: Option<String>) -> Result<Option<T>> {
     s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))))
@@ -611,46 +661,102 @@ impl Store for SqliteStore {
     }
 
     async fn record_failover(&self, f: &NewFailover) -> Result<i64> {
-        if f.kind != FAILOVER && f.kind != SWITCHOVER {
-            return Err(StoreError::Invalid(format!(
-                "failover kind `{}` is not one of: {FAILOVER}, {SWITCHOVER}",
-                f.kind
-            )));
-        }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if sqlx::query("SELECT 1 FROM clusters WHERE id = ?")
-            .bind(f.cluster_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_none()
-        {
-            return Err(StoreError::NotFound(format!("cluster {}", f.cluster_id)));
-        }
-        if let Some(job) = f.job_id
-            && sqlx::query("SELECT 1 FROM jobs WHERE id = ?")
-                .bind(job)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_none()
-        {
-            return Err(StoreError::NotFound(format!("job {job}")));
-        }
-        let row = sqlx::query(
-            "INSERT INTO failovers (cluster_id, at, kind, automatic, old_primary, new_primary, \
-             promoted_at, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(f.cluster_id)
-        .bind(f.at.timestamp_millis())
-        .bind(&f.kind)
-        .bind(i64::from(f.automatic))
-        .bind(f.old_primary.to_string())
-        .bind(f.new_primary.to_string())
-        .bind(&f.promoted_at)
-        .bind(f.job_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let id = insert_failover(&mut tx, f).await?;
         tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn begin_promotion(&self, i: &NewPromotionIntent) -> Result<i64> {
+        check_failover_kind(&i.kind)?;
+        let row = sqlx::query(
+            "INSERT INTO promotion_intents (cluster_id, job_id, kind, old_primary, candidate, \
+             planned_position, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(i.cluster_id)
+        .bind(i.job_id)
+        .bind(&i.kind)
+        .bind(i.old_primary.to_string())
+        .bind(i.candidate.to_string())
+        .bind(&i.planned_position)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.try_get("id")?)
+    }
+
+    async fn open_promotions(&self) -> Result<Vec<PromotionIntent>> {
+        let rows = sqlx::query(
+            "SELECT p.*, c.name FROM promotion_intents p JOIN clusters c ON c.id = p.cluster_id \
+             ORDER BY p.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let endpoint = |r: &sqlx::sqlite::SqliteRow, col: &str| -> Result<Endpoint> {
+            let text: String = r.try_get(col)?;
+            text.parse()
+                .map_err(|e| StoreError::Corrupt(format!("promotion intent {col} `{text}`: {e}")))
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(PromotionIntent {
+                    id: r.try_get("id")?,
+                    cluster: r.try_get("name")?,
+                    intent: NewPromotionIntent {
+                        cluster_id: r.try_get("cluster_id")?,
+                        job_id: r.try_get("job_id")?,
+                        kind: r.try_get("kind")?,
+                        old_primary: endpoint(r, "old_primary")?,
+                        candidate: endpoint(r, "candidate")?,
+                        planned_position: r.try_get("planned_position")?,
+                    },
+                    created_at: to_time(r.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn abandon_promotion(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM promotion_intents WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_promotion(&self, p: &PromotionRecord) -> Result<i64> {
+        let f = &p.failover;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id = insert_failover(&mut tx, f).await?;
+        sqlx::query("UPDATE clusters SET primary_node = ? WHERE id = ?")
+            .bind(f.new_primary.to_string())
+            .bind(f.cluster_id)
+            .execute(&mut *tx)
+            .await?;
+        for (node, role) in &p.roles {
+            let done = sqlx::query("UPDATE nodes SET role = ? WHERE id = ? AND cluster_id = ?")
+                .bind(role.as_str())
+                .bind(node)
+                .bind(f.cluster_id)
+                .execute(&mut *tx)
+                .await?;
+            found(&done, || format!("node {node} of cluster {}", f.cluster_id))?;
+        }
+        for (node, fence) in &p.fences {
+            let done = sqlx::query("UPDATE nodes SET fenced = ? WHERE id = ? AND cluster_id = ?")
+                .bind(fence.as_deref())
+                .bind(node)
+                .bind(f.cluster_id)
+                .execute(&mut *tx)
+                .await?;
+            found(&done, || format!("node {node} of cluster {}", f.cluster_id))?;
+        }
+        sqlx::query("DELETE FROM promotion_intents WHERE cluster_id = ?")
+            .bind(f.cluster_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     async fn failovers(
@@ -863,6 +969,117 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(ids)
+    }
+
+    async fn record_attempt(&self, a: &HaAttempt) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ha_attempts (cluster_id, repair, subject, at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(a.cluster_id)
+        .bind(&a.repair)
+        .bind(&a.subject)
+        .bind(a.at.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn attempts_since(&self, since: DateTime<Utc>) -> Result<Vec<HaAttempt>> {
+        let rows = sqlx::query("SELECT * FROM ha_attempts WHERE at >= ? ORDER BY at, id")
+            .bind(since.timestamp_millis())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HaAttempt {
+                    cluster_id: r.try_get("cluster_id")?,
+                    repair: r.try_get("repair")?,
+                    subject: r.try_get("subject")?,
+                    at: to_time(r.try_get("at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn clear_attempts(&self, cluster_id: i64, repair: &str, subject: &str) -> Result<()> {
+        sqlx::query("DELETE FROM ha_attempts WHERE cluster_id = ? AND repair = ? AND subject = ?")
+            .bind(cluster_id)
+            .bind(repair)
+            .bind(subject)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_attempts(&self, before: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM ha_attempts WHERE at < ?")
+            .bind(before.timestamp_millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn raise_alarm(&self, a: &RaisedAlarm) -> Result<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(
+            "INSERT INTO ha_alarms (cluster_id, alarm, subject, raised_at, message) \
+             SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM clusters WHERE id = ?) \
+             ON CONFLICT (cluster_id, alarm, subject) DO NOTHING",
+        )
+        .bind(a.cluster_id)
+        .bind(&a.alarm)
+        .bind(&a.subject)
+        .bind(a.raised_at.timestamp_millis())
+        .bind(&a.message)
+        .bind(a.cluster_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO events (at, cluster, node, kind, message) VALUES (?, ?, ?, 'alarm', ?)",
+        )
+        .bind(now_ms())
+        .bind(&a.cluster)
+        .bind((!a.subject.is_empty()).then_some(a.subject.as_str()))
+        .bind(&a.message)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn clear_alarm(&self, cluster_id: i64, alarm: &str, subject: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM ha_alarms WHERE cluster_id = ? AND alarm = ? AND subject = ?")
+                .bind(cluster_id)
+                .bind(alarm)
+                .bind(subject)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn raised_alarms(&self) -> Result<Vec<RaisedAlarm>> {
+        let rows = sqlx::query(
+            "SELECT a.*, c.name FROM ha_alarms a JOIN clusters c ON c.id = a.cluster_id \
+             ORDER BY a.raised_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RaisedAlarm {
+                    cluster_id: r.try_get("cluster_id")?,
+                    cluster: r.try_get("name")?,
+                    alarm: r.try_get("alarm")?,
+                    subject: r.try_get("subject")?,
+                    raised_at: to_time(r.try_get("raised_at")?),
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
     }
 
     async fn add_event(

@@ -462,3 +462,98 @@ async fn migration_backfills_the_primary_from_node_roles() {
     );
     assert!(store.failovers(one.id, at(0)).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn reconciler_memory_survives_reopen_and_goes_with_its_cluster() {
+    use nines_store::{HaAttempt, RaisedAlarm};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let c = cluster(
+        &store,
+        "gal",
+        ClusterType::Galera,
+        &[
+            ("10.0.0.1:3306", Role::Galera),
+            ("10.0.0.2:3306", Role::Galera),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    let attempt = |subject: &str, ms| HaAttempt {
+        cluster_id: c.id,
+        repair: "node_restart".into(),
+        subject: subject.into(),
+        at: at(ms),
+    };
+    store
+        .record_attempt(&attempt("10.0.0.1:3306", 1_000))
+        .await
+        .unwrap();
+    store
+        .record_attempt(&attempt("10.0.0.1:3306", 2_000))
+        .await
+        .unwrap();
+    store
+        .record_attempt(&attempt("10.0.0.2:3306", 500))
+        .await
+        .unwrap();
+    let alarm = RaisedAlarm {
+        cluster_id: c.id,
+        cluster: "gal".into(),
+        alarm: "galera_recovery".into(),
+        subject: String::new(),
+        raised_at: at(3_000),
+        message: "alarm: Galera recovery refused: 10.0.0.2:3306 may still be running".into(),
+    };
+    assert!(store.raise_alarm(&alarm).await.unwrap(), "raised");
+    assert!(!store.raise_alarm(&alarm).await.unwrap(), "raised once");
+    let events = store.list_events(Some("gal"), 10).await.unwrap();
+    assert_eq!(
+        events.iter().filter(|e| e.kind == "alarm").count(),
+        1,
+        "one event for one raise: {events:?}"
+    );
+    // A restarted controller finds both.
+    store.close().await;
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let attempts = store.attempts_since(at(0)).await.unwrap();
+    assert_eq!(
+        attempts,
+        vec![
+            attempt("10.0.0.2:3306", 500),
+            attempt("10.0.0.1:3306", 1_000),
+            attempt("10.0.0.1:3306", 2_000)
+        ]
+    );
+    assert_eq!(store.raised_alarms().await.unwrap(), vec![alarm.clone()]);
+    // An outage that ended, and old attempts, are forgotten.
+    store
+        .clear_attempts(c.id, "node_restart", "10.0.0.1:3306")
+        .await
+        .unwrap();
+    assert_eq!(store.prune_attempts(at(600)).await.unwrap(), 1);
+    assert!(store.attempts_since(at(0)).await.unwrap().is_empty());
+    assert!(
+        store
+            .clear_alarm(c.id, "galera_recovery", "")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .clear_alarm(c.id, "galera_recovery", "")
+            .await
+            .unwrap()
+    );
+    // Deleting the cluster takes its memory; an alarm of an unknown cluster is not raised.
+    store
+        .record_attempt(&attempt("10.0.0.1:3306", 9_000))
+        .await
+        .unwrap();
+    assert!(store.raise_alarm(&alarm).await.unwrap());
+    store.delete_cluster(c.id).await.unwrap();
+    assert!(store.attempts_since(at(0)).await.unwrap().is_empty());
+    assert!(store.raised_alarms().await.unwrap().is_empty());
+    assert!(!store.raise_alarm(&alarm).await.unwrap());
+}

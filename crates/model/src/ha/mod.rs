@@ -21,6 +21,7 @@
 //! | may the old primary rejoin | [`rejoin`] |
 //! | Galera full-cluster recovery | [`galera`] |
 //! | restarting one node whose server died | [`node_recovery`] |
+//! | how often and how soon any repair is tried again | [`retry`] |
 //!
 //! The runtime (controller and ops) keeps the duties no pure function can carry: it
 //! re-checks the facts a decision relied on right before acting (for example "no Galera
@@ -32,9 +33,11 @@ pub mod detect;
 pub mod failover;
 pub mod galera;
 pub mod maintenance;
+pub mod memory;
 pub mod node_recovery;
 pub mod policy;
 pub mod rejoin;
+pub mod retry;
 pub mod switchover;
 pub mod view;
 
@@ -53,11 +56,13 @@ pub use galera::{
     forced_galera_recovery, joinable_primary, plan_galera_recovery,
 };
 pub use maintenance::{Maintenance, MaintenanceScope};
+pub use memory::{AlarmKind, HaMemory, Repair};
 pub use node_recovery::{
     NodeKind, NodeRestartState, RestartAction, RestartDecision, decide_node_restart,
 };
 pub use policy::{CandidateLagLimit, HaPolicy};
 pub use rejoin::{RejoinAction, RejoinDecision, old_primary_rejoin};
+pub use retry::{RetryBudget, RetryVerdict};
 pub use switchover::{SwitchoverPlan, switchover_preflight};
 pub use view::{
     FailoverRecord, KnownTopology, ProbeStatus, ReplicationNode, ReplicationView, SemiSyncState,

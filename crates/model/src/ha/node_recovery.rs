@@ -11,20 +11,22 @@
 //! * Otherwise wait [`HaPolicy::restart_grace`] after the server went down (systemd or
 //!   mysqld_safe may bring it back first; ClusterControl waits 30 s), then restart, and
 //!   after a failed restart wait [`HaPolicy::restart_backoff`], doubled each time, up to
-//!   [`HaPolicy::max_restart_attempts`]; then give up and raise an alarm, since a server
-//!   that keeps dying needs a person (disk full, corrupt table, bad configuration).
+//!   [`HaPolicy::max_restart_attempts`] (the [`RetryBudget`] every repair shares); then
+//!   give up and raise an alarm, since a server that keeps dying needs a person (disk
+//!   full, corrupt table, bad configuration).
 //!
 //! Attempts made before the current outage began are ignored, so the controller need
 //! not clear them when the server comes back. A Galera node is started plainly and
 //! joins by IST when a donor's gcache still holds the gap (SST otherwise); a
 //! replication node starts read-only, and an old primary waits for the rejoin check.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::endpoint::Endpoint;
 use crate::ha::maintenance::{Maintenance, window_for};
 use crate::ha::policy::HaPolicy;
+use crate::ha::retry::{RetryBudget, RetryVerdict};
 use crate::ha::{Decision, at, span};
 
 /// What kind of node is restarted, and what restarting it depends on.
@@ -113,49 +115,43 @@ pub fn decide_node_restart(
             "{outage}, and no node is in a Primary component it could join: cluster recovery decides, a node never bootstraps on its own"
         ));
     }
-    let attempts: Vec<DateTime<Utc>> = node
-        .attempts
-        .iter()
-        .copied()
-        .filter(|a| *a >= down)
-        .collect();
-    let done = attempts.len();
-    let max = policy.max_restart_attempts as usize;
-    if done >= max {
-        let when: Vec<String> = attempts.iter().map(|a| at(*a)).collect();
-        return Decision::new(
-            RestartAction::GiveUp,
-            vec![
-                outage,
+    let budget = RetryBudget::from_policy(policy, policy.restart_grace);
+    let attempts = RetryBudget::in_outage(down, &node.attempts);
+    let max = policy.max_restart_attempts;
+    let attempt = match budget.next(down, &attempts, now) {
+        RetryVerdict::Exhausted { attempts: done } => {
+            let when: Vec<String> = attempts.iter().map(|a| at(*a)).collect();
+            return Decision::new(
+                RestartAction::GiveUp,
+                vec![
+                    outage,
+                    format!(
+                        "still down after {done} restart(s) (at {}), the most allowed is {max}: nines stops restarting it and raises an alarm; look at its error log",
+                        when.join(", ")
+                    ),
+                ],
+            );
+        }
+        RetryVerdict::Wait { until: next } => {
+            let done = attempts.len();
+            let why = if done == 0 {
                 format!(
-                    "still down after {done} restart(s) (at {}), the most allowed is {max}: nines stops restarting it and raises an alarm; look at its error log",
-                    when.join(", ")
-                ),
-            ],
-        );
-    }
-    let next = match attempts.last() {
-        None => down + policy.restart_grace,
-        Some(last) => *last + backoff(policy.restart_backoff, done),
+                    "the grace period of {} lets it come back by itself",
+                    span(policy.restart_grace)
+                )
+            } else {
+                format!(
+                    "restart {done} of {max} did not bring it back; the next waits {}",
+                    span(next - attempts.last().copied().unwrap_or(down))
+                )
+            };
+            return Decision::new(
+                RestartAction::Wait { until: next },
+                vec![outage, format!("{why}: look again at {}", at(next))],
+            );
+        }
+        RetryVerdict::Go { attempt } => attempt,
     };
-    if now < next {
-        let why = if done == 0 {
-            format!(
-                "the grace period of {} lets it come back by itself",
-                span(policy.restart_grace)
-            )
-        } else {
-            format!(
-                "restart {done} of {max} did not bring it back; the next waits {}",
-                span(next - attempts.last().copied().unwrap_or(down))
-            )
-        };
-        return Decision::new(
-            RestartAction::Wait { until: next },
-            vec![outage, format!("{why}: look again at {}", at(next))],
-        );
-    }
-    let attempt = u32::try_from(done + 1).unwrap_or(u32::MAX);
     let how = match node.kind {
         NodeKind::Galera { .. } => {
             "start it plainly (never --wsrep-new-cluster): it joins the Primary component by IST when a donor's gcache still holds the gap, by SST otherwise"
@@ -173,14 +169,6 @@ pub fn decide_node_restart(
             how.to_string(),
         ],
     )
-}
-
-/// The wait after `done` failed restarts: `base`, doubled after each one.
-fn backoff(base: Duration, done: usize) -> Duration {
-    let doublings = u32::try_from(done.saturating_sub(1))
-        .unwrap_or(u32::MAX)
-        .min(16);
-    base.checked_mul(1 << doublings).unwrap_or(base)
 }
 
 #[cfg(test)]

@@ -287,19 +287,20 @@ impl DeployDir {
         self.path.join(format!("{addr}_{port}"))
     }
 
+    /// Every process whose command line names this directory: its servers (also one
+    /// that died before writing its pid file, or still waits for a state transfer) and
+    /// their SST scripts. Read from /proc, so a stale pid file never names another test's
+    /// process.
     fn pids(&self) -> Vec<u32> {
+        let me = self.path.to_string_lossy().to_string();
         let mut pids = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(&self.path) {
+        if let Ok(entries) = std::fs::read_dir("/proc") {
             for e in entries.flatten() {
-                let pid_file = e.path().join("mysqld.pid");
-                // Only a process that is still this directory's server: a pid file left by
-                // a killed server may name a pid the system has since given to another
-                // test's process (pid_max is 32768 here).
-                if let Ok(t) = std::fs::read_to_string(pid_file)
-                    && let Ok(pid) = t.trim().parse::<u32>()
-                    && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                        String::from_utf8_lossy(&c).contains(&*self.path.to_string_lossy())
-                    })
+                let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                    continue;
+                };
+                if std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&me))
                 {
                     pids.push(pid);
                 }
