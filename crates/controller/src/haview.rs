@@ -174,3 +174,32 @@ pub fn replication_view(
         maintenance,
     }
 }
+
+/// How long a job waits for the monitor's probes it needs.
+const PROBES_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the monitor sees of the cluster once every node was probed at least once, and,
+/// with `newer_than`, once every probe started after that moment (at most
+/// [`PROBES_WITHIN`] later; then what it has). Right after a controller start the monitor
+/// has probed nothing yet, and a job must not plan on that (a dead primary would look
+/// alive).
+pub async fn probed_view(
+    monitor: &crate::monitor::Monitor,
+    cluster: &str,
+    newer_than: Option<DateTime<Utc>>,
+) -> Result<Arc<ClusterObserved>, String> {
+    let deadline = tokio::time::Instant::now() + PROBES_WITHIN;
+    loop {
+        let observed = monitor.cluster(cluster).ok_or_else(|| {
+            format!("cluster `{cluster}` is not watched yet: nothing is known of its nodes")
+        })?;
+        let ready = observed.nodes.iter().all(|n| {
+            n.probed_at
+                .is_some_and(|p| newer_than.is_none_or(|since| p >= since))
+        });
+        if ready || tokio::time::Instant::now() >= deadline {
+            return Ok(observed);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

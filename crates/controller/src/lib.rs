@@ -65,6 +65,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             hooks: config.hooks.clone(),
         },
     );
+    // A promotion a dead controller began is completed or rolled back first.
+    jobs::ha::resume_promotions(&store, &jobs).await?;
     let runner = tokio::spawn(Arc::clone(&jobs).run());
     let reconciler = tokio::spawn(reconciler::run(
         Arc::clone(&store),

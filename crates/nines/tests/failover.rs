@@ -28,9 +28,14 @@ struct Cluster {
 
 impl Cluster {
     async fn deploy(name: &str) -> Self {
+        Self::deploy_with_env(name, &[]).await
+    }
+
+    /// Deployed by a controller started with these environment variables.
+    async fn deploy_with_env(name: &str, env: &[(&str, &str)]) -> Self {
         let leases = nines_testkit::lease_addresses(3).expect("leases");
         let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
-        let ctl = Controller::start().await;
+        let ctl = Controller::start_with_env(&[], env).await;
         let dir = DeployDir::new();
         let out = create_cluster(
             &ctl,
@@ -907,4 +912,86 @@ async fn a_failover_does_not_wait_for_a_node_being_added_which_then_follows_the_
     .await;
     assert!(follows, "{:?}", c.nodes("grow"));
     assert_eq!(c.ids(&addrs[3]).await, vec![1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_killed_in_the_middle_of_a_failover_completes_it_when_started_again() {
+    // The controller dies right after stopping the replicas' IO threads, before any
+    // replica is promoted (the crash point aborts it there, as a SIGKILL would).
+    let mut c =
+        Cluster::deploy_with_env("crash", &[("NINES_CRASH_POINT", "failover_after_io_stop")]).await;
+    let old = c.addrs[0].clone();
+    // As in the kill test: the monitor has seen the semi-sync primary with its replicas.
+    let metric =
+        format!("nines_node_semi_sync_primary_active{{cluster=\"crash\",node=\"{old}:3306\"}} 1");
+    assert!(
+        wait_until(Duration::from_secs(5), || async {
+            c.ctl.get_text("/metrics").await.contains(&metric)
+        })
+        .await,
+        "{metric} missing"
+    );
+    let writer = Writer::start(c.addrs.clone());
+    assert!(writer.wait_acked_more(0).await, "no write acknowledged");
+    c.signal(&old, "-9");
+    let died = wait_until(Duration::from_secs(20), || {
+        let exited = c.ctl.has_exited();
+        async move { exited }
+    })
+    .await;
+    assert!(
+        died,
+        "the controller did not reach the crash point: {}",
+        c.ctl.log()
+    );
+    // What it left: replicas whose IO threads are stopped, and no primary.
+    for r in &c.addrs[1..] {
+        let running = admin(
+            r,
+            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'SLAVE_RUNNING'",
+        )
+        .await;
+        assert_eq!(
+            running,
+            vec!["OFF".to_string()],
+            "{r}: IO thread still running"
+        );
+    }
+    let before = writer.acked();
+    c.ctl.clear_env();
+    c.ctl.crash_and_restart().await;
+    // The restarted controller finds the intent and completes the failover.
+    assert!(
+        writer.wait_acked_more(before).await,
+        "no write acknowledged after the restart: {}",
+        c.ctl.log()
+    );
+    let history = c.ctl.json(&["cluster", "failovers", "--name", "crash"]);
+    let history = history.as_array().unwrap();
+    assert_eq!(history.len(), 1, "one failover recorded: {history:?}");
+    assert_eq!(history[0]["old_primary"], format!("{old}:3306"));
+    let events = c.ctl.json(&["events", "--cluster", "crash"]);
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "promotion_resumed"),
+        "{events}"
+    );
+    let new = history[0]["new_primary"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches(":3306")
+        .to_string();
+    let acked = writer.finish().await;
+    let lost = missing(&acked, &c.ids(&new).await);
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    // The other replica follows the new primary.
+    assert!(
+        c.wait_shape("crash", &new, Duration::from_secs(60)).await,
+        "{:?}\n{}",
+        c.nodes("crash"),
+        c.ctl.log()
+    );
 }

@@ -33,6 +33,16 @@ pub trait Reporter: Send + Sync {
     }
 }
 
+/// A fail point for the crash-safety tests: when the environment variable
+/// `NINES_CRASH_POINT` names `point`, the process aborts right there, as a controller
+/// killed at that moment would. Nothing sets it outside those tests.
+pub fn crash_point(point: &str) {
+    if std::env::var("NINES_CRASH_POINT").is_ok_and(|p| p == point) {
+        tracing::error!(point, "NINES_CRASH_POINT reached: aborting");
+        std::process::abort();
+    }
+}
+
 /// An operation's failure, in words for the job log.
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {

@@ -118,6 +118,13 @@ impl ReplicationAccess {
         }
     }
 
+    fn start_replica_sql(&self) -> &'static str {
+        match self.flavor {
+            Flavor::MariaDb => "START SLAVE",
+            Flavor::MySql => "START REPLICA",
+        }
+    }
+
     fn reset_replica_sql(&self) -> &'static str {
         match self.flavor {
             Flavor::MariaDb => "STOP SLAVE; RESET SLAVE ALL",
@@ -451,6 +458,7 @@ pub async fn failover(
             "the candidate {cand} cannot be reached to stop its IO thread: {e}; nothing was promoted"
         )));
     }
+    crate::crash_point("failover_after_io_stop");
     // 3. Final received sets; the candidate applies everything it received.
     reporter.progress("apply the relay log", 40).await;
     let reachable: Vec<Endpoint> = all
@@ -758,6 +766,56 @@ pub async fn rejoin(
 
 /// What a replica has received (relay log) and executed, as one set: MariaDB Gtid_IO_Pos
 /// merged with gtid_current_pos; MySQL Retrieved_Gtid_Set with gtid_executed.
+/// Undoes the first steps of a promotion that did not happen (a controller died in the
+/// middle, and the plan no longer holds): the replicas' threads run again, and the
+/// primary, if it was fenced, takes writes again. Each step's failure is logged; the
+/// steps that failed are returned.
+pub async fn roll_back(
+    access: &ReplicationAccess,
+    primary: &Endpoint,
+    replicas: &[Endpoint],
+    reporter: &dyn Reporter,
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    for r in replicas {
+        let step = async {
+            let mut c = access.connect(r).await?;
+            c.exec(access.start_replica_sql()).await
+        };
+        match step.await {
+            Ok(()) => {
+                reporter
+                    .info(&format!("{r}: replication threads started"))
+                    .await
+            }
+            Err(e) => {
+                reporter
+                    .warn(&format!("{r}: cannot start its replication threads: {e}"))
+                    .await;
+                failed.push(format!("{r}: {e}"));
+            }
+        }
+    }
+    let step = async {
+        let mut c = access.connect(primary).await?;
+        c.exec(access.writable_sql()).await
+    };
+    match step.await {
+        Ok(()) => {
+            reporter
+                .info(&format!("{primary}: takes writes again"))
+                .await
+        }
+        Err(e) => {
+            reporter
+                .warn(&format!("{primary}: cannot make it writable again: {e}"))
+                .await;
+            failed.push(format!("{primary}: {e}"));
+        }
+    }
+    failed
+}
+
 pub async fn received_now(access: &ReplicationAccess, ep: &Endpoint) -> Result<GtidSet, OpError> {
     let mut c = access.connect(ep).await?;
     let rows = c

@@ -10,6 +10,7 @@ CREATE TABLE promotion_intents (
     old_primary       TEXT    NOT NULL,  -- host:port
     candidate         TEXT    NOT NULL,  -- host:port
     planned_position  TEXT    NOT NULL DEFAULT '',  -- the candidate's GTID set when planned
+    primary_sample    TEXT,              -- JSON: the old primary's last good sample the plan relied on
     created_at        INTEGER NOT NULL   -- unix ms
 );
 CREATE INDEX promotion_intents_by_cluster ON promotion_intents(cluster_id);

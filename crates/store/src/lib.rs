@@ -215,7 +215,7 @@ pub struct PromotionRecord {
 }
 
 /// What a failover or switchover is about to do, written before its first change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewPromotionIntent {
     pub cluster_id: i64,
     pub job_id: Option<i64>,
@@ -225,10 +225,14 @@ pub struct NewPromotionIntent {
     pub candidate: Endpoint,
     /// The candidate's GTID set when the promotion was planned; may be empty.
     pub planned_position: String,
+    /// The old primary's last good sample the plan relied on (its last GTID position
+    /// bounds what the promotion may lose): a controller that completes the promotion
+    /// after a restart has not seen the primary alive itself.
+    pub primary_sample: Option<nines_model::ha::TimedSample>,
 }
 
 /// A promotion intent not yet replaced by its outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PromotionIntent {
     pub id: i64,
     pub cluster: String,

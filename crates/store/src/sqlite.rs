@@ -671,7 +671,8 @@ impl Store for SqliteStore {
         check_failover_kind(&i.kind)?;
         let row = sqlx::query(
             "INSERT INTO promotion_intents (cluster_id, job_id, kind, old_primary, candidate, \
-             planned_position, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             planned_position, primary_sample, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             RETURNING id",
         )
         .bind(i.cluster_id)
         .bind(i.job_id)
@@ -679,6 +680,13 @@ impl Store for SqliteStore {
         .bind(i.old_primary.to_string())
         .bind(i.candidate.to_string())
         .bind(&i.planned_position)
+        .bind(
+            i.primary_sample
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| StoreError::Invalid(format!("primary sample: {e}")))?,
+        )
         .bind(now_ms())
         .fetch_one(&self.pool)
         .await?;
@@ -709,6 +717,10 @@ impl Store for SqliteStore {
                         old_primary: endpoint(r, "old_primary")?,
                         candidate: endpoint(r, "candidate")?,
                         planned_position: r.try_get("planned_position")?,
+                        primary_sample: json_opt(
+                            "promotion intent primary_sample",
+                            r.try_get("primary_sample")?,
+                        )?,
                     },
                     created_at: to_time(r.try_get("created_at")?),
                 })

@@ -557,3 +557,83 @@ async fn reconciler_memory_survives_reopen_and_goes_with_its_cluster() {
     assert!(store.raised_alarms().await.unwrap().is_empty());
     assert!(!store.raise_alarm(&alarm).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_promotion_is_an_intent_then_one_transaction() {
+    use nines_store::{NewPromotionIntent, PromotionRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let c = cluster(
+        &store,
+        "shop",
+        ClusterType::Replication,
+        &[
+            ("10.0.0.1:3306", Role::Primary),
+            ("10.0.0.2:3306", Role::Replica),
+            ("10.0.0.3:3306", Role::Replica),
+        ],
+        Some("10.0.0.1:3306"),
+    )
+    .await
+    .unwrap();
+    let nodes = store.list_nodes(Some(c.id)).await.unwrap();
+    let id_of = |a: &str| nodes.iter().find(|n| n.endpoint == ep(a)).unwrap().id;
+    let intent = NewPromotionIntent {
+        cluster_id: c.id,
+        job_id: None,
+        kind: FAILOVER.into(),
+        old_primary: ep("10.0.0.1:3306"),
+        candidate: ep("10.0.0.2:3306"),
+        planned_position: "0-1-40".into(),
+        primary_sample: None,
+    };
+    let first = store.begin_promotion(&intent).await.unwrap();
+    // An intent outlives a controller.
+    store.close().await;
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let open = store.open_promotions().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!((open[0].id, &open[0].intent), (first, &intent));
+    assert_eq!(open[0].cluster, "shop");
+    // A wrong kind is refused.
+    let bad = NewPromotionIntent {
+        kind: "coup".into(),
+        ..intent.clone()
+    };
+    assert!(store.begin_promotion(&bad).await.is_err());
+
+    let record = |roles: Vec<(i64, Role)>| PromotionRecord {
+        failover: failover(c.id, 5_000, FAILOVER, "10.0.0.1:3306", "10.0.0.2:3306"),
+        roles,
+        fences: vec![(id_of("10.0.0.1:3306"), Some("pending rejoin: failed over".into()))],
+    };
+    // A part that fails (a node of no cluster) writes nothing at all.
+    let broken = record(vec![(id_of("10.0.0.2:3306"), Role::Primary), (9999, Role::Replica)]);
+    assert!(store.record_promotion(&broken).await.is_err());
+    let c_now = store.get_cluster("shop").await.unwrap().unwrap();
+    assert_eq!(c_now.primary, Some(ep("10.0.0.1:3306")), "primary unchanged");
+    assert!(store.failovers(c.id, at(0)).await.unwrap().is_empty());
+    assert_eq!(store.open_promotions().await.unwrap().len(), 1);
+    // The whole outcome at once, and the intent is gone.
+    let ok = record(vec![
+        (id_of("10.0.0.1:3306"), Role::Replica),
+        (id_of("10.0.0.2:3306"), Role::Primary),
+        (id_of("10.0.0.3:3306"), Role::Replica),
+    ]);
+    store.record_promotion(&ok).await.unwrap();
+    let c_now = store.get_cluster("shop").await.unwrap().unwrap();
+    assert_eq!(c_now.primary, Some(ep("10.0.0.2:3306")));
+    let nodes = store.list_nodes(Some(c.id)).await.unwrap();
+    let node = |a: &str| nodes.iter().find(|n| n.endpoint == ep(a)).unwrap().clone();
+    assert_eq!(node("10.0.0.2:3306").role, Role::Primary);
+    assert_eq!(
+        node("10.0.0.1:3306").fenced.as_deref(),
+        Some("pending rejoin: failed over")
+    );
+    assert_eq!(store.failovers(c.id, at(0)).await.unwrap().len(), 1);
+    assert!(store.open_promotions().await.unwrap().is_empty());
+    // An abandoned intent ends too.
+    let second = store.begin_promotion(&intent).await.unwrap();
+    store.abandon_promotion(second).await.unwrap();
+    assert!(store.open_promotions().await.unwrap().is_empty());
+}

@@ -57,7 +57,7 @@ pub(super) async fn recover(
         ctx.info(&format!("decided by nines: {}", reasons.join("; ")))
             .await;
     }
-    let observed = fresh_view(env, cluster).await?;
+    let observed = haview::probed_view(&env.monitor, cluster, Some(chrono::Utc::now())).await?;
     let endpoints: Vec<Endpoint> = targets.iter().map(|t| t.endpoint.clone()).collect();
     let mut view = haview::galera_view(&observed, &endpoints, None, Vec::new());
     ctx.progress("positions", 0).await;
@@ -89,33 +89,6 @@ pub(super) async fn recover(
     }
     carry_out(ctx, env, cluster, &targets, &view, decision, &mode).await
 }
-
-/// What the monitor sees of the cluster once every node was probed after this moment
-/// (at most [`FRESH_WITHIN`] later; then what it has).
-async fn fresh_view(
-    env: &JobEnv,
-    cluster: &str,
-) -> Result<std::sync::Arc<crate::monitor::ClusterObserved>, String> {
-    let since = chrono::Utc::now();
-    let deadline = tokio::time::Instant::now() + FRESH_WITHIN;
-    loop {
-        let observed = env
-            .monitor
-            .cluster(cluster)
-            .ok_or_else(|| format!("cluster `{cluster}` is not watched by the monitor"))?;
-        let fresh = observed
-            .nodes
-            .iter()
-            .all(|n| n.probed_at.is_some_and(|p| p >= since));
-        if fresh || tokio::time::Instant::now() >= deadline {
-            return Ok(observed);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
-/// How long the job waits for probes newer than its start.
-const FRESH_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Asks the host of every node that does not answer whether its server runs; reads the
 /// position of every one that does not (all at once: `--wsrep-recover` takes seconds).

@@ -6,6 +6,11 @@
 //! `nines_ops::replication`, then records the new designated primary, the roles, the
 //! fence of a failed-over primary and the failover itself, writes an event, and runs the
 //! post hook. Every input and step is in the job log.
+//!
+//! Crash safety: a promotion's intent is in the store before its first change, and its
+//! outcome replaces the intent in one transaction. A controller that finds an intent at
+//! start-up queues the same promotion again ([`resume_promotions`]): it completes when the
+//! plan made again holds, and its first steps are rolled back when it does not.
 
 use std::path::Path;
 use std::time::Duration;
@@ -21,7 +26,7 @@ use nines_model::job::LogLevel;
 use nines_model::{ClusterType, Endpoint, Role};
 use nines_ops::Reporter;
 use nines_ops::replication::{self, PromotionOutcome, ReplicationAccess};
-use nines_store::{FAILOVER, NewFailover, SWITCHOVER};
+use nines_store::{FAILOVER, NewFailover, NewPromotionIntent, PromotionRecord, SWITCHOVER};
 
 use super::targets::{Loaded, load};
 use super::{JobContext, JobEnv};
@@ -150,9 +155,7 @@ async fn replication_cluster(
             c.record.cluster_type
         ));
     }
-    let observed = env.monitor.cluster(cluster).ok_or_else(|| {
-        format!("cluster `{cluster}` is not watched yet: nothing is known of its nodes")
-    })?;
+    let observed = haview::probed_view(&env.monitor, cluster, None).await?;
     Ok((c, observed))
 }
 
@@ -236,7 +239,8 @@ async fn post_hook(ctx: &JobContext, hooks: &Hooks, vars: &[(&str, String)]) {
     }
 }
 
-/// Records the new primary, the roles, the failover, and fences `fence` nodes.
+/// Records the new primary, the roles, the failover, and fences `fence` nodes, in one
+/// transaction that also ends the promotion's intent.
 #[allow(clippy::too_many_arguments)]
 async fn record_outcome(
     ctx: &JobContext,
@@ -250,38 +254,37 @@ async fn record_outcome(
 ) -> Result<(), String> {
     let store = &env.store;
     let new = &outcome.new_primary;
-    store
-        .set_cluster_primary(c.record.id, Some(new))
-        .await
-        .map_err(store_err)?;
+    let mut roles = Vec::new();
+    let mut fences = Vec::new();
     for n in &c.nodes {
         let role = if &n.endpoint == new {
             Role::Primary
         } else {
             Role::Replica
         };
-        store.set_node_role(n.id, role).await.map_err(store_err)?;
+        roles.push((n.id, role));
         let reason = fence
             .iter()
             .find(|(e, _)| *e == n.endpoint)
-            .map(|(_, r)| r.as_str());
+            .map(|(_, r)| r.clone());
         if reason.is_some() || outcome.repointed.contains(&n.endpoint) || &n.endpoint == new {
-            store
-                .set_node_fenced(n.id, reason)
-                .await
-                .map_err(store_err)?;
+            fences.push((n.id, reason));
         }
     }
     store
-        .record_failover(&NewFailover {
-            cluster_id: c.record.id,
-            at: Utc::now(),
-            kind: kind.to_string(),
-            automatic,
-            old_primary: old.clone(),
-            new_primary: new.clone(),
-            promoted_at: outcome.promoted_at.clone(),
-            job_id: Some(ctx.id),
+        .record_promotion(&PromotionRecord {
+            failover: NewFailover {
+                cluster_id: c.record.id,
+                at: Utc::now(),
+                kind: kind.to_string(),
+                automatic,
+                old_primary: old.clone(),
+                new_primary: new.clone(),
+                promoted_at: outcome.promoted_at.clone(),
+                job_id: Some(ctx.id),
+            },
+            roles,
+            fences,
         })
         .await
         .map_err(store_err)?;
@@ -307,9 +310,218 @@ async fn record_outcome(
         msg.push_str("; semi-sync is off until a replica follows the new primary");
     }
     ctx.info(&msg).await;
-    let _ = store
+    store
         .add_event(&c.record.name, Some(&new.to_string()), kind, &msg)
+        .await
+        .map_err(store_err)?;
+    Ok(())
+}
+
+/// Writes the promotion's intent before its first change; returns its id.
+async fn begin_intent(
+    ctx: &JobContext,
+    env: &JobEnv,
+    c: &Loaded,
+    observed: &crate::monitor::ClusterObserved,
+    kind: &str,
+    old: &Endpoint,
+    candidate: &Endpoint,
+) -> Result<i64, String> {
+    let node = |e: &Endpoint| observed.nodes.iter().find(|n| &n.endpoint == e);
+    let planned_position = node(candidate)
+        .and_then(|n| n.sample.as_ref())
+        .map(|s| s.gtid_executed.clone())
+        .unwrap_or_default();
+    let primary_sample = node(old).and_then(|n| n.recent.last().cloned());
+    let id = env
+        .store
+        .begin_promotion(&NewPromotionIntent {
+            cluster_id: c.record.id,
+            job_id: Some(ctx.id),
+            kind: kind.to_string(),
+            old_primary: old.clone(),
+            candidate: candidate.clone(),
+            planned_position,
+            primary_sample,
+        })
+        .await
+        .map_err(store_err)?;
+    Ok(id)
+}
+
+/// A promotion a dead controller began relied on the old primary's last sample, which
+/// this controller never saw (the primary died before it started): the view gets it from
+/// the intent, so that the plan made again bounds what the promotion loses the same way.
+async fn inherit_primary_sample(
+    ctx: &JobContext,
+    env: &JobEnv,
+    c: &Loaded,
+    view: &mut nines_model::ha::ReplicationView,
+) -> Result<(), String> {
+    let Some(primary) = c.record.primary.clone() else {
+        return Ok(());
+    };
+    let Some(node) = view.nodes.iter_mut().find(|n| n.endpoint == primary) else {
+        return Ok(());
+    };
+    if !node.samples.is_empty() {
+        return Ok(());
+    }
+    let open = env.store.open_promotions().await.map_err(store_err)?;
+    // The newest intent's sample.
+    let inherited = open
+        .into_iter()
+        .rev()
+        .filter(|p| p.intent.cluster_id == c.record.id && p.intent.old_primary == primary)
+        .find_map(|p| p.intent.primary_sample.map(|s| (p.intent.job_id, s)));
+    if let Some((job, sample)) = inherited {
+        ctx.info(&format!(
+            "{primary}'s last good sample ({}: {}) comes from the promotion job {} began",
+            sample.at.format("%H:%M:%S%.3f UTC"),
+            sample.sample.gtid_binlog_pos,
+            job.map(|j| j.to_string()).unwrap_or_else(|| "?".into())
+        ))
         .await;
+        node.samples.push(sample);
+    }
+    Ok(())
+}
+
+/// The promotion did not happen: its intent ends.
+async fn abandon_intent(ctx: &JobContext, env: &JobEnv, id: i64) {
+    if let Err(e) = env.store.abandon_promotion(id).await {
+        ctx.warn(&format!("cannot end promotion intent {id}: {e}"))
+            .await;
+    }
+}
+
+/// Queues, at start-up, the completion of every promotion a dead controller left in the
+/// middle: its job plans again from the freshest view, completes the promotion when the
+/// plan holds, and otherwise rolls its first steps back.
+pub async fn resume_promotions(
+    store: &std::sync::Arc<dyn nines_store::Store>,
+    jobs: &super::JobRunner,
+) -> Result<(), nines_store::StoreError> {
+    for open in store.open_promotions().await? {
+        let i = &open.intent;
+        let why = format!(
+            "a controller stopped in the middle of {} job {} of `{}` (from {} to {}, begun {}): completing it, or rolling it back if the plan no longer holds",
+            i.kind,
+            i.job_id
+                .map(|j| j.to_string())
+                .unwrap_or_else(|| "?".into()),
+            open.cluster,
+            i.old_primary,
+            i.candidate,
+            open.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        );
+        tracing::warn!(cluster = %open.cluster, "{why}");
+        let spec = if i.kind == SWITCHOVER {
+            nines_model::job::JobSpec::Switchover {
+                cluster: open.cluster.clone(),
+                to: Some(i.candidate.clone()),
+            }
+        } else {
+            nines_model::job::JobSpec::Failover {
+                cluster: open.cluster.clone(),
+                to: Some(i.candidate.clone()),
+                force: false,
+                automatic: true,
+                reasons: vec![why.clone()],
+            }
+        };
+        let job = jobs.submit(&spec, crate::reconciler::REQUESTER).await?;
+        store
+            .add_event(
+                &open.cluster,
+                Some(&i.candidate.to_string()),
+                "promotion_resumed",
+                &format!("{why} (job {})", job.id),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// When a promotion a dead controller began cannot be completed (the plan made again no
+/// longer holds), undoes its first steps: replicas replicate again and the designated
+/// primary takes writes again, unless another node was already made writable (then a
+/// person decides: an alarm says so). Ends those intents.
+async fn roll_back_interrupted(
+    ctx: &JobContext,
+    env: &JobEnv,
+    c: &Loaded,
+    observed: &crate::monitor::ClusterObserved,
+) -> Result<(), String> {
+    let open: Vec<_> = env
+        .store
+        .open_promotions()
+        .await
+        .map_err(store_err)?
+        .into_iter()
+        .filter(|p| p.intent.cluster_id == c.record.id && p.intent.job_id != Some(ctx.id))
+        .collect();
+    if open.is_empty() {
+        return Ok(());
+    }
+    let Some(primary) = c.record.primary.clone() else {
+        return Ok(());
+    };
+    let promoted_elsewhere = observed.nodes.iter().any(|n| {
+        n.endpoint != primary
+            && n.probe.is_reachable()
+            && n.sample
+                .as_ref()
+                .is_some_and(|s| !s.read_only && s.replication.is_empty())
+    });
+    if promoted_elsewhere {
+        let msg = format!(
+            "alarm: an interrupted promotion of `{}` left another node writable beside the designated primary {primary}: nines does not choose between them; a person must (`nines cluster failover --to` or `switchover --to`)",
+            c.record.name
+        );
+        ctx.warn(&msg).await;
+        env.store
+            .add_event(&c.record.name, Some(&primary.to_string()), "alarm", &msg)
+            .await
+            .map_err(store_err)?;
+        return Ok(());
+    }
+    ctx.warn(&format!(
+        "rolling back the first steps of the interrupted promotion(s): {primary} stays the primary"
+    ))
+    .await;
+    let acc = access(env, c, observed).await?;
+    let replicas: Vec<Endpoint> = c
+        .nodes
+        .iter()
+        .filter(|n| n.endpoint != primary && n.fenced.is_none())
+        .map(|n| n.endpoint.clone())
+        .collect();
+    let failed = replication::roll_back(&acc, &primary, &replicas, ctx).await;
+    for p in &open {
+        abandon_intent(ctx, env, p.id).await;
+    }
+    let msg = if failed.is_empty() {
+        format!("rolled back an interrupted promotion: {primary} stays the primary")
+    } else {
+        format!(
+            "alarm: rolled back an interrupted promotion, but: {}",
+            failed.join("; ")
+        )
+    };
+    env.store
+        .add_event(
+            &c.record.name,
+            Some(&primary.to_string()),
+            if failed.is_empty() {
+                "promotion_rolled_back"
+            } else {
+                "alarm"
+            },
+            &msg,
+        )
+        .await
+        .map_err(store_err)?;
     Ok(())
 }
 
@@ -366,7 +578,9 @@ pub(super) async fn failover(
     let maintenance = haview::maintenance(&env.store, c.record.id, now)
         .await
         .map_err(store_err)?;
-    let view = haview::replication_view(&c.record, &observed, Some(now), Vec::new(), maintenance);
+    let mut view =
+        haview::replication_view(&c.record, &observed, Some(now), Vec::new(), maintenance);
+    inherit_primary_sample(ctx, env, &c, &mut view).await?;
     let policy = cluster_policy(&env.settings.ha, &c.record);
     let (plan, why) = match requested_failover(&view, to, force, &policy, now) {
         Ok(p) => p,
@@ -374,6 +588,7 @@ pub(super) async fn failover(
             for r in &why {
                 ctx.log(LogLevel::Warn, r).await;
             }
+            roll_back_interrupted(ctx, env, &c, &observed).await?;
             return Err(format!(
                 "failover refused: {}",
                 why.last().cloned().unwrap_or_default()
@@ -394,7 +609,17 @@ pub(super) async fn failover(
     let vars = hook_vars(cluster, "failover", &plan.old_primary, &plan.candidate);
     pre_hook(ctx, &env.settings.hooks, &vars).await?;
     let acc = access(env, &c, &observed).await?;
-    let outcome = replication::failover(
+    let intent = begin_intent(
+        ctx,
+        env,
+        &c,
+        &observed,
+        FAILOVER,
+        &plan.old_primary,
+        &plan.candidate,
+    )
+    .await?;
+    let outcome = match replication::failover(
         &acc,
         &plan,
         policy
@@ -404,7 +629,13 @@ pub(super) async fn failover(
         ctx,
     )
     .await
-    .map_err(op)?;
+    {
+        Ok(o) => o,
+        Err(e) => {
+            abandon_intent(ctx, env, intent).await;
+            return Err(op(e));
+        }
+    };
     let old = &plan.old_primary;
     let mut fence = vec![(
         old.clone(),
@@ -454,6 +685,7 @@ pub(super) async fn switchover(
             for p in &problems {
                 ctx.warn(p).await;
             }
+            roll_back_interrupted(ctx, env, &c, &observed).await?;
             return Err(format!("switchover refused: {}", problems.join("; ")));
         }
     };
@@ -467,7 +699,17 @@ pub(super) async fn switchover(
         .relay_log_apply_timeout
         .to_std()
         .unwrap_or(Duration::from_secs(10));
-    let outcome = replication::switchover(
+    let intent = begin_intent(
+        ctx,
+        env,
+        &c,
+        &observed,
+        SWITCHOVER,
+        &plan.old_primary,
+        &plan.candidate,
+    )
+    .await?;
+    let outcome = match replication::switchover(
         &acc,
         &plan.old_primary,
         &plan.candidate,
@@ -476,7 +718,13 @@ pub(super) async fn switchover(
         ctx,
     )
     .await
-    .map_err(op)?;
+    {
+        Ok(o) => o,
+        Err(e) => {
+            abandon_intent(ctx, env, intent).await;
+            return Err(op(e));
+        }
+    };
     let fence: Vec<(Endpoint, String)> = outcome
         .not_repointed
         .iter()

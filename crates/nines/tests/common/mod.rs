@@ -19,6 +19,7 @@ pub struct Controller {
     child: Option<Child>,
     port: u16,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -33,6 +34,12 @@ impl Controller {
 
     /// Starts a controller with extra `nines serve` arguments.
     pub async fn start_with(extra: &[&str]) -> Self {
+        Self::start_with_env(extra, &[]).await
+    }
+
+    /// Starts a controller with extra arguments and environment variables (kept for
+    /// restarts until [`Controller::clear_env`]).
+    pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut c = Self {
@@ -42,6 +49,10 @@ impl Controller {
             child: None,
             port,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         c.spawn().await;
         c
@@ -62,6 +73,7 @@ impl Controller {
             .arg("--data-dir")
             .arg(self.dir.path())
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -83,6 +95,18 @@ impl Controller {
             .expect("admin.token")
             .trim()
             .to_string();
+    }
+
+    /// Forgets the environment variables given at start, for the next restart.
+    pub fn clear_env(&mut self) {
+        self.env.clear();
+    }
+
+    /// Whether the controller process has ended (by itself: a crash point).
+    pub fn has_exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_some())
     }
 
     /// Kills the controller with SIGKILL (a crash) and starts it again on the same data.
