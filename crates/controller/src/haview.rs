@@ -99,36 +99,6 @@ pub fn flavor(observed: &ClusterObserved) -> Flavor {
         .unwrap_or(Flavor::MariaDb)
 }
 
-/// Whether the designated primary answers with every reachable, unfenced other node
-/// replicating from it (IO and SQL threads running): the topology this controller can
-/// vouch for, should the primary fail later.
-pub fn topology_healthy(
-    observed: &ClusterObserved,
-    primary: &Endpoint,
-    fenced: &[Endpoint],
-) -> bool {
-    let Some(p) = observed.nodes.iter().find(|n| &n.endpoint == primary) else {
-        return false;
-    };
-    if !p.probe.is_reachable() {
-        return false;
-    }
-    let sid = p.sample.as_ref().map(|s| s.server_id);
-    observed
-        .nodes
-        .iter()
-        .filter(|n| &n.endpoint != primary && !fenced.contains(&n.endpoint))
-        .filter(|n| n.probe.is_reachable())
-        .all(|n| {
-            n.sample.as_ref().is_some_and(|s| {
-                nines_model::ha::view::channel_from(s, primary, sid).is_some_and(|ch| {
-                    ch.io_state == nines_model::replication::IoThreadState::Running
-                        && ch.sql_running
-                })
-            })
-        })
-}
-
 /// The view of one replication cluster. `confirmed_at`: when this controller last saw the
 /// designated primary healthy with its replicas (None: never, so the topology is
 /// unknown to the automatic decisions); jobs that a person asked for pass the job's

@@ -605,13 +605,23 @@ async fn a_promotion_is_an_intent_then_one_transaction() {
     let record = |roles: Vec<(i64, Role)>| PromotionRecord {
         failover: failover(c.id, 5_000, FAILOVER, "10.0.0.1:3306", "10.0.0.2:3306"),
         roles,
-        fences: vec![(id_of("10.0.0.1:3306"), Some("pending rejoin: failed over".into()))],
+        fences: vec![(
+            id_of("10.0.0.1:3306"),
+            Some("pending rejoin: failed over".into()),
+        )],
     };
     // A part that fails (a node of no cluster) writes nothing at all.
-    let broken = record(vec![(id_of("10.0.0.2:3306"), Role::Primary), (9999, Role::Replica)]);
+    let broken = record(vec![
+        (id_of("10.0.0.2:3306"), Role::Primary),
+        (9999, Role::Replica),
+    ]);
     assert!(store.record_promotion(&broken).await.is_err());
     let c_now = store.get_cluster("shop").await.unwrap().unwrap();
-    assert_eq!(c_now.primary, Some(ep("10.0.0.1:3306")), "primary unchanged");
+    assert_eq!(
+        c_now.primary,
+        Some(ep("10.0.0.1:3306")),
+        "primary unchanged"
+    );
     assert!(store.failovers(c.id, at(0)).await.unwrap().is_empty());
     assert_eq!(store.open_promotions().await.unwrap().len(), 1);
     // The whole outcome at once, and the intent is gone.

@@ -32,9 +32,7 @@ use super::targets::{Loaded, load};
 use super::{JobContext, JobEnv};
 use crate::haview;
 
-/// The prefix of a fence that the reconciler lifts by itself (a rejoin job) once the node
-/// answers; other fences (errant transactions) wait for a person.
-pub const PENDING_REJOIN: &str = "pending rejoin: ";
+pub use nines_model::ha::reconcile::PENDING_REJOIN;
 
 /// Scripts run around failovers and switchovers, on the controller's host.
 #[derive(Debug, Clone, Default)]

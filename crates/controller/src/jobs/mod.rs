@@ -106,33 +106,6 @@ impl JobRunner {
         Ok(job)
     }
 
-    /// Whether `spec`, submitted now, would wait for a queued or running job of its
-    /// cluster (the same rule the dispatch loop applies).
-    pub async fn would_wait(&self, spec: &JobSpec) -> Result<bool, StoreError> {
-        let cluster = spec.cluster_name();
-        let active: Vec<JobRecord> = self
-            .store
-            .active_jobs()
-            .await?
-            .into_iter()
-            .filter(|j| j.cluster_name == cluster)
-            .collect();
-        let running: Vec<Vec<Lock>> = active
-            .iter()
-            .filter(|j| j.state == JobState::Running)
-            .map(|j| j.spec.locks())
-            .collect();
-        let mut queued: Vec<(i64, Vec<Lock>)> = active
-            .iter()
-            .filter(|j| j.state == JobState::Queued)
-            .map(|j| (j.id, j.spec.locks()))
-            .collect();
-        // An id after every stored one stands for the new job.
-        let new = queued.iter().map(|(id, _)| *id).max().unwrap_or(0) + 1;
-        queued.push((new, spec.locks()));
-        Ok(!startable(&running, &queued).contains(&new))
-    }
-
     /// Cancels a job: a queued one at once, a running one by signalling its steps.
     pub async fn cancel(&self, id: i64) -> Result<JobState, StoreError> {
         let state = self.store.request_cancel(id).await?;

@@ -22,6 +22,8 @@
 //! | Galera full-cluster recovery | [`galera`] |
 //! | restarting one node whose server died | [`node_recovery`] |
 //! | how often and how soon any repair is tried again | [`retry`] |
+//! | what the reconciler does about one cluster now (all of the above) | [`reconcile`] |
+//! | what it remembers of its own attempts and alarms | [`memory`] |
 //!
 //! The runtime (controller and ops) keeps the duties no pure function can carry: it
 //! re-checks the facts a decision relied on right before acting (for example "no Galera
@@ -36,6 +38,7 @@ pub mod maintenance;
 pub mod memory;
 pub mod node_recovery;
 pub mod policy;
+pub mod reconcile;
 pub mod rejoin;
 pub mod retry;
 pub mod switchover;
