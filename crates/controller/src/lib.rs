@@ -12,6 +12,14 @@ pub mod monitor;
 pub mod prom;
 pub mod reconciler;
 
+/// Logs a failed store write where the caller cannot fail for it (a monitor task, the
+/// clean-up after an error that is reported instead).
+pub(crate) fn log_store_error<T>(what: &str, r: Result<T, nines_store::StoreError>) {
+    if let Err(e) = r {
+        tracing::error!(error = %e, "cannot record {what}");
+    }
+}
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

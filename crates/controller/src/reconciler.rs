@@ -371,6 +371,16 @@ async fn perform(
                     .await?;
             }
         }
+        Intent::Event(note) => {
+            store
+                .add_event(
+                    name,
+                    note.node.map(|n| n.to_string()).as_deref(),
+                    note.kind,
+                    &note.message,
+                )
+                .await?;
+        }
         Intent::ClearAttempts { repair, subject } => {
             durable.clear_attempts(cluster.id, repair, &subject).await?;
         }

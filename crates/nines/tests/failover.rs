@@ -63,6 +63,15 @@ impl Cluster {
             "not healthy: {:?}",
             c.nodes(name)
         );
+        // Automatic failover acts only on a topology the controller has seen healthy.
+        let armed = wait_until(Duration::from_secs(20), || async {
+            c.ctl
+                .json(&["events", "--cluster", name])
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["kind"] == "failover_armed"))
+        })
+        .await;
+        assert!(armed, "failover never armed: {}", c.ctl.log());
         c
     }
 

@@ -394,8 +394,16 @@ async fn a_primary_cut_off_from_the_controller_but_still_replicating_is_not_fail
         "replicas not seen replicating from {py}: {:?}",
         nodes(&ctl)
     );
-    // Let the reconciler see this topology healthy (it runs every probe interval).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The reconciler has seen this topology healthy: automatic failover is armed.
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            ctl.json(&["events", "--cluster", CLUSTER])
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["kind"] == "failover_armed"))
+        })
+        .await,
+        "failover never armed"
+    );
 
     let writer = Writer::start(y.clone());
     assert!(

@@ -463,14 +463,15 @@ async fn start_replication(d: &Deploy<'_>, reporter: &dyn Reporter) -> Result<()
     Ok(())
 }
 
-/// Points a replica at a source with GTID auto-position and starts replication.
+/// Points a replica at a source with GTID auto-position and starts replication (every
+/// value quoted as a SQL string literal).
 pub fn change_master_sql(source: &NodeTarget, repl: &Account) -> String {
-    format!(
-        "STOP SLAVE; CHANGE MASTER TO MASTER_HOST='{}', MASTER_PORT={}, MASTER_USER='{}', \
-         MASTER_PASSWORD='{}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, \
-         MASTER_HEARTBEAT_PERIOD=1; START SLAVE;",
-        source.endpoint.host, source.endpoint.port, repl.user, repl.password
-    )
+    let account = nines_access::server::Credentials {
+        user: repl.user.clone(),
+        password: repl.password.clone(),
+    };
+    nines_access::server::replication::Dialect(nines_model::replication::Flavor::MariaDb)
+        .change_source(&source.endpoint, Some(&account), false)
 }
 
 /// Polls until the replica's IO and SQL threads both run.

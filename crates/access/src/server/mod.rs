@@ -1,9 +1,11 @@
 //! Server access: connecting to MySQL/MariaDB servers with mysql_async, typed probes,
-//! and parsers for the SHOW output the monitor and the operations read.
+//! parsers for the SHOW output the monitor and the operations read, and the replication
+//! SQL dialects (`replication.rs`).
 
 pub mod conn;
 pub mod parse;
 pub mod probe;
+pub mod replication;
 
 pub use conn::{Credentials, ServerConn, ServerError, Timeouts};
 pub use probe::Prober;

@@ -310,7 +310,10 @@ pub async fn import_cluster(
     let job = match st.jobs.submit(&spec, &caller.0).await {
         Ok(j) => j,
         Err(e) => {
-            let _ = st.store.delete_secret(secret).await;
+            crate::log_store_error(
+                "the removal of an unused secret",
+                st.store.delete_secret(secret).await,
+            );
             return Err(e.into());
         }
     };

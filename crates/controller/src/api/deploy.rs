@@ -227,7 +227,10 @@ pub async fn create_cluster(
     match queue(&st, &caller, spec).await {
         Ok(q) => Ok(q),
         Err(e) => {
-            let _ = st.store.delete_secret(secret).await;
+            crate::log_store_error(
+                "the removal of an unused secret",
+                st.store.delete_secret(secret).await,
+            );
             Err(e)
         }
     }

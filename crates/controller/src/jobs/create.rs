@@ -39,7 +39,10 @@ pub(super) async fn run(ctx: &JobContext, spec: &JobSpec, env: &JobEnv) -> Resul
         } = spec
     {
         // Nothing was registered: the admin password given for this deploy goes too.
-        let _ = env.store.delete_secret(*admin_password_secret).await;
+        crate::log_store_error(
+            "the removal of the deploy's admin password",
+            env.store.delete_secret(*admin_password_secret).await,
+        );
     }
     result
 }
@@ -141,13 +144,19 @@ async fn create(
     };
     match result {
         Ok(()) => {
-            let _ = store.set_deploy_state(cluster_id, "deployed").await;
+            store
+                .set_deploy_state(cluster_id, "deployed")
+                .await
+                .map_err(|e| e.to_string())?;
             let msg = format!(
                 "deployed {cluster_type} cluster `{name}` with {} nodes",
                 targets.len()
             );
             ctx.info(&msg).await;
-            let _ = store.add_event(name, None, "cluster_deployed", &msg).await;
+            store
+                .add_event(name, None, "cluster_deployed", &msg)
+                .await
+                .map_err(|e| e.to_string())?;
             env.monitor
                 .watch(name.clone())
                 .await
@@ -155,7 +164,10 @@ async fn create(
             Ok(())
         }
         Err(e) => {
-            let _ = store.set_deploy_state(cluster_id, "failed").await;
+            crate::log_store_error(
+                "the failed deploy state",
+                store.set_deploy_state(cluster_id, "failed").await,
+            );
             Err(format!(
                 "{e}. The cluster stays registered as failed: run the same create command again to retry, or `nines cluster delete --name {name} --purge` to remove what was done"
             ))

@@ -538,15 +538,15 @@ async fn after_promotion_problems(
         outcome.new_primary,
         outcome.problems.join("; ")
     );
-    let _ = env
-        .store
+    env.store
         .add_event(
             cluster,
             Some(&outcome.new_primary.to_string()),
             "alarm",
             &format!("alarm: {msg}"),
         )
-        .await;
+        .await
+        .map_err(store_err)?;
     Err(msg)
 }
 
@@ -831,10 +831,10 @@ pub(super) async fn rejoin(
                 "{node} rejoined `{cluster}` as a read-only replica of {primary}: {}",
                 decision.explain()
             );
-            let _ = env
-                .store
+            env.store
                 .add_event(cluster, Some(&node.to_string()), "rejoin", &msg)
-                .await;
+                .await
+                .map_err(store_err)?;
             Ok(())
         }
         RejoinAction::StayFenced { ref errant } => {
@@ -846,10 +846,10 @@ pub(super) async fn rejoin(
                 .await
                 .map_err(store_err)?;
             let msg = format!("alarm: {reason}. {}", decision.explain());
-            let _ = env
-                .store
+            env.store
                 .add_event(cluster, Some(&node.to_string()), "alarm", &msg)
-                .await;
+                .await
+                .map_err(store_err)?;
             Err(reason)
         }
     }

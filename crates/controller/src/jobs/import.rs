@@ -28,7 +28,10 @@ pub(super) async fn run(
     let result = import(ctx, &args, &env.store, &env.monitor, &env.settings).await;
     if result.is_err() {
         // Nothing registered: the password kept for this import goes too.
-        let _ = env.store.delete_secret(args.db_password_secret).await;
+        crate::log_store_error(
+            "the removal of the import's password",
+            env.store.delete_secret(args.db_password_secret).await,
+        );
     }
     result
 }
@@ -124,9 +127,10 @@ async fn import(
         topology.nodes.len()
     );
     ctx.info(&summary).await;
-    let _ = store
+    store
         .add_event(&cluster.name, None, "cluster_registered", &summary)
-        .await;
+        .await
+        .map_err(|e| e.to_string())?;
     monitor
         .watch(cluster.name.clone())
         .await

@@ -172,10 +172,10 @@ pub(super) async fn delete_cluster(
         }
     );
     ctx.info(&msg).await;
-    let _ = env
-        .store
+    env.store
         .add_event(cluster, None, "cluster_deleted", &msg)
-        .await;
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -186,8 +186,12 @@ pub(super) async fn add_node(
     if let Err(e) = joined {
         // Leave no half-added node behind: stop it and forget it; its files stay (marked
         // as this cluster's) so that `node add` can simply be run again.
-        let _ = target.stop().await;
-        let _ = env.store.remove_node(rec.id).await;
+        if let Err(stop) = target.stop().await {
+            ctx.warn(&format!("{node}: cannot stop it: {stop}")).await;
+        }
+        env.store.remove_node(rec.id).await.map_err(|s| {
+            format!("{e}; and the node could not be unregistered ({s}): `nines node remove` it")
+        })?;
         return Err(format!(
             "{e}. The node was stopped and unregistered; its files are left in {} for inspection, and `nines node add` can be run again",
             target.settings.layout.node_dir
@@ -195,10 +199,10 @@ pub(super) async fn add_node(
     }
     let msg = format!("node {node} added to `{cluster}`");
     ctx.info(&msg).await;
-    let _ = env
-        .store
+    env.store
         .add_event(cluster, Some(&node.to_string()), "node_added", &msg)
-        .await;
+        .await
+        .map_err(|e| e.to_string())?;
     env.monitor
         .rewatch(cluster)
         .await
@@ -572,10 +576,10 @@ pub(super) async fn remove_node(
         update_cluster_addresses(ctx, &c, &refs, &refs, settings).await;
     }
     let msg = format!("node {node} removed from `{cluster}`");
-    let _ = env
-        .store
+    env.store
         .add_event(cluster, Some(&node.to_string()), "node_removed", &msg)
-        .await;
+        .await
+        .map_err(|e| e.to_string())?;
     env.monitor
         .rewatch(cluster)
         .await

@@ -207,19 +207,27 @@ impl ClusterTask {
                     );
                     tracing::info!(cluster = %self.record.name, "{msg}");
                     let store = &self.monitor.store;
-                    let _ = store
-                        .add_event(&self.record.name, None, "cluster_state", &msg)
-                        .await;
-                    let _ = store
-                        .set_cluster_state(self.record.id, state, &reason)
-                        .await;
+                    crate::log_store_error(
+                        "a cluster state event",
+                        store
+                            .add_event(&self.record.name, None, "cluster_state", &msg)
+                            .await,
+                    );
+                    crate::log_store_error(
+                        "a cluster state",
+                        store
+                            .set_cluster_state(self.record.id, state, &reason)
+                            .await,
+                    );
                     cluster_state = Some(state);
                 } else if reason != cluster_reason {
-                    let _ = self
-                        .monitor
-                        .store
-                        .set_cluster_state(self.record.id, state, &reason)
-                        .await;
+                    crate::log_store_error(
+                        "a cluster state",
+                        self.monitor
+                            .store
+                            .set_cluster_state(self.record.id, state, &reason)
+                            .await,
+                    );
                 }
                 cluster_reason = reason;
             }
@@ -298,10 +306,16 @@ impl ClusterTask {
             tracing::info!(cluster = %self.record.name, "{msg}");
             let store = &self.monitor.store;
             let addr = obs.endpoint.to_string();
-            let _ = store
-                .add_event(&self.record.name, Some(&addr), "node_state", &msg)
-                .await;
-            let _ = store.set_node_state(obs.node_id, obs.role, tr.to).await;
+            crate::log_store_error(
+                "a node state event",
+                store
+                    .add_event(&self.record.name, Some(&addr), "node_state", &msg)
+                    .await,
+            );
+            crate::log_store_error(
+                "a node state",
+                store.set_node_state(obs.node_id, obs.role, tr.to).await,
+            );
         }
         if obs.state == Some(NodeState::Online) && obs.error.is_none() {
             obs.reason.clear();

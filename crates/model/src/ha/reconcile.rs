@@ -150,6 +150,8 @@ pub enum Intent {
     },
     /// The outage ended: forget its attempts.
     ClearAttempts { repair: Repair, subject: String },
+    /// Write an event.
+    Event(Note),
     /// The topology moved without nines: `primary` is the primary now, `old` is fenced
     /// with `fence` until its rejoin check.
     Adopt {

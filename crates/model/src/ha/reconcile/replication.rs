@@ -52,6 +52,25 @@ pub(super) fn decide(out: &mut Pass<'_>, obs: &mut Observations) -> bool {
         return true;
     }
     if topology_healthy(base_view, &primary, &fenced) {
+        let newly = obs
+            .confirmed
+            .get(&snap.id)
+            .is_none_or(|(p, _)| *p != primary);
+        if newly {
+            // From now on this controller can tell which server failed: say so once.
+            let replicas = base_view
+                .nodes
+                .iter()
+                .filter(|n| n.endpoint != primary && n.is_reachable())
+                .count();
+            out.intents.push(Intent::Event(Note {
+                kind: "failover_armed",
+                node: Some(primary.clone()),
+                message: format!(
+                    "{primary} seen as the primary with its {replicas} reachable replica(s) replicating: nines knows this topology, and automatic failover can act should the primary fail"
+                ),
+            }));
+        }
         obs.confirmed.insert(snap.id, (primary.clone(), now));
         out.clear(AlarmKind::Failover, "", None);
         out.clear_attempts(Repair::Failover, "");

@@ -104,6 +104,7 @@ fn summary(i: &Intent) -> String {
         Intent::Clear { alarm, subject, .. } => format!("clear {alarm} {subject}"),
         Intent::ClearAttempts { repair, subject } => format!("forget {repair} {subject}"),
         Intent::Adopt { primary, .. } => format!("adopt {primary}"),
+        Intent::Event(n) => format!("event {}", n.kind),
     }
 }
 
@@ -340,7 +341,11 @@ fn reconcile_scenarios() {
                 m.note_attempt(7, Repair::Failover, "", t(-300));
                 m.note_raised(7, AlarmKind::Failover, "");
             }),
-            s(&["clear failover ", "forget failover "]),
+            s(&[
+                "event failover_armed",
+                "clear failover ",
+                "forget failover ",
+            ]),
             "",
         ),
         (
@@ -419,7 +424,10 @@ fn reconcile_scenarios() {
             },
             Observations::default(),
             HaMemory::default(),
-            vec![format!("submit rejoin (rejoin {})", ep(3))],
+            vec![
+                "event failover_armed".to_string(),
+                format!("submit rejoin (rejoin {})", ep(3)),
+            ],
             "checking its GTIDs",
         ),
     ];
@@ -488,6 +496,10 @@ fn observations_follow_the_cluster() {
         Cluster::mariadb("0-1-9").replica(2, "0-1-9"),
         vec![up(1, None), up(2, None)],
     );
-    reconcile(&healthy, &mut obs, &m, t(7));
+    let first = reconcile(&healthy, &mut obs, &m, t(7));
     assert_eq!(obs.confirmed.get(&7), Some(&(ep(1), t(7))));
+    assert!(matches!(&first[..], [Intent::Event(n)] if n.kind == "failover_armed"));
+    let again = reconcile(&healthy, &mut obs, &m, t(8));
+    assert!(again.is_empty(), "armed once: {again:?}");
+    assert_eq!(obs.confirmed.get(&7), Some(&(ep(1), t(8))));
 }
