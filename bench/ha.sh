@@ -5,14 +5,17 @@
 #      (a fresh primary + 2 replicas per run; also: until the old primary rejoined)
 #   2. switchover: longest gap between acknowledged writes around `cluster switchover --wait`
 #   3. Galera: kill -9 of all three nodes -> all Synced again and each taking a write
+#   4. Galera: kill -9 of two of three nodes -> the survivor takes a write; all Synced
 # A writer inserts every 5 ms and tries the next node on error. Prints a line per run, a
 # summary table, and the job logs of the slowest runs (what dominates).
-# Usage: bash bench/ha.sh [FAILOVERS=10] [SWITCHOVERS=10] [GALERA_CRASHES=10]   (0 skips a part)
+# Usage: bash bench/ha.sh [FAILOVERS=10] [SWITCHOVERS=10] [GALERA_CRASHES=10] [GALERA_PARTIAL=10]
+#        (0 skips a part)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FAILOVERS=${1:-10}
 SWITCHOVERS=${2:-10}
 GALERA_CRASHES=${3:-10}
+GALERA_PARTIAL=${4:-10}
 source scripts/deps.sh
 nines_install_deps
 cargo build --release --locked -p nines --bin nines --example bench_ha >&2
@@ -55,7 +58,7 @@ export NINES_SERVER="http://127.0.0.1:$PORT" NINES_DATA_DIR="$WORK/data"
 
 echo "nines $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (with uncommitted changes)'), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 ./target/release/examples/bench_ha --nines "$NINES" --work "$WORK" \
-  --failovers "$FAILOVERS" --switchovers "$SWITCHOVERS" --galera-crashes "$GALERA_CRASHES" &
+  --failovers "$FAILOVERS" --switchovers "$SWITCHOVERS" --galera-crashes "$GALERA_CRASHES" --galera-partial "$GALERA_PARTIAL" &
 BENCH=$!
 status=0
 wait "$BENCH" || status=$?

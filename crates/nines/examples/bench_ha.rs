@@ -15,6 +15,7 @@
 //!
 //! Prints a line per run to stderr and a summary table to stdout.
 //! Usage: bench_ha --nines PATH --work DIR [--failovers N] [--switchovers N] [--galera-crashes N]
+//!        [--galera-partial N]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +47,9 @@ struct Args {
     /// Full Galera crashes to measure (on one cluster); 0 skips the part.
     #[arg(long, default_value_t = 10)]
     galera_crashes: usize,
+    /// Crashes that kill two of the three Galera nodes.
+    #[arg(long, default_value_t = 10)]
+    galera_partial: usize,
     /// Pause between two writes of the writer, in milliseconds.
     #[arg(long, default_value_t = 5)]
     write_interval_ms: u64,
@@ -628,8 +632,11 @@ async fn galera_write(addr: &str, id: u64) -> bool {
         .is_ok()
 }
 
-async fn galera_crashes(b: &Bench, n: usize) -> Result<Vec<GaleraRun>> {
-    let name = "ha-gal";
+/// `n` crashes of a deployed three-node Galera cluster, each killing the last `killed`
+/// nodes with SIGKILL (3: all of them; 2: a majority, the first node survives).
+async fn galera_crashes(b: &Bench, n: usize, killed: usize) -> Result<Vec<GaleraRun>> {
+    let name = if killed == 3 { "ha-gal" } else { "ha-gal-part" };
+    let victims = &b.addrs[b.addrs.len() - killed..];
     let t = Instant::now();
     b.create(name, "galera", &[]).await?;
     eprintln!("galera: deployed in {:.1}s", t.elapsed().as_secs_f64());
@@ -663,7 +670,7 @@ async fn galera_crashes(b: &Bench, n: usize) -> Result<Vec<GaleraRun>> {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let t0 = Instant::now();
         let wall = now_unix();
-        b.kill9(&b.addrs).await?;
+        b.kill9(victims).await?;
         // Every 100 ms: a write on any node (the first one accepted is noted), then,
         // once one was, every node Synced and taking a write.
         let mut first_write = None;
@@ -695,7 +702,7 @@ async fn galera_crashes(b: &Bench, n: usize) -> Result<Vec<GaleraRun>> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        let job = finished_job(&b.nines, name, "cluster_start", wall)
+        let job = finished_job(&b.nines, name, "galera_recovery", wall)
             .await
             .context("no finished recovery job")?;
         let run = GaleraRun {
@@ -707,7 +714,7 @@ async fn galera_crashes(b: &Bench, n: usize) -> Result<Vec<GaleraRun>> {
             trace: job_trace(&b.nines, &job, wall).await,
         };
         eprintln!(
-            "galera crash {k}/{n}: all Synced and writable after {:.2}s (first write {:.2}s, detection {:.2}s, recovery job {:.2}s)",
+            "galera crash ({killed} of 3 killed) {k}/{n}: all Synced and writable after {:.2}s (first write {:.2}s, detection {:.2}s, recovery job {:.2}s)",
             run.serving, run.first_write, run.detect, run.job
         );
         runs.push(run);
@@ -819,7 +826,12 @@ async fn main() -> Result<()> {
         Vec::new()
     };
     let galera = if args.galera_crashes > 0 {
-        galera_crashes(&b, args.galera_crashes).await?
+        galera_crashes(&b, args.galera_crashes, 3).await?
+    } else {
+        Vec::new()
+    };
+    let partial = if args.galera_partial > 0 {
+        galera_crashes(&b, args.galera_partial, 2).await?
     } else {
         Vec::new()
     };
@@ -888,12 +900,33 @@ async fn main() -> Result<()> {
         out.push(row("  kill -> recovery job queued", &d, "", None));
         let j: Vec<f64> = galera.iter().map(|r| r.job).collect();
         out.push(row(
-            "  recovery job (cluster_start), start -> end",
+            "  recovery job (galera_recovery), start -> end",
             &j,
             "",
             None,
         ));
         out.push(format!("  all: {}", all(&s)));
+    }
+    if !partial.is_empty() {
+        let f: Vec<f64> = partial.iter().map(|r| r.first_write).collect();
+        out.push(row(
+            "galera: kill -9 2 of 3 -> survivor takes a write",
+            &f,
+            "<= 30 s",
+            Some(|s| s.max <= 30.0),
+        ));
+        let s: Vec<f64> = partial.iter().map(|r| r.serving).collect();
+        out.push(row(
+            "galera: kill -9 2 of 3 -> all Synced, each takes a write",
+            &s,
+            "<= 120 s",
+            Some(|s| s.max <= 120.0),
+        ));
+        let d: Vec<f64> = partial.iter().map(|r| r.detect).collect();
+        out.push(row("  kill -> recovery job queued", &d, "", None));
+        let j: Vec<f64> = partial.iter().map(|r| r.job).collect();
+        out.push(row("  recovery job, start -> end", &j, "", None));
+        out.push(format!("  survivor writable: {}", all(&f)));
     }
     println!("{}", out.join("\n"));
 
@@ -908,6 +941,12 @@ async fn main() -> Result<()> {
         eprintln!(
             "slowest switchover (pause {:.3}s), times from the call:\n{}",
             r.pause, r.trace
+        );
+    }
+    if let Some(r) = slowest(&partial, |r| r.serving) {
+        eprintln!(
+            "slowest Galera recovery from 2 of 3 killed ({:.2}s), times from the kill:\n{}",
+            r.serving, r.trace
         );
     }
     if let Some(r) = slowest(&galera, |r| r.serving) {
