@@ -182,7 +182,7 @@ impl ClusterTask {
                     address: "",
                     role: Some(t.observed.role),
                     state: t.observed.state,
-                    sample: t.observed.sample.as_ref(),
+                    sample: t.observed.sample.as_deref(),
                 })
                 .collect();
             // Only judge the cluster once every node has been seen once.
@@ -284,12 +284,13 @@ impl ClusterTask {
             },
         };
         if let Ok(sample) = snap.result {
+            let sample = Arc::new(sample);
             if track.recent.len() >= super::RECENT_SAMPLES {
                 track.recent.pop_front();
             }
             track.recent.push_back(TimedSample {
                 at: snap.at,
-                sample: sample.clone(),
+                sample: Arc::clone(&sample),
             });
             obs.recent = Arc::new(track.recent.iter().cloned().collect());
             obs.sample = Some(sample);
@@ -323,40 +324,38 @@ impl ClusterTask {
     }
 
     /// Computes each replica's lag in transactions against its source, by GTID sets.
+    /// Each replica's lag in transactions behind its source, found among the cluster's
+    /// nodes (by reference: this runs on every probe).
     fn update_lag(&self, tracks: &mut [NodeTrack]) {
-        let sources: Vec<(
-            nines_model::Endpoint,
-            Option<nines_model::snapshot::ServerSample>,
-        )> = tracks
+        let lags: Vec<Option<u64>> = tracks
             .iter()
-            .map(|t| (t.observed.endpoint.clone(), t.observed.sample.clone()))
-            .collect();
-        for t in tracks.iter_mut() {
-            let Some(sample) = &t.observed.sample else {
-                t.observed.lag_transactions = None;
-                continue;
-            };
-            let Some(ch) = sample.replication.first() else {
-                t.observed.lag_transactions = None;
-                continue;
-            };
-            // By address, or by server_id when the replica reaches its source by another
-            // address (a second bind address, a host name).
-            let source = sources
-                .iter()
-                .find(|(ep, _)| {
-                    ep.port == ch.source_port && ep.host.eq_ignore_ascii_case(&ch.source_host)
-                })
-                .or_else(|| {
-                    sources.iter().find(|(_, s)| {
+            .map(|t| {
+                let sample = t.observed.sample.as_deref()?;
+                let ch = sample.replication.first()?;
+                // By address, or by server_id when the replica reaches its source by
+                // another address (a second bind address, a host name).
+                let by_address = tracks.iter().find(|s| {
+                    s.observed.endpoint.port == ch.source_port
+                        && s.observed
+                            .endpoint
+                            .host
+                            .eq_ignore_ascii_case(&ch.source_host)
+                });
+                let source = by_address.or_else(|| {
+                    tracks.iter().find(|s| {
                         ch.source_server_id != 0
-                            && s.as_ref()
+                            && s.observed
+                                .sample
+                                .as_ref()
                                 .is_some_and(|s| s.server_id == ch.source_server_id)
                     })
-                });
-            t.observed.lag_transactions = source
-                .and_then(|(_, s)| s.as_ref())
-                .and_then(|src| nines_model::lag::transactions_behind(src, sample));
+                })?;
+                let src = source.observed.sample.as_deref()?;
+                nines_model::lag::transactions_behind(src, sample)
+            })
+            .collect();
+        for (t, lag) in tracks.iter_mut().zip(lags) {
+            t.observed.lag_transactions = lag;
         }
     }
 

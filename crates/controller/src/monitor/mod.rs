@@ -49,7 +49,9 @@ pub struct NodeObserved {
     /// None until the first probe answered or failed.
     pub state: Option<NodeState>,
     pub reason: String,
-    pub sample: Option<ServerSample>,
+    /// The last good sample, shared with `recent` (handed around every second, never
+    /// copied).
+    pub sample: Option<Arc<ServerSample>>,
     pub error: Option<ProbeError>,
     pub last_seen: Option<DateTime<Utc>>,
     /// When the latest probe (answered or not) started.

@@ -114,7 +114,7 @@ impl Cluster {
             probe: ProbeStatus::Reachable,
             samples: vec![TimedSample {
                 at: t(-2),
-                sample: sample(flavor, 1, primary_executed),
+                sample: std::sync::Arc::new(sample(flavor, 1, primary_executed)),
             }],
             longest_transaction_secs: Some(0),
         };
@@ -151,7 +151,10 @@ impl Cluster {
             ch.received_heartbeats = Some(heartbeats);
             ch.read_source_log_pos = read_pos;
             s.replication = vec![ch];
-            TimedSample { at, sample: s }
+            TimedSample {
+                at,
+                sample: std::sync::Arc::new(s),
+            }
         };
         self.view.nodes.push(ReplicationNode {
             endpoint: ep(n),
@@ -202,7 +205,7 @@ impl Cluster {
         let node = self.node_mut(n);
         let first = node.samples[0].sample.replication[0].clone();
         for s in &mut node.samples {
-            let ch = &mut s.sample.replication[0];
+            let ch = &mut std::sync::Arc::make_mut(&mut s.sample).replication[0];
             ch.received_heartbeats = first.received_heartbeats;
             ch.read_source_log_pos = first.read_source_log_pos;
             ch.received_gtids = first.received_gtids.clone();
@@ -213,7 +216,7 @@ impl Cluster {
     /// Edits every sample of node n.
     pub fn edit(mut self, n: u8, f: impl Fn(&mut ServerSample)) -> Self {
         for s in &mut self.node_mut(n).samples {
-            f(&mut s.sample);
+            f(std::sync::Arc::make_mut(&mut s.sample));
         }
         self
     }
@@ -222,7 +225,7 @@ impl Cluster {
     pub fn edit_latest(mut self, n: u8, f: impl FnOnce(&mut ServerSample)) -> Self {
         let node = self.node_mut(n);
         let last = node.samples.last_mut().expect("a sample");
-        f(&mut last.sample);
+        f(std::sync::Arc::make_mut(&mut last.sample));
         self
     }
 

@@ -55,7 +55,9 @@ impl ProbeStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimedSample {
     pub at: DateTime<Utc>,
-    pub sample: ServerSample,
+    /// Shared with the monitor's view: the samples are kept and handed around every
+    /// second, never copied.
+    pub sample: std::sync::Arc<ServerSample>,
 }
 
 /// One node of a replication cluster as the decisions see it.

@@ -228,15 +228,17 @@ fn heartbeat_window_follows_the_period_and_policy() {
             .silent(3)
             .node(2, |n| {
                 n.samples[0].at = t(-gap);
-                n.samples
-                    .iter_mut()
-                    .for_each(|s| s.sample.replication[0].heartbeat_period = Some(2.0));
+                n.samples.iter_mut().for_each(|s| {
+                    std::sync::Arc::make_mut(&mut s.sample).replication[0].heartbeat_period =
+                        Some(2.0)
+                });
             })
             .node(3, |n| {
                 n.samples[0].at = t(-gap);
-                n.samples
-                    .iter_mut()
-                    .for_each(|s| s.sample.replication[0].heartbeat_period = Some(2.0));
+                n.samples.iter_mut().for_each(|s| {
+                    std::sync::Arc::make_mut(&mut s.sample).replication[0].heartbeat_period =
+                        Some(2.0)
+                });
             })
     };
     let policy = HaPolicy::default();
@@ -265,7 +267,8 @@ fn the_window_uses_the_newest_sample_that_spans_it() {
         .node(2, |n| {
             let mut older: TimedSample = n.samples[0].clone();
             older.at = t(-5);
-            older.sample.replication[0].received_heartbeats = Some(1);
+            std::sync::Arc::make_mut(&mut older.sample).replication[0].received_heartbeats =
+                Some(1);
             n.samples.insert(0, older);
         });
     let v = primary_health(&c.view, &HaPolicy::default(), t(0));
