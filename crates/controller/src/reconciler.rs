@@ -8,7 +8,14 @@
 //! It keeps the [`Observations`] in memory (rebuilt from the monitor after a restart) and
 //! its attempts and raised alarms in the store ([`Durable`], loaded at start), so that a
 //! restarted controller neither resets a retry budget nor raises an alarm again.
+//!
+//! A cluster with nothing to decide costs no store read: when every node is online and
+//! answering, nothing is remembered or being observed about it, and the last full look
+//! found no fenced or stopped node (nor, for a semi-sync cluster, a primary that fell back
+//! to asynchronous replication), the pass only notes the replication topology healthy
+//! ([`quiet`]). This is what keeps a large fleet cheap (docs/benchmarks.md).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +24,7 @@ use nines_model::ha::reconcile::{ClusterSnapshot, Intent, NodeFacts, Observation
 use nines_model::ha::{AlarmKind, HaMemory, HaPolicy, Repair};
 use nines_model::job::JobState;
 use nines_model::lanes::Lock;
-use nines_model::{ClusterType, Role};
+use nines_model::{ClusterType, NodeState, Role};
 use nines_store::{
     ClusterRecord, HaAttempt, JobFilter, JobRecord, NodeRecord, RaisedAlarm, Store, StoreError,
 };
@@ -161,6 +168,7 @@ pub async fn run(
         }
     };
     let mut obs = Observations::default();
+    let mut facts = HashMap::new();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -170,34 +178,106 @@ pub async fn run(
             _ = monitor.attention().notified() => {}
         }
         let now = Utc::now();
-        if let Err(e) = pass(
-            &store,
-            &monitor,
-            &jobs,
-            &policy,
-            &mut obs,
-            &mut durable,
-            now,
-        )
-        .await
-        {
+        let mut state = PassState {
+            obs: &mut obs,
+            durable: &mut durable,
+            facts: &mut facts,
+        };
+        if let Err(e) = pass(&store, &monitor, &jobs, &policy, &mut state, now).await {
             tracing::warn!(error = %e, "reconciliation failed");
         }
     }
 }
 
-/// One pass over every cluster.
+/// What the reconciler carries from pass to pass.
+struct PassState<'a> {
+    obs: &'a mut Observations,
+    durable: &'a mut Durable,
+    /// Per cluster id, what the last full look at its records found.
+    facts: &'a mut HashMap<i64, QuietFacts>,
+}
+
+/// What the store said of a cluster at its last full look, for [`quiet`].
+#[derive(Debug, Clone, Copy)]
+struct QuietFacts {
+    /// A node is fenced, or an operator wants it stopped.
+    held: bool,
+    semi_sync: bool,
+}
+
+/// Whether a cluster has nothing to decide (see the module docs).
+fn quiet(
+    observed: &ClusterObserved,
+    obs: &Observations,
+    memory: &HaMemory,
+    facts: Option<&QuietFacts>,
+) -> bool {
+    let Some(facts) = facts else {
+        return false;
+    };
+    let id = observed.cluster_id;
+    if facts.held
+        || memory.knows(id)
+        || obs.no_primary_since.contains_key(&id)
+        || obs.down_since.keys().any(|(c, _)| *c == id)
+    {
+        return false;
+    }
+    let online = observed
+        .nodes
+        .iter()
+        .all(|n| n.state == Some(NodeState::Online) && n.probe.is_reachable());
+    if !online {
+        return false;
+    }
+    if observed.cluster_type != ClusterType::Replication {
+        return true;
+    }
+    // The topology this controller vouches for: the same primary, seen online.
+    let Some((confirmed, _)) = obs.confirmed.get(&id) else {
+        return false;
+    };
+    let Some(primary) = observed
+        .nodes
+        .iter()
+        .find(|n| &n.endpoint == confirmed && n.role == Role::Primary)
+    else {
+        return false;
+    };
+    !facts.semi_sync
+        || primary
+            .sample
+            .as_ref()
+            .and_then(|s| s.status.get("Rpl_semi_sync_master_status"))
+            .is_some_and(|v| *v == 1)
+}
+
+/// One pass over every cluster the monitor watches.
 async fn pass(
     store: &Arc<dyn Store>,
     monitor: &Arc<Monitor>,
     jobs: &Arc<JobRunner>,
     base: &HaPolicy,
-    obs: &mut Observations,
-    durable: &mut Durable,
+    state: &mut PassState<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let active = store.active_jobs().await?;
-    for cluster in store.list_clusters().await? {
+    let mut active: Option<Vec<JobRecord>> = None;
+    for observed in monitor.clusters() {
+        let id = observed.cluster_id;
+        if quiet(
+            &observed,
+            state.obs,
+            &state.durable.mem,
+            state.facts.get(&id),
+        ) {
+            if let Some((_, at)) = state.obs.confirmed.get_mut(&id) {
+                *at = now;
+            }
+            continue;
+        }
+        let Some(cluster) = store.get_cluster(&observed.name).await? else {
+            continue;
+        };
         // A cluster being deployed (or whose deploy failed) is the deploy job's.
         if cluster
             .deploy_state
@@ -206,17 +286,28 @@ async fn pass(
         {
             continue;
         }
-        let Some(observed) = monitor.cluster(&cluster.name) else {
-            continue;
-        };
+        if active.is_none() {
+            active = Some(store.active_jobs().await?);
+        }
         let cluster_jobs: Vec<&JobRecord> = active
             .iter()
+            .flatten()
             .filter(|j| j.cluster_name == cluster.name)
             .collect();
         let snap = snapshot(store, &cluster, &observed, &cluster_jobs, base, now).await?;
-        let intents = reconcile(&snap, obs, &durable.mem, now);
+        state.facts.insert(
+            id,
+            QuietFacts {
+                held: snap
+                    .nodes
+                    .iter()
+                    .any(|n| n.fence.is_some() || !n.desired_running),
+                semi_sync: snap.semi_sync,
+            },
+        );
+        let intents = reconcile(&snap, state.obs, &state.durable.mem, now);
         for intent in intents {
-            perform(store, jobs, durable, &cluster, intent, now).await?;
+            perform(store, jobs, state.durable, &cluster, intent, now).await?;
         }
     }
     Ok(())
@@ -429,4 +520,166 @@ async fn last_job_end(
         })
         .await?;
     Ok(jobs.first().and_then(|j| j.finished_at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::NodeObserved;
+    use nines_model::Endpoint;
+    use nines_model::ha::ProbeStatus;
+    use nines_model::snapshot::ProbeErrorKind;
+
+    fn node(n: u8, role: Role, state: NodeState) -> NodeObserved {
+        NodeObserved {
+            node_id: i64::from(n),
+            endpoint: Endpoint::new(format!("127.0.0.{n}"), 3306),
+            role,
+            state: Some(state),
+            reason: String::new(),
+            sample: None,
+            error: None,
+            last_seen: None,
+            probed_at: None,
+            rates: Default::default(),
+            lag_transactions: None,
+            host: None,
+            probe: ProbeStatus::Reachable,
+            recent: Arc::default(),
+        }
+    }
+
+    fn cluster(cluster_type: ClusterType, nodes: Vec<NodeObserved>) -> ClusterObserved {
+        ClusterObserved {
+            cluster_id: 5,
+            name: "c".into(),
+            cluster_type,
+            state: None,
+            reason: String::new(),
+            nodes,
+        }
+    }
+
+    #[test]
+    fn which_clusters_are_quiet() {
+        let calm = QuietFacts {
+            held: false,
+            semi_sync: false,
+        };
+        let standalone = || {
+            cluster(
+                ClusterType::Standalone,
+                vec![node(1, Role::Standalone, NodeState::Online)],
+            )
+        };
+        let replication = || {
+            cluster(
+                ClusterType::Replication,
+                vec![
+                    node(1, Role::Primary, NodeState::Online),
+                    node(2, Role::Replica, NodeState::Online),
+                ],
+            )
+        };
+        let confirmed = Observations {
+            confirmed: [(5, (Endpoint::new("127.0.0.1", 3306), chrono::Utc::now()))].into(),
+            ..Default::default()
+        };
+        let none = Observations::default();
+        let mem = HaMemory::default();
+        let mut remembered = HaMemory::default();
+        remembered.note_raised(5, AlarmKind::SemiSync, "");
+        let mut failing = standalone();
+        failing.nodes[0].probe = ProbeStatus::Failing {
+            kind: ProbeErrorKind::Timeout,
+            consecutive: 1,
+            since: chrono::Utc::now(),
+        };
+        let down = Observations {
+            down_since: [((5, Endpoint::new("127.0.0.1", 3306)), chrono::Utc::now())].into(),
+            ..Default::default()
+        };
+        let held = QuietFacts { held: true, ..calm };
+        let semi = QuietFacts {
+            semi_sync: true,
+            ..calm
+        };
+        let cases: Vec<(
+            &str,
+            ClusterObserved,
+            &Observations,
+            &HaMemory,
+            Option<&QuietFacts>,
+            bool,
+        )> = vec![
+            (
+                "all online, nothing known",
+                standalone(),
+                &none,
+                &mem,
+                Some(&calm),
+                true,
+            ),
+            (
+                "never looked at in full",
+                standalone(),
+                &none,
+                &mem,
+                None,
+                false,
+            ),
+            ("a probe failing", failing, &none, &mem, Some(&calm), false),
+            (
+                "an alarm raised",
+                standalone(),
+                &none,
+                &remembered,
+                Some(&calm),
+                false,
+            ),
+            (
+                "a node being watched down",
+                standalone(),
+                &down,
+                &mem,
+                Some(&calm),
+                false,
+            ),
+            (
+                "a fenced or stopped node",
+                standalone(),
+                &none,
+                &mem,
+                Some(&held),
+                false,
+            ),
+            (
+                "replication, topology confirmed",
+                replication(),
+                &confirmed,
+                &mem,
+                Some(&calm),
+                true,
+            ),
+            (
+                "replication, not confirmed yet",
+                replication(),
+                &none,
+                &mem,
+                Some(&calm),
+                false,
+            ),
+            (
+                "semi-sync primary without its status",
+                replication(),
+                &confirmed,
+                &mem,
+                Some(&semi),
+                false,
+            ),
+        ];
+        for (name, observed, obs, memory, facts, want) in cases {
+            assert_eq!(quiet(&observed, obs, memory, facts), want, "{name}");
+        }
+    }
 }

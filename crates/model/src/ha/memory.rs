@@ -109,6 +109,12 @@ impl HaMemory {
             .is_some()
     }
 
+    /// Whether anything is remembered about the cluster (an attempt or a raised alarm).
+    pub fn knows(&self, cluster_id: i64) -> bool {
+        self.attempts.keys().any(|(c, _, _)| *c == cluster_id)
+            || self.alarms.iter().any(|(c, _, _)| *c == cluster_id)
+    }
+
     pub fn is_raised(&self, cluster_id: i64, alarm: AlarmKind, subject: &str) -> bool {
         self.alarms
             .contains(&(cluster_id, alarm, subject.to_string()))
@@ -164,6 +170,7 @@ mod tests {
         assert!(!m.clear_attempts(1, Repair::NodeRestart, "a:3306"));
         assert_eq!(m.attempts(1, Repair::NodeRestart, "b:3306"), &[t(2)]);
 
+        assert!(m.knows(1) && !m.knows(2));
         assert!(m.note_raised(1, AlarmKind::Failover, ""));
         assert!(!m.note_raised(1, AlarmKind::Failover, ""), "raised once");
         assert!(m.is_raised(1, AlarmKind::Failover, ""));
