@@ -560,6 +560,16 @@ mod tests {
         }
     }
 
+    /// (name, view, observations, memory, facts, quiet?)
+    type Case<'a> = (
+        &'a str,
+        ClusterObserved,
+        &'a Observations,
+        &'a HaMemory,
+        Option<&'a QuietFacts>,
+        bool,
+    );
+
     #[test]
     fn which_clusters_are_quiet() {
         let calm = QuietFacts {
@@ -604,14 +614,7 @@ mod tests {
             semi_sync: true,
             ..calm
         };
-        let cases: Vec<(
-            &str,
-            ClusterObserved,
-            &Observations,
-            &HaMemory,
-            Option<&QuietFacts>,
-            bool,
-        )> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (
                 "all online, nothing known",
                 standalone(),
