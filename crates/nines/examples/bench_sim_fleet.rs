@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use opensrv_mysql::{
@@ -111,19 +111,49 @@ impl Server {
         out.into_iter().collect()
     }
 
-    async fn rows<W: AsyncWrite + Send + Unpin>(
-        results: QueryResultWriter<'_, W>,
-        columns: &[&str],
-        rows: &[Vec<String>],
-    ) -> std::io::Result<()> {
-        let cols: Vec<Column> = columns.iter().map(|c| column(c)).collect();
-        let mut w = results.start(&cols).await?;
-        for row in rows {
-            w.write_row(row.iter().map(String::as_str)).await?;
+    /// The columns and rows a statement returns; None: an OK packet.
+    fn answer(&self, q: &str) -> Option<(&'static [Column], Vec<Vec<String>>)> {
+        let pairs = |v: Vec<(String, String)>| -> Vec<Vec<String>> {
+            v.into_iter().map(|(n, v)| vec![n, v]).collect()
+        };
+        if q.starts_with("SELECT VERSION()") {
+            Some((
+                &VERSION_COLUMNS,
+                vec![vec![
+                    "10.11.19-MariaDB-simulated".into(),
+                    "nines simulated server".into(),
+                ]],
+            ))
+        } else if q.starts_with("SHOW GLOBAL STATUS") {
+            Some((&VAR_COLUMNS, pairs(self.filtered(q, &self.fleet.status))))
+        } else if q.starts_with("SHOW GLOBAL VARIABLES") {
+            Some((&VAR_COLUMNS, pairs(self.filtered(q, &self.fleet.variables))))
+        } else if q.contains("PROCESSLIST") {
+            Some((
+                &PROCESS_COLUMNS,
+                vec![
+                    vec!["1".into(), "localhost".into(), "Daemon".into()],
+                    vec!["8".into(), "127.0.0.1:40000".into(), "Query".into()],
+                ],
+            ))
+        } else if q.starts_with("SHOW") || q.starts_with("SELECT") {
+            // SHOW ALL SLAVES STATUS, SHOW SLAVE HOSTS, anything else read: nothing.
+            Some((&EMPTY_COLUMNS, Vec::new()))
+        } else {
+            None
         }
-        w.finish().await
     }
 }
+
+fn columns(names: &[&str]) -> Vec<Column> {
+    names.iter().map(|c| column(c)).collect()
+}
+
+static VERSION_COLUMNS: LazyLock<Vec<Column>> = LazyLock::new(|| columns(&["v", "c"]));
+static VAR_COLUMNS: LazyLock<Vec<Column>> = LazyLock::new(|| columns(&["Variable_name", "Value"]));
+static PROCESS_COLUMNS: LazyLock<Vec<Column>> =
+    LazyLock::new(|| columns(&["Id", "Host", "Command"]));
+static EMPTY_COLUMNS: LazyLock<Vec<Column>> = LazyLock::new(|| columns(&["v"]));
 
 #[async_trait::async_trait]
 impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Server {
@@ -157,42 +187,32 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Server {
         query: &'a str,
         results: QueryResultWriter<'a, W>,
     ) -> std::io::Result<()> {
-        let q = query.trim_start();
-        let pairs = |v: Vec<(String, String)>| -> Vec<Vec<String>> {
-            v.into_iter().map(|(n, v)| vec![n, v]).collect()
-        };
-        if q.starts_with("SELECT VERSION()") {
-            Self::rows(
-                results,
-                &["v", "c"],
-                &[vec![
-                    "10.11.19-MariaDB-simulated".into(),
-                    "nines simulated server".into(),
-                ]],
-            )
-            .await
-        } else if q.starts_with("SHOW GLOBAL STATUS") {
-            let rows = pairs(self.filtered(q, &self.fleet.status));
-            Self::rows(results, &["Variable_name", "Value"], &rows).await
-        } else if q.starts_with("SHOW GLOBAL VARIABLES") {
-            let rows = pairs(self.filtered(q, &self.fleet.variables));
-            Self::rows(results, &["Variable_name", "Value"], &rows).await
-        } else if q.contains("PROCESSLIST") {
-            Self::rows(
-                results,
-                &["Id", "Host", "Command"],
-                &[
-                    vec!["1".into(), "localhost".into(), "Daemon".into()],
-                    vec!["8".into(), "127.0.0.1:40000".into(), "Query".into()],
-                ],
-            )
-            .await
-        } else if q.starts_with("SHOW") || q.starts_with("SELECT") {
-            // SHOW ALL SLAVES STATUS, SHOW SLAVE HOSTS, anything else read: nothing.
-            Self::rows(results, &["v"], &[]).await
-        } else {
-            results.completed(OkResponse::default()).await
+        // Several statements in one request (the probe sends its four at once): one
+        // result set each.
+        let statements: Vec<&str> = query
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut w = results;
+        for (i, q) in statements.iter().enumerate() {
+            let last = i + 1 == statements.len();
+            match self.answer(q) {
+                Some((cols, rows)) => {
+                    let mut rw = w.start(cols).await?;
+                    for row in &rows {
+                        rw.write_row(row.iter().map(String::as_str)).await?;
+                    }
+                    if last {
+                        return rw.finish().await;
+                    }
+                    w = rw.finish_one().await?;
+                }
+                None if last => return w.completed(OkResponse::default()).await,
+                None => w = w.complete_one(OkResponse::default()).await?,
+            }
         }
+        w.completed(OkResponse::default()).await
     }
 }
 

@@ -365,6 +365,8 @@ pub trait Store: Send + Sync {
     ) -> Result<()>;
     /// Ends it; false when there was none.
     async fn clear_maintenance(&self, cluster_id: i64, node: Option<&str>) -> Result<bool>;
+    /// Every cluster's windows in force at `now`, with their cluster's id.
+    async fn all_maintenance(&self, now: DateTime<Utc>) -> Result<Vec<(i64, MaintenanceRecord)>>;
     /// Windows in force at `now` (expired ones are not returned).
     async fn maintenance(
         &self,

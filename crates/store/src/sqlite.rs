@@ -72,6 +72,16 @@ async fn insert_failover(
     Ok(row.try_get("id")?)
 }
 
+fn maintenance_from_row(r: &SqliteRow) -> Result<MaintenanceRecord> {
+    Ok(MaintenanceRecord {
+        node: r.try_get("node")?,
+        reason: r.try_get("reason")?,
+        set_by: r.try_get("set_by")?,
+        since: to_time(r.try_get("since")?),
+        until: opt_time(r.try_get("until")?),
+    })
+}
+
 fn json_opt<T: serde::de::DeserializeOwned>(what: &str, s: Option<String>) -> Result<Option<T>> {
     s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))))
         .transpose()
@@ -647,16 +657,19 @@ impl Store for SqliteStore {
         .bind(now.timestamp_millis())
         .fetch_all(&self.pool)
         .await?;
+        rows.iter().map(maintenance_from_row).collect()
+    }
+
+    async fn all_maintenance(&self, now: DateTime<Utc>) -> Result<Vec<(i64, MaintenanceRecord)>> {
+        let rows = sqlx::query(
+            "SELECT cluster_id, node, reason, set_by, since, until FROM maintenance \
+             WHERE until IS NULL OR until > ? ORDER BY cluster_id, COALESCE(node, '')",
+        )
+        .bind(now.timestamp_millis())
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|r| {
-                Ok(MaintenanceRecord {
-                    node: r.try_get("node")?,
-                    reason: r.try_get("reason")?,
-                    set_by: r.try_get("set_by")?,
-                    since: to_time(r.try_get("since")?),
-                    until: opt_time(r.try_get("until")?),
-                })
-            })
+            .map(|r| Ok((r.try_get("cluster_id")?, maintenance_from_row(r)?)))
             .collect()
     }
 

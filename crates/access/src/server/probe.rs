@@ -11,7 +11,11 @@ use nines_model::Endpoint;
 use nines_model::replication::{Flavor, ServerVersion};
 use nines_model::snapshot::{NodeSnapshot, ProbeError, ServerSample};
 
-use super::conn::{Credentials, ServerConn, ServerError, Timeouts};
+use super::conn::{Credentials, ResultSet, ServerConn, ServerError, Timeouts};
+
+/// The connections that feed replicas (the primary side of replication).
+const DUMPS_SQL: &str = "SELECT ID AS Id, HOST AS Host, COMMAND AS Command FROM information_schema.PROCESSLIST \
+     WHERE COMMAND LIKE 'Binlog Dump%'";
 use super::parse;
 
 /// SHOW GLOBAL STATUS counters and gauges the monitor keeps (wsrep_% comes along too).
@@ -217,23 +221,29 @@ async fn read_sample(
             v
         }
     };
-    let vars = conn.query_vars(variables_sql).await?;
-    let status = conn.query_vars(status_sql).await?;
+    // The four statements in one round trip.
     let replica_sql = replica_status_sql(&version);
-    let replica_rows = conn.query_rows(replica_sql).await?;
+    let batch = format!("{variables_sql}; {status_sql}; {replica_sql}; {DUMPS_SQL}");
+    let sets = conn.query_sets(&batch).await?;
+    let [vars, status, replicas, dumps]: [ResultSet; 4] =
+        sets.try_into()
+            .map_err(|sets: Vec<ResultSet>| ServerError::Query {
+                addr: conn.addr().to_string(),
+                code: 0,
+                message: format!(
+                    "the probe's four statements returned {} result sets",
+                    sets.len()
+                ),
+            })?;
+    let (vars, status) = (vars.into_vars(), status.into_vars());
+    let replica_rows = replicas.into_rows();
     let replication =
         parse::parse_replica_status(&replica_rows).map_err(|e| ServerError::Query {
             addr: conn.addr().to_string(),
             code: 0,
             message: format!("cannot read {replica_sql}: {e}"),
         })?;
-    let dumps = conn
-        .query_rows(
-            "SELECT ID AS Id, HOST AS Host, COMMAND AS Command FROM information_schema.PROCESSLIST \
-             WHERE COMMAND LIKE 'Binlog Dump%'",
-        )
-        .await?;
-    let binlog_dump_clients = parse::parse_processlist_binlog_dumps(&dumps);
+    let binlog_dump_clients = parse::parse_processlist_binlog_dumps(&dumps.into_rows());
 
     let wsrep_vars_on = parse::var_bool(&vars, "wsrep_on").unwrap_or(false);
     let wsrep = if wsrep_vars_on {

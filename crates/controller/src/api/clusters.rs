@@ -213,12 +213,27 @@ pub async fn list_nodes(
         ],
         None => st.store.list_clusters().await?,
     };
-    let mut out = Vec::new();
+    // Three reads whatever the number of clusters: clusters, nodes, windows in force.
+    let nodes = match &clusters[..] {
+        [one] if q.cluster.is_some() => st.store.list_nodes(Some(one.id)).await?,
+        _ => st.store.list_nodes(None).await?,
+    };
+    let mut windows: std::collections::HashMap<i64, Vec<nines_store::MaintenanceRecord>> =
+        std::collections::HashMap::new();
+    for (id, m) in st.store.all_maintenance(chrono::Utc::now()).await? {
+        windows.entry(id).or_default().push(m);
+    }
+    let mut by_cluster: std::collections::HashMap<i64, Vec<&nines_store::NodeRecord>> =
+        std::collections::HashMap::new();
+    for n in &nodes {
+        by_cluster.entry(n.cluster_id).or_default().push(n);
+    }
+    let mut out = Vec::with_capacity(nodes.len());
     for c in &clusters {
         let obs = st.monitor.cluster(&c.name);
-        let maint = st.store.maintenance(c.id, chrono::Utc::now()).await?;
-        for n in st.store.list_nodes(Some(c.id)).await? {
-            out.push(node_status(c, &n, obs.as_deref(), &maint));
+        let maint = windows.get(&c.id).map(Vec::as_slice).unwrap_or(&[]);
+        for n in by_cluster.get(&c.id).into_iter().flatten() {
+            out.push(node_status(c, n, obs.as_deref(), maint));
         }
     }
     Ok(Json(out))
