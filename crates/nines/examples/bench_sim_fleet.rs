@@ -1,9 +1,11 @@
-//! A simulated fleet for the monitoring benchmark (bench/monitor.sh --simulated N): N
-//! lightweight fake MariaDB servers on loopback ports, each speaking enough of the MySQL
-//! protocol (opensrv-mysql) to answer what the monitor's probe and an import ask: the
-//! version, the variables and status counters it names (taken from a real MariaDB 10.11's
-//! recorded output, filtered as the server would filter them), an empty replica status,
-//! the process list. Every server is a standalone primary with its own server_id.
+//! A simulated fleet for the monitoring benchmark (bench/monitor.sh, its SIMULATED
+//! part): N lightweight fake MariaDB servers on loopback ports, each speaking just enough
+//! of the MySQL client/server protocol (handshake, any password accepted, COM_QUERY with
+//! several statements and one text result set each, COM_PING, COM_QUIT) to answer what
+//! the monitor's probe and an import ask: the version, the variables and status counters
+//! named (taken from a real MariaDB 10.11's recorded output, filtered as the server
+//! filters them), an empty replica status, the process list. Every server is a standalone
+//! primary with its own server_id, GTID position and moving uptime.
 //!
 //! Writes one seed per line to the file given as first argument (`SEED USER
 //! PASSWORD_FILE`, the password file beside it) and runs until interrupted.
@@ -12,15 +14,11 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Instant;
 
-use opensrv_mysql::{
-    AsyncMysqlIntermediary, AsyncMysqlShim, Column, ColumnFlags, ColumnType, OkResponse,
-    ParamParser, QueryResultWriter, StatementMetaWriter,
-};
-use tokio::io::AsyncWrite;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 const STATUS: &str =
     include_str!("../../access/tests/fixtures/mariadb-10.11/show_global_status_primary.txt");
@@ -55,15 +53,6 @@ struct Server {
     fleet: Arc<Fleet>,
     server_id: u32,
     port: u16,
-}
-
-fn column(name: &str) -> Column {
-    Column {
-        table: String::new(),
-        column: name.to_string(),
-        coltype: ColumnType::MYSQL_TYPE_VAR_STRING,
-        colflags: ColumnFlags::empty(),
-    }
 }
 
 /// The quoted names of a `WHERE LOWER(Variable_name) IN ('a', 'b')` clause.
@@ -112,25 +101,23 @@ impl Server {
     }
 
     /// The columns and rows a statement returns; None: an OK packet.
-    fn answer(&self, q: &str) -> Option<(&'static [Column], Vec<Vec<String>>)> {
+    fn answer(&self, q: &str) -> Option<(&'static [&'static str], Vec<Vec<String>>)> {
         let pairs = |v: Vec<(String, String)>| -> Vec<Vec<String>> {
             v.into_iter().map(|(n, v)| vec![n, v]).collect()
         };
+        const VARS: &[&str] = &["Variable_name", "Value"];
         if q.starts_with("SELECT VERSION()") {
             Some((
-                &VERSION_COLUMNS,
-                vec![vec![
-                    "10.11.19-MariaDB-simulated".into(),
-                    "nines simulated server".into(),
-                ]],
+                &["v", "c"],
+                vec![vec![VERSION.into(), "nines simulated server".into()]],
             ))
         } else if q.starts_with("SHOW GLOBAL STATUS") {
-            Some((&VAR_COLUMNS, pairs(self.filtered(q, &self.fleet.status))))
+            Some((VARS, pairs(self.filtered(q, &self.fleet.status))))
         } else if q.starts_with("SHOW GLOBAL VARIABLES") {
-            Some((&VAR_COLUMNS, pairs(self.filtered(q, &self.fleet.variables))))
+            Some((VARS, pairs(self.filtered(q, &self.fleet.variables))))
         } else if q.contains("PROCESSLIST") {
             Some((
-                &PROCESS_COLUMNS,
+                &["Id", "Host", "Command"],
                 vec![
                     vec!["1".into(), "localhost".into(), "Daemon".into()],
                     vec!["8".into(), "127.0.0.1:40000".into(), "Query".into()],
@@ -138,82 +125,179 @@ impl Server {
             ))
         } else if q.starts_with("SHOW") || q.starts_with("SELECT") {
             // SHOW ALL SLAVES STATUS, SHOW SLAVE HOSTS, anything else read: nothing.
-            Some((&EMPTY_COLUMNS, Vec::new()))
+            Some((&["v"], Vec::new()))
         } else {
             None
         }
     }
-}
 
-fn columns(names: &[&str]) -> Vec<Column> {
-    names.iter().map(|c| column(c)).collect()
-}
-
-static VERSION_COLUMNS: LazyLock<Vec<Column>> = LazyLock::new(|| columns(&["v", "c"]));
-static VAR_COLUMNS: LazyLock<Vec<Column>> = LazyLock::new(|| columns(&["Variable_name", "Value"]));
-static PROCESS_COLUMNS: LazyLock<Vec<Column>> =
-    LazyLock::new(|| columns(&["Id", "Host", "Command"]));
-static EMPTY_COLUMNS: LazyLock<Vec<Column>> = LazyLock::new(|| columns(&["v"]));
-
-#[async_trait::async_trait]
-impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Server {
-    type Error = std::io::Error;
-
-    fn version(&self) -> String {
-        "10.11.19-MariaDB-simulated".to_string()
-    }
-
-    async fn on_prepare<'a>(
-        &'a mut self,
-        _: &'a str,
-        info: StatementMetaWriter<'a, W>,
-    ) -> std::io::Result<()> {
-        info.reply(1, &[], &[]).await
-    }
-
-    async fn on_execute<'a>(
-        &'a mut self,
-        _: u32,
-        _: ParamParser<'a>,
-        results: QueryResultWriter<'a, W>,
-    ) -> std::io::Result<()> {
-        results.completed(OkResponse::default()).await
-    }
-
-    async fn on_close(&mut self, _: u32) {}
-
-    async fn on_query<'a>(
-        &'a mut self,
-        query: &'a str,
-        results: QueryResultWriter<'a, W>,
-    ) -> std::io::Result<()> {
-        // Several statements in one request (the probe sends its four at once): one
-        // result set each.
-        let statements: Vec<&str> = query
-            .split(';')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        let mut w = results;
-        for (i, q) in statements.iter().enumerate() {
-            let last = i + 1 == statements.len();
-            match self.answer(q) {
-                Some((cols, rows)) => {
-                    let mut rw = w.start(cols).await?;
-                    for row in &rows {
-                        rw.write_row(row.iter().map(String::as_str)).await?;
+    /// Serves one client connection until it quits or goes away.
+    async fn serve(&self, mut stream: TcpStream) -> std::io::Result<()> {
+        stream.set_nodelay(true)?;
+        let mut out = Packets::default();
+        out.handshake(self.server_id);
+        stream.write_all(&out.take()).await?;
+        // The client's handshake response (any account and password are welcome).
+        let (seq, _) = read_packet(&mut stream).await?;
+        out.seq = seq.wrapping_add(1);
+        out.ok(false);
+        stream.write_all(&out.take()).await?;
+        loop {
+            let (_, payload) = read_packet(&mut stream).await?;
+            out.seq = 1;
+            match payload.first() {
+                Some(0x03) => {
+                    let sql = String::from_utf8_lossy(&payload[1..]);
+                    // Several statements in one request (the probe sends its four at
+                    // once): one result set each, all but the last saying more follow.
+                    let statements: Vec<&str> = sql
+                        .split(';')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    if statements.is_empty() {
+                        out.ok(false);
                     }
-                    if last {
-                        return rw.finish().await;
+                    for (i, q) in statements.iter().enumerate() {
+                        let more = i + 1 < statements.len();
+                        match self.answer(q) {
+                            Some((columns, rows)) => out.result_set(columns, &rows, more),
+                            None => out.ok(more),
+                        }
                     }
-                    w = rw.finish_one().await?;
                 }
-                None if last => return w.completed(OkResponse::default()).await,
-                None => w = w.complete_one(OkResponse::default()).await?,
+                Some(0x01) | None => return Ok(()),
+                // COM_PING, COM_INIT_DB, anything else: fine.
+                Some(_) => out.ok(false),
             }
+            stream.write_all(&out.take()).await?;
         }
-        w.completed(OkResponse::default()).await
     }
+}
+
+const VERSION: &str = "10.11.19-MariaDB-simulated";
+/// SERVER_STATUS_AUTOCOMMIT.
+const AUTOCOMMIT: u16 = 0x0002;
+/// SERVER_MORE_RESULTS_EXISTS.
+const MORE_RESULTS: u16 = 0x0008;
+
+/// Reads one packet: its sequence id and payload.
+async fn read_packet(stream: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).await?;
+    let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await?;
+    Ok((header[3], payload))
+}
+
+/// Packets being written, with their sequence ids.
+#[derive(Default)]
+struct Packets {
+    buf: Vec<u8>,
+    seq: u8,
+}
+
+impl Packets {
+    fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    fn packet(&mut self, payload: &[u8]) {
+        let len = payload.len();
+        self.buf
+            .extend_from_slice(&[len as u8, (len >> 8) as u8, (len >> 16) as u8, self.seq]);
+        self.buf.extend_from_slice(payload);
+        self.seq = self.seq.wrapping_add(1);
+    }
+
+    /// Protocol::HandshakeV10 offering mysql_native_password, multi-statements and
+    /// multi-results, and classic EOF packets (no CLIENT_DEPRECATE_EOF).
+    fn handshake(&mut self, connection_id: u32) {
+        const CAPS: u32 = 0x0000_0001 // CLIENT_LONG_PASSWORD
+            | 0x0000_0004 // CLIENT_LONG_FLAG
+            | 0x0000_0008 // CLIENT_CONNECT_WITH_DB
+            | 0x0000_0200 // CLIENT_PROTOCOL_41
+            | 0x0000_2000 // CLIENT_TRANSACTIONS
+            | 0x0000_8000 // CLIENT_SECURE_CONNECTION
+            | 0x0001_0000 // CLIENT_MULTI_STATEMENTS
+            | 0x0002_0000 // CLIENT_MULTI_RESULTS
+            | 0x0008_0000; // CLIENT_PLUGIN_AUTH
+        let mut p = vec![0x0a];
+        p.extend_from_slice(VERSION.as_bytes());
+        p.push(0);
+        p.extend_from_slice(&connection_id.to_le_bytes());
+        p.extend_from_slice(b"abcdefgh");
+        p.push(0);
+        p.extend_from_slice(&(CAPS as u16).to_le_bytes());
+        p.push(0x21); // utf8_general_ci
+        p.extend_from_slice(&AUTOCOMMIT.to_le_bytes());
+        p.extend_from_slice(&((CAPS >> 16) as u16).to_le_bytes());
+        p.push(21); // length of the auth plugin data
+        p.extend_from_slice(&[0; 10]);
+        p.extend_from_slice(b"ijklmnopqrst");
+        p.push(0);
+        p.extend_from_slice(b"mysql_native_password\0");
+        self.seq = 0;
+        self.packet(&p);
+    }
+
+    fn ok(&mut self, more: bool) {
+        let status = AUTOCOMMIT | if more { MORE_RESULTS } else { 0 };
+        let mut p = vec![0x00, 0, 0];
+        p.extend_from_slice(&status.to_le_bytes());
+        p.extend_from_slice(&[0, 0]);
+        self.packet(&p);
+    }
+
+    fn eof(&mut self, more: bool) {
+        let status = AUTOCOMMIT | if more { MORE_RESULTS } else { 0 };
+        let mut p = vec![0xfe, 0, 0];
+        p.extend_from_slice(&status.to_le_bytes());
+        self.packet(&p);
+    }
+
+    /// A text result set: column count, definitions, EOF, rows, EOF.
+    fn result_set(&mut self, columns: &[&str], rows: &[Vec<String>], more: bool) {
+        self.packet(&[columns.len() as u8]);
+        for name in columns {
+            let mut p = Vec::new();
+            for s in ["def", "", "", ""] {
+                lenenc_str(&mut p, s);
+            }
+            lenenc_str(&mut p, name);
+            lenenc_str(&mut p, name);
+            p.push(0x0c);
+            p.extend_from_slice(&0x21u16.to_le_bytes());
+            p.extend_from_slice(&1024u32.to_le_bytes());
+            p.push(0xfd); // VAR_STRING
+            p.extend_from_slice(&0u16.to_le_bytes());
+            p.push(0);
+            p.extend_from_slice(&[0, 0]);
+            self.packet(&p);
+        }
+        self.eof(false);
+        for row in rows {
+            let mut p = Vec::new();
+            for v in row {
+                lenenc_str(&mut p, v);
+            }
+            self.packet(&p);
+        }
+        self.eof(more);
+    }
+}
+
+/// A length-encoded string (lengths under 2^16 are all this server writes).
+fn lenenc_str(p: &mut Vec<u8>, s: &str) {
+    let len = s.len();
+    if len < 251 {
+        p.push(len as u8);
+    } else {
+        p.push(0xfc);
+        p.extend_from_slice(&(len as u16).to_le_bytes());
+    }
+    p.extend_from_slice(s.as_bytes());
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
@@ -244,16 +328,17 @@ async fn main() -> anyhow::Result<()> {
         let port = listener.local_addr()?.port();
         lines.push(format!("127.0.0.1:{port} nines {pw_file}"));
         let fleet = Arc::clone(&fleet);
+        let server = Arc::new(Server {
+            fleet: Arc::clone(&fleet),
+            server_id: 1000 + i,
+            port,
+        });
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let server = Server {
-                    fleet: Arc::clone(&fleet),
-                    server_id: 1000 + i,
-                    port,
-                };
+                let server = Arc::clone(&server);
                 tokio::spawn(async move {
-                    let (r, w) = stream.into_split();
-                    let _ = AsyncMysqlIntermediary::run_on(server, r, w).await;
+                    // A client that goes away ends its connection; nothing to report.
+                    let _ = server.serve(stream).await;
                 });
             }
         });

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod node;
 pub mod preflight;
 pub mod replication;
+pub mod stream;
 pub mod wait;
 
 use async_trait::async_trait;

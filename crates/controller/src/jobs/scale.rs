@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use nines_access::host::{HostCommand, host_facts};
+use nines_access::host::host_facts;
 use nines_model::deploy::{NodeLayout, NodeSettings, ServiceKind};
 use nines_model::job::RemoveMode;
 use nines_model::{ClusterType, Endpoint, Role};
@@ -27,7 +27,6 @@ fn op(e: nines_ops::OpError) -> String {
 }
 
 /// How long a replica's full copy may take.
-const COPY_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub(super) async fn add_node(
     ctx: &JobContext,
@@ -294,121 +293,10 @@ async fn provision_replica(
         target.endpoint, source.endpoint
     ))
     .await;
-    let datadir = &target.settings.layout.datadir;
-    let addr = &target.endpoint.host;
-    // Receiver first, on the new node's address; it exits when the stream ends.
-    // The datadir is ours (pre-flight checked its marker): start from empty.
-    target
-        .run(
-            HostCommand::shell("find \"$1\" -mindepth 1 -delete").arg(datadir),
-            SHORT,
-        )
+    // The datadir is ours (pre-flight checked its marker): the copy starts from empty.
+    let gtid = nines_ops::stream::copy_datadir(source, target, ctx)
         .await
         .map_err(op)?;
-    let receiver = target.run(
-        HostCommand::shell(
-            "cd \"$2\" && timeout 3600 socat -u \"TCP-LISTEN:4444,bind=$1,reuseaddr\" - | mbstream -x -C \"$2\"",
-        )
-        .arg(addr)
-        .arg(datadir),
-        COPY_TIMEOUT,
-    );
-    let sender = async {
-        // Wait until the receiver listens (without connecting: it takes one connection).
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let listening = nines_access::host::ports::listening(target.host.as_ref(), SHORT)
-                .await
-                .map(|l| nines_access::host::ports::port_taken(&l, addr, 4444).is_some())
-                .unwrap_or(false);
-            if listening {
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "{}: the copy receiver did not start listening on {addr}:4444",
-                    target.endpoint
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        source
-            .run(
-                HostCommand::new("bash").arg("-c").arg(
-                    "log=$(mktemp); dir=$(mktemp -d); \
-                     mariabackup --defaults-file=\"$1\" --socket=\"$3\" --backup --stream=xbstream --user=root --target-dir=\"$dir\" 2>\"$log\" \
-                       | socat -u - \"TCP:$2:4444\"; st=(\"${PIPESTATUS[@]}\"); rmdir \"$dir\" 2>/dev/null; \
-                     if [ \"${st[0]}\" != 0 ] || [ \"${st[1]}\" != 0 ]; then tail -20 \"$log\" >&2; rm -f \"$log\"; exit 1; fi; rm -f \"$log\"",
-                )
-                .arg("bash")
-                .arg(&source.settings.layout.config_file)
-                .arg(addr)
-                .arg(&source.settings.layout.socket),
-                COPY_TIMEOUT,
-            )
-            .await
-            .map_err(|e| format!("{}: streaming the backup failed: {e}", source.endpoint))
-    };
-    let sender = async {
-        let r = sender.await;
-        if r.is_err() {
-            // The receiver waits for one connection: give it an empty one so it ends now
-            // instead of at its timeout.
-            let _ = target
-                .run(
-                    HostCommand::shell("socat -u /dev/null \"TCP:$1:4444\" 2>/dev/null || true")
-                        .arg(addr),
-                    SHORT,
-                )
-                .await;
-        }
-        r
-    };
-    let (recv, sent) = tokio::join!(receiver, sender);
-    sent?;
-    recv.map_err(|e| format!("{}: receiving the backup failed: {e}", target.endpoint))?;
-    ctx.progress("prepare backup", 60).await;
-    target
-        .run(
-            HostCommand::new("mariabackup")
-                .arg("--prepare")
-                .arg(format!("--target-dir={datadir}")),
-            COPY_TIMEOUT,
-        )
-        .await
-        .map_err(|e| format!("{}: preparing the backup failed: {e}", target.endpoint))?;
-    target
-        .run(
-            HostCommand::new("chown")
-                .arg("-R")
-                .arg("mysql:mysql")
-                .arg(datadir),
-            SHORT,
-        )
-        .await
-        .map_err(op)?;
-    let info = target
-        .run(
-            // MariaDB 11 renamed the file; 10.x writes xtrabackup_binlog_info.
-            HostCommand::shell(
-                "cat \"$1/mariadb_backup_binlog_info\" 2>/dev/null || cat \"$1/xtrabackup_binlog_info\"",
-            )
-            .arg(datadir),
-            SHORT,
-        )
-        .await
-        .map_err(|e| {
-            format!(
-                "{}: the backup has no binlog position: {e}",
-                target.endpoint
-            )
-        })?;
-    let gtid = info
-        .split_whitespace()
-        .nth(2)
-        .unwrap_or("")
-        .trim()
-        .to_string();
     ctx.info(&format!(
         "{}: backup taken at GTID position `{gtid}`",
         target.endpoint
