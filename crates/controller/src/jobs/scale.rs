@@ -26,8 +26,6 @@ fn op(e: nines_ops::OpError) -> String {
     e.to_string()
 }
 
-/// How long a replica's full copy may take.
-
 pub(super) async fn add_node(
     ctx: &JobContext,
     env: &JobEnv,
