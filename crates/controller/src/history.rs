@@ -29,15 +29,42 @@ struct Agg {
     n: i64,
 }
 
-type Key = (String, String);
 type RawSeries = VecDeque<(DateTime<Utc>, f64)>;
-type MinuteKey = (DateTime<Utc>, String, String);
+/// Per node, per metric: looked up by `&str` on every probe, so that recording a node's
+/// values allocates nothing once its series exist.
+type PerNode<T> = HashMap<String, HashMap<String, T>>;
 
-/// Raw ring buffers and the minute being aggregated, per (node, metric).
+/// Raw ring buffers and the minutes being aggregated, per node and metric.
 pub struct MetricsHistory {
     config: HistoryConfig,
-    raw: Mutex<HashMap<Key, RawSeries>>,
-    pending: Mutex<BTreeMap<MinuteKey, Agg>>,
+    raw: Mutex<PerNode<RawSeries>>,
+    pending: Mutex<BTreeMap<DateTime<Utc>, PerNode<Agg>>>,
+}
+
+/// The series of `node`, created when it is new (the only time its name is copied).
+fn node_series<'a, T>(map: &'a mut PerNode<T>, node: &str) -> Option<&'a mut HashMap<String, T>> {
+    if !map.contains_key(node) {
+        map.insert(node.to_string(), HashMap::new());
+    }
+    map.get_mut(node)
+}
+
+/// Applies `f` to the entry of `key`, creating it with `new` when absent (the only time
+/// the key is copied).
+fn update<T>(
+    map: &mut HashMap<String, T>,
+    key: &str,
+    new: impl FnOnce() -> T,
+    f: impl FnOnce(&mut T),
+) {
+    match map.get_mut(key) {
+        Some(v) => f(v),
+        None => {
+            let mut v = new();
+            f(&mut v);
+            map.insert(key.to_string(), v);
+        }
+    }
 }
 
 fn minute_of(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -64,30 +91,35 @@ impl MetricsHistory {
         }
         let horizon =
             at - TimeDelta::from_std(self.config.raw_window).unwrap_or(TimeDelta::minutes(15));
-        if let Ok(mut raw) = self.raw.lock() {
+        if let Ok(mut raw) = self.raw.lock()
+            && let Some(series) = node_series(&mut raw, node)
+        {
             for (metric, v) in values {
-                let q = raw.entry((node.to_string(), metric.clone())).or_default();
-                q.push_back((at, *v));
-                while q.front().is_some_and(|(t, _)| *t < horizon) {
-                    q.pop_front();
-                }
+                update(series, metric, RawSeries::new, |q| {
+                    q.push_back((at, *v));
+                    while q.front().is_some_and(|(t, _)| *t < horizon) {
+                        q.pop_front();
+                    }
+                });
             }
         }
         let minute = minute_of(at);
-        if let Ok(mut pending) = self.pending.lock() {
+        if let Ok(mut pending) = self.pending.lock()
+            && let Some(series) = node_series(pending.entry(minute).or_default(), node)
+        {
             for (metric, v) in values {
-                let a = pending
-                    .entry((minute, node.to_string(), metric.clone()))
-                    .or_insert(Agg {
-                        sum: 0.0,
-                        min: f64::INFINITY,
-                        max: f64::NEG_INFINITY,
-                        n: 0,
-                    });
-                a.sum += v;
-                a.min = a.min.min(*v);
-                a.max = a.max.max(*v);
-                a.n += 1;
+                let new = || Agg {
+                    sum: 0.0,
+                    min: f64::INFINITY,
+                    max: f64::NEG_INFINITY,
+                    n: 0,
+                };
+                update(series, metric, new, |a| {
+                    a.sum += v;
+                    a.min = a.min.min(*v);
+                    a.max = a.max.max(*v);
+                    a.n += 1;
+                });
             }
         }
     }
@@ -98,7 +130,8 @@ impl MetricsHistory {
             .lock()
             .ok()
             .and_then(|raw| {
-                raw.get(&(node.to_string(), metric.to_string()))
+                raw.get(node)
+                    .and_then(|m| m.get(metric))
                     .map(|q| q.iter().filter(|(t, _)| *t >= since).copied().collect())
             })
             .unwrap_or_default()
@@ -110,10 +143,9 @@ impl MetricsHistory {
             .raw
             .lock()
             .map(|raw| {
-                raw.keys()
-                    .filter(|(n, _)| n == node)
-                    .map(|(_, m)| m.clone())
-                    .collect()
+                raw.get(node)
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default()
             })
             .unwrap_or_default();
         names.sort();
@@ -123,7 +155,7 @@ impl MetricsHistory {
     /// Forgets a node's raw series (it left the inventory).
     pub fn forget(&self, node: &str) {
         if let Ok(mut raw) = self.raw.lock() {
-            raw.retain(|(n, _), _| n != node);
+            raw.remove(node);
         }
     }
 
@@ -134,20 +166,25 @@ impl MetricsHistory {
             let Ok(mut pending) = self.pending.lock() else {
                 return Ok(0);
             };
-            let keep = pending.split_off(&(current, String::new(), String::new()));
+            let keep = pending.split_off(&current);
             let finished = std::mem::replace(&mut *pending, keep);
-            finished
-                .into_iter()
-                .map(|((minute, node, metric), a)| Rollup {
-                    node,
-                    metric,
-                    minute,
-                    avg: a.sum / a.n as f64,
-                    min: a.min,
-                    max: a.max,
-                    samples: a.n,
-                })
-                .collect()
+            let mut rollups = Vec::new();
+            for (minute, nodes) in finished {
+                for (node, metrics) in nodes {
+                    for (metric, a) in metrics {
+                        rollups.push(Rollup {
+                            node: node.clone(),
+                            metric,
+                            minute,
+                            avg: a.sum / a.n as f64,
+                            min: a.min,
+                            max: a.max,
+                            samples: a.n,
+                        });
+                    }
+                }
+            }
+            rollups
         };
         store.insert_rollups(&done).await?;
         let retention =

@@ -5,6 +5,12 @@ use clap::Parser;
 use nines_cli::{Cli, Command};
 use tokio_util::sync::CancellationToken;
 
+/// The controller allocates and frees small buffers on every probe of every node, every
+/// second, from two threads: mimalloc's thread-local free lists cost a fraction of glibc
+/// malloc's there (docs/benchmarks.md, docs/decisions.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -287,7 +287,11 @@ fn to_named_row(row: mysql_async::Row) -> Row {
 fn value_text(v: Value) -> Option<String> {
     match v {
         Value::NULL => None,
-        Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        // Valid UTF-8 (nearly always) keeps its buffer; anything else is repaired.
+        Value::Bytes(b) => Some(
+            String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        ),
         Value::Int(i) => Some(i.to_string()),
         Value::UInt(u) => Some(u.to_string()),
         Value::Float(f) => Some(f.to_string()),
