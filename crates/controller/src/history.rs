@@ -85,7 +85,7 @@ impl MetricsHistory {
     }
 
     /// Records one probe's values of one node.
-    pub fn record(&self, node: &str, at: DateTime<Utc>, values: &BTreeMap<String, f64>) {
+    pub fn record(&self, node: &str, at: DateTime<Utc>, values: &[(&str, f64)]) {
         if values.is_empty() {
             return;
         }
@@ -206,8 +206,7 @@ mod tests {
         });
         let t0 = Utc::now();
         for i in 0..180 {
-            let v = BTreeMap::from([("q".to_string(), i as f64)]);
-            h.record("n", t0 + TimeDelta::seconds(i), &v);
+            h.record("n", t0 + TimeDelta::seconds(i), &[("q", i as f64)]);
         }
         let pts = h.raw("n", "q", t0);
         assert_eq!(pts.len(), 61, "only the last minute is kept");

@@ -183,7 +183,14 @@ pub fn node_status(
         wsrep_cluster_status: wsrep.map(|w| w.cluster_status.clone()),
         wsrep_cluster_size: wsrep.map(|w| w.cluster_size),
         last_seen: seen.and_then(|n| n.last_seen),
-        rates: seen.map(|n| n.rates.clone()).unwrap_or_default(),
+        rates: seen
+            .map(|n| {
+                n.rates
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), *v))
+                    .collect()
+            })
+            .unwrap_or_default(),
         host: seen.and_then(|n| n.host.clone()),
         desired: rec.desired.clone(),
         maintenance: in_maintenance,

@@ -56,7 +56,7 @@ pub struct NodeObserved {
     pub last_seen: Option<DateTime<Utc>>,
     /// When the latest probe (answered or not) started.
     pub probed_at: Option<DateTime<Utc>>,
-    pub rates: BTreeMap<String, f64>,
+    pub rates: rates::Rates,
     /// Transactions the replica lacks compared with its source (by GTID).
     pub lag_transactions: Option<u64>,
     pub host: Option<HostView>,
