@@ -65,13 +65,18 @@ impl ClusterTask {
             let interval = cfg.probe_interval;
             let probe_now = Arc::clone(&wakers[i]);
             self.monitor.tasks.spawn(async move {
-                let mut tick = tokio::time::interval(interval);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                // The first probe at once; then every node's probes on the same beat
+                // (see `aligned_start`), so that one timer turn starts a whole round.
+                let mut tick = tokio::time::interval_at(aligned_start(interval), interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                let mut first = true;
                 loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = tick.tick() => {}
-                        _ = probe_now.notified() => tick.reset(),
+                    if !std::mem::take(&mut first) {
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = tick.tick() => {}
+                            _ = probe_now.notified() => {}
+                        }
                     }
                     let snap = tokio::select! {
                         _ = cancel.cancelled() => break,
@@ -373,4 +378,18 @@ impl ClusterTask {
             nodes: tracks.iter().map(|t| t.observed.clone()).collect(),
         });
     }
+}
+
+/// When the next round of probes starts: the next multiple of the interval on the wall
+/// clock. Every node of every cluster then probes in the same timer turn, and their
+/// answers come back together: a few thread wake-ups per round instead of a few per node
+/// (docs/benchmarks.md).
+fn aligned_start(interval: std::time::Duration) -> tokio::time::Instant {
+    let step = interval.as_millis().max(1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let wait = u64::try_from(step - now % step).unwrap_or(0);
+    tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
 }
