@@ -426,14 +426,7 @@ async fn perform(
             }
             let msg = event.message.replace("{job}", &job.id.to_string());
             tracing::warn!(cluster = %name, "{msg}");
-            store
-                .add_event(
-                    name,
-                    event.node.map(|n| n.to_string()).as_deref(),
-                    event.kind,
-                    &msg,
-                )
-                .await?;
+            write_note(store, name, &event, &msg).await?;
         }
         Intent::Raise {
             alarm,
@@ -452,25 +445,11 @@ async fn perform(
             if durable.clear(cluster.id, alarm, &subject).await?
                 && let Some(note) = note
             {
-                store
-                    .add_event(
-                        name,
-                        note.node.map(|n| n.to_string()).as_deref(),
-                        note.kind,
-                        &note.message,
-                    )
-                    .await?;
+                write_note(store, name, &note, &note.message).await?;
             }
         }
         Intent::Event(note) => {
-            store
-                .add_event(
-                    name,
-                    note.node.map(|n| n.to_string()).as_deref(),
-                    note.kind,
-                    &note.message,
-                )
-                .await?;
+            write_note(store, name, &note, &note.message).await?;
         }
         Intent::ClearAttempts { repair, subject } => {
             durable.clear_attempts(cluster.id, repair, &subject).await?;
@@ -494,16 +473,23 @@ async fn perform(
                 }
             }
             tracing::warn!(cluster = %name, "{}", note.message);
-            store
-                .add_event(
-                    name,
-                    note.node.map(|n| n.to_string()).as_deref(),
-                    note.kind,
-                    &note.message,
-                )
-                .await?;
+            write_note(store, name, &note, &note.message).await?;
         }
     }
+    Ok(())
+}
+
+/// Writes an intent's event, with `message` (its own, or with the job id filled in).
+async fn write_note(
+    store: &Arc<dyn Store>,
+    cluster: &str,
+    note: &nines_model::ha::reconcile::Note,
+    message: &str,
+) -> Result<(), StoreError> {
+    let node = note.node.as_ref().map(ToString::to_string);
+    store
+        .add_event(cluster, node.as_deref(), note.kind, message)
+        .await?;
     Ok(())
 }
 

@@ -98,6 +98,18 @@ pub struct NodeFacts {
 }
 
 impl NodeFacts {
+    /// The node as the Galera decisions see it (positions are the recovery job's).
+    fn galera_node(&self) -> crate::ha::GaleraNode {
+        crate::ha::GaleraNode {
+            endpoint: self.endpoint.clone(),
+            probe: self.probe,
+            wsrep: self.wsrep.clone(),
+            down_confirmed: false,
+            grastate: None,
+            recovered: None,
+        }
+    }
+
     fn pending_rejoin(&self) -> bool {
         self.fence
             .as_deref()

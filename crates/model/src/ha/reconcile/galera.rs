@@ -9,7 +9,7 @@ use crate::ha::memory::{AlarmKind, Repair};
 use crate::ha::retry::RetryVerdict;
 use crate::job::JobSpec;
 
-use super::{Note, Observations, Pass};
+use super::{NodeFacts, Note, Observations, Pass};
 
 /// True when recovery is Galera's business now (node restarts wait).
 pub(super) fn decide(out: &mut Pass<'_>, obs: &mut Observations) -> bool {
@@ -19,14 +19,7 @@ pub(super) fn decide(out: &mut Pass<'_>, obs: &mut Observations) -> bool {
         .nodes
         .iter()
         .filter(|n| n.deployed && n.desired_running)
-        .map(|n| GaleraNode {
-            endpoint: n.endpoint.clone(),
-            probe: n.probe,
-            wsrep: n.wsrep.clone(),
-            down_confirmed: false,
-            grastate: None,
-            recovered: None,
-        })
+        .map(NodeFacts::galera_node)
         .collect();
     if nodes.is_empty() {
         return false;

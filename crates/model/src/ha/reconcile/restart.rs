@@ -1,33 +1,22 @@
 //! Node restarts: every deployed node whose server refuses connections goes to
 //! [`decide_node_restart`], with its attempts of the current outage.
 
+use crate::ha::GaleraView;
 use crate::ha::galera::joinable_primary;
 use crate::ha::memory::{AlarmKind, Repair};
 use crate::ha::node_recovery::{NodeKind, NodeRestartState, RestartAction, decide_node_restart};
 use crate::ha::view::ProbeStatus;
-use crate::ha::{GaleraNode, GaleraView};
 use crate::job::{JobSpec, NodeAction};
 use crate::snapshot::ProbeErrorKind;
 use crate::topology::{ClusterType, NodeState};
 
-use super::{Note, Observations, Pass};
+use super::{NodeFacts, Note, Observations, Pass};
 
 pub(super) fn decide(out: &mut Pass<'_>, obs: &mut Observations) {
     let snap = out.snap;
     let galera_has_primary = snap.cluster_type == ClusterType::Galera && {
         let view = GaleraView {
-            nodes: snap
-                .nodes
-                .iter()
-                .map(|n| GaleraNode {
-                    endpoint: n.endpoint.clone(),
-                    probe: n.probe,
-                    wsrep: n.wsrep.clone(),
-                    down_confirmed: false,
-                    grastate: None,
-                    recovered: None,
-                })
-                .collect(),
+            nodes: snap.nodes.iter().map(NodeFacts::galera_node).collect(),
             no_primary_since: None,
             maintenance: Vec::new(),
         };
