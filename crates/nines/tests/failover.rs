@@ -63,16 +63,21 @@ impl Cluster {
             "not healthy: {:?}",
             c.nodes(name)
         );
-        // Automatic failover acts only on a topology the controller has seen healthy.
+        c.wait_armed(name).await;
+        c
+    }
+
+    /// Automatic failover acts only on a topology the controller has seen healthy: waits
+    /// until it says so.
+    async fn wait_armed(&self, name: &str) {
         let armed = wait_until(Duration::from_secs(20), || async {
-            c.ctl
+            self.ctl
                 .json(&["events", "--cluster", name])
                 .as_array()
                 .is_some_and(|e| e.iter().any(|e| e["kind"] == "failover_armed"))
         })
         .await;
-        assert!(armed, "failover never armed: {}", c.ctl.log());
-        c
+        assert!(armed, "failover never armed: {}", self.ctl.log());
     }
 
     fn nodes(&self, name: &str) -> Vec<Value> {
@@ -861,6 +866,7 @@ async fn a_failover_does_not_wait_for_a_node_being_added_which_then_follows_the_
             .await
     );
     admin(&addrs[0], "CREATE DATABASE app; CREATE TABLE app.t (id BIGINT PRIMARY KEY); INSERT INTO app.t VALUES (1)").await;
+    c.wait_armed("grow").await;
     let out = c
         .ctl
         .cli(&["node", "add", "--cluster", "grow", "--node", &addrs[3]]);
