@@ -441,6 +441,32 @@ async fn local_nonzero_exit_is_command_failed() {
 }
 
 #[tokio::test]
+async fn an_abandoned_local_command_takes_its_children_with_it() {
+    // A cancelled job drops the future of the command it waits for: a pipeline's other
+    // processes must not run on.
+    let h = LocalHost::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pid_file = dir.path().join("pid");
+    let cmd = HostCommand::shell("sleep 30 & echo $! > \"$1\"; wait")
+        .arg(pid_file.to_str().expect("utf8"));
+    let run = h.run(&cmd, Duration::from_secs(60));
+    let written = async {
+        while std::fs::read_to_string(&pid_file).map_or(true, |p| p.trim().is_empty()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        r = run => panic!("the command ended by itself: {r:?}"),
+        () = written => {}
+    }
+    // `run` was dropped by the select.
+    let pid = std::fs::read_to_string(&pid_file).expect("pid file");
+    let stat = format!("/proc/{}/stat", pid.trim());
+    let gone = eventually(Duration::from_secs(3), || !alive(&stat));
+    assert!(gone, "sleep {} survived its abandoned command", pid.trim());
+}
+
+#[tokio::test]
 async fn local_timeout_kills_the_process_group() {
     let h = LocalHost::new();
     let dir = tempfile::tempdir().expect("tempdir");

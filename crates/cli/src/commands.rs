@@ -7,7 +7,7 @@ use nines_model::api::{
     ClusterDetail, ClusterSummary, EventView, FailoverView, FailoversAcknowledged, HaPolicyView,
     ImportRequest, JobCreated, JobLogLine, JobView, NodeStatus, SshAccessRequest,
 };
-use nines_model::job::JobState;
+use nines_model::job::{FailureKind, JobState};
 
 use crate::client::Client;
 use crate::output::{opt, print, table, time};
@@ -254,6 +254,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     }
                     if let Some(e) = &j.error {
                         println!("error:    {e}");
+                    }
+                    match j.failure {
+                        Some(FailureKind::Refused) => println!(
+                            "failure:  refused (the same job fails the same way until what it names changes)"
+                        ),
+                        Some(FailureKind::Failed) => {
+                            println!("failure:  a step failed (running it again may work)")
+                        }
+                        None => {}
                     }
                 }
             }
@@ -627,7 +636,11 @@ async fn follow_job(client: &Client, f: Format, id: i64) -> anyhow::Result<i32> 
             if job.state == JobState::Succeeded {
                 return Ok(0);
             }
-            eprintln!("job {id} {}: {}", job.state, job.error.unwrap_or_default());
+            let state = match job.failure {
+                Some(FailureKind::Refused) => "refused".to_string(),
+                _ => job.state.to_string(),
+            };
+            eprintln!("job {id} {state}: {}", job.error.unwrap_or_default());
             return Ok(1);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use nines_model::ha::reconcile::{ClusterSnapshot, Intent, NodeFacts, Observations, reconcile};
-use nines_model::ha::{AlarmKind, HaMemory, HaPolicy, Repair};
+use nines_model::ha::{AlarmKind, HaMemory, HaPolicy, Refusal, Repair};
 use nines_model::job::JobState;
 use nines_model::lanes::Lock;
 use nines_model::{ClusterType, NodeState, Role};
@@ -325,7 +325,8 @@ async fn snapshot(
     // What the monitor saw before the cluster's last job ended may be that job's own
     // doing (a planned restart refuses connections): decide only on probes that started
     // after it.
-    let probes_fresh = match last_job_end(store, &cluster.name).await? {
+    let recent = recent_jobs(store, &cluster.name).await?;
+    let probes_fresh = match recent.first().and_then(|j| j.finished_at) {
         Some(ended) => observed
             .nodes
             .iter()
@@ -401,7 +402,35 @@ async fn snapshot(
         primary: cluster.primary.clone(),
         semi_sync: cluster.settings.as_ref().is_some_and(|s| s.semi_sync),
         replication,
+        refusals: refusals(&recent),
     })
+}
+
+/// The cluster's recent repair jobs that ended refused or cancelled, the latest per repair
+/// and subject (`recent` is newest first).
+fn refusals(recent: &[JobRecord]) -> Vec<Refusal> {
+    let mut out: Vec<Refusal> = Vec::new();
+    for job in recent {
+        let Some((repair, subject)) = job.spec.repair() else {
+            continue;
+        };
+        if out.iter().any(|r| r.repair == repair && r.subject == subject) {
+            continue;
+        }
+        let refused = job.state == JobState::Cancelled
+            || (job.state == JobState::Failed
+                && job.failure.is_some_and(|f| !f.retryable()));
+        if let (true, Some(at)) = (refused, job.finished_at) {
+            out.push(Refusal {
+                repair,
+                subject,
+                job: job.id,
+                at,
+                message: job.error.clone().unwrap_or_default(),
+            });
+        }
+    }
+    out
 }
 
 /// Makes one intent's writes.
@@ -493,19 +522,19 @@ async fn write_note(
     Ok(())
 }
 
-/// When the cluster's most recent job ended; None when it has none or it has not ended.
-async fn last_job_end(
-    store: &Arc<dyn Store>,
-    cluster: &str,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let jobs = store
+/// How many of a cluster's latest jobs the reconciler reads: enough to find the latest
+/// outcome of each repair.
+const RECENT_JOBS: i64 = 20;
+
+/// The cluster's latest jobs, newest first.
+async fn recent_jobs(store: &Arc<dyn Store>, cluster: &str) -> Result<Vec<JobRecord>, StoreError> {
+    store
         .list_jobs(&JobFilter {
             cluster: Some(cluster.to_string()),
             state: None,
-            limit: Some(1),
+            limit: Some(RECENT_JOBS),
         })
-        .await?;
-    Ok(jobs.first().and_then(|j| j.finished_at))
+        .await
 }
 
 #[cfg(test)]

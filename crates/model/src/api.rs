@@ -120,6 +120,13 @@ pub struct JobView {
     pub phase: String,
     pub percent: u8,
     pub error: Option<String>,
+    /// A failed job: `refused` (it looked and would not act; the same job fails the same
+    /// way until the facts change) or `failed` (a step went wrong; trying again may work).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<crate::job::FailureKind>,
+    /// A failed job: whether running it again, unchanged, may succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,

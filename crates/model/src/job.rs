@@ -57,6 +57,100 @@ impl FromStr for JobState {
     }
 }
 
+/// How a failed job failed, stored with it: whether trying the same again may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The job looked and would not act: what it found forbids the change (no candidate
+    /// may be promoted without losing writes, a node only times out, the cluster is not
+    /// in the state the job needs). The same job fails the same way until the facts change.
+    Refused,
+    /// A step went wrong on the way (a host, a server, a timeout): trying again may work.
+    Failed,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Whether running the same job again, unchanged, may succeed.
+    pub fn retryable(self) -> bool {
+        self == Self::Failed
+    }
+}
+
+impl FromStr for FailureKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "refused" => Ok(Self::Refused),
+            "failed" => Ok(Self::Failed),
+            other => Err(format!("unknown failure kind `{other}`")),
+        }
+    }
+}
+
+/// Why a job did not succeed: what job functions return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobError {
+    /// See [`FailureKind::Refused`].
+    Refused(String),
+    /// See [`FailureKind::Failed`].
+    Failed(String),
+    /// Its cancellation was requested and a step saw it.
+    Cancelled,
+}
+
+impl JobError {
+    /// A refusal: the job will not act on what it found.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::Refused(message.into())
+    }
+
+    /// Whether running the same job again, unchanged, may succeed.
+    pub fn retryable(&self) -> bool {
+        self.kind().is_some_and(FailureKind::retryable)
+    }
+
+    /// How it failed, for the job record; None when cancelled.
+    pub fn kind(&self) -> Option<FailureKind> {
+        match self {
+            Self::Refused(_) => Some(FailureKind::Refused),
+            Self::Failed(_) => Some(FailureKind::Failed),
+            Self::Cancelled => None,
+        }
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Refused(m) | Self::Failed(m) => f.write_str(m),
+            Self::Cancelled => f.write_str("cancelled by request"),
+        }
+    }
+}
+
+impl std::error::Error for JobError {}
+
+/// A step's error message is a failure (retryable); refusals are made on purpose with
+/// [`JobError::refused`].
+impl From<String> for JobError {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
+    }
+}
+
+impl From<&str> for JobError {
+    fn from(message: &str) -> Self {
+        Self::Failed(message.to_string())
+    }
+}
+
 /// How nines reaches the hosts of a cluster's nodes for host-level work (metrics, files, services).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
 #[serde(tag = "transport", rename_all = "snake_case")]
@@ -258,6 +352,24 @@ impl JobSpec {
         }
     }
 
+    /// The automatic repair this job carries out, with its subject (a node's host:port or
+    /// empty for the whole cluster), whoever submitted it: its outcome counts for the
+    /// reconciler's next attempt at the same repair.
+    pub fn repair(&self) -> Option<(crate::ha::memory::Repair, String)> {
+        use crate::ha::memory::Repair;
+        match self {
+            Self::NodeAction {
+                node,
+                action: NodeAction::Start,
+                ..
+            } => Some((Repair::NodeRestart, node.to_string())),
+            Self::Failover { .. } => Some((Repair::Failover, String::new())),
+            Self::Rejoin { node, .. } => Some((Repair::Rejoin, node.to_string())),
+            Self::GaleraRecovery { .. } => Some((Repair::GaleraRecovery, String::new())),
+            _ => None,
+        }
+    }
+
     /// The cluster the job works on; its jobs take turns by their locks ([`crate::lanes`]).
     pub fn cluster_name(&self) -> &str {
         match self {
@@ -316,6 +428,25 @@ impl FromStr for LogLevel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_failures_are_retryable() {
+        // (error, retryable, stored kind)
+        let cases = [
+            (JobError::refused("no candidate"), false, Some(FailureKind::Refused)),
+            (JobError::from("ssh: timeout"), true, Some(FailureKind::Failed)),
+            (JobError::Cancelled, false, None),
+        ];
+        for (e, retryable, kind) in cases {
+            assert_eq!(e.retryable(), retryable, "{e:?}");
+            assert_eq!(e.kind(), kind, "{e:?}");
+        }
+        for k in [FailureKind::Refused, FailureKind::Failed] {
+            assert_eq!(k.as_str().parse::<FailureKind>(), Ok(k));
+        }
+        assert!("other".parse::<FailureKind>().is_err());
+        assert_eq!(JobError::Cancelled.to_string(), "cancelled by request");
+    }
 
     #[test]
     fn spec_round_trips_as_tagged_json() {

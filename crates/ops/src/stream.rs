@@ -40,6 +40,16 @@ pub async fn copy_datadir(
             SHORT,
         )
         .await?;
+    // Names this copy's mariabackup (its temporary directory's suffix), so that an
+    // abandoned copy can be ended without touching any other.
+    let token = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
     // Receiver first, on the new node's address; it exits when the stream ends.
     let receiver = target.run(
         HostCommand::shell(
@@ -55,7 +65,7 @@ pub async fn copy_datadir(
         source
             .run(
                 HostCommand::new("bash").arg("-c").arg(
-                    "log=$(mktemp); dir=$(mktemp -d); \
+                    "log=$(mktemp); dir=$(mktemp -d --suffix=\".copy-$5\"); \
                      mariabackup --defaults-file=\"$1\" --socket=\"$3\" --backup --stream=xbstream --user=root --target-dir=\"$dir\" 2>\"$log\" \
                        | socat -u - \"TCP:$2:$4\"; st=(\"${PIPESTATUS[@]}\"); rmdir \"$dir\" 2>/dev/null; \
                      if [ \"${st[0]}\" != 0 ] || [ \"${st[1]}\" != 0 ]; then tail -20 \"$log\" >&2; rm -f \"$log\"; exit 1; fi; rm -f \"$log\"",
@@ -64,7 +74,8 @@ pub async fn copy_datadir(
                 .arg(&source.settings.layout.config_file)
                 .arg(addr)
                 .arg(&source.settings.layout.socket)
-                .arg(STREAM_PORT.to_string()),
+                .arg(STREAM_PORT.to_string())
+                .arg(&token),
                 COPY_TIMEOUT,
             )
             .await
@@ -94,12 +105,21 @@ pub async fn copy_datadir(
         }
         r
     };
-    let (received, sent) = report_while(
+    let copied = report_while(
         reporter,
         &format!("the copy from {} to {}", source.endpoint, target.endpoint),
         async { Ok(tokio::join!(receiver, sender)) },
     )
-    .await?;
+    .await;
+    let (received, sent) = match copied {
+        Ok(both) => both,
+        Err(e) => {
+            // Cancelled (or the wait failed): both ends run on their hosts, possibly
+            // over SSH where dropping the command does not stop it. End them there.
+            end_copy(source, target, &token, reporter).await;
+            return Err(e);
+        }
+    };
     sent?;
     received.map_err(|e| {
         OpError::Invalid(format!(
@@ -151,6 +171,48 @@ pub async fn copy_datadir(
             ))
         })?;
     Ok(binlog_info_gtid(&info))
+}
+
+/// Ends an abandoned copy's processes on both hosts: the receiver's socat and mbstream,
+/// the sender's mariabackup and socat.
+async fn end_copy(source: &NodeTarget, target: &NodeTarget, token: &str, reporter: &dyn Reporter) {
+    let addr = &target.endpoint.host;
+    let port = STREAM_PORT.to_string();
+    let ends: [(&NodeTarget, &str, String); 4] = [
+        (target, "TCP-LISTEN:", format!("{port},bind={addr}")),
+        (target, "mbstream -x -C ", target.settings.layout.datadir.clone()),
+        (source, ".copy-", token.to_string()),
+        (source, "TCP:", format!("{addr}:{port}")),
+    ];
+    for (node, head, tail) in ends {
+        if let Err(e) = kill_matching(node, head, &tail).await {
+            reporter
+                .warn(&format!(
+                    "{}: cannot end the abandoned copy's `{head}{tail}`: {e}",
+                    node.endpoint
+                ))
+                .await;
+        }
+    }
+}
+
+/// Kills every process on the node's host whose command line contains `head` directly
+/// followed by `tail`. They are given apart so that this command's own line (and its
+/// wrappers': sudo, timeout, ssh) never contains the whole.
+pub async fn kill_matching(node: &NodeTarget, head: &str, tail: &str) -> Result<(), OpError> {
+    node.run(
+        HostCommand::shell(
+            "pat=\"$1$2\"; for d in /proc/[0-9]*; do \
+               c=$(tr '\\0' ' ' < \"$d/cmdline\" 2>/dev/null) || continue; \
+               case \"$c\" in *\"$pat\"*) kill -9 \"${d#/proc/}\" 2>/dev/null;; esac; \
+             done; true",
+        )
+        .arg(head)
+        .arg(tail),
+        SHORT,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The GTID position in mariabackup's binlog info (`file position gtid`).

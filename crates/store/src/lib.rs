@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nines_model::deploy::{ClusterSettings, NodeSettings};
 use nines_model::ha::HaPolicy;
-use nines_model::job::{HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
+use nines_model::job::{FailureKind, HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
 use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
 
 pub use secret::{Secret, SecretBox};
@@ -136,6 +136,8 @@ pub struct JobRecord {
     pub requested_by: String,
     pub progress: Progress,
     pub error: Option<String>,
+    /// How a failed job failed (refused, or a step failed).
+    pub failure: Option<FailureKind>,
     pub cancel_requested: bool,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -407,7 +409,13 @@ pub trait Store: Send + Sync {
     async fn start_job(&self, id: i64) -> Result<bool>;
     async fn set_job_progress(&self, id: i64, progress: &Progress) -> Result<()>;
     /// Moves a job to a final state (no-op when it is final already).
-    async fn finish_job(&self, id: i64, state: JobState, error: Option<&str>) -> Result<()>;
+    async fn finish_job(
+        &self,
+        id: i64,
+        state: JobState,
+        error: Option<&str>,
+        failure: Option<FailureKind>,
+    ) -> Result<()>;
     async fn append_job_log(&self, id: i64, level: LogLevel, message: &str) -> Result<i64>;
     async fn job_logs(&self, id: i64, after_seq: i64) -> Result<Vec<JobLogRecord>>;
     /// Cancels a queued job at once, or flags a running one; returns the state after the call.

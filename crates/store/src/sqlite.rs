@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use nines_model::job::{JobSpec, JobState, LogLevel, Progress};
+use nines_model::job::{FailureKind, JobSpec, JobState, LogLevel, Progress};
 use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
 use sqlx::Row;
 use sqlx::sqlite::{
@@ -288,6 +288,10 @@ impl SqliteStore {
                 percent: percent.clamp(0, 100) as u8,
             },
             error: row.try_get("error")?,
+            failure: row
+                .try_get::<Option<String>, _>("failure")?
+                .map(|f| parse::<FailureKind>("job failure", &f))
+                .transpose()?,
             cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
             created_at: to_time(row.try_get("created_at")?),
             started_at: opt_time(row.try_get("started_at")?),
@@ -878,14 +882,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn finish_job(&self, id: i64, state: JobState, error: Option<&str>) -> Result<()> {
+    async fn finish_job(
+        &self,
+        id: i64,
+        state: JobState,
+        error: Option<&str>,
+        failure: Option<FailureKind>,
+    ) -> Result<()> {
         sqlx::query(
-            "UPDATE jobs SET state = ?, error = ?, finished_at = ?, \
+            "UPDATE jobs SET state = ?, error = ?, failure = ?, finished_at = ?, \
              percent = CASE WHEN ? = 'succeeded' THEN 100 ELSE percent END \
              WHERE id = ? AND state IN ('queued', 'running')",
         )
         .bind(state.as_str())
         .bind(error)
+        .bind(failure.map(FailureKind::as_str))
         .bind(now_ms())
         .bind(state.as_str())
         .bind(id)
@@ -975,7 +986,7 @@ impl Store for SqliteStore {
         let now = now_ms();
         for id in &ids {
             sqlx::query(
-                "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?",
+                "UPDATE jobs SET state = 'failed', error = ?, failure = 'failed', finished_at = ? WHERE id = ?",
             )
             .bind(reason)
             .bind(now)

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use nines_model::job::{HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
+use nines_model::job::{FailureKind, HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
 use nines_model::{ClusterType, Endpoint, Role};
 use nines_store::{JobFilter, NewCluster, SqliteStore, Store, StoreError};
 
@@ -173,7 +173,7 @@ async fn jobs_start_once_and_interrupted_jobs_fail_at_start() {
     assert_eq!(logs[0].message, "two");
 
     store
-        .finish_job(j3.id, JobState::Succeeded, None)
+        .finish_job(j3.id, JobState::Succeeded, None, None)
         .await
         .unwrap();
     // Cancelling a queued job is immediate; a running one is flagged.
@@ -217,6 +217,34 @@ async fn jobs_start_once_and_interrupted_jobs_fail_at_start() {
         .unwrap();
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].progress.percent, 100);
+    assert_eq!(done[0].failure, None);
+    assert_eq!(j1.failure, Some(FailureKind::Failed));
+
+    // A refusal is kept as such, and a final job does not change again.
+    let j4 = store.create_job(&import_spec("z"), "admin").await.unwrap();
+    assert!(store.start_job(j4.id).await.unwrap());
+    store
+        .finish_job(
+            j4.id,
+            JobState::Failed,
+            Some("no candidate"),
+            Some(FailureKind::Refused),
+        )
+        .await
+        .unwrap();
+    store
+        .finish_job(j4.id, JobState::Succeeded, None, None)
+        .await
+        .unwrap();
+    let j4 = store.get_job(j4.id).await.unwrap().unwrap();
+    assert_eq!(
+        (j4.state, j4.failure, j4.error.as_deref()),
+        (
+            JobState::Failed,
+            Some(FailureKind::Refused),
+            Some("no candidate")
+        )
+    );
 }
 
 #[tokio::test]

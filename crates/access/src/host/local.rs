@@ -96,6 +96,31 @@ async fn write_then_rename(
     Ok(())
 }
 
+/// Kills a command's process group when the command's run is dropped before it was waited
+/// for (the job running it was cancelled): `kill_on_drop` reaches only the child, and a
+/// pipeline such as `mariabackup | socat` would run on.
+struct GroupGuard {
+    pgid: Option<u32>,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            // Drop cannot await; kill(1) returns at once. Nothing more can be done here if
+            // it fails, so it is logged.
+            let killed = std::process::Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{pgid}")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if let Err(e) = killed {
+                tracing::warn!(pgid, error = %e, "cannot kill an abandoned command's processes");
+            }
+        }
+    }
+}
+
 /// Kill a process group by id with the shell's `kill` builtin (this workspace forbids
 /// unsafe code, so no libc).
 async fn kill_process_group(pgid: u32) {
@@ -165,6 +190,9 @@ impl HostAccess for LocalHost {
             Err(e) => return Err(Self::io_error(format!("start `{}`", cmd.program), e)),
         };
         let pid = child.id();
+        // Until the command is waited for, everything it started dies with it if this run
+        // is abandoned (a cancelled job drops the future): not only the child itself.
+        let mut group = GroupGuard { pgid: pid };
         let stdin = child.stdin.take();
         let input = cmd.stdin.as_deref();
         let feed = async move {
@@ -179,10 +207,13 @@ impl HostAccess for LocalHost {
         };
         let work = async { tokio::join!(feed, child.wait_with_output()) };
         let (fed, output) = match tokio::time::timeout(timeout, work).await {
-            Ok(done) => done,
+            Ok(done) => {
+                group.pgid = None;
+                done
+            }
             Err(_) => {
                 // The child itself is killed on drop; also kill anything it started.
-                if let Some(pid) = pid {
+                if let Some(pid) = group.pgid.take() {
                     kill_process_group(pid).await;
                 }
                 return Err(Self::timeout_error(

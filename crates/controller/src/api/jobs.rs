@@ -21,6 +21,8 @@ pub fn job_view(j: JobRecord) -> JobView {
         phase: j.progress.phase,
         percent: j.progress.percent,
         error: j.error,
+        failure: j.failure,
+        retryable: j.failure.map(|f| f.retryable()),
         created_at: j.created_at,
         started_at: j.started_at,
         finished_at: j.finished_at,

@@ -4,6 +4,7 @@
 //! behind anywhere), in state `deploying`; a deploy that fails leaves it `failed`, to be
 //! retried with the same command or removed with `cluster delete --purge`.
 
+use nines_model::job::JobError;
 use std::collections::BTreeMap;
 
 use nines_model::deploy::{
@@ -28,7 +29,7 @@ pub(super) fn generate_password() -> String {
         .collect()
 }
 
-pub(super) async fn run(ctx: &JobContext, spec: &JobSpec, env: &JobEnv) -> Result<(), String> {
+pub(super) async fn run(ctx: &JobContext, spec: &JobSpec, env: &JobEnv) -> Result<(), JobError> {
     let mut registered = false;
     let result = create(ctx, spec, env, &mut registered).await;
     if result.is_err()
@@ -52,7 +53,7 @@ async fn create(
     spec: &JobSpec,
     env: &JobEnv,
     registered: &mut bool,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let JobSpec::CreateCluster {
         name,
         cluster_type,
@@ -71,7 +72,7 @@ async fn create(
     let store = &env.store;
     if let Some(old) = store.get_cluster(name).await.map_err(|e| e.to_string())? {
         if old.deploy_state.as_deref() != Some("failed") {
-            return Err(format!("a cluster named `{name}` already exists"));
+            return Err(JobError::refused(format!("a cluster named `{name}` already exists")));
         }
         ctx.info(&format!("retrying the failed deploy of `{name}`"))
             .await;
@@ -168,9 +169,9 @@ async fn create(
                 "the failed deploy state",
                 store.set_deploy_state(cluster_id, "failed").await,
             );
-            Err(format!(
+            Err(JobError::from(format!(
                 "{e}. The cluster stays registered as failed: run the same create command again to retry, or `nines cluster delete --name {name} --purge` to remove what was done"
-            ))
+            )))
         }
     }
 }

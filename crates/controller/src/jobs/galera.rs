@@ -8,6 +8,7 @@
 //! `forced_galera_recovery` for a person's `--force`), logs the plan's reasons and carries
 //! out exactly that plan with `nines_ops::galera::execute`.
 
+use nines_model::job::JobError;
 use nines_model::ha::{
     GaleraAction, GaleraDecision, GaleraView, forced_galera_recovery, plan_galera_recovery,
 };
@@ -44,13 +45,13 @@ pub(super) async fn recover(
     env: &JobEnv,
     cluster: &str,
     mode: Mode<'_>,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let c = load(env, cluster).await?;
     if c.record.cluster_type != ClusterType::Galera {
-        return Err(format!(
+        return Err(JobError::refused(format!(
             "cluster `{cluster}` is {}: recovery by bootstrap applies to Galera clusters",
             c.record.cluster_type
-        ));
+        )));
     }
     let targets: Vec<NodeTarget> = c.targets(env)?.into_iter().map(|(t, _)| t).collect();
     if let Mode::Automatic(reasons) = mode {
@@ -75,10 +76,10 @@ pub(super) async fn recover(
             if let GaleraAction::Bootstrap { node, .. } = &d.action
                 && node != from
             {
-                return Err(format!(
+                return Err(JobError::refused(format!(
                     "nines would bootstrap {node}, not {from}: {}; add --force to bootstrap {from} anyway",
                     d.explain()
-                ));
+                )));
             }
             d
         }
@@ -96,7 +97,7 @@ async fn collect_positions(
     ctx: &JobContext,
     targets: &[NodeTarget],
     view: &mut GaleraView,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let silent: Vec<(&NodeTarget, bool)> = view
         .nodes
         .iter()
@@ -157,7 +158,7 @@ async fn carry_out(
     view: &GaleraView,
     decision: GaleraDecision,
     mode: &Mode<'_>,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     match decision.action {
         GaleraAction::Bootstrap {
             node,
@@ -221,9 +222,9 @@ async fn carry_out(
         }
         GaleraAction::Refuse
         | GaleraAction::Wait { .. }
-        | GaleraAction::CollectPositions { .. } => Err(format!(
+        | GaleraAction::CollectPositions { .. } => Err(JobError::refused(format!(
             "not recovering: {}",
             decision.reasons.last().cloned().unwrap_or_default()
-        )),
+        ))),
     }
 }

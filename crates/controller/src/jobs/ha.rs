@@ -12,6 +12,7 @@
 //! start-up queues the same promotion again ([`resume_promotions`]): it completes when the
 //! plan made again holds, and its first steps are rolled back when it does not.
 
+use nines_model::job::JobError;
 use std::path::Path;
 use std::time::Duration;
 
@@ -203,7 +204,7 @@ fn hook_vars(
     ]
 }
 
-async fn pre_hook(ctx: &JobContext, hooks: &Hooks, vars: &[(&str, String)]) -> Result<(), String> {
+async fn pre_hook(ctx: &JobContext, hooks: &Hooks, vars: &[(&str, String)]) -> Result<(), JobError> {
     let Some(path) = &hooks.pre else {
         return Ok(());
     };
@@ -221,9 +222,9 @@ async fn pre_hook(ctx: &JobContext, hooks: &Hooks, vars: &[(&str, String)]) -> R
             .await;
             Ok(())
         }
-        Err(e) => Err(format!(
+        Err(e) => Err(JobError::refused(format!(
             "the pre hook vetoed the operation: {e}; nothing was changed"
-        )),
+        ))),
     }
 }
 
@@ -249,7 +250,7 @@ async fn record_outcome(
     old: &Endpoint,
     outcome: &PromotionOutcome,
     fence: &[(Endpoint, String)],
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let store = &env.store;
     let new = &outcome.new_primary;
     let mut roles = Vec::new();
@@ -355,7 +356,7 @@ async fn inherit_primary_sample(
     env: &JobEnv,
     c: &Loaded,
     view: &mut nines_model::ha::ReplicationView,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let Some(primary) = c.record.primary.clone() else {
         return Ok(());
     };
@@ -450,7 +451,7 @@ async fn roll_back_interrupted(
     env: &JobEnv,
     c: &Loaded,
     observed: &crate::monitor::ClusterObserved,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let open: Vec<_> = env
         .store
         .open_promotions()
@@ -529,7 +530,7 @@ async fn after_promotion_problems(
     env: &JobEnv,
     cluster: &str,
     outcome: &PromotionOutcome,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     if outcome.problems.is_empty() {
         return Ok(());
     }
@@ -547,7 +548,7 @@ async fn after_promotion_problems(
         )
         .await
         .map_err(store_err)?;
-    Err(msg)
+    Err(JobError::from(msg))
 }
 
 fn env_semi(c: &Loaded) -> bool {
@@ -563,7 +564,7 @@ pub(super) async fn failover(
     force: bool,
     automatic: bool,
     reasons: &[String],
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let (c, observed) = replication_cluster(env, cluster).await?;
     if automatic {
         ctx.info("automatic failover decided by the reconciler because:")
@@ -587,10 +588,10 @@ pub(super) async fn failover(
                 ctx.log(LogLevel::Warn, r).await;
             }
             roll_back_interrupted(ctx, env, &c, &observed).await?;
-            return Err(format!(
+            return Err(JobError::refused(format!(
                 "failover refused: {}",
                 why.last().cloned().unwrap_or_default()
-            ));
+            )));
         }
     };
     ctx.info("plan:").await;
@@ -631,7 +632,7 @@ pub(super) async fn failover(
         Ok(o) => o,
         Err(e) => {
             abandon_intent(ctx, env, intent).await;
-            return Err(op(e));
+            return Err(JobError::from(op(e)));
         }
     };
     let old = &plan.old_primary;
@@ -662,7 +663,7 @@ pub(super) async fn switchover(
     env: &JobEnv,
     cluster: &str,
     to: Option<&Endpoint>,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let (c, observed) = replication_cluster(env, cluster).await?;
     let acc = access(env, &c, &observed).await?;
     let now = Utc::now();
@@ -684,7 +685,7 @@ pub(super) async fn switchover(
                 ctx.warn(p).await;
             }
             roll_back_interrupted(ctx, env, &c, &observed).await?;
-            return Err(format!("switchover refused: {}", problems.join("; ")));
+            return Err(JobError::refused(format!("switchover refused: {}", problems.join("; "))));
         }
     };
     ctx.info("preflight passed:").await;
@@ -720,7 +721,7 @@ pub(super) async fn switchover(
         Ok(o) => o,
         Err(e) => {
             abandon_intent(ctx, env, intent).await;
-            return Err(op(e));
+            return Err(JobError::from(op(e)));
         }
     };
     let fence: Vec<(Endpoint, String)> = outcome
@@ -754,16 +755,16 @@ pub(super) async fn rejoin(
     env: &JobEnv,
     cluster: &str,
     node: &Endpoint,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let (c, observed) = replication_cluster(env, cluster).await?;
     let rec = c.node(node)?;
     let Some(primary) = c.record.primary.clone() else {
-        return Err(format!(
+        return Err(JobError::refused(format!(
             "cluster `{cluster}` has no designated primary to rejoin"
-        ));
+        )));
     };
     if &primary == node {
-        return Err(format!("{node} is the primary"));
+        return Err(JobError::refused(format!("{node} is the primary")));
     }
     let acc = access(env, &c, &observed).await?;
     let old = replication::executed_set(&acc, node).await.map_err(op)?;
@@ -850,7 +851,7 @@ pub(super) async fn rejoin(
                 .add_event(cluster, Some(&node.to_string()), "alarm", &msg)
                 .await
                 .map_err(store_err)?;
-            Err(reason)
+            Err(JobError::refused(reason))
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The import job: discover the seed's cluster, then register it and start watching it.
 
+use nines_model::job::JobError;
 use std::sync::Arc;
 
 use nines_access::server::Credentials;
@@ -24,7 +25,7 @@ pub(super) async fn run(
     ctx: &JobContext,
     args: ImportArgs<'_>,
     env: &JobEnv,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let result = import(ctx, &args, &env.store, &env.monitor, &env.settings).await;
     if result.is_err() {
         // Nothing registered: the password kept for this import goes too.
@@ -42,7 +43,7 @@ async fn import(
     store: &Arc<dyn Store>,
     monitor: &Arc<Monitor>,
     settings: &super::JobSettings,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let ImportArgs {
         name,
         seed,
@@ -57,7 +58,7 @@ async fn import(
         .map_err(|e| e.to_string())?
         .is_some()
     {
-        return Err(format!("a cluster named `{name}` already exists"));
+        return Err(JobError::refused(format!("a cluster named `{name}` already exists")));
     }
     let password = store
         .get_secret(db_password_secret)
@@ -80,10 +81,10 @@ async fn import(
             .await
             .map_err(|e| e.to_string())?
         {
-            return Err(format!(
+            return Err(JobError::refused(format!(
                 "node {} is already managed by nines in cluster `{owner}`; nothing registered",
                 n.endpoint
-            ));
+            )));
         }
     }
     check_hosts(ctx, host_access, &topology, settings).await;

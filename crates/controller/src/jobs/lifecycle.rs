@@ -1,5 +1,6 @@
 //! Jobs that stop, start and restart nodes and clusters, and delete clusters.
 
+use nines_model::job::JobError;
 use nines_model::ClusterType;
 use nines_model::Endpoint;
 use nines_model::job::{ClusterAction, NodeAction};
@@ -21,7 +22,7 @@ pub(super) async fn node_action(
     node: &Endpoint,
     action: NodeAction,
     force: bool,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let c = load(env, cluster).await?;
     let rec = c.node(node)?;
     let t = c.target(env, rec)?;
@@ -64,7 +65,7 @@ pub(super) async fn cluster_action(
     env: &JobEnv,
     cluster: &str,
     action: ClusterAction,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let c = load(env, cluster).await?;
     let targets = c.targets(env)?;
     let t = c.record.cluster_type;
@@ -129,7 +130,7 @@ fn restart_order(
 
 /// Starts a replication or standalone cluster: the primary first, so replicas find
 /// their source.
-async fn start_cluster(targets: &[(NodeTarget, NodePart)], ctx: &JobContext) -> Result<(), String> {
+async fn start_cluster(targets: &[(NodeTarget, NodePart)], ctx: &JobContext) -> Result<(), JobError> {
     let mut v: Vec<&(NodeTarget, NodePart)> = targets.iter().collect();
     v.sort_by_key(|(_, p)| !matches!(p, NodePart::Primary));
     for (n, p) in v {
@@ -143,7 +144,7 @@ pub(super) async fn delete_cluster(
     env: &JobEnv,
     cluster: &str,
     purge: bool,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let c = load(env, cluster).await?;
     env.monitor.unwatch(cluster).await;
     if purge {
@@ -180,7 +181,7 @@ pub(super) async fn delete_cluster(
 }
 
 /// Stops a node's server, removes its service, data directory and node directory.
-pub(super) async fn purge_node(t: &NodeTarget, ctx: &JobContext) -> Result<(), String> {
+pub(super) async fn purge_node(t: &NodeTarget, ctx: &JobContext) -> Result<(), JobError> {
     t.remove_service().await.map_err(op)?;
     let l = &t.settings.layout;
     for dir in [&l.datadir, &l.node_dir] {

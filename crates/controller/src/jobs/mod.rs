@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nines_model::job::{JobSpec, JobState, LogLevel};
+use nines_model::job::{FailureKind, JobError, JobSpec, JobState, LogLevel};
 use nines_model::lanes::{Lock, startable};
 use nines_ops::Reporter;
 use nines_store::{JobRecord, Store, StoreError};
@@ -187,30 +187,44 @@ impl JobRunner {
         ctx.log(LogLevel::Info, &format!("started {}", job.kind))
             .await;
         let result = self.dispatch_spec(&ctx, &job.spec).await;
-        let (state, error) = match result {
-            Ok(()) => (JobState::Succeeded, None),
+        let (state, error, failure) = match result {
+            Ok(()) => (JobState::Succeeded, None, None),
             Err(_) if token.is_cancelled() && !self.shutdown.is_cancelled() => (
                 JobState::Cancelled,
-                Some("cancelled by request".to_string()),
+                Some(JobError::Cancelled.to_string()),
+                None,
             ),
             Err(_) if self.shutdown.is_cancelled() => (
                 JobState::Failed,
                 Some("controller shut down while the job ran".to_string()),
+                Some(FailureKind::Failed),
             ),
-            Err(e) => (JobState::Failed, Some(e)),
+            Err(JobError::Cancelled) => (
+                JobState::Cancelled,
+                Some(JobError::Cancelled.to_string()),
+                None,
+            ),
+            Err(e) => (JobState::Failed, Some(e.to_string()), e.kind()),
         };
-        match &error {
-            Some(e) => ctx.log(LogLevel::Error, &format!("{state}: {e}")).await,
-            None => ctx.log(LogLevel::Info, "succeeded").await,
+        match (&error, failure) {
+            (Some(e), Some(FailureKind::Refused)) => {
+                ctx.log(LogLevel::Error, &format!("refused: {e}")).await;
+            }
+            (Some(e), _) => ctx.log(LogLevel::Error, &format!("{state}: {e}")).await,
+            (None, _) => ctx.log(LogLevel::Info, "succeeded").await,
         }
-        if let Err(e) = self.store.finish_job(job.id, state, error.as_deref()).await {
+        if let Err(e) = self
+            .store
+            .finish_job(job.id, state, error.as_deref(), failure)
+            .await
+        {
             tracing::error!(job = job.id, error = %e, "cannot record job result");
         }
     }
 }
 
 impl JobRunner {
-    async fn dispatch_spec(&self, ctx: &JobContext, spec: &JobSpec) -> Result<(), String> {
+    async fn dispatch_spec(&self, ctx: &JobContext, spec: &JobSpec) -> Result<(), JobError> {
         let env = &self.env;
         match spec {
             JobSpec::ImportCluster {

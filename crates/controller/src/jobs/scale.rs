@@ -6,6 +6,7 @@
 //! (socat on the new node's address, port 4444, as Galera's own SST does), prepared, and
 //! started replicating from the primary at the backup's GTID position.
 
+use nines_model::job::JobError;
 use std::time::Duration;
 
 use nines_access::host::host_facts;
@@ -32,13 +33,13 @@ pub(super) async fn add_node(
     cluster: &str,
     node: &Endpoint,
     source: Option<&Endpoint>,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let c = load(env, cluster).await?;
     let Some(settings) = c.record.settings.clone() else {
-        return Err(format!("cluster `{cluster}` was not deployed by nines"));
+        return Err(JobError::refused(format!("cluster `{cluster}` was not deployed by nines")));
     };
     if c.nodes.iter().any(|n| &n.endpoint == node) {
-        return Err(format!("node {node} is already part of `{cluster}`"));
+        return Err(JobError::refused(format!("node {node} is already part of `{cluster}`")));
     }
     let layout =
         NodeLayout::from_template(&settings.datadir_template, node).map_err(|e| e.to_string())?;
@@ -48,10 +49,10 @@ pub(super) async fn add_node(
                 .as_ref()
                 .is_some_and(|s| s.layout.datadir == layout.datadir)
     }) {
-        return Err(format!(
+        return Err(JobError::refused(format!(
             "node {node} would share the data directory {} with {}",
             layout.datadir, clash.endpoint
-        ));
+        )));
     }
     let server_id = c
         .nodes
@@ -169,6 +170,7 @@ pub(super) async fn add_node(
                     .map_err(op),
                 Err(e) => Err(e),
             };
+            let r = r.map_err(JobError::from);
             if r.is_ok() {
                 let rewrite: Vec<&NodeTarget> = existing.iter().map(|(n, _)| n).collect();
                 update_cluster_addresses(ctx, &c, &rewrite, &all, &settings).await;
@@ -178,7 +180,7 @@ pub(super) async fn add_node(
         ClusterType::Replication => {
             provision_replica(ctx, env, &c, &existing, &target, source).await
         }
-        ClusterType::Standalone => Err("a standalone cluster has one node".into()),
+        ClusterType::Standalone => Err(JobError::refused("a standalone cluster has one node")),
     };
     if let Err(e) = joined {
         // Leave no half-added node behind: stop it and forget it; its files stay (marked
@@ -189,10 +191,10 @@ pub(super) async fn add_node(
         env.store.remove_node(rec.id).await.map_err(|s| {
             format!("{e}; and the node could not be unregistered ({s}): `nines node remove` it")
         })?;
-        return Err(format!(
+        return Err(JobError::from(format!(
             "{e}. The node was stopped and unregistered; its files are left in {} for inspection, and `nines node add` can be run again",
             target.settings.layout.node_dir
-        ));
+        )));
     }
     let msg = format!("node {node} added to `{cluster}`");
     ctx.info(&msg).await;
@@ -256,7 +258,7 @@ async fn provision_replica(
     existing: &[(NodeTarget, NodePart)],
     target: &NodeTarget,
     chosen: Option<&Endpoint>,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let primary = existing
         .iter()
         .find(|(_, p)| *p == NodePart::Primary)
@@ -272,7 +274,7 @@ async fn provision_replica(
                 .find(|n| &n.endpoint == ep)
                 .ok_or_else(|| format!("source {ep} is not a node of `{}`", c.record.name))?;
             if !source.is_running().await.unwrap_or(false) {
-                return Err(format!("source {ep} is not running"));
+                return Err(JobError::refused(format!("source {ep} is not running")));
             }
         }
         None => {
@@ -307,10 +309,10 @@ async fn provision_replica(
         .chars()
         .all(|ch| ch.is_ascii_digit() || ch == '-' || ch == ',')
     {
-        return Err(format!(
+        return Err(JobError::from(format!(
             "{}: unexpected GTID position `{gtid}` in the backup",
             target.endpoint
-        ));
+        )));
     }
     // A failover may have run beside the copy: follow the primary of now (the backup's
     // GTID position is in its history too).
@@ -380,19 +382,19 @@ pub(super) async fn remove_node(
     cluster: &str,
     node: &Endpoint,
     mode: RemoveMode,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let c = load(env, cluster).await?;
     let rec = c.node(node)?;
     if c.nodes.len() == 1 {
-        return Err(format!(
+        return Err(JobError::refused(format!(
             "{node} is the only node of `{cluster}`: delete the cluster instead (nines cluster delete --name {cluster})"
-        ));
+        )));
     }
     let p = part(&c.record, rec);
     if p == NodePart::Primary {
-        return Err(format!(
+        return Err(JobError::refused(format!(
             "{node} is the primary of `{cluster}`: switch over to another node before removing it"
-        ));
+        )));
     }
     if c.record.cluster_type == ClusterType::Galera
         && c.nodes.len() <= 3

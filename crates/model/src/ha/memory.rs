@@ -70,6 +70,32 @@ names!(AlarmKind {
     SemiSync => "semi_sync",
 });
 
+impl Repair {
+    /// The alarm raised when this repair cannot be made.
+    pub fn alarm(self) -> AlarmKind {
+        match self {
+            Self::NodeRestart => AlarmKind::NodeRestart,
+            Self::Failover | Self::Rejoin => AlarmKind::Failover,
+            Self::GaleraRecovery => AlarmKind::GaleraRecovery,
+        }
+    }
+}
+
+/// A repair job that ended without being retryable (refused, or cancelled by a person):
+/// the reconciler raises its alarm at once and does not submit the same repair again for
+/// a while ([`crate::ha::reconcile`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub repair: Repair,
+    /// A node's host:port, or empty for the whole cluster.
+    pub subject: String,
+    pub job: i64,
+    /// When the job ended.
+    pub at: DateTime<Utc>,
+    /// Why (the job's error).
+    pub message: String,
+}
+
 /// The reconciler's memory of its attempts and raised alarms, per cluster id and subject
 /// (a node's host:port, or empty for the whole cluster).
 #[derive(Debug, Clone, Default, PartialEq)]

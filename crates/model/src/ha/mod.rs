@@ -59,7 +59,7 @@ pub use galera::{
     forced_galera_recovery, joinable_primary, plan_galera_recovery,
 };
 pub use maintenance::{Maintenance, MaintenanceScope};
-pub use memory::{AlarmKind, HaMemory, Repair};
+pub use memory::{AlarmKind, HaMemory, Refusal, Repair};
 pub use node_recovery::{
     NodeKind, NodeRestartState, RestartAction, RestartDecision, decide_node_restart,
 };

@@ -40,7 +40,7 @@ use chrono::{DateTime, Utc};
 
 use crate::endpoint::Endpoint;
 use crate::ha::Maintenance;
-use crate::ha::memory::{AlarmKind, HaMemory, Repair};
+use crate::ha::memory::{AlarmKind, HaMemory, Refusal, Repair};
 use crate::ha::policy::HaPolicy;
 use crate::ha::retry::RetryBudget;
 use crate::ha::view::{ProbeStatus, ReplicationView};
@@ -78,6 +78,9 @@ pub struct ClusterSnapshot {
     /// Replication clusters: the failover view (its topology is left to [`reconcile`],
     /// which knows when it was last seen healthy).
     pub replication: Option<ReplicationView>,
+    /// Recent repair jobs of the cluster that ended refused or cancelled, the latest per
+    /// repair and subject.
+    pub refusals: Vec<Refusal>,
 }
 
 /// One node as the reconciler decides on it.
@@ -244,7 +247,17 @@ impl Pass<'_> {
         RetryBudget::from_policy(&self.snap.policy, grace)
     }
 
+    /// Queues the job, unless it is a repair whose last attempt was refused or cancelled
+    /// (its job's error says why) not long ago: then its alarm is raised at once instead
+    /// of retrying what will fail the same way, and the repair is tried again once the
+    /// budget's longest wait has passed (the facts may have changed by then).
     fn submit(&mut self, spec: JobSpec, attempt: Option<(Repair, String)>, event: Note) {
+        if let Some((repair, subject)) = &attempt
+            && let Some(message) = self.held_by_refusal(*repair, subject)
+        {
+            self.raise(repair.alarm(), subject, message);
+            return;
+        }
         let id = self.queued.iter().map(|(id, _)| *id).max().unwrap_or(0) + 1;
         self.queued.push((id, spec.locks()));
         self.intents.push(Intent::Submit {
@@ -252,6 +265,39 @@ impl Pass<'_> {
             attempt,
             event,
         });
+    }
+
+    /// Why `repair` on `subject` is held back: its latest attempt (or a person's job
+    /// for the same repair after it) ended refused or cancelled, within the budget's
+    /// longest wait.
+    fn held_by_refusal(&self, repair: Repair, subject: &str) -> Option<String> {
+        let refusal = self
+            .snap
+            .refusals
+            .iter()
+            .find(|r| r.repair == repair && r.subject == subject)?;
+        let attempts = self.attempts(repair, subject);
+        if attempts.last().is_some_and(|last| *last > refusal.at) {
+            return None;
+        }
+        let policy = &self.snap.policy;
+        let hold = self
+            .budget(chrono::Duration::zero())
+            .wait_after(policy.max_restart_attempts);
+        let until = refusal.at + hold;
+        (self.now < until).then(|| {
+            let what = if subject.is_empty() {
+                format!("{repair} of the cluster")
+            } else {
+                format!("{repair} of {subject}")
+            };
+            format!(
+                "alarm: {what} was refused by job {} ({}); retrying it would fail the same way, so nines waits until {} before it tries again — act on the reason, or run the repair by hand",
+                refusal.job,
+                refusal.message,
+                until.format("%H:%M:%S UTC")
+            )
+        })
     }
 
     fn is_raised(&self, alarm: AlarmKind, subject: &str) -> bool {

@@ -71,6 +71,18 @@ fn snapshot(cluster_type: ClusterType, nodes: Vec<NodeFacts>) -> ClusterSnapshot
         primary: None,
         semi_sync: false,
         replication: None,
+        refusals: vec![],
+    }
+}
+
+/// A repair job for `subject` that ended refused at `at`.
+fn refusal(repair: Repair, subject: &str, at: i64) -> Refusal {
+    Refusal {
+        repair,
+        subject: subject.to_string(),
+        job: 41,
+        at: t(at),
+        message: "node is fenced".into(),
     }
 }
 
@@ -231,6 +243,65 @@ fn reconcile_scenarios() {
             "",
         ),
         (
+            "the last restart was refused: alarm at once, no new attempt yet",
+            ClusterSnapshot {
+                refusals: vec![refusal(Repair::NodeRestart, &n2, -5)],
+                ..snapshot(ClusterType::Standalone, vec![down(2)])
+            },
+            Observations {
+                down_since: [((7, ep(2)), t(-30))].into(),
+                ..Default::default()
+            },
+            memory_with(|m| m.note_attempt(7, Repair::NodeRestart, &n2, t(-20))),
+            vec![format!("raise node_restart {n2}")],
+            "refused by job 41 (node is fenced)",
+        ),
+        (
+            "…and tried again once the longest wait (40 s) has passed",
+            ClusterSnapshot {
+                refusals: vec![refusal(Repair::NodeRestart, &n2, -45)],
+                ..snapshot(ClusterType::Standalone, vec![down(2)])
+            },
+            Observations {
+                down_since: [((7, ep(2)), t(-60))].into(),
+                ..Default::default()
+            },
+            memory_with(|m| m.note_attempt(7, Repair::NodeRestart, &n2, t(-50))),
+            vec![format!("submit node_start (node_restart {n2})")],
+            "attempt 2 of 3",
+        ),
+        (
+            "a refusal before the latest attempt does not hold it back",
+            ClusterSnapshot {
+                refusals: vec![refusal(Repair::NodeRestart, &n2, -25)],
+                ..snapshot(ClusterType::Standalone, vec![down(2)])
+            },
+            Observations {
+                down_since: [((7, ep(2)), t(-60))].into(),
+                ..Default::default()
+            },
+            memory_with(|m| {
+                m.note_attempt(7, Repair::NodeRestart, &n2, t(-30));
+                m.note_attempt(7, Repair::NodeRestart, &n2, t(-20));
+            }),
+            vec![format!("submit node_start (node_restart {n2})")],
+            "attempt 3 of 3",
+        ),
+        (
+            "another node's refusal does not hold this one back",
+            ClusterSnapshot {
+                refusals: vec![refusal(Repair::NodeRestart, &ep(3).to_string(), -5)],
+                ..snapshot(ClusterType::Standalone, vec![down(2)])
+            },
+            Observations {
+                down_since: [((7, ep(2)), t(-30))].into(),
+                ..Default::default()
+            },
+            memory_with(|m| m.note_attempt(7, Repair::NodeRestart, &n2, t(-20))),
+            vec![format!("submit node_start (node_restart {n2})")],
+            "",
+        ),
+        (
             "back up: its attempts and alarm are cleared",
             snapshot(ClusterType::Standalone, vec![up(2, None)]),
             Observations::default(),
@@ -254,6 +325,20 @@ fn reconcile_scenarios() {
             HaMemory::default(),
             s(&["submit galera_recovery (galera_recovery )"]),
             "they cannot form one without the dead",
+        ),
+        (
+            "Galera: a recovery job that refused holds the next one back, with its reason",
+            ClusterSnapshot {
+                refusals: vec![refusal(Repair::GaleraRecovery, "", -5)],
+                ..galera(vec![up(1, Some(wsrep("non-Primary", 1))), down(2), down(3)])
+            },
+            Observations {
+                down_since: [((7, ep(2)), t(-60)), ((7, ep(3)), t(-60))].into(),
+                ..Default::default()
+            },
+            memory_with(|m| m.note_attempt(7, Repair::GaleraRecovery, "", t(-20))),
+            s(&["raise galera_recovery "]),
+            "galera_recovery of the cluster was refused by job 41",
         ),
         (
             "Galera, two frozen: refused with an alarm that says what to do",
