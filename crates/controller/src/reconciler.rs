@@ -414,12 +414,14 @@ fn refusals(recent: &[JobRecord]) -> Vec<Refusal> {
         let Some((repair, subject)) = job.spec.repair() else {
             continue;
         };
-        if out.iter().any(|r| r.repair == repair && r.subject == subject) {
+        if out
+            .iter()
+            .any(|r| r.repair == repair && r.subject == subject)
+        {
             continue;
         }
         let refused = job.state == JobState::Cancelled
-            || (job.state == JobState::Failed
-                && job.failure.is_some_and(|f| !f.retryable()));
+            || (job.state == JobState::Failed && job.failure.is_some_and(|f| !f.retryable()));
         if let (true, Some(at)) = (refused, job.finished_at) {
             out.push(Refusal {
                 repair,

@@ -433,8 +433,16 @@ mod tests {
     fn only_failures_are_retryable() {
         // (error, retryable, stored kind)
         let cases = [
-            (JobError::refused("no candidate"), false, Some(FailureKind::Refused)),
-            (JobError::from("ssh: timeout"), true, Some(FailureKind::Failed)),
+            (
+                JobError::refused("no candidate"),
+                false,
+                Some(FailureKind::Refused),
+            ),
+            (
+                JobError::from("ssh: timeout"),
+                true,
+                Some(FailureKind::Failed),
+            ),
             (JobError::Cancelled, false, None),
         ];
         for (e, retryable, kind) in cases {

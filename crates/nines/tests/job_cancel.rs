@@ -160,7 +160,12 @@ async fn cancelling_a_stuck_data_copy_ends_it_everywhere_and_changes_nothing() {
     })
     .await;
     assert!(done, "{}", job(&ctl, again));
-    assert_eq!(job(&ctl, again)["state"], "succeeded", "{}", job(&ctl, again));
+    assert_eq!(
+        job(&ctl, again)["state"],
+        "succeeded",
+        "{}",
+        job(&ctl, again)
+    );
     let ids = sql(&new, "dba", ADMIN_PW, "SELECT id FROM app.t")
         .await
         .expect("read the new replica");

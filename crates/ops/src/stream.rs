@@ -180,7 +180,11 @@ async fn end_copy(source: &NodeTarget, target: &NodeTarget, token: &str, reporte
     let port = STREAM_PORT.to_string();
     let ends: [(&NodeTarget, &str, String); 4] = [
         (target, "TCP-LISTEN:", format!("{port},bind={addr}")),
-        (target, "mbstream -x -C ", target.settings.layout.datadir.clone()),
+        (
+            target,
+            "mbstream -x -C ",
+            target.settings.layout.datadir.clone(),
+        ),
         (source, ".copy-", token.to_string()),
         (source, "TCP:", format!("{addr}:{port}")),
     ];

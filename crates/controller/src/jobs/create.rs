@@ -72,7 +72,9 @@ async fn create(
     let store = &env.store;
     if let Some(old) = store.get_cluster(name).await.map_err(|e| e.to_string())? {
         if old.deploy_state.as_deref() != Some("failed") {
-            return Err(JobError::refused(format!("a cluster named `{name}` already exists")));
+            return Err(JobError::refused(format!(
+                "a cluster named `{name}` already exists"
+            )));
         }
         ctx.info(&format!("retrying the failed deploy of `{name}`"))
             .await;

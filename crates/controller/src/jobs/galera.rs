@@ -8,10 +8,10 @@
 //! `forced_galera_recovery` for a person's `--force`), logs the plan's reasons and carries
 //! out exactly that plan with `nines_ops::galera::execute`.
 
-use nines_model::job::JobError;
 use nines_model::ha::{
     GaleraAction, GaleraDecision, GaleraView, forced_galera_recovery, plan_galera_recovery,
 };
+use nines_model::job::JobError;
 use nines_model::snapshot::ProbeErrorKind;
 use nines_model::{ClusterType, Endpoint};
 use nines_ops::Reporter;

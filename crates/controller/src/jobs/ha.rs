@@ -204,7 +204,11 @@ fn hook_vars(
     ]
 }
 
-async fn pre_hook(ctx: &JobContext, hooks: &Hooks, vars: &[(&str, String)]) -> Result<(), JobError> {
+async fn pre_hook(
+    ctx: &JobContext,
+    hooks: &Hooks,
+    vars: &[(&str, String)],
+) -> Result<(), JobError> {
     let Some(path) = &hooks.pre else {
         return Ok(());
     };
@@ -685,7 +689,10 @@ pub(super) async fn switchover(
                 ctx.warn(p).await;
             }
             roll_back_interrupted(ctx, env, &c, &observed).await?;
-            return Err(JobError::refused(format!("switchover refused: {}", problems.join("; "))));
+            return Err(JobError::refused(format!(
+                "switchover refused: {}",
+                problems.join("; ")
+            )));
         }
     };
     ctx.info("preflight passed:").await;

@@ -58,7 +58,9 @@ async fn import(
         .map_err(|e| e.to_string())?
         .is_some()
     {
-        return Err(JobError::refused(format!("a cluster named `{name}` already exists")));
+        return Err(JobError::refused(format!(
+            "a cluster named `{name}` already exists"
+        )));
     }
     let password = store
         .get_secret(db_password_secret)

@@ -1,8 +1,8 @@
 //! Jobs that stop, start and restart nodes and clusters, and delete clusters.
 
-use nines_model::job::JobError;
 use nines_model::ClusterType;
 use nines_model::Endpoint;
+use nines_model::job::JobError;
 use nines_model::job::{ClusterAction, NodeAction};
 use nines_ops::Reporter;
 use nines_ops::lifecycle::{self, NodePart};
@@ -130,7 +130,10 @@ fn restart_order(
 
 /// Starts a replication or standalone cluster: the primary first, so replicas find
 /// their source.
-async fn start_cluster(targets: &[(NodeTarget, NodePart)], ctx: &JobContext) -> Result<(), JobError> {
+async fn start_cluster(
+    targets: &[(NodeTarget, NodePart)],
+    ctx: &JobContext,
+) -> Result<(), JobError> {
     let mut v: Vec<&(NodeTarget, NodePart)> = targets.iter().collect();
     v.sort_by_key(|(_, p)| !matches!(p, NodePart::Primary));
     for (n, p) in v {

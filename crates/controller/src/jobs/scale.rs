@@ -36,10 +36,14 @@ pub(super) async fn add_node(
 ) -> Result<(), JobError> {
     let c = load(env, cluster).await?;
     let Some(settings) = c.record.settings.clone() else {
-        return Err(JobError::refused(format!("cluster `{cluster}` was not deployed by nines")));
+        return Err(JobError::refused(format!(
+            "cluster `{cluster}` was not deployed by nines"
+        )));
     };
     if c.nodes.iter().any(|n| &n.endpoint == node) {
-        return Err(JobError::refused(format!("node {node} is already part of `{cluster}`")));
+        return Err(JobError::refused(format!(
+            "node {node} is already part of `{cluster}`"
+        )));
     }
     let layout =
         NodeLayout::from_template(&settings.datadir_template, node).map_err(|e| e.to_string())?;
