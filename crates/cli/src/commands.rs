@@ -28,7 +28,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Cluster(ClusterCmd::Import(args)) => import(&client, f, args).await,
         Command::Cluster(ClusterCmd::Create(args)) => create(&client, f, args).await,
         Command::Cluster(ClusterCmd::Stop(a)) => {
-            let path = format!("/api/v1/clusters/{}/stop", urlencode(&a.name));
+            let path = format!("/api/v1/clusters/{}/stop", cluster_seg(&a.name)?);
             started(
                 &client,
                 f,
@@ -38,7 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await
         }
         Command::Cluster(ClusterCmd::Start(a)) => {
-            let path = format!("/api/v1/clusters/{}/start", urlencode(&a.name));
+            let path = format!("/api/v1/clusters/{}/start", cluster_seg(&a.name)?);
             started(
                 &client,
                 f,
@@ -48,7 +48,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await
         }
         Command::Cluster(ClusterCmd::RollingRestart(a)) => {
-            let path = format!("/api/v1/clusters/{}/rolling-restart", urlencode(&a.name));
+            let path = format!("/api/v1/clusters/{}/rolling-restart", cluster_seg(&a.name)?);
             started(
                 &client,
                 f,
@@ -58,12 +58,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await
         }
         Command::Cluster(ClusterCmd::Switchover { cluster, to }) => {
-            let path = format!("/api/v1/clusters/{}/switchover", urlencode(&cluster.name));
+            let path = format!(
+                "/api/v1/clusters/{}/switchover",
+                cluster_seg(&cluster.name)?
+            );
             let body = nines_model::api::SwitchoverRequest { to };
             started(&client, f, client.post(&path, &body).await?, cluster.wait).await
         }
         Command::Cluster(ClusterCmd::Failover { cluster, to, force }) => {
-            let path = format!("/api/v1/clusters/{}/failover", urlencode(&cluster.name));
+            let path = format!("/api/v1/clusters/{}/failover", cluster_seg(&cluster.name)?);
             let body = nines_model::api::FailoverRequest { to, force };
             started(&client, f, client.post(&path, &body).await?, cluster.wait).await
         }
@@ -72,7 +75,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             bootstrap_from,
             force,
         }) => {
-            let path = format!("/api/v1/clusters/{}/recover", urlencode(&cluster.name));
+            let path = format!("/api/v1/clusters/{}/recover", cluster_seg(&cluster.name)?);
             let body = nines_model::api::RecoverRequest {
                 bootstrap_from,
                 force,
@@ -88,11 +91,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let body = nines_model::api::RecoveryRequest {
                 enabled: switch == crate::Switch::Enable,
             };
-            let path = format!("/api/v1/clusters/{}/recovery", urlencode(&name));
+            let path = format!("/api/v1/clusters/{}/recovery", cluster_seg(&name)?);
             let c: ClusterSummary = client.put(&path, &body).await?;
             match f {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&c)?),
-                Format::Table => println!(
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&c)?),
+                Format::Table => crate::say!(
                     "automatic recovery of `{}` is {}",
                     c.name,
                     if c.auto_recovery { "on" } else { "off" }
@@ -102,11 +105,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Cluster(ClusterCmd::HaPolicy(a)) => ha_policy(&client, f, &a).await,
         Command::Cluster(ClusterCmd::Delete { name, purge, wait }) => {
-            let path = format!("/api/v1/clusters/{}?purge={purge}", urlencode(&name));
+            let path = format!("/api/v1/clusters/{}?purge={purge}", cluster_seg(&name)?);
             started(&client, f, client.delete(&path).await?, wait).await
         }
         Command::Node(NodeCmd::Add { node: a, source }) => {
-            let path = format!("/api/v1/clusters/{}/nodes", urlencode(&a.cluster));
+            let path = format!("/api/v1/clusters/{}/nodes", cluster_seg(&a.cluster)?);
             let body = nines_model::api::AddNodeRequest {
                 node: a.node.clone(),
                 source,
@@ -127,8 +130,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             let path = format!(
                 "/api/v1/clusters/{}/nodes/{}?mode={mode}",
-                urlencode(&node.cluster),
-                urlencode(&node.node)
+                cluster_seg(&node.cluster)?,
+                node_seg(&node.node)?
             );
             started(&client, f, client.delete(&path).await?, node.wait).await
         }
@@ -142,8 +145,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Node(NodeCmd::Rejoin(node)) => {
             let path = format!(
                 "/api/v1/clusters/{}/nodes/{}/rejoin",
-                urlencode(&node.cluster),
-                urlencode(&node.node)
+                cluster_seg(&node.cluster)?,
+                node_seg(&node.node)?
             );
             started(
                 &client,
@@ -177,9 +180,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .ok_or_else(|| anyhow!("give the cluster name"))?;
             let c: ClusterDetail = client.get(&format!("/api/v1/clusters/{name}")).await?;
             match f {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&c)?),
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&c)?),
                 Format::Table => {
-                    println!(
+                    crate::say!(
                         "{} ({}): {} — {}\nhost access: {}\n",
                         c.summary.name,
                         c.summary.cluster_type,
@@ -187,12 +190,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                         c.summary.state_reason,
                         c.host_access
                     );
-                    println!("{}", node_table(&c.node_list));
+                    crate::say!("{}", node_table(&c.node_list));
                     let mut t = table(&["TIME", "NODE", "EVENT"]);
                     for e in &c.events {
                         t.add_row(vec![time(&e.at), opt(&e.node), e.message.clone()]);
                     }
-                    println!("\n{t}");
+                    crate::say!("\n{t}");
                 }
             }
             Ok(0)
@@ -242,25 +245,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Job(JobCmd::Show { id }) => {
             let j: JobView = client.get(&format!("/api/v1/jobs/{id}")).await?;
             match f {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&j)?),
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&j)?),
                 Format::Table => {
-                    println!("job {}: {} on `{}`", j.id, j.kind, j.cluster);
-                    println!("state:    {}", j.state);
-                    println!("progress: {} {}%", j.phase, j.percent);
-                    println!("by:       {}", j.requested_by);
-                    println!("created:  {}", time(&j.created_at));
+                    crate::say!("job {}: {} on `{}`", j.id, j.kind, j.cluster);
+                    crate::say!("state:    {}", j.state);
+                    crate::say!("progress: {} {}%", j.phase, j.percent);
+                    crate::say!("by:       {}", j.requested_by);
+                    crate::say!("created:  {}", time(&j.created_at));
                     if let Some(t) = &j.finished_at {
-                        println!("finished: {}", time(t));
+                        crate::say!("finished: {}", time(t));
                     }
                     if let Some(e) = &j.error {
-                        println!("error:    {e}");
+                        crate::say!("error:    {e}");
                     }
                     match j.failure {
-                        Some(FailureKind::Refused) => println!(
+                        Some(FailureKind::Refused) => crate::say!(
                             "failure:  refused (the same job fails the same way until what it names changes)"
                         ),
                         Some(FailureKind::Failed) => {
-                            println!("failure:  a step failed (running it again may work)")
+                            crate::say!("failure:  a step failed (running it again may work)")
                         }
                         None => {}
                     }
@@ -282,8 +285,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .post(&format!("/api/v1/jobs/{id}/cancel"), &serde_json::json!({}))
                 .await?;
             match f {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&j)?),
-                Format::Table => println!(
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&j)?),
+                Format::Table => crate::say!(
                     "job {}: {}{}",
                     j.id,
                     j.state,
@@ -307,11 +310,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 reason,
                 duration,
             };
-            let path = format!("/api/v1/clusters/{}/maintenance", urlencode(&cluster));
+            let path = format!("/api/v1/clusters/{}/maintenance", cluster_seg(&cluster)?);
             let m: nines_model::api::MaintenanceView = client.put(&path, &body).await?;
             match f {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&m)?),
-                Format::Table => println!(
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&m)?),
+                Format::Table => crate::say!(
                     "maintenance on for {}{}: {}",
                     m.node
                         .clone()
@@ -329,7 +332,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             node,
             reason,
         }) => {
-            let mut path = format!("/api/v1/clusters/{}/maintenance?", urlencode(&cluster));
+            let mut path = format!("/api/v1/clusters/{}/maintenance?", cluster_seg(&cluster)?);
             if let Some(n) = &node {
                 path.push_str(&format!("node={}&", urlencode(n)));
             }
@@ -338,8 +341,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             let left: Vec<nines_model::api::MaintenanceView> = client.delete(&path).await?;
             match f {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&left)?),
-                Format::Table => println!(
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&left)?),
+                Format::Table => crate::say!(
                     "maintenance off for {}; {} window(s) left",
                     node.unwrap_or_else(|| format!("cluster `{cluster}`")),
                     left.len()
@@ -379,14 +382,16 @@ async fn failovers(
     since: &str,
     acknowledge: bool,
 ) -> anyhow::Result<i32> {
-    let base = format!("/api/v1/clusters/{}/failovers", urlencode(name));
+    let base = format!("/api/v1/clusters/{}/failovers", cluster_seg(name)?);
     if acknowledge {
         let done: FailoversAcknowledged = client
             .post(&format!("{base}/acknowledge"), &serde_json::json!({}))
             .await?;
         match f {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&done)?),
-            Format::Table => println!("acknowledged {} failover(s) of `{name}`", done.acknowledged),
+            Format::Json => crate::say!("{}", serde_json::to_string_pretty(&done)?),
+            Format::Table => {
+                crate::say!("acknowledged {} failover(s) of `{name}`", done.acknowledged)
+            }
         }
         return Ok(0);
     }
@@ -421,7 +426,7 @@ async fn failovers(
 
 /// Shows a cluster's HA policy, changes the settings the flags name, or resets it.
 async fn ha_policy(client: &Client, f: Format, a: &crate::HaPolicyArgs) -> anyhow::Result<i32> {
-    let path = format!("/api/v1/clusters/{}/ha-policy", urlencode(&a.name));
+    let path = format!("/api/v1/clusters/{}/ha-policy", cluster_seg(&a.name)?);
     let patch = a.patch();
     let v: HaPolicyView = if a.reset {
         client.delete(&path).await?
@@ -431,14 +436,14 @@ async fn ha_policy(client: &Client, f: Format, a: &crate::HaPolicyArgs) -> anyho
         client.put(&path, &patch).await?
     };
     match f {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+        Format::Json => crate::say!("{}", serde_json::to_string_pretty(&v)?),
         Format::Table => {
-            println!("HA policy of `{}` ({})", a.name, v.source);
+            crate::say!("HA policy of `{}` ({})", a.name, v.source);
             let mut t = table(&["SETTING", "VALUE"]);
             for (k, val) in v.policy.entries() {
                 t.add_row(vec![k, val]);
             }
-            println!("{t}");
+            crate::say!("{t}");
         }
     }
     Ok(0)
@@ -479,6 +484,22 @@ fn node_table(nodes: &[NodeStatus]) -> comfy_table::Table {
     t
 }
 
+/// A cluster name as a URL path segment: checked as the API will check it (so `..`, `.`
+/// or an empty name never reach a URL, where they would be collapsed into another route).
+fn cluster_seg(name: &str) -> anyhow::Result<String> {
+    let n = nines_model::input::ClusterName::parse("cluster", name)
+        .map_err(|e| anyhow!("{}", e.message))?;
+    Ok(urlencode(n.as_str()))
+}
+
+/// A node address as a URL path segment, checked first (see [`cluster_seg`]).
+fn node_seg(node: &str) -> anyhow::Result<String> {
+    let ep =
+        nines_model::input::node_address("node", node).map_err(|e| anyhow!("{}", e.message))?;
+    Ok(urlencode(&ep.to_string()))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -499,13 +520,13 @@ async fn started(
 ) -> anyhow::Result<i32> {
     if wait {
         if f == Format::Table {
-            println!("job {}", created.job_id);
+            crate::say!("job {}", created.job_id);
         }
         return follow_job(client, f, created.job_id).await;
     }
     match f {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&created)?),
-        Format::Table => println!("job {}", created.job_id),
+        Format::Json => crate::say!("{}", serde_json::to_string_pretty(&created)?),
+        Format::Table => crate::say!("job {}", created.job_id),
     }
     Ok(0)
 }
@@ -519,8 +540,8 @@ async fn node_action(
 ) -> anyhow::Result<i32> {
     let path = format!(
         "/api/v1/clusters/{}/nodes/{}/{action}?force={force}",
-        urlencode(&a.cluster),
-        urlencode(&a.node)
+        cluster_seg(&a.cluster)?,
+        node_seg(&a.node)?
     );
     started(
         client,
@@ -608,8 +629,8 @@ async fn import(client: &Client, f: Format, args: ImportArgs) -> anyhow::Result<
 fn print_lines(f: Format, lines: &[JobLogLine]) -> anyhow::Result<()> {
     for l in lines {
         match f {
-            Format::Json => println!("{}", serde_json::to_string(l)?),
-            Format::Table => println!("{} {:5} {}", time(&l.at), l.level.as_str(), l.message),
+            Format::Json => crate::say!("{}", serde_json::to_string(l)?),
+            Format::Table => crate::say!("{} {:5} {}", time(&l.at), l.level.as_str(), l.message),
         }
     }
     Ok(())
@@ -640,7 +661,7 @@ async fn follow_job(client: &Client, f: Format, id: i64) -> anyhow::Result<i32> 
                 Some(FailureKind::Refused) => "refused".to_string(),
                 _ => job.state.to_string(),
             };
-            eprintln!("job {id} {state}: {}", job.error.unwrap_or_default());
+            crate::esay!("job {id} {state}: {}", job.error.unwrap_or_default());
             return Ok(1);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -22,7 +22,9 @@ pub enum EndpointError {
     Empty,
     #[error("address `{0}` has an invalid port (expected 1-65535)")]
     BadPort(String),
-    #[error("address `{0}` has an invalid host name")]
+    #[error(
+        "address `{0}` has an invalid host: give an IP address or a host name (labels of letters, digits, `-` and `_`, joined by single dots)"
+    )]
     BadHost(String),
 }
 
@@ -67,15 +69,31 @@ impl FromStr for Endpoint {
                 _ => return Err(EndpointError::BadPort(s.to_string())),
             },
         };
-        let valid = !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
-        if !valid {
+        if !valid_host(&host) {
             return Err(EndpointError::BadHost(s.to_string()));
         }
         Ok(Self { host, port })
     }
+}
+
+/// An IPv6 literal, or a host name / IPv4 address: dot-separated labels of 1-63 letters,
+/// digits, `-` and `_` (not starting or ending with `-`), 253 characters at most. So never
+/// `.`, `..`, an empty label, a path, or anything an option parser or a shell would read.
+fn valid_host(h: &str) -> bool {
+    if h.contains(':') {
+        return h.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        })
 }
 
 impl fmt::Display for Endpoint {

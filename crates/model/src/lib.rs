@@ -11,6 +11,7 @@ pub mod galera;
 pub mod gtid;
 pub mod ha;
 pub mod health;
+pub mod input;
 pub mod job;
 pub mod lag;
 pub mod lanes;

@@ -33,7 +33,7 @@ fn main() -> std::process::ExitCode {
         Ok(0) => std::process::ExitCode::SUCCESS,
         Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", nines_cli::output::terminal(&format!("{e:#}")));
             std::process::ExitCode::from(1)
         }
     }

@@ -265,23 +265,9 @@ pub async fn list_events(
     Ok(Json(events.into_iter().map(event_view).collect()))
 }
 
-/// Checks a cluster name: 1-64 characters of letters, digits, `-`, `_`, `.`.
+/// Checks a cluster name ([`nines_model::input::ClusterName`]).
 pub fn validate_name(field: &str, name: &str) -> Result<(), ApiErr> {
-    if name.is_empty() || name.len() > 64 {
-        return Err(ApiErr::field(
-            field,
-            format!("{field} must be 1-64 characters"),
-        ));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(ApiErr::field(
-            field,
-            format!("{field} `{name}` may hold only letters, digits, `-`, `_` and `.`"),
-        ));
-    }
+    nines_model::input::ClusterName::parse(field, name)?;
     Ok(())
 }
 
@@ -299,9 +285,7 @@ pub async fn import_cluster(
         .seed
         .parse()
         .map_err(|e| ApiErr::field("seed", format!("seed: {e}")))?;
-    if req.db_user.trim().is_empty() {
-        return Err(ApiErr::field("db_user", "db_user must not be empty"));
-    }
+    nines_model::input::AccountName::parse("db_user", &req.db_user)?;
     if req.db_password.is_empty() {
         return Err(ApiErr::field(
             "db_password",

@@ -28,8 +28,9 @@ pub(super) async fn queue(st: &AppState, caller: &Caller, spec: JobSpec) -> Resu
     Ok((StatusCode::ACCEPTED, Json(JobCreated { job_id: job.id })))
 }
 
-/// The cluster named, or 404.
+/// The cluster named, or 400 for a name no cluster can have, or 404.
 pub(super) async fn cluster(st: &AppState, name: &str) -> Result<ClusterRecord, ApiErr> {
+    validate_name("name", name)?;
     st.store
         .get_cluster(name)
         .await?
@@ -72,23 +73,6 @@ pub(super) fn host_access(
     }
 }
 
-/// A database account name nines can put in SQL without quoting trouble.
-fn validate_account(field: &str, user: &str) -> Result<(), ApiErr> {
-    let ok = !user.is_empty()
-        && user.len() <= 80
-        && user
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiErr::field(
-            field,
-            format!("{field} `{user}` must be 1-80 letters, digits, `_`, `-` or `.`"),
-        ))
-    }
-}
-
 /// Deploys a new cluster onto hosts: pre-flight checks, packages, configuration, servers, accounts.
 #[utoipa::path(post, path = "/api/v1/clusters", tag = "clusters", request_body = CreateClusterRequest,
     responses((status = 202, body = JobCreated), (status = 400, body = nines_model::api::ApiError),
@@ -103,16 +87,7 @@ pub async fn create_cluster(
         .cluster_type
         .parse()
         .map_err(|e| ApiErr::field("type", format!("type: {e}")))?;
-    let mut nodes: Vec<Endpoint> = Vec::new();
-    for (i, n) in req.nodes.iter().enumerate() {
-        let ep: Endpoint = n
-            .parse()
-            .map_err(|e| ApiErr::field("nodes", format!("nodes[{i}]: {e}")))?;
-        if nodes.contains(&ep) {
-            return Err(ApiErr::field("nodes", format!("node {ep} is listed twice")));
-        }
-        nodes.push(ep);
-    }
+    let nodes: Vec<Endpoint> = nines_model::input::node_list("nodes", &req.nodes)?;
     let (min, max) = match cluster_type {
         ClusterType::Galera => (3, usize::MAX),
         ClusterType::Replication => (2, usize::MAX),
@@ -143,7 +118,7 @@ pub async fn create_cluster(
         .unwrap_or_else(|| DEFAULT_DATADIR_TEMPLATE.to_string());
     NodeLayout::for_nodes(&template, &nodes)
         .map_err(|e| ApiErr::field("datadir", e.to_string()))?;
-    validate_account("db_admin_user", &req.db_admin_user)?;
+    nines_model::input::AccountName::new_account("db_admin_user", &req.db_admin_user)?;
     if req.db_admin_password.is_empty() {
         return Err(ApiErr::field(
             "db_admin_password",
@@ -188,7 +163,11 @@ pub async fn create_cluster(
             }),
             1,
         );
-        nines_model::deploy::render_config(Some(t), &probe)
+        // Bounded (fuel, output), and off the request workers all the same.
+        let t = t.clone();
+        tokio::task::spawn_blocking(move || nines_model::deploy::render_config(Some(&t), &probe))
+            .await
+            .map_err(|e| ApiErr::field("config_template", format!("config_template: {e}")))?
             .map_err(|e| ApiErr::field("config_template", e.to_string()))?;
     }
     if let Some(existing) = st.store.get_cluster(&req.name).await? {

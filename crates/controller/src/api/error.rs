@@ -56,6 +56,13 @@ impl IntoResponse for ApiErr {
     }
 }
 
+/// A value refused at the validation boundary: 400 naming its field.
+impl From<nines_model::input::InputError> for ApiErr {
+    fn from(e: nines_model::input::InputError) -> Self {
+        Self::field(&e.field, e.message)
+    }
+}
+
 impl From<StoreError> for ApiErr {
     fn from(e: StoreError) -> Self {
         match e {

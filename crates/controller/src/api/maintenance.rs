@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use nines_model::Endpoint;
 use nines_model::api::{MaintenanceRequest, MaintenanceView, parse_duration};
+use nines_model::input::Text;
 use nines_store::MaintenanceRecord;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -15,6 +16,11 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::ApiErr;
 use super::json::ApiJson;
+
+/// Shortest maintenance window: one that ends before it is recorded protects nothing.
+const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest maintenance window (a forgotten one silences automatic recovery).
+const MAX_WINDOW: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
 
 pub fn view(cluster: &str, m: &MaintenanceRecord) -> MaintenanceView {
     MaintenanceView {
@@ -58,20 +64,32 @@ pub async fn start_maintenance(
 ) -> Result<Json<MaintenanceView>, ApiErr> {
     let c = super::deploy::cluster(&st, &name).await?;
     let node = node_of(&st, c.id, &name, req.node.as_deref()).await?;
-    let reason = req.reason.trim();
-    if reason.is_empty() {
-        return Err(ApiErr::field(
-            "reason",
-            "reason must say why (it is shown to everyone)",
-        ));
-    }
+    // Everything is checked before anything is written.
+    let reason = Text::parse("reason", &req.reason)?;
+    let reason = reason.as_str();
+    let now = chrono::Utc::now();
     let until = match &req.duration {
         None => None,
         Some(d) => {
             let d = parse_duration(d).map_err(|e| ApiErr::field("duration", e))?;
+            if d < MIN_WINDOW {
+                return Err(ApiErr::field(
+                    "duration",
+                    format!(
+                        "duration is too short ({}s): a window lasts at least 1s",
+                        d.as_secs_f64()
+                    ),
+                ));
+            }
+            if d > MAX_WINDOW {
+                return Err(ApiErr::field(
+                    "duration",
+                    "duration is too long: a window lasts at most 366d (end it by hand sooner)",
+                ));
+            }
             let until = chrono::TimeDelta::from_std(d)
                 .ok()
-                .and_then(|d| chrono::Utc::now().checked_add_signed(d))
+                .and_then(|d| now.checked_add_signed(d))
                 .ok_or_else(|| ApiErr::field("duration", "duration is too long"))?;
             Some(until)
         }
@@ -90,14 +108,18 @@ pub async fn start_maintenance(
     st.store
         .add_event(&name, node.as_deref(), "maintenance_on", &msg)
         .await?;
-    let now = chrono::Utc::now();
     let record = st
         .store
         .maintenance(c.id, now)
         .await?
         .into_iter()
         .find(|m| m.node == node)
-        .ok_or_else(|| ApiErr::not_found("maintenance window"))?;
+        .ok_or_else(|| {
+            ApiErr::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "the maintenance window was recorded but cannot be read back",
+            )
+        })?;
     Ok(Json(view(&name, &record)))
 }
 
@@ -121,17 +143,18 @@ pub async fn end_maintenance(
 ) -> Result<Json<Vec<MaintenanceView>>, ApiErr> {
     let c = super::deploy::cluster(&st, &name).await?;
     let node = node_of(&st, c.id, &name, q.node.as_deref()).await?;
+    let why = q
+        .reason
+        .as_deref()
+        .map(|r| Text::parse("reason", r).map(|t| format!(": {t}")))
+        .transpose()?
+        .unwrap_or_default();
     let scope = node.clone().unwrap_or_else(|| format!("cluster `{name}`"));
     if !st.store.clear_maintenance(c.id, node.as_deref()).await? {
         return Err(ApiErr::not_found(format!(
             "a maintenance window for {scope}"
         )));
     }
-    let why = q
-        .reason
-        .as_deref()
-        .map(|r| format!(": {r}"))
-        .unwrap_or_default();
     let msg = format!("maintenance off for {scope} by {}{why}", caller.0);
     st.store
         .add_event(&name, node.as_deref(), "maintenance_off", &msg)

@@ -158,9 +158,51 @@ impl ConfigInput {
 #[error("configuration template: {0}")]
 pub struct ConfigError(pub String);
 
-/// Renders `template` (or the default) with the node's input. Undefined variables are errors.
+/// Longest configuration template a person may give.
+pub const MAX_TEMPLATE_LEN: usize = 64 * 1024;
+/// Longest configuration a template may render to.
+pub const MAX_RENDERED_LEN: usize = 256 * 1024;
+/// Work a template may do while rendering (minijinja's fuel: about one unit per
+/// instruction); the default template uses a few hundred.
+pub const RENDER_FUEL: u64 = 50_000;
+
+/// A writer that refuses to grow past its limit, so that a template cannot fill memory.
+struct Bounded {
+    out: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > MAX_RENDERED_LEN {
+            self.overflowed = true;
+            return Err(std::io::Error::other(format!(
+                "the rendered configuration would be longer than {MAX_RENDERED_LEN} bytes"
+            )));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders `template` (or the default) with the node's input. Undefined variables are
+/// errors; the template's size, its work ([`RENDER_FUEL`]) and its output
+/// ([`MAX_RENDERED_LEN`]) are bounded, each limit named in the error.
 pub fn render_config(template: Option<&str>, input: &ConfigInput) -> Result<String, ConfigError> {
+    if let Some(t) = template
+        && t.len() > MAX_TEMPLATE_LEN
+    {
+        return Err(ConfigError(format!(
+            "the template is {} bytes long; the most allowed is {MAX_TEMPLATE_LEN}",
+            t.len()
+        )));
+    }
     let mut env = minijinja::Environment::new();
+    env.set_fuel(Some(RENDER_FUEL));
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     let syntax = minijinja::syntax::SyntaxConfig::builder()
         .keep_trailing_newline(true)
@@ -172,8 +214,24 @@ pub fn render_config(template: Option<&str>, input: &ConfigInput) -> Result<Stri
     let t = env
         .get_template("my.cnf")
         .map_err(|e| ConfigError(e.to_string()))?;
-    t.render(minijinja::value::Serde(input))
-        .map_err(|e| ConfigError(e.to_string()))
+    let mut out = Bounded {
+        out: Vec::new(),
+        overflowed: false,
+    };
+    t.render_captured_to(minijinja::value::Serde(input), &mut out)
+        .map_err(|e| {
+            let msg = match e.kind() {
+                _ if out.overflowed => format!(
+                    "the rendered configuration would be longer than {MAX_RENDERED_LEN} bytes"
+                ),
+                minijinja::ErrorKind::OutOfFuel => {
+                    format!("the template does more work than allowed ({RENDER_FUEL} steps): {e}")
+                }
+                _ => e.to_string(),
+            };
+            ConfigError(msg)
+        })?;
+    String::from_utf8(out.out).map_err(|e| ConfigError(e.to_string()))
 }
 
 #[cfg(test)]
@@ -242,6 +300,28 @@ mod tests {
                 "[mysqld]\nport=3306\nbuffer={}\n",
                 i.innodb_buffer_pool_size
             )
+        );
+        // Templates that would run away: loops (work), growth (output), sheer size.
+        let e = render_config(
+            Some("{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}"),
+            &i,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("more work than allowed"), "{e}");
+        let e = render_config(Some("{{ 'x' * 10000000 }}"), &i).unwrap_err();
+        assert!(!e.0.is_empty(), "{e}");
+        let e = render_config(
+            Some("{% for a in range(100) %}{{ 'y' * 9000 }}{% endfor %}"),
+            &i,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("longer than"), "{e}");
+        let huge = "#".repeat(MAX_TEMPLATE_LEN + 1);
+        assert!(
+            render_config(Some(&huge), &i)
+                .unwrap_err()
+                .0
+                .contains("bytes long")
         );
         let e = render_config(Some("x={{ no_such_thing }}"), &i).unwrap_err();
         assert!(e.0.contains("undefined"), "{e}");

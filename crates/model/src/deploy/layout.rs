@@ -13,6 +13,9 @@ use crate::endpoint::Endpoint;
 /// Default data directory template: one directory per node, so several nodes can share a host.
 pub const DEFAULT_DATADIR_TEMPLATE: &str = "/var/lib/nines/{host}_{port}";
 
+/// Longest directory template.
+pub const MAX_TEMPLATE_LEN: usize = 256;
+
 /// Unix socket paths longer than this do not fit in `sun_path` (108 bytes with the NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -40,9 +43,11 @@ pub enum LayoutError {
     )]
     UnknownPlaceholder { template: String, name: String },
     #[error(
-        "directory template `{0}` must not contain `..`, `//`, quotes, spaces or control characters"
+        "directory template `{0}` may hold only letters, digits, `/`, `_`, `-`, `.` and the placeholders {{host}} and {{port}} (no `..` or `//`, at most 256 characters)"
     )]
     BadCharacters(String),
+    #[error("directory template `{template}` gives {path}, which has an empty, `.` or `..` part")]
+    Escapes { template: String, path: String },
     #[error(
         "directory template `{0}` gives `/` or a top-level directory; use something like /srv/db/{{host}}_{{port}}"
     )]
@@ -72,10 +77,14 @@ impl NodeLayout {
         if !t.starts_with('/') {
             return Err(LayoutError::NotAbsolute(template.to_string()));
         }
+        // Letters, digits, `/ _ - .` and the placeholders' braces only: the path goes into
+        // MariaDB option files (where `#` and `;` start comments), unit files and shell
+        // commands, and the service layer accepts no more.
         if t.contains("..")
             || t.contains("//")
-            || t.chars().any(|c| {
-                c.is_control() || c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '$' | '\\')
+            || t.len() > MAX_TEMPLATE_LEN
+            || !t.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '.' | '{' | '}')
             })
         {
             return Err(LayoutError::BadCharacters(template.to_string()));
@@ -103,6 +112,18 @@ impl NodeLayout {
         out.push_str(rest);
         if out.matches('/').count() < 2 || out.len() < 3 {
             return Err(LayoutError::TooShallow(template.to_string()));
+        }
+        // The path as rendered for this node, checked again: no `.` or `..` segment (a
+        // host cannot make one, but this is what reaches the hosts).
+        if out
+            .split('/')
+            .skip(1)
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        {
+            return Err(LayoutError::Escapes {
+                template: template.to_string(),
+                path: out,
+            });
         }
         let node_dir = format!("{out}.nines");
         let layout = Self {
@@ -184,9 +205,40 @@ mod tests {
             NodeLayout::from_template("/srv/../etc", &e),
             Err(LayoutError::BadCharacters(_))
         ));
+        // Everything an option file, a unit file or a shell would read as syntax.
+        for bad in [
+            "/srv/a b",
+            "/srv/x#y/{host}",
+            "/srv/x;y/{host}",
+            "/srv/x%y/{host}",
+            "/srv/x\ny/{host}",
+            "/srv/x|y",
+            "/srv/x>y",
+            "/srv/x&y",
+            "/srv/x$y",
+            "/srv/x'y",
+            "/srv/x\"y",
+            "/srv/x`y",
+            "/srv/x\\y",
+            "/srv/ä/{host}",
+            "/srv//x",
+        ] {
+            assert!(
+                matches!(
+                    NodeLayout::from_template(bad, &e),
+                    Err(LayoutError::BadCharacters(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        // A host of `.`/`..` is no host at all, and a rendered `..` never passes.
+        let dots = Endpoint {
+            host: "..".into(),
+            port: 3399,
+        };
         assert!(matches!(
-            NodeLayout::from_template("/srv/a b", &e),
-            Err(LayoutError::BadCharacters(_))
+            NodeLayout::from_template("/base/{host}/{port}", &dots),
+            Err(LayoutError::Escapes { .. })
         ));
         assert!(matches!(
             NodeLayout::from_template("/", &e),
