@@ -114,11 +114,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "nines controller ready");
     let app = api::router(state);
-    let stop = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .context("HTTP server failed")?;
+    serve_http(listener, app, shutdown.clone()).await;
 
     // Shutdown: everything got the signal through child tokens; wait with deadlines.
     let _ = tokio::time::timeout(Duration::from_secs(15), runner).await;
@@ -145,4 +141,55 @@ pub async fn ensure_admin_token(store: &dyn Store, data_dir: &Path) -> anyhow::R
         .await?;
     tracing::info!(path = %path.display(), "created the admin API token");
     Ok(())
+}
+
+/// How long a client may take to send a request's headers; the same deadline closes a
+/// kept-alive connection that sends no next request.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Serves the API over HTTP/1.1 until `shutdown`, then lets open requests finish (5 s at
+/// most). Unlike `axum::serve`, each connection has a header-read deadline
+/// ([`HEADER_READ_TIMEOUT`]): a client that connects and sends nothing, or trickles its
+/// headers, cannot hold a connection and its task for ever.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(100);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors, mostly: wait a little rather than spin.
+                    tracing::warn!(error = %e, "cannot accept an API connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let conn =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "API connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("API requests still open at the shutdown deadline");
+    }
 }

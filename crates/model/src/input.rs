@@ -254,6 +254,42 @@ impl From<Text> for String {
     }
 }
 
+/// A login name on the nodes' hosts (for SSH): 1-32 letters, digits, `_`, `-`, `.`, not
+/// starting with `-` (ssh would read it as an option).
+pub fn ssh_user(field: &str, s: &str) -> Result<String, InputError> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && !s.starts_with(['-', '.'])
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(InputError::new(
+            field,
+            format!(
+                "{field} `{}` must be 1-32 letters, digits, `_`, `-` or `.`, not starting with `-` or `.`",
+                printable(s)
+            ),
+        ))
+    }
+}
+
+/// A file on the controller named by a person (an SSH key): an absolute path of at most
+/// 4096 bytes without control characters. Whether it exists is the caller's check.
+pub fn controller_path(field: &str, s: &str) -> Result<String, InputError> {
+    if !s.starts_with('/') || s.len() > 4096 || s.chars().any(char::is_control) {
+        return Err(InputError::new(
+            field,
+            format!(
+                "{field} `{}` must be an absolute path without control characters",
+                printable(s)
+            ),
+        ));
+    }
+    Ok(s.to_string())
+}
+
 /// A node's address, `host[:port]`, with the field named in the error.
 pub fn node_address(field: &str, s: &str) -> Result<Endpoint, InputError> {
     s.parse::<Endpoint>().map_err(|e| {
@@ -419,6 +455,23 @@ mod tests {
         let many: Vec<String> = (0..=MAX_NODES).map(|i| format!("10.0.0.{i}")).collect();
         let e = node_list("nodes", &many).unwrap_err();
         assert!(e.message.contains("at most 64"), "{e}");
+    }
+
+    #[test]
+    fn ssh_users_and_paths() {
+        for (s, ok) in [
+            ("root", true),
+            ("deploy_1", true),
+            ("-oProxyCommand=x", false),
+            ("a b", false),
+            ("", false),
+            ("x@y", false),
+        ] {
+            assert_eq!(ssh_user("ssh.user", s).is_ok(), ok, "{s:?}");
+        }
+        assert!(controller_path("ssh.key_path", "/root/.ssh/id").is_ok());
+        assert!(controller_path("ssh.key_path", "id_rsa").is_err());
+        assert!(controller_path("ssh.key_path", "/a\nb").is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures::future::try_join_all;
 use nines_access::host::{HostCommand, fs, packages, write_file_command};
+use nines_access::server::replication::sql_str;
 use nines_access::server::{Credentials, ServerConn, Timeouts};
 use nines_model::ClusterType;
 use nines_model::deploy::{ConfigInput, HostShare, render_config, size_for};
@@ -342,12 +343,13 @@ fn local_cleanup_sql() -> String {
 pub fn accounts_sql(a: &Accounts, galera: bool) -> String {
     let mut s = String::new();
     let mut user = |acc: &Account, grants: &str| {
+        // Quoted and escaped even though the API admits no quote or backslash in either.
         s.push_str(&format!(
-            "CREATE USER IF NOT EXISTS '{u}'@'%' IDENTIFIED BY '{p}';\
-             ALTER USER '{u}'@'%' IDENTIFIED BY '{p}';\
-             GRANT {grants} ON *.* TO '{u}'@'%';",
-            u = acc.user,
-            p = acc.password
+            "CREATE USER IF NOT EXISTS {u}@'%' IDENTIFIED BY {p};\
+             ALTER USER {u}@'%' IDENTIFIED BY {p};\
+             GRANT {grants} ON *.* TO {u}@'%';",
+            u = sql_str(&acc.user),
+            p = sql_str(&acc.password)
         ));
     };
     user(&a.admin, "ALL PRIVILEGES");
@@ -355,8 +357,9 @@ pub fn accounts_sql(a: &Accounts, galera: bool) -> String {
     user(&a.replication, "REPLICATION SLAVE, SLAVE MONITOR");
     user(&a.user_admin, "ALL PRIVILEGES");
     s.push_str(&format!(
-        "GRANT ALL PRIVILEGES ON *.* TO '{}'@'%' WITH GRANT OPTION;GRANT ALL PRIVILEGES ON *.* TO '{}'@'%' WITH GRANT OPTION;",
-        a.admin.user, a.user_admin.user
+        "GRANT ALL PRIVILEGES ON *.* TO {}@'%' WITH GRANT OPTION;GRANT ALL PRIVILEGES ON *.* TO {}@'%' WITH GRANT OPTION;",
+        sql_str(&a.admin.user),
+        sql_str(&a.user_admin.user)
     ));
     if galera {
         // Galera's mariabackup state transfer authenticates as the OS user mysql over the socket.
@@ -540,5 +543,23 @@ mod tests {
         assert!(same_machine("DB1", "db1"));
         assert!(!same_machine("10.0.0.1", "10.0.0.2"));
         assert!(!same_machine("127.0.0.1", "10.0.0.1"));
+    }
+
+    #[test]
+    fn account_sql_quotes_names_and_passwords() {
+        let acc = |u: &str, p: &str| Account {
+            user: u.into(),
+            password: p.into(),
+        };
+        let a = Accounts {
+            admin: acc("nines_admin", "a'b\\c"),
+            monitor: acc("nines_monitor", "m"),
+            replication: acc("nines_repl", "r"),
+            user_admin: acc("o'x", "p"),
+        };
+        let sql = accounts_sql(&a, false);
+        assert!(sql.contains("IDENTIFIED BY 'a''b\\\\c'"), "{sql}");
+        assert!(sql.contains("TO 'o''x'@'%' WITH GRANT OPTION"), "{sql}");
+        assert!(!sql.contains("'a'b"), "{sql}");
     }
 }

@@ -50,6 +50,9 @@ pub struct HostReady {
     pub missing: Vec<String>,
 }
 
+/// Hosts checked at once by a pre-flight.
+pub const PREFLIGHT_CONCURRENCY: usize = 8;
+
 /// Checks every host and node; returns each host's facts, or every problem found.
 pub async fn preflight(
     cluster: &str,
@@ -63,11 +66,16 @@ pub async fn preflight(
         by_host.entry(n.endpoint.host.clone()).or_default().push(n);
     }
     let pkgs = packages_for(cluster_type);
+    // At most PREFLIGHT_CONCURRENCY hosts at once: each check may start an ssh process.
+    let permits = tokio::sync::Semaphore::new(PREFLIGHT_CONCURRENCY);
+    let permits = &permits;
     let checks = by_host.iter().map(|(host, ns)| {
         let host = host.clone();
         let access = Arc::clone(&ns[0].host);
         let pkgs = pkgs.clone();
         async move {
+            // The semaphore is never closed, so acquiring only waits.
+            let _permit = permits.acquire().await.ok();
             let r = check_host(
                 cluster,
                 cluster_type,

@@ -130,6 +130,52 @@ fn found(done: &sqlx::sqlite::SqliteQueryResult, what: impl FnOnce() -> String) 
     }
 }
 
+/// The controller's data directory, created (or narrowed) to mode 0700: it holds the
+/// store, the secret key and the admin token, none of them for other users.
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let io = |source| StoreError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
+    }
+    restrict(dir, 0o700)
+}
+
+/// Creates `path` empty with mode 0600 when missing, and narrows it to 0600 otherwise.
+fn private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+    }
+    restrict(path, 0o600)
+}
+
+fn restrict(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    })
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -137,11 +183,11 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 impl SqliteStore {
     /// Opens (creating when needed) the store in `data_dir` and brings its schema up to date.
     pub async fn open(data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
-            path: data_dir.display().to_string(),
-            source,
-        })?;
+        private_dir(data_dir)?;
         let secrets = SecretBox::load_or_create(&data_dir.join("secret.key"))?;
+        // SQLite creates its -wal and -shm files with the database file's mode.
+        let db = data_dir.join("nines.db");
+        private_file(&db)?;
         let opts = SqliteConnectOptions::new()
             .filename(data_dir.join("nines.db"))
             .create_if_missing(true)
@@ -154,6 +200,12 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        for extra in ["nines.db-wal", "nines.db-shm"] {
+            let p = data_dir.join(extra);
+            if p.exists() {
+                restrict(&p, 0o600)?;
+            }
+        }
         Ok(Self { pool, secrets })
     }
 

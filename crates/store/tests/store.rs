@@ -406,3 +406,30 @@ async fn maintenance_windows_replace_expire_and_clear() {
     assert!(!store.clear_maintenance(id, None).await.unwrap());
     assert_eq!(store.maintenance(id, now).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn nothing_under_the_data_directory_is_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let store = SqliteStore::open(&dir).await.unwrap();
+    store.put_secret("s3cret").await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        assert_eq!(mode(&p) & 0o077, 0, "{} is {:o}", p.display(), mode(&p));
+        files += 1;
+    }
+    assert!(files >= 3, "db, wal/shm and key expected, found {files}");
+    store.close().await;
+
+    // A directory made by hand with loose modes is narrowed on the next open.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.join("nines.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = SqliteStore::open(&dir).await.unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("nines.db")), 0o600);
+    store.close().await;
+}

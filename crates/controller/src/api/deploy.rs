@@ -48,11 +48,12 @@ pub(super) fn host_access(
             "choose ssh or local host access, not both",
         )),
         (Some(ssh), false) => {
-            if ssh.user.trim().is_empty() {
-                return Err(ApiErr::field("ssh.user", "ssh.user must not be empty"));
-            }
+            nines_model::input::ssh_user("ssh.user", &ssh.user)?;
             if ssh.port == Some(0) {
                 return Err(ApiErr::field("ssh.port", "ssh.port must be 1-65535"));
+            }
+            if let Some(k) = &ssh.key_path {
+                nines_model::input::controller_path("ssh.key_path", k)?;
             }
             if let Some(k) = &ssh.key_path
                 && !std::path::Path::new(k).is_file()
@@ -335,11 +336,14 @@ pub async fn add_node(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<AddNodeRequest>,
 ) -> Result<Queued, ApiErr> {
+    // The request's own values first, then what the cluster allows.
+    let ep = nines_model::input::node_address("node", &req.node)?;
+    let source = req
+        .source
+        .as_deref()
+        .map(|s| nines_model::input::node_address("source", s))
+        .transpose()?;
     let c = cluster(&st, &name).await?;
-    let ep: Endpoint = req
-        .node
-        .parse()
-        .map_err(|e| ApiErr::field("node", format!("node: {e}")))?;
     if c.settings.is_none() {
         return Err(ApiErr::new(
             StatusCode::BAD_REQUEST,
@@ -357,12 +361,9 @@ pub async fn add_node(
             format!("node {ep} is already managed by nines in cluster `{owner}`"),
         ));
     }
-    let source = match &req.source {
+    let source = match source {
         None => None,
-        Some(s) => {
-            let src: Endpoint = s
-                .parse()
-                .map_err(|e| ApiErr::field("source", format!("source: {e}")))?;
+        Some(src) => {
             let nodes = st.store.list_nodes(Some(c.id)).await?;
             if !nodes.iter().any(|n| n.endpoint == src) {
                 return Err(ApiErr::field(

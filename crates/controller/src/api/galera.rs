@@ -6,9 +6,9 @@
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use nines_model::ClusterType;
 use nines_model::api::{JobCreated, RecoverRequest};
 use nines_model::job::JobSpec;
-use nines_model::{ClusterType, Endpoint};
 
 use super::AppState;
 use super::auth::Caller;
@@ -28,6 +28,11 @@ pub async fn recover(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<RecoverRequest>,
 ) -> Result<Queued, ApiErr> {
+    let bootstrap_from = req
+        .bootstrap_from
+        .as_deref()
+        .map(|t| nines_model::input::node_address("bootstrap_from", t))
+        .transpose()?;
     let c = cluster(&st, &name).await?;
     if c.cluster_type != ClusterType::Galera {
         return Err(ApiErr::new(
@@ -38,7 +43,7 @@ pub async fn recover(
             ),
         ));
     }
-    let from = match req.bootstrap_from.as_deref() {
+    let from = match bootstrap_from {
         None if req.force => {
             return Err(ApiErr::field(
                 "bootstrap_from",
@@ -46,10 +51,7 @@ pub async fn recover(
             ));
         }
         None => None,
-        Some(text) => {
-            let ep: Endpoint = text.parse().map_err(|e| {
-                ApiErr::field("bootstrap_from", format!("bootstrap_from `{text}`: {e}"))
-            })?;
+        Some(ep) => {
             let nodes = st.store.list_nodes(Some(c.id)).await?;
             if !nodes.iter().any(|n| n.endpoint == ep) {
                 let known: Vec<String> = nodes.iter().map(|n| n.endpoint.to_string()).collect();

@@ -36,12 +36,9 @@ fn replication_only(c: &ClusterRecord, what: &str) -> Result<(), ApiErr> {
 async fn target(
     st: &AppState,
     c: &ClusterRecord,
-    to: Option<&str>,
+    to: Option<Endpoint>,
 ) -> Result<Option<Endpoint>, ApiErr> {
-    let Some(to) = to else { return Ok(None) };
-    let ep: Endpoint = to
-        .parse()
-        .map_err(|e| ApiErr::field("to", format!("to `{to}`: {e}")))?;
+    let Some(ep) = to else { return Ok(None) };
     let nodes = st.store.list_nodes(Some(c.id)).await?;
     let Some(rec) = nodes.iter().find(|n| n.endpoint == ep) else {
         let known: Vec<String> = nodes.iter().map(|n| n.endpoint.to_string()).collect();
@@ -85,9 +82,14 @@ pub async fn failover(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<FailoverRequest>,
 ) -> Result<Queued, ApiErr> {
+    let to = req
+        .to
+        .as_deref()
+        .map(|t| nines_model::input::node_address("to", t))
+        .transpose()?;
     let c = cluster(&st, &name).await?;
     replication_only(&c, "failover and switchover apply")?;
-    let to = target(&st, &c, req.to.as_deref()).await?;
+    let to = target(&st, &c, to).await?;
     queue(
         &st,
         &caller,
@@ -115,9 +117,14 @@ pub async fn switchover(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<SwitchoverRequest>,
 ) -> Result<Queued, ApiErr> {
+    let to = req
+        .to
+        .as_deref()
+        .map(|t| nines_model::input::node_address("to", t))
+        .transpose()?;
     let c = cluster(&st, &name).await?;
     replication_only(&c, "failover and switchover apply")?;
-    let to = target(&st, &c, req.to.as_deref()).await?;
+    let to = target(&st, &c, to).await?;
     queue(&st, &caller, JobSpec::Switchover { cluster: name, to }).await
 }
 

@@ -117,6 +117,11 @@ pub fn router(state: AppState) -> Router {
         .merge(protected)
         .fallback(error::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
+        // A request (body included) is answered within a minute or dropped with 408.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(60),
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

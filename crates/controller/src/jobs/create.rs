@@ -111,15 +111,15 @@ async fn create(
         .map_err(|e| e.to_string())?;
     let accounts = Accounts {
         admin: Account {
-            user: "nines_admin".into(),
+            user: nines_model::input::NINES_ADMIN_ACCOUNT.into(),
             password: generate_password(),
         },
         monitor: Account {
-            user: "nines_monitor".into(),
+            user: nines_model::input::NINES_MONITOR_ACCOUNT.into(),
             password: generate_password(),
         },
         replication: Account {
-            user: "nines_repl".into(),
+            user: nines_model::input::NINES_REPLICATION_ACCOUNT.into(),
             password: generate_password(),
         },
         user_admin: Account {
