@@ -79,3 +79,39 @@ impl From<StoreError> for ApiErr {
 pub async fn not_found(uri: axum::http::Uri) -> ApiErr {
     ApiErr::not_found(format!("route {}", uri.path()))
 }
+
+/// Makes every error answer JSON: extractors' own rejections (a path segment that is not
+/// a number, a malformed query) and bare statuses (405) come as plain text or empty
+/// bodies, which clients then have to guess at. Headers such as `Allow` are kept.
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    let msg = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let mut out = ApiErr::new(status, msg).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != CONTENT_TYPE && name != CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}

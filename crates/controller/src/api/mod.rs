@@ -116,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(protected)
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
         // A request (body included) is answered within a minute or dropped with 408.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
