@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use nines_model::api::{
-    ClusterDetail, ClusterSummary, EventView, FailoverView, FailoversAcknowledged, HaPolicyView,
-    ImportRequest, JobCreated, JobLogLine, JobView, NodeStatus, SshAccessRequest,
+    BackupCreateRequest, BackupView, ClusterDetail, ClusterSummary, EventView, FailoverView,
+    FailoversAcknowledged, HaPolicyView, ImportRequest, JobCreated, JobLogLine, JobView,
+    NodeStatus, RepoAddRequest, RepoView, RestoreRequest, SshAccessRequest,
 };
 use nines_model::job::{FailureKind, JobState};
 
@@ -350,6 +351,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Backup(cmd) => backup_command(&client, f, cmd).await,
         Command::Events { cluster, limit } => {
             let mut path = format!("/api/v1/events?limit={limit}");
             if let Some(c) = cluster {
@@ -665,5 +667,192 @@ async fn follow_job(client: &Client, f: Format, id: i64) -> anyhow::Result<i32> 
             return Ok(1);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn mib(bytes: i64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1048576.0)
+}
+
+fn backup_table(backups: &[BackupView]) -> comfy_table::Table {
+    let mut t = table(&[
+        "id", "method", "state", "node", "repo", "size", "stored", "started", "finished", "gtid",
+        "parent", "verified",
+    ]);
+    for b in backups {
+        t.add_row(vec![
+            b.id.to_string(),
+            b.method.to_string(),
+            b.state.to_string(),
+            b.node.clone(),
+            b.repo.clone(),
+            mib(b.size_bytes),
+            mib(b.stored_bytes),
+            time(&b.started_at),
+            opt(&b.finished_at.as_ref().map(time)),
+            opt(&b.gtid_position),
+            opt(&b.parent_id),
+            match b.verified {
+                None => "-".to_string(),
+                Some(true) => "yes".to_string(),
+                Some(false) => format!("FAILED: {}", b.verify_note.clone().unwrap_or_default()),
+            },
+        ]);
+    }
+    t
+}
+
+/// Waits until a job ends, printing nothing; its final record.
+async fn wait_quietly(client: &Client, id: i64) -> anyhow::Result<JobView> {
+    loop {
+        let job: JobView = client.get(&format!("/api/v1/jobs/{id}")).await?;
+        if job.state.is_final() {
+            return Ok(job);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn backup_command(client: &Client, f: Format, cmd: crate::BackupCmd) -> anyhow::Result<i32> {
+    use crate::{BackupCmd, RepoCmd};
+    match cmd {
+        BackupCmd::Repo(RepoCmd::List) => {
+            let repos: Vec<RepoView> = client.get("/api/v1/backup-repos").await?;
+            print(f, &repos, |repos| {
+                let mut t = table(&["name", "kind", "where", "created"]);
+                for r in repos {
+                    let place = match (&r.path, &r.s3_endpoint, &r.s3_bucket) {
+                        (Some(p), _, _) => p.clone(),
+                        (None, Some(e), Some(b)) => format!("{e}/{b}"),
+                        _ => "-".into(),
+                    };
+                    t.add_row(vec![
+                        r.name.clone(),
+                        r.kind.clone(),
+                        place,
+                        time(&r.created_at),
+                    ]);
+                }
+                t
+            })?;
+            Ok(0)
+        }
+        BackupCmd::Repo(RepoCmd::Add {
+            name,
+            path,
+            s3_endpoint,
+            s3_bucket,
+            s3_region,
+            s3_access_key_file,
+            s3_secret_key_file,
+        }) => {
+            let path = match path {
+                Some(p) => {
+                    // A relative path means the CLI's directory, not the controller's.
+                    let abs = if p.is_absolute() {
+                        p
+                    } else {
+                        std::env::current_dir()?.join(p)
+                    };
+                    Some(abs.display().to_string())
+                }
+                None => None,
+            };
+            let key =
+                |flag: &str, p: &Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
+                    p.as_ref().map(|p| read_password(flag, p)).transpose()
+                };
+            let req = RepoAddRequest {
+                name,
+                path,
+                s3_endpoint,
+                s3_bucket,
+                s3_region,
+                s3_access_key: key("--s3-access-key-file", &s3_access_key_file)?,
+                s3_secret_key: key("--s3-secret-key-file", &s3_secret_key_file)?,
+            };
+            let r: RepoView = client.post("/api/v1/backup-repos", &req).await?;
+            match f {
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&r)?),
+                Format::Table => crate::say!("repository `{}` added ({})", r.name, r.kind),
+            }
+            Ok(0)
+        }
+        BackupCmd::Create {
+            cluster,
+            method,
+            node,
+            repo,
+            wait,
+        } => {
+            let path = format!("/api/v1/clusters/{}/backups", cluster_seg(&cluster)?);
+            if let Some(n) = &node {
+                nines_model::input::node_address("node", n)
+                    .map_err(|e| anyhow!("{}", e.message))?;
+            }
+            let req = BackupCreateRequest {
+                method: Some(method),
+                node,
+                repo,
+            };
+            let created: JobCreated = client.post(&path, &req).await?;
+            if !wait {
+                return started(client, f, created, false).await;
+            }
+            let code = match f {
+                Format::Table => follow_job(client, f, created.job_id).await?,
+                Format::Json => {
+                    let job = wait_quietly(client, created.job_id).await?;
+                    i32::from(job.state != JobState::Succeeded)
+                }
+            };
+            // The backup the job took (also when it failed: its record says why).
+            let backups: Vec<BackupView> = client.get(&path).await?;
+            let mine = backups
+                .into_iter()
+                .find(|b| b.job_id == Some(created.job_id));
+            match (f, mine) {
+                (Format::Json, Some(b)) => crate::say!("{}", serde_json::to_string_pretty(&b)?),
+                (Format::Table, Some(b)) => crate::say!("{}", backup_table(&[b])),
+                (_, None) => {
+                    let job: JobView = client
+                        .get(&format!("/api/v1/jobs/{}", created.job_id))
+                        .await?;
+                    crate::esay!("no backup was taken: {}", job.error.unwrap_or_default());
+                }
+            }
+            Ok(code)
+        }
+        BackupCmd::List { cluster } => {
+            let path = format!("/api/v1/clusters/{}/backups", cluster_seg(&cluster)?);
+            let backups: Vec<BackupView> = client.get(&path).await?;
+            print(f, &backups, |b| backup_table(b))?;
+            Ok(0)
+        }
+        BackupCmd::Verify { id, wait } => {
+            let created: JobCreated = client
+                .post(
+                    &format!("/api/v1/backups/{id}/verify"),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            started(client, f, created, wait).await
+        }
+        BackupCmd::Restore {
+            id,
+            cluster,
+            force,
+            wait,
+        } => {
+            nines_model::input::ClusterName::parse("cluster", &cluster)
+                .map_err(|e| anyhow!("{}", e.message))?;
+            let created: JobCreated = client
+                .post(
+                    &format!("/api/v1/backups/{id}/restore"),
+                    &RestoreRequest { cluster, force },
+                )
+                .await?;
+            started(client, f, created, wait).await
+        }
     }
 }

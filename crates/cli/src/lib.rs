@@ -63,6 +63,9 @@ pub enum Command {
     /// Maintenance windows: nines takes no automatic action on a cluster or node in one.
     #[command(subcommand)]
     Maintenance(MaintenanceCmd),
+    /// Backups: repositories, taking, listing, verifying and restoring them.
+    #[command(subcommand)]
+    Backup(BackupCmd),
     /// Recent events: state changes and decisions, with reasons.
     Events {
         #[arg(long)]
@@ -451,6 +454,78 @@ pub enum MaintenanceCmd {
         #[arg(long)]
         reason: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCmd {
+    /// Backup repositories: a directory on the controller or an S3-compatible bucket.
+    #[command(subcommand)]
+    Repo(RepoCmd),
+    /// Take a backup of a cluster.
+    Create {
+        #[arg(long)]
+        cluster: String,
+        /// full (default), incremental (on the newest physical backup) or logical.
+        #[arg(long, default_value = "full")]
+        method: String,
+        /// The node to read, ADDR[:PORT]; default: a serving replica or Synced Galera node.
+        #[arg(long)]
+        node: Option<String>,
+        /// Repository name; default `local` (under the controller's data directory).
+        #[arg(long)]
+        repo: Option<String>,
+        /// Wait until it is taken and checked; prints the backup.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List a cluster's backups, newest first.
+    List {
+        #[arg(long)]
+        cluster: String,
+    },
+    /// Check a backup: every chunk, and a physical backup's --prepare.
+    Verify {
+        id: i64,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Restore a backup onto a cluster (its servers' data is replaced).
+    Restore {
+        id: i64,
+        #[arg(long)]
+        cluster: String,
+        /// Even over a cluster whose servers serve.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCmd {
+    /// Add a repository: --path DIR, or the --s3-* flags.
+    Add {
+        name: String,
+        /// A directory on the controller.
+        #[arg(long, conflicts_with_all = ["s3_endpoint", "s3_bucket"])]
+        path: Option<std::path::PathBuf>,
+        /// URL of an S3-compatible service, e.g. https://s3.eu-west-1.amazonaws.com.
+        #[arg(long, requires_all = ["s3_bucket", "s3_access_key_file", "s3_secret_key_file"])]
+        s3_endpoint: Option<String>,
+        #[arg(long)]
+        s3_bucket: Option<String>,
+        #[arg(long)]
+        s3_region: Option<String>,
+        /// File holding the access key id (first line).
+        #[arg(long)]
+        s3_access_key_file: Option<std::path::PathBuf>,
+        /// File holding the secret access key (first line).
+        #[arg(long)]
+        s3_secret_key_file: Option<std::path::PathBuf>,
+    },
+    /// List repositories.
+    List,
 }
 
 /// How nines reaches the nodes' hosts: SSH (the system OpenSSH client) or locally.

@@ -53,6 +53,15 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tracing::warn!(jobs = ?interrupted, "closed jobs interrupted by the previous controller as failed");
     }
     ensure_admin_token(store.as_ref(), &config.data_dir).await?;
+    let orphaned = store
+        .fail_running_backups("the controller stopped while this backup was taken")
+        .await?;
+    if orphaned > 0 {
+        tracing::warn!(
+            backups = orphaned,
+            "closed backups a previous controller left running as failed"
+        );
+    }
 
     let history = Arc::new(MetricsHistory::new(config.history.clone()));
     let monitor = Monitor::new(
@@ -71,6 +80,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             ssh_config: config.monitor.ssh_config.clone(),
             ha: config.ha.clone(),
             hooks: config.hooks.clone(),
+            data_dir: config.data_dir.clone(),
         },
     );
     // A promotion a dead controller began is completed or rolled back first.

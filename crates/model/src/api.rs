@@ -430,3 +430,91 @@ pub struct HaPolicyView {
     /// `cluster` when a policy was set for the cluster, `controller default` otherwise.
     pub source: String,
 }
+
+/// Body of `POST /api/v1/backup-repos`: a directory (`path`) or an S3-compatible bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepoAddRequest {
+    pub name: String,
+    /// A directory on the controller.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `http(s)://host:port` of an S3-compatible service.
+    #[serde(default)]
+    pub s3_endpoint: Option<String>,
+    #[serde(default)]
+    pub s3_bucket: Option<String>,
+    #[serde(default)]
+    pub s3_region: Option<String>,
+    #[serde(default)]
+    pub s3_access_key: Option<String>,
+    #[serde(default)]
+    pub s3_secret_key: Option<String>,
+}
+
+/// A backup repository as lists show it (never its keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RepoView {
+    pub name: String,
+    /// `directory` or `s3`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_bucket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_region: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Body of `POST /api/v1/clusters/{name}/backups`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BackupCreateRequest {
+    /// `full` (default), `incremental` or `logical`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// `host[:port]` of the node to read; default: chosen by policy.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Repository name; default `local`.
+    #[serde(default)]
+    pub repo: Option<String>,
+}
+
+/// A backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BackupView {
+    pub id: i64,
+    pub cluster: String,
+    pub method: crate::backup::BackupMethod,
+    pub state: crate::backup::BackupState,
+    pub node: String,
+    pub repo: String,
+    /// Bytes of the backup stream (before compression).
+    pub size_bytes: i64,
+    /// Bytes stored in the repository.
+    pub stored_bytes: i64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub gtid_position: Option<String>,
+    pub parent_id: Option<i64>,
+    /// None until verified; then whether the verification passed.
+    pub verified: Option<bool>,
+    pub verify_note: Option<String>,
+    pub job_id: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// Body of `POST /api/v1/backups/{id}/restore`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// The cluster to restore onto.
+    pub cluster: String,
+    /// Even over a cluster whose servers serve.
+    #[serde(default)]
+    pub force: bool,
+}

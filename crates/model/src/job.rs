@@ -294,6 +294,26 @@ pub enum JobSpec {
         #[serde(default)]
         reasons: Vec<String>,
     },
+    /// Take a backup of a cluster into a repository.
+    CreateBackup {
+        cluster: String,
+        method: crate::backup::BackupMethod,
+        /// The node a person asked for; None: chosen by policy.
+        #[serde(default)]
+        #[schema(value_type = Option<String>)]
+        node: Option<Endpoint>,
+        repo: String,
+    },
+    /// Check a backup: every chunk, and a physical backup's `--prepare`.
+    VerifyBackup { cluster: String, backup_id: i64 },
+    /// Restore a backup onto a cluster.
+    RestoreBackup {
+        cluster: String,
+        backup_id: i64,
+        /// Even over a cluster that serves.
+        #[serde(default)]
+        force: bool,
+    },
 }
 
 /// What to do with one node.
@@ -349,6 +369,9 @@ impl JobSpec {
             Self::Switchover { .. } => "switchover",
             Self::Rejoin { .. } => "rejoin",
             Self::GaleraRecovery { .. } => "galera_recovery",
+            Self::CreateBackup { .. } => "backup",
+            Self::VerifyBackup { .. } => "backup_verify",
+            Self::RestoreBackup { .. } => "backup_restore",
         }
     }
 
@@ -382,7 +405,10 @@ impl JobSpec {
             | Self::Failover { cluster, .. }
             | Self::Switchover { cluster, .. }
             | Self::Rejoin { cluster, .. }
-            | Self::GaleraRecovery { cluster, .. } => cluster,
+            | Self::GaleraRecovery { cluster, .. }
+            | Self::CreateBackup { cluster, .. }
+            | Self::VerifyBackup { cluster, .. }
+            | Self::RestoreBackup { cluster, .. } => cluster,
         }
     }
 }

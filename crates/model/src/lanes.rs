@@ -10,6 +10,9 @@
 //! | topology | failover and Galera recovery | urgent: exclusive, but never waits for a shared holder |
 //! | topology | long read-only work (a new node's data copy, later backups and verification restores) | shared |
 //! | provision | adding a node (server ids and the donor are chosen from the membership) | exclusive |
+//! | backup | taking a backup (shared on topology: never delays a failover) | exclusive |
+//! | backup | verifying a backup | shared |
+//! | all three | restoring a backup onto the cluster | exclusive |
 //!
 //! So a node's data copy (hours, maybe) never delays a failover, while a planned change
 //! (a switchover, a rolling restart) waits for it: the planned change can wait, the
@@ -30,6 +33,8 @@ pub enum Lane {
     Topology,
     /// Choosing and preparing a new member.
     Provision,
+    /// The cluster's backups: one taken at a time.
+    Backup,
 }
 
 /// How a job holds a lane.
@@ -90,6 +95,17 @@ impl JobSpec {
             Self::AddNode { .. } => vec![
                 lock(Lane::Topology, LockMode::Shared),
                 lock(Lane::Provision, LockMode::Exclusive),
+            ],
+            // A backup reads beside everything but another backup and a restore.
+            Self::CreateBackup { .. } => vec![
+                lock(Lane::Topology, LockMode::Shared),
+                lock(Lane::Backup, LockMode::Exclusive),
+            ],
+            Self::VerifyBackup { .. } => vec![lock(Lane::Backup, LockMode::Shared)],
+            Self::RestoreBackup { .. } => vec![
+                lock(Lane::Topology, LockMode::Exclusive),
+                lock(Lane::Provision, LockMode::Exclusive),
+                lock(Lane::Backup, LockMode::Exclusive),
             ],
             // A whole cluster appears or goes: nothing else of it may run.
             Self::ImportCluster { .. }

@@ -5,6 +5,7 @@
 //! this one, and the CLI depends on nothing else, so API types live here too.
 
 pub mod api;
+pub mod backup;
 pub mod deploy;
 pub mod endpoint;
 pub mod galera;

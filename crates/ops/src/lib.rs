@@ -4,6 +4,7 @@
 //! Operations know nothing of the store or the HTTP API: the controller's job runner
 //! gives them a reporter and acts on their results.
 
+pub mod backup;
 pub mod deploy;
 pub mod discover;
 pub mod galera;

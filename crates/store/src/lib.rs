@@ -5,6 +5,7 @@
 //! a highly available controller can satisfy the same trait later without touching callers.
 //! Database passwords are sealed with a key kept in the data directory ([`secret`]).
 
+pub mod backups;
 pub mod secret;
 pub mod sqlite;
 
@@ -15,6 +16,7 @@ use nines_model::ha::HaPolicy;
 use nines_model::job::{FailureKind, HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
 use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
 
+pub use backups::{BackupOutcome, BackupRecord, BackupStore, NewBackup, RepoLocation, RepoRecord};
 pub use secret::{Secret, SecretBox};
 pub use sqlite::SqliteStore;
 
@@ -308,7 +310,7 @@ pub struct Rollup {
 
 /// The controller's durable state. Every method is one atomic change or one consistent read.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: BackupStore + Send + Sync {
     // Secrets.
     /// Seals and stores a secret; returns its id.
     async fn put_secret(&self, plaintext: &str) -> Result<i64>;

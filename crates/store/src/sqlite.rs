@@ -98,19 +98,19 @@ pub struct SqliteStore {
     secrets: SecretBox,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-fn to_time(ms: i64) -> DateTime<Utc> {
+pub(crate) fn to_time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-fn opt_time(ms: Option<i64>) -> Option<DateTime<Utc>> {
+pub(crate) fn opt_time(ms: Option<i64>) -> Option<DateTime<Utc>> {
     ms.map(to_time)
 }
 
-fn parse<T: FromStr<Err = String>>(what: &str, s: &str) -> Result<T> {
+pub(crate) fn parse<T: FromStr<Err = String>>(what: &str, s: &str) -> Result<T> {
     s.parse::<T>()
         .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
@@ -207,6 +207,10 @@ impl SqliteStore {
             }
         }
         Ok(Self { pool, secrets })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Closes the pool, waiting for open connections.

@@ -38,6 +38,7 @@ mod lease;
 mod mariadb;
 mod process;
 mod replication;
+mod s3;
 mod sshd;
 mod util;
 
@@ -52,5 +53,6 @@ pub use mariadb::{
 };
 pub use process::Signal;
 pub use replication::ReplicationTopology;
+pub use s3::S3Server;
 pub use sshd::Sshd;
 pub use util::{kit_root, port_is_open, random_password, wait_port_closed, wait_until};

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::command::{CommandOutput, HostCommand};
 use super::error::HostError;
@@ -96,6 +96,55 @@ async fn write_then_rename(
     Ok(())
 }
 
+/// Feeds a child's stdin from `source` (a stream) or `bytes` (the command's own input),
+/// then closes it. A program that exits without reading all of it is not an error.
+pub(crate) async fn feed_stdin<W: AsyncWrite + Unpin>(
+    pipe: Option<W>,
+    source: Option<&mut (dyn AsyncRead + Send + Unpin)>,
+    bytes: Option<&[u8]>,
+) -> std::io::Result<()> {
+    let Some(mut pipe) = pipe else { return Ok(()) };
+    let r = match (source, bytes) {
+        (Some(src), _) => tokio::io::copy(src, &mut pipe).await.map(|_| ()),
+        (None, Some(b)) => pipe.write_all(b).await,
+        (None, None) => Ok(()),
+    };
+    match r {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => return Err(e),
+        _ => {}
+    }
+    // Closing the pipe is the program's end of input.
+    match pipe.shutdown().await {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Copies a child's stdout into `sink` as it comes (returning nothing), or collects it.
+pub(crate) async fn pump_stdout<R: AsyncRead + Unpin>(
+    pipe: Option<R>,
+    sink: Option<&mut (dyn AsyncWrite + Send + Unpin)>,
+) -> std::io::Result<Vec<u8>> {
+    match (pipe, sink) {
+        (Some(mut out), Some(sink)) => {
+            tokio::io::copy(&mut out, sink).await?;
+            sink.flush().await?;
+            Ok(Vec::new())
+        }
+        (pipe, None) => read_pipe(pipe).await,
+        (None, Some(_)) => Ok(Vec::new()),
+    }
+}
+
+/// Everything a pipe gives until its end.
+pub(crate) async fn read_pipe<R: AsyncRead + Unpin>(pipe: Option<R>) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    if let Some(mut pipe) = pipe {
+        pipe.read_to_end(&mut buf).await?;
+    }
+    Ok(buf)
+}
+
 /// Kills a command's process group when the command's run is dropped before it was waited
 /// for (the job running it was cancelled): `kill_on_drop` reaches only the child, and a
 /// pipeline such as `mariabackup | socat` would run on.
@@ -143,6 +192,16 @@ impl HostAccess for LocalHost {
     }
 
     async fn run(&self, cmd: &HostCommand, timeout: Duration) -> Result<CommandOutput, HostError> {
+        self.run_streaming(cmd, timeout, None, None).await
+    }
+
+    async fn run_streaming(
+        &self,
+        cmd: &HostCommand,
+        timeout: Duration,
+        stdin: Option<&mut (dyn AsyncRead + Send + Unpin)>,
+        stdout: Option<&mut (dyn AsyncWrite + Send + Unpin)>,
+    ) -> Result<CommandOutput, HostError> {
         cmd.validate().map_err(|detail| {
             Self::io_error(
                 format!("invalid command `{}`", cmd.summary()),
@@ -157,7 +216,7 @@ impl HostAccess for LocalHost {
         let mut command = tokio::process::Command::new(program);
         command
             .args(args)
-            .stdin(if cmd.stdin.is_some() {
+            .stdin(if cmd.stdin.is_some() || stdin.is_some() {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -193,20 +252,18 @@ impl HostAccess for LocalHost {
         // Until the command is waited for, everything it started dies with it if this run
         // is abandoned (a cancelled job drops the future): not only the child itself.
         let mut group = GroupGuard { pgid: pid };
-        let stdin = child.stdin.take();
-        let input = cmd.stdin.as_deref();
-        let feed = async move {
-            if let (Some(mut pipe), Some(bytes)) = (stdin, input) {
-                match pipe.write_all(bytes).await {
-                    // The program may exit without reading all of its input.
-                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e),
-                    _ => {}
-                }
-            }
-            Ok(())
+        let pipe_in = child.stdin.take();
+        let pipe_out = child.stdout.take();
+        let pipe_err = child.stderr.take();
+        let feed = feed_stdin(pipe_in, stdin, cmd.stdin.as_deref());
+        let pump = pump_stdout(pipe_out, stdout);
+        let errs = read_pipe(pipe_err);
+        let work = async {
+            let (fed, out, err) = tokio::join!(feed, pump, errs);
+            let status = child.wait().await;
+            (fed, out.and_then(|o| err.map(|e| (o, e))), status)
         };
-        let work = async { tokio::join!(feed, child.wait_with_output()) };
-        let (fed, output) = match tokio::time::timeout(timeout, work).await {
+        let (fed, output, status) = match tokio::time::timeout(timeout, work).await {
             Ok(done) => {
                 group.pgid = None;
                 done
@@ -222,21 +279,23 @@ impl HostAccess for LocalHost {
                 ));
             }
         };
-        let output = output.map_err(|e| Self::io_error(format!("run `{}`", cmd.program), e))?;
+        let status = status.map_err(|e| Self::io_error(format!("run `{}`", cmd.program), e))?;
+        let (out, err) = output
+            .map_err(|e| Self::io_error(format!("read the output of `{}`", cmd.program), e))?;
         fed.map_err(|e| Self::io_error(format!("write stdin of `{}`", cmd.program), e))?;
         tracing::debug!(
             host = NAME,
             program = %cmd.program,
-            status = ?output.status.code(),
+            status = ?status.code(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "command finished"
         );
         Ok(CommandOutput {
             host: NAME.to_owned(),
             program: cmd.program.clone(),
-            status: output.status.code(),
-            stdout: output.stdout,
-            stderr: output.stderr,
+            status: status.code(),
+            stdout: out,
+            stderr: err,
         })
     }
 

@@ -45,6 +45,18 @@ pub trait HostAccess: Send + Sync {
     /// `timeout`. A non-zero exit is not an error here: see [`CommandOutput::check`].
     async fn run(&self, cmd: &HostCommand, timeout: Duration) -> Result<CommandOutput, HostError>;
 
+    /// Like [`HostAccess::run`], for data too large to hold in memory (a backup stream):
+    /// the program's stdout is copied to `stdout` as it comes (the returned output's
+    /// `stdout` is then empty), and its stdin is read from `stdin` when given (instead of
+    /// the command's own input). Both are closed when the program ends.
+    async fn run_streaming(
+        &self,
+        cmd: &HostCommand,
+        timeout: Duration,
+        stdin: Option<&mut (dyn tokio::io::AsyncRead + Send + Unpin)>,
+        stdout: Option<&mut (dyn tokio::io::AsyncWrite + Send + Unpin)>,
+    ) -> Result<CommandOutput, HostError>;
+
     /// Read a (small) file whole, as the transport user.
     async fn read_file(&self, path: &str, timeout: Duration) -> Result<Vec<u8>, HostError>;
 

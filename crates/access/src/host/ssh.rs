@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openssh::{Child, KnownHosts, Session, SessionBuilder, Stdio};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncRead;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::command::{
     CommandOutput, HostCommand, read_file_command, shell_join, write_file_command,
 };
 use super::error::{HostError, classify_ssh_failure};
+use super::local::{feed_stdin, pump_stdout, read_pipe};
 use super::{HostAccess, current_euid};
 
 /// How many commands one `SshHost` runs at once (sshd's `MaxSessions` defaults to 10).
@@ -244,6 +245,8 @@ impl SshHost {
         &self,
         cmd: &HostCommand,
         timeout: Duration,
+        stdin: Option<&mut (dyn AsyncRead + Send + Unpin)>,
+        stdout: Option<&mut (dyn tokio::io::AsyncWrite + Send + Unpin)>,
     ) -> Result<CommandOutput, HostError> {
         cmd.validate().map_err(|detail| {
             self.io_error(
@@ -264,7 +267,7 @@ impl SshHost {
             let session = self.session().await?;
             let mut command = Session::to_raw_command(Arc::clone(&session), &line);
             command
-                .stdin(if cmd.stdin.is_some() {
+                .stdin(if cmd.stdin.is_some() || stdin.is_some() {
                     Stdio::piped()
                 } else {
                     Stdio::null()
@@ -272,7 +275,7 @@ impl SshHost {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             match command.spawn().await {
-                Ok(child) => return self.collect(child, cmd, &session).await,
+                Ok(child) => return self.collect(child, cmd, &session, stdin, stdout).await,
                 Err(e) => {
                     if !reconnected && session.check().await.is_err() {
                         // The master died (network loss, idle exit, killed): the command
@@ -297,23 +300,15 @@ impl SshHost {
         mut child: Child<Arc<Session>>,
         cmd: &HostCommand,
         session: &Arc<Session>,
+        source: Option<&mut (dyn AsyncRead + Send + Unpin)>,
+        sink: Option<&mut (dyn tokio::io::AsyncWrite + Send + Unpin)>,
     ) -> Result<CommandOutput, HostError> {
         let stdin = child.stdin().take();
         let stdout = child.stdout().take();
         let stderr = child.stderr().take();
-        let input = cmd.stdin.as_deref();
-        let feed = async move {
-            if let (Some(mut pipe), Some(bytes)) = (stdin, input) {
-                match pipe.write_all(bytes).await {
-                    // The program may exit without reading all of its input.
-                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e),
-                    _ => {}
-                }
-                // Dropping the pipe sends EOF to the remote program.
-            }
-            Ok(())
-        };
-        let (fed, out, err) = tokio::join!(feed, read_all(stdout), read_all(stderr));
+        // Closing the pipe (EOF) ends the remote program's input.
+        let feed = feed_stdin(stdin, source, cmd.stdin.as_deref());
+        let (fed, out, err) = tokio::join!(feed, pump_stdout(stdout, sink), read_pipe(stderr));
         let status = match child.wait().await {
             Ok(status) => status.code(),
             // The native mux reports exit status 127 as an error; keep it a status, so
@@ -395,14 +390,6 @@ pub(crate) fn remote_argv(cmd: &HostCommand, apply_sudo: bool, timeout: Duration
     argv
 }
 
-async fn read_all<R: AsyncRead + Unpin>(pipe: Option<R>) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    if let Some(mut pipe) = pipe {
-        pipe.read_to_end(&mut buf).await?;
-    }
-    Ok(buf)
-}
-
 /// An error and its sources, joined with `: `.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -453,8 +440,19 @@ impl HostAccess for SshHost {
     }
 
     async fn run(&self, cmd: &HostCommand, timeout: Duration) -> Result<CommandOutput, HostError> {
+        self.run_streaming(cmd, timeout, None, None).await
+    }
+
+    async fn run_streaming(
+        &self,
+        cmd: &HostCommand,
+        timeout: Duration,
+        stdin: Option<&mut (dyn AsyncRead + Send + Unpin)>,
+        stdout: Option<&mut (dyn tokio::io::AsyncWrite + Send + Unpin)>,
+    ) -> Result<CommandOutput, HostError> {
         let started = std::time::Instant::now();
-        let result = match tokio::time::timeout(timeout, self.run_inner(cmd, timeout)).await {
+        let inner = self.run_inner(cmd, timeout, stdin, stdout);
+        let result = match tokio::time::timeout(timeout, inner).await {
             Ok(result) => result,
             Err(_) => Err(HostError::Timeout {
                 host: self.name.clone(),

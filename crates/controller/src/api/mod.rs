@@ -3,6 +3,7 @@
 //! so the document cannot drift from the routes.
 
 mod auth;
+mod backups;
 mod clusters;
 mod deploy;
 mod error;
@@ -90,6 +91,11 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             ha_policy::set_ha_policy,
             ha_policy::reset_ha_policy
         ))
+        .routes(routes!(backups::list_repos, backups::add_repo))
+        .routes(routes!(backups::list_backups, backups::create_backup))
+        .routes(routes!(backups::show_backup))
+        .routes(routes!(backups::verify_backup))
+        .routes(routes!(backups::restore_backup))
         .routes(routes!(clusters::list_nodes))
         .routes(routes!(clusters::list_events))
         .routes(routes!(jobs::list_jobs))

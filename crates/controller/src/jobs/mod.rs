@@ -8,6 +8,7 @@
 //! lost wake-up costs at most a second. At start-up, jobs a previous controller left
 //! running are closed as failed (their steps are not all idempotent yet).
 
+pub mod backup;
 mod context;
 mod create;
 mod galera;
@@ -62,6 +63,8 @@ pub struct JobSettings {
     pub ha: nines_model::ha::HaPolicy,
     /// Pre/post failover and switchover scripts.
     pub hooks: Hooks,
+    /// The controller's data directory (the default backup repository lives under it).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl JobRunner {
@@ -294,6 +297,20 @@ impl JobRunner {
                 };
                 galera::recover(ctx, env, cluster, mode).await
             }
+            JobSpec::CreateBackup {
+                cluster,
+                method,
+                node,
+                repo,
+            } => backup::create(ctx, env, cluster, *method, node.as_ref(), repo).await,
+            JobSpec::VerifyBackup { cluster, backup_id } => {
+                backup::verify(ctx, env, cluster, *backup_id).await
+            }
+            JobSpec::RestoreBackup {
+                cluster,
+                backup_id,
+                force,
+            } => backup::restore(ctx, env, cluster, *backup_id, *force).await,
         }
     }
 }

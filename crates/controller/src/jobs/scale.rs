@@ -359,7 +359,7 @@ async fn provision_replica(
     Ok(())
 }
 
-async fn replication_account(env: &JobEnv, cluster_id: i64) -> Result<Account, String> {
+pub(super) async fn replication_account(env: &JobEnv, cluster_id: i64) -> Result<Account, String> {
     let accounts = env
         .store
         .accounts(cluster_id)

@@ -1,0 +1,894 @@
+//! Backup jobs: take a backup of a cluster into a repository (and check it at once),
+//! verify one, restore one onto a cluster.
+//!
+//! A backup streams from the chosen node's host through the controller (the host
+//! transport's stdout), where `nines_backup` cuts it into chunks, compresses, encrypts and
+//! stores them; nothing lands uncompressed on any disk. docs/backups.md is the story.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use nines_backup::crypto::{self, Key};
+use nines_backup::{Repository, S3Config};
+use nines_model::backup::{
+    BackupMethod, BackupState, MANIFEST_FORMAT, Manifest, SourceCandidate, choose_source,
+    incremental_parent,
+};
+use nines_model::job::{JobError, LogLevel};
+use nines_model::replication::IoThreadState;
+use nines_model::{ClusterType, Endpoint, NodeState, Role};
+use nines_ops::Reporter;
+use nines_ops::backup as ops;
+use nines_ops::lifecycle::NodePart;
+use nines_ops::node::{NodeTarget, READY_TIMEOUT};
+use nines_store::{BackupOutcome, BackupRecord, NewBackup, RepoLocation};
+
+use super::targets::{Loaded, load};
+use super::{JobContext, JobEnv};
+
+/// The repository a backup goes to when none is named: a directory under the
+/// controller's data directory, made on first use.
+pub const DEFAULT_REPO: &str = "local";
+
+fn store_err(e: nines_store::StoreError) -> JobError {
+    JobError::Failed(e.to_string())
+}
+
+fn op(e: nines_ops::OpError) -> JobError {
+    JobError::Failed(e.to_string())
+}
+
+/// Opens repository `name` with its key (the default one is made when missing).
+pub(super) async fn open_repo(env: &JobEnv, name: &str) -> Result<(Repository, Key), JobError> {
+    let mut rec = env.store.repo(name).await.map_err(store_err)?;
+    if rec.is_none() && name == DEFAULT_REPO {
+        let path = env.settings.data_dir.join("backups");
+        let key = Key::generate();
+        let secret = env
+            .store
+            .put_secret(&key.to_hex())
+            .await
+            .map_err(store_err)?;
+        let location = RepoLocation::Directory {
+            path: path.display().to_string(),
+        };
+        rec = match env.store.add_repo(name, &location, secret).await {
+            Ok(r) => Some(r),
+            // Made by a job running beside this one.
+            Err(nines_store::StoreError::Conflict(_)) => {
+                crate::log_store_error(
+                    "the removal of an unused key",
+                    env.store.delete_secret(secret).await,
+                );
+                env.store.repo(name).await.map_err(store_err)?
+            }
+            Err(e) => return Err(store_err(e)),
+        };
+    }
+    let Some(rec) = rec else {
+        return Err(JobError::refused(format!(
+            "no backup repository named `{name}` (nines backup repo list)"
+        )));
+    };
+    let repo = match &rec.location {
+        RepoLocation::Directory { path } => Repository::directory(std::path::Path::new(path)),
+        RepoLocation::S3 {
+            endpoint,
+            bucket,
+            region,
+            access_key_secret,
+            secret_key_secret,
+        } => {
+            let access = env
+                .store
+                .get_secret(*access_key_secret)
+                .await
+                .map_err(store_err)?;
+            let secret = env
+                .store
+                .get_secret(*secret_key_secret)
+                .await
+                .map_err(store_err)?;
+            Repository::s3(&S3Config {
+                endpoint: endpoint.clone(),
+                bucket: bucket.clone(),
+                region: region.clone(),
+                access_key: access.expose().to_string(),
+                secret_key: secret.expose().to_string(),
+            })
+        }
+    }
+    .map_err(JobError::Failed)?;
+    let key = env
+        .store
+        .get_secret(rec.key_secret)
+        .await
+        .map_err(store_err)?;
+    let key = Key::from_hex(key.expose())
+        .map_err(|e| JobError::Failed(format!("the key of repository `{name}`: {e}")))?;
+    Ok((repo, key))
+}
+
+/// The nodes as the source choice sees them, from the monitor.
+fn candidates(env: &JobEnv, c: &Loaded) -> Vec<SourceCandidate> {
+    let observed = env.monitor.cluster(&c.record.name);
+    c.nodes
+        .iter()
+        .map(|n| {
+            let o = observed
+                .as_ref()
+                .and_then(|o| o.nodes.iter().find(|x| x.endpoint == n.endpoint));
+            let sample = o.and_then(|o| o.sample.clone());
+            let role = super::targets::part(&c.record, n);
+            let role = match role {
+                NodePart::Primary => Role::Primary,
+                NodePart::Replica | NodePart::Fenced => Role::Replica,
+                NodePart::Galera => Role::Galera,
+                NodePart::Standalone => Role::Primary,
+            };
+            let state = o.and_then(|o| o.state).unwrap_or(NodeState::Offline);
+            let serving = state != NodeState::Offline
+                && match (c.record.cluster_type, role) {
+                    (ClusterType::Galera, _) => sample
+                        .as_ref()
+                        .and_then(|s| s.wsrep.as_ref())
+                        .is_some_and(|w| w.is_synced() && w.is_primary_component()),
+                    (_, Role::Replica) => {
+                        n.fenced.is_none()
+                            && sample.as_ref().is_some_and(|s| {
+                                !s.replication.is_empty()
+                                    && s.replication.iter().all(|r| {
+                                        r.io_state == IoThreadState::Running && r.sql_running
+                                    })
+                            })
+                    }
+                    _ => true,
+                };
+            let lag_seconds = sample
+                .as_ref()
+                .and_then(|s| s.replication.iter().filter_map(|r| r.seconds_behind).max())
+                .map(|s| s as f64);
+            SourceCandidate {
+                endpoint: n.endpoint.clone(),
+                role,
+                state,
+                serving,
+                lag_seconds,
+            }
+        })
+        .collect()
+}
+
+fn target_of(env: &JobEnv, c: &Loaded, ep: &Endpoint) -> Result<NodeTarget, JobError> {
+    let rec = c.node(ep).map_err(JobError::refused)?;
+    c.target(env, rec).map_err(JobError::refused)
+}
+
+/// Logs the stream's progress every 10 s (bytes, rate); never returns (the caller drops
+/// it when the stream ends).
+async fn report_progress(ctx: &JobContext, what: &str, bytes: &AtomicU64) {
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let n = bytes.load(Ordering::Relaxed);
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        ctx.info(&format!(
+            "{what}: {} MiB so far, {:.1} MiB/s",
+            n >> 20,
+            n as f64 / secs / 1048576.0
+        ))
+        .await;
+    }
+}
+
+/// Takes a backup of `cluster` (and checks it at once).
+pub(super) async fn create(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    method: BackupMethod,
+    asked: Option<&Endpoint>,
+    repo_name: &str,
+) -> Result<(), JobError> {
+    let c = load(env, cluster).await.map_err(JobError::refused)?;
+    if c.record.settings.is_none() {
+        return Err(JobError::refused(format!(
+            "cluster `{cluster}` was imported: nines backs up clusters it deployed (it knows their files and sockets)"
+        )));
+    }
+    let (repo, repo_key) = open_repo(env, repo_name).await?;
+    // An incremental builds on the newest physical backup of this repository.
+    let mut parent: Option<BackupRecord> = None;
+    if method == BackupMethod::Incremental {
+        let all = env.store.backups(Some(cluster)).await.map_err(store_err)?;
+        let rows: Vec<(i64, BackupMethod, BackupState, &str, &str)> = all
+            .iter()
+            .map(|b| (b.id, b.method, b.state, b.repo.as_str(), b.node.as_str()))
+            .collect();
+        let Some((pid, _)) = incremental_parent(&rows, repo_name) else {
+            return Err(JobError::refused(format!(
+                "no completed full backup of `{cluster}` in repository `{repo_name}` to build an incremental on: take a full backup first"
+            )));
+        };
+        parent = all.into_iter().find(|b| b.id == pid);
+    }
+    let parent_node: Option<Endpoint> = parent.as_ref().and_then(|p| p.node.parse().ok());
+    let choice = choose_source(
+        c.record.cluster_type,
+        &candidates(env, &c),
+        asked,
+        parent_node.as_ref(),
+    )
+    .map_err(JobError::refused)?;
+    let lsn = match &parent {
+        Some(p) => Some(p.to_lsn.and_then(|l| u64::try_from(l).ok()).ok_or_else(|| {
+            JobError::refused(format!(
+                "backup {} has no recorded LSN to build an incremental on: take a full backup",
+                p.id
+            ))
+        })?),
+        None => None,
+    };
+    let node = target_of(env, &c, &choice.node)?;
+    ctx.info(&format!(
+        "{method} backup of `{cluster}` from {} ({}) into repository `{repo_name}` ({}){}",
+        choice.node,
+        choice.reason,
+        repo.describe,
+        parent
+            .as_ref()
+            .map(|p| format!(", on top of backup {}", p.id))
+            .unwrap_or_default()
+    ))
+    .await;
+    let rec = env
+        .store
+        .begin_backup(&NewBackup {
+            cluster: cluster.to_string(),
+            repo: repo_name.to_string(),
+            method,
+            node: choice.node.to_string(),
+            parent_id: parent.as_ref().map(|p| p.id),
+            job_id: Some(ctx.id),
+        })
+        .await
+        .map_err(store_err)?;
+    let started_at = Utc::now();
+    let outcome = take(
+        ctx,
+        &node,
+        &repo,
+        &repo_key,
+        cluster,
+        rec.id,
+        method,
+        lsn,
+        choice.desync,
+    )
+    .await;
+    match outcome {
+        Ok((written, facts, wrapped)) => {
+            let gtid = if method.is_physical() {
+                facts.gtid_position.clone()
+            } else {
+                ops::dump_gtid(&written.head)
+            };
+            let version = env
+                .monitor
+                .cluster(cluster)
+                .and_then(|o| {
+                    o.nodes
+                        .iter()
+                        .find(|n| n.endpoint == choice.node)
+                        .and_then(|n| n.sample.as_ref().map(|s| s.version.text.clone()))
+                })
+                .unwrap_or_default();
+            let manifest = Manifest {
+                format: MANIFEST_FORMAT,
+                backup_id: rec.id,
+                cluster: cluster.to_string(),
+                method,
+                node: choice.node.to_string(),
+                started_at,
+                finished_at: Utc::now(),
+                gtid_position: gtid.clone(),
+                parent_id: parent.as_ref().map(|p| p.id),
+                from_lsn: facts.from_lsn,
+                to_lsn: facts.to_lsn,
+                server_version: version,
+                compression: format!("zstd-{}", crypto::ZSTD_LEVEL),
+                cipher: "aes-256-gcm".into(),
+                wrapped_key: wrapped,
+                plain_bytes: written.plain_bytes,
+                stored_bytes: written.stored_bytes,
+                chunks: written.chunks.clone(),
+            };
+            if let Err(e) = repo.put_manifest(&manifest).await {
+                fail(env, &repo, cluster, rec.id, &e).await;
+                return Err(JobError::Failed(e));
+            }
+            env.store
+                .finish_backup(
+                    rec.id,
+                    &BackupOutcome::Completed {
+                        size_bytes: written.plain_bytes,
+                        stored_bytes: written.stored_bytes,
+                        gtid_position: gtid.clone(),
+                        to_lsn: facts.to_lsn,
+                    },
+                )
+                .await
+                .map_err(store_err)?;
+            let msg = format!(
+                "backup {} of `{cluster}` completed: {method} from {}, {} MiB read, {} MiB stored in `{repo_name}`, {} chunks{}",
+                rec.id,
+                choice.node,
+                written.plain_bytes >> 20,
+                written.stored_bytes >> 20,
+                written.chunks.len(),
+                if gtid.is_empty() {
+                    String::new()
+                } else {
+                    format!(", at GTID {gtid}")
+                }
+            );
+            ctx.info(&msg).await;
+            env.store
+                .add_event(
+                    cluster,
+                    Some(&choice.node.to_string()),
+                    "backup_completed",
+                    &msg,
+                )
+                .await
+                .map_err(store_err)?;
+        }
+        Err(e) => {
+            fail(env, &repo, cluster, rec.id, &e.to_string()).await;
+            return Err(e);
+        }
+    }
+    // Every backup is checked at once.
+    verify(ctx, env, cluster, rec.id).await
+}
+
+/// Records a failed backup, removes what it stored, and raises an alarm event.
+async fn fail(env: &JobEnv, repo: &Repository, cluster: &str, id: i64, error: &str) {
+    if let Err(e) = repo.delete_backup(cluster, id).await {
+        tracing::warn!(backup = id, error = %e, "cannot remove a failed backup's chunks");
+    }
+    crate::log_store_error(
+        "a failed backup's record",
+        env.store
+            .finish_backup(
+                id,
+                &BackupOutcome::Failed {
+                    error: error.to_string(),
+                },
+            )
+            .await,
+    );
+    crate::log_store_error(
+        "a failed backup's alarm",
+        env.store
+            .add_event(
+                cluster,
+                None,
+                "alarm",
+                &format!("alarm: backup {id} of `{cluster}` failed: {error}"),
+            )
+            .await,
+    );
+}
+
+/// Streams the node's backup into the repository under a fresh data key.
+#[allow(clippy::too_many_arguments)]
+async fn take(
+    ctx: &JobContext,
+    node: &NodeTarget,
+    repo: &Repository,
+    repo_key: &Key,
+    cluster: &str,
+    id: i64,
+    method: BackupMethod,
+    lsn: Option<u64>,
+    desync: bool,
+) -> Result<(nines_backup::Written, ops::StreamFacts, String), JobError> {
+    let data_key = Key::generate();
+    let wrapped = crypto::wrap(repo_key, &data_key);
+    if desync {
+        node.sql("SET GLOBAL wsrep_desync=ON").await.map_err(op)?;
+        ctx.info(&format!(
+            "{}: desynced from flow control for the backup",
+            node.endpoint
+        ))
+        .await;
+    }
+    ctx.progress("stream", 10).await;
+    let bytes = Arc::new(AtomicU64::new(0));
+    let (mut rd, mut wr) = tokio::io::duplex(1 << 20);
+    let produce = async {
+        let r = ops::stream_backup(node, method, lsn, desync, &mut wr).await;
+        drop(wr);
+        r
+    };
+    let counter = Arc::clone(&bytes);
+    let count = move |n| counter.store(n, Ordering::Relaxed);
+    let consume = nines_backup::write_stream(repo, &data_key, cluster, id, &mut rd, &count);
+    let work = async { tokio::join!(produce, consume) };
+    let what = format!("backup stream from {}", node.endpoint);
+    let result = tokio::select! {
+        r = work => Some(r),
+        () = report_progress(ctx, &what, &bytes) => None,
+        () = ctx.cancellation().cancelled() => None,
+    };
+    if desync {
+        // Whatever happened, the node goes back under flow control.
+        if let Err(e) = node.sql("SET GLOBAL wsrep_desync=OFF").await {
+            ctx.log(
+                LogLevel::Warn,
+                &format!("{}: cannot end the desync: {e}", node.endpoint),
+            )
+            .await;
+        }
+    }
+    let Some((produced, consumed)) = result else {
+        return Err(JobError::Cancelled);
+    };
+    // The server's error says more than the store's (which only saw the stream end).
+    let facts = produced.map_err(op)?;
+    let written = consumed.map_err(JobError::Failed)?;
+    Ok((written, facts, wrapped))
+}
+
+/// The chain a physical backup restores from: its full, then each incremental up to it.
+async fn chain(env: &JobEnv, id: i64) -> Result<Vec<BackupRecord>, JobError> {
+    let mut out = Vec::new();
+    let mut next = Some(id);
+    while let Some(i) = next {
+        let b = env
+            .store
+            .backup(i)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| JobError::refused(format!("backup {i} not found")))?;
+        if b.state != BackupState::Completed {
+            return Err(JobError::refused(format!(
+                "backup {i} is {}, not completed",
+                b.state
+            )));
+        }
+        next = b.parent_id;
+        out.push(b);
+        if out.len() > 1000 {
+            return Err(JobError::refused(format!(
+                "backup {id}'s chain of parents does not end"
+            )));
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// A backup's manifest and data key, checked: the repository key must open it.
+async fn open_backup(
+    repo: &Repository,
+    repo_key: &Key,
+    b: &BackupRecord,
+) -> Result<(Manifest, Key), JobError> {
+    let m = repo
+        .get_manifest(&b.cluster, b.id)
+        .await
+        .map_err(JobError::refused)?;
+    if m.format != MANIFEST_FORMAT {
+        return Err(JobError::refused(format!(
+            "backup {}: manifest format {} is not one this nines reads ({MANIFEST_FORMAT})",
+            b.id, m.format
+        )));
+    }
+    let key = crypto::unwrap(repo_key, &m.wrapped_key)
+        .map_err(|e| JobError::refused(format!("backup {}: {e}", b.id)))?;
+    Ok((m, key))
+}
+
+/// Checks every chunk of every backup of the chain (checksums, decryption,
+/// decompression) without writing anything.
+async fn check_chain(
+    ctx: &JobContext,
+    env: &JobEnv,
+    links: &[BackupRecord],
+) -> Result<Vec<(Repository, Manifest, Key)>, JobError> {
+    let mut out = Vec::new();
+    for b in links {
+        let (repo, repo_key) = open_repo(env, &b.repo).await?;
+        let (m, key) = open_backup(&repo, &repo_key, b).await?;
+        let n = nines_backup::read_stream(&repo, &key, &b.cluster, b.id, &m.chunks, None, &|_| {})
+            .await
+            .map_err(|e| JobError::refused(e.to_string()))?;
+        ctx.info(&format!(
+            "backup {}: {} chunks, {} MiB, every checksum and tag checks",
+            b.id,
+            m.chunks.len(),
+            n >> 20
+        ))
+        .await;
+        out.push((repo, m, key));
+    }
+    Ok(out)
+}
+
+/// Streams one backup from the repository into `sink` on the node: mbstream into `dir`
+/// (physical), or the server's client (logical).
+async fn stream_into(
+    node: &NodeTarget,
+    repo: &Repository,
+    m: &Manifest,
+    key: &Key,
+    dir: Option<&str>,
+) -> Result<(), JobError> {
+    let (mut rd, mut wr) = tokio::io::duplex(1 << 20);
+    let produce = async {
+        let r = nines_backup::read_stream(
+            repo,
+            key,
+            &m.cluster,
+            m.backup_id,
+            &m.chunks,
+            Some(&mut wr),
+            &|_| {},
+        )
+        .await;
+        drop(wr);
+        r
+    };
+    let consume = async {
+        match dir {
+            Some(d) => ops::unpack_into(node, d, &mut rd).await,
+            None => ops::load_dump(node, &mut rd).await,
+        }
+    };
+    let (p, c) = tokio::join!(produce, consume);
+    p.map_err(|e| JobError::Failed(e.to_string()))?;
+    c.map_err(op)
+}
+
+/// Verifies a backup: every chunk, and for a physical backup a `--prepare` of its chain
+/// in a scratch directory on a node of its cluster; a dump must end as mariadb-dump ends
+/// one. The result is recorded with the backup; a failure raises an alarm event.
+pub(super) async fn verify(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    id: i64,
+) -> Result<(), JobError> {
+    ctx.progress("verify", 70).await;
+    let started = Instant::now();
+    let result = verify_inner(ctx, env, cluster, id).await;
+    let (ok, note) = match &result {
+        Ok(note) => (
+            true,
+            format!("{note} ({:.1} s)", started.elapsed().as_secs_f64()),
+        ),
+        Err(JobError::Cancelled) => return Err(JobError::Cancelled),
+        Err(e) => (false, e.to_string()),
+    };
+    env.store
+        .set_backup_verified(id, ok, &note)
+        .await
+        .map_err(store_err)?;
+    if ok {
+        ctx.info(&format!("backup {id} verified: {note}")).await;
+        Ok(())
+    } else {
+        let msg = format!("alarm: backup {id} of `{cluster}` failed verification: {note}");
+        env.store
+            .add_event(cluster, None, "alarm", &msg)
+            .await
+            .map_err(store_err)?;
+        result.map(|_| ())
+    }
+}
+
+async fn verify_inner(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    id: i64,
+) -> Result<String, JobError> {
+    let links = chain(env, id).await?;
+    let opened = check_chain(ctx, env, &links).await?;
+    let Some((_, last, _)) = opened.last() else {
+        return Err(JobError::refused(format!("backup {id} not found")));
+    };
+    if !last.method.is_physical() {
+        let (repo, m, key) = &opened[opened.len() - 1];
+        let mut tail = TailKeeper::default();
+        nines_backup::read_stream(
+            repo,
+            key,
+            &m.cluster,
+            m.backup_id,
+            &m.chunks,
+            Some(&mut tail),
+            &|_| {},
+        )
+        .await
+        .map_err(|e| JobError::refused(e.to_string()))?;
+        if !String::from_utf8_lossy(&tail.0).contains("-- Dump completed") {
+            return Err(JobError::refused(format!(
+                "backup {id}: the dump does not end as mariadb-dump ends one (truncated?)"
+            )));
+        }
+        return Ok("chunks checked; the dump is complete".into());
+    }
+    // --prepare on a node of the cluster (the one it was read from when it is still there).
+    let c = load(env, cluster).await.map_err(JobError::refused)?;
+    let first: Endpoint = links[0]
+        .node
+        .parse()
+        .map_err(|e| JobError::Failed(format!("{e}")))?;
+    let rec = c
+        .nodes
+        .iter()
+        .find(|n| n.endpoint == first)
+        .or_else(|| c.nodes.first())
+        .ok_or_else(|| {
+            JobError::refused(format!(
+                "cluster `{cluster}` has no node to prepare backup {id} on"
+            ))
+        })?;
+    let node = c.target(env, rec).map_err(JobError::refused)?;
+    let base = ops::scratch_dir(&node, &format!("verify-{id}"));
+    let r = prepare_chain(ctx, &node, &opened, &base).await;
+    if let Err(e) = node
+        .run(
+            nines_access::host::HostCommand::shell("rm -rf \"$1\" \"$1\".inc-*").arg(&base),
+            Duration::from_secs(600),
+        )
+        .await
+    {
+        ctx.log(LogLevel::Warn, &format!("cannot remove {base}: {e}"))
+            .await;
+    }
+    r?;
+    Ok(format!(
+        "chunks checked; --prepare of {} backup(s) passed on {}",
+        opened.len(),
+        node.endpoint
+    ))
+}
+
+/// Unpacks a chain into `base` (the full) and `base.inc-N` (incrementals) and prepares.
+async fn prepare_chain(
+    ctx: &JobContext,
+    node: &NodeTarget,
+    opened: &[(Repository, Manifest, Key)],
+    base: &str,
+) -> Result<(), JobError> {
+    for (i, (repo, m, key)) in opened.iter().enumerate() {
+        let dir = if i == 0 {
+            base.to_string()
+        } else {
+            format!("{base}.inc-{i}")
+        };
+        stream_into(node, repo, m, key, Some(&dir)).await?;
+    }
+    ops::prepare(node, base, None, ctx).await.map_err(op)?;
+    for i in 1..opened.len() {
+        let inc = format!("{base}.inc-{i}");
+        ops::prepare(node, base, Some(&inc), ctx)
+            .await
+            .map_err(op)?;
+    }
+    Ok(())
+}
+
+/// Keeps the last few hundred bytes written to it.
+#[derive(Default)]
+struct TailKeeper(Vec<u8>);
+
+impl tokio::io::AsyncWrite for TailKeeper {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.0.extend_from_slice(buf);
+        let excess = self.0.len().saturating_sub(512);
+        if excess > 0 {
+            self.0.drain(..excess);
+        }
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Restores backup `id` onto `cluster`. Everything is checked first; a cluster whose
+/// servers serve needs `force`.
+pub(super) async fn restore(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    id: i64,
+    force: bool,
+) -> Result<(), JobError> {
+    let c = load(env, cluster).await.map_err(JobError::refused)?;
+    let targets = c.targets(env).map_err(JobError::refused)?;
+    let links = chain(env, id).await?;
+    let serving: Vec<String> = candidates(env, &c)
+        .into_iter()
+        .filter(|n| n.state == NodeState::Online)
+        .map(|n| n.endpoint.to_string())
+        .collect();
+    if !serving.is_empty() && !force {
+        return Err(JobError::refused(format!(
+            "cluster `{cluster}` serves ({}): restoring backup {id} replaces its data; add --force to do it anyway",
+            serving.join(", ")
+        )));
+    }
+    ctx.progress("check", 5).await;
+    let opened = check_chain(ctx, env, &links).await?;
+    let method = links[links.len() - 1].method;
+    // The node restored first: the primary, the standalone server, the first Galera node.
+    let (first, _) = targets
+        .iter()
+        .find(|(_, p)| matches!(p, NodePart::Primary | NodePart::Standalone))
+        .or_else(|| targets.first())
+        .ok_or_else(|| JobError::refused(format!("cluster `{cluster}` has no node")))?;
+    ctx.info(&format!(
+        "restoring backup {id} ({method}, {} link(s)) onto `{cluster}` through {}",
+        links.len(),
+        first.endpoint
+    ))
+    .await;
+    if method == BackupMethod::Logical {
+        ctx.progress("load", 30).await;
+        stream_into(first, &opened[0].0, &opened[0].1, &opened[0].2, None).await?;
+        let msg = format!(
+            "backup {id} (logical) loaded into `{cluster}` through {}",
+            first.endpoint
+        );
+        ctx.info(&msg).await;
+        env.store
+            .add_event(cluster, None, "backup_restored", &msg)
+            .await
+            .map_err(store_err)?;
+        return Ok(());
+    }
+    // Physical: every server stops; the first gets the prepared copy; the others follow.
+    ctx.progress("stop", 15).await;
+    for (t, _) in targets.iter().rev() {
+        t.stop().await.map_err(op)?;
+    }
+    let restored = ops::scratch_dir(first, &format!("restore-{id}"));
+    ctx.progress("unpack", 25).await;
+    prepare_chain(ctx, first, &opened, &restored).await?;
+    if c.record.cluster_type == ClusterType::Galera {
+        // A new history: the restored node bootstraps it.
+        first
+            .run(
+                nines_access::host::HostCommand::shell(
+                    "rm -f \"$1/grastate.dat\" \"$1/galera.cache\"",
+                )
+                .arg(&restored),
+                nines_ops::node::SHORT,
+            )
+            .await
+            .map_err(op)?;
+    }
+    ops::swap_in_datadir(first, &restored).await.map_err(op)?;
+    let extra: &[&str] = if c.record.cluster_type == ClusterType::Galera {
+        &["--wsrep-new-cluster"]
+    } else {
+        &[]
+    };
+    let started = async {
+        first.start(extra).await?;
+        first.wait_ready(READY_TIMEOUT).await
+    }
+    .await;
+    if let Err(e) = started {
+        ctx.log(
+            LogLevel::Error,
+            &format!(
+                "{}: the restored server does not start: {e}; putting the old data back",
+                first.endpoint
+            ),
+        )
+        .await;
+        if let Err(back) = async {
+            first.stop().await?;
+            ops::put_back_old_datadir(first).await?;
+            first.start(extra).await
+        }
+        .await
+        {
+            ctx.log(
+                LogLevel::Error,
+                &format!("{}: and putting it back failed: {back}", first.endpoint),
+            )
+            .await;
+        }
+        return Err(op(e));
+    }
+    ops::drop_old_datadir(first).await.map_err(op)?;
+    ctx.progress("followers", 60).await;
+    match c.record.cluster_type {
+        ClusterType::Standalone => {}
+        ClusterType::Galera => {
+            for (t, _) in targets.iter().filter(|(t, _)| t.endpoint != first.endpoint) {
+                // Their old state is of another history: they join by full state transfer.
+                t.run(
+                    nines_access::host::HostCommand::shell("rm -f \"$1/grastate.dat\"")
+                        .arg(&t.settings.layout.datadir),
+                    nines_ops::node::SHORT,
+                )
+                .await
+                .map_err(op)?;
+                nines_ops::lifecycle::start_node(t, NodePart::Galera, ctx)
+                    .await
+                    .map_err(op)?;
+            }
+        }
+        ClusterType::Replication => {
+            let repl = super::scale::replication_account(env, c.record.id)
+                .await
+                .map_err(JobError::Failed)?;
+            for (t, _) in targets.iter().filter(|(t, _)| t.endpoint != first.endpoint) {
+                ctx.info(&format!(
+                    "{}: copying the restored data from {}",
+                    t.endpoint, first.endpoint
+                ))
+                .await;
+                let gtid = nines_ops::stream::copy_datadir(first, t, ctx)
+                    .await
+                    .map_err(op)?;
+                t.start(&[]).await.map_err(op)?;
+                t.wait_ready(READY_TIMEOUT).await.map_err(op)?;
+                t.sql(&format!(
+                    "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL gtid_slave_pos='{gtid}'; {}",
+                    nines_ops::deploy::change_master_sql(first, &repl)
+                ))
+                .await
+                .map_err(op)?;
+                nines_ops::deploy::wait_replicating(t, Duration::from_secs(120))
+                    .await
+                    .map_err(op)?;
+            }
+        }
+    }
+    env.monitor
+        .rewatch(cluster)
+        .await
+        .map_err(|e| JobError::Failed(e.to_string()))?;
+    let msg = format!(
+        "backup {id} ({method}) restored onto `{cluster}`{}",
+        links
+            .last()
+            .and_then(|b| b.gtid_position.clone())
+            .filter(|g| !g.is_empty())
+            .map(|g| format!(" at GTID {g}"))
+            .unwrap_or_default()
+    );
+    ctx.info(&msg).await;
+    env.store
+        .add_event(cluster, None, "backup_restored", &msg)
+        .await
+        .map_err(store_err)?;
+    Ok(())
+}

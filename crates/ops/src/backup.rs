@@ -1,0 +1,277 @@
+//! Backups and restores on a deployed node's host: the commands that produce a backup
+//! stream (mariabackup or mariadb-dump, as root over the node's socket) and consume one
+//! (mbstream into a directory, or the client), the preparation of a physical copy, and
+//! the exchange of a node's data directory for a restored one. The stream itself goes
+//! through the caller (the controller's job), which stores or fetches it.
+
+use std::time::Duration;
+
+use nines_access::host::HostCommand;
+use nines_model::backup::BackupMethod;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::node::{NodeTarget, SHORT, failure_summary};
+use crate::{OpError, Reporter};
+
+/// How long one backup or restore stream may run.
+pub const STREAM_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// What the server said about the backup it streamed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamFacts {
+    /// The GTID position the backup is consistent at (may be empty).
+    pub gtid_position: String,
+    pub from_lsn: Option<u64>,
+    pub to_lsn: Option<u64>,
+}
+
+/// The shell script that streams a physical backup to stdout: mariabackup's own log
+/// goes to a file (printed on failure), its checkpoints and info to stderr on success,
+/// and its scratch directory is removed whatever happens.
+const PHYSICAL: &str = r#"dir=$(mktemp -d --suffix=.nines-backup); trap 'rm -rf "$dir"' EXIT
+mariabackup --defaults-file="$1" --socket="$2" --user=root --backup --stream=xbstream \
+  --target-dir="$dir/t" --extra-lsndir="$dir/lsn" ${3:+--incremental-lsn="$3"} ${4:+--galera-info} 2>"$dir/log"
+st=$?
+if [ $st != 0 ]; then tail -40 "$dir/log" >&2; exit $st; fi
+cat "$dir/lsn/xtrabackup_checkpoints" "$dir/lsn/xtrabackup_info" >&2
+"#;
+
+/// The shell script that streams a logical backup: every database in one transaction,
+/// with the GTID position in the dump's header.
+const LOGICAL: &str = r#"log=$(mktemp); trap 'rm -f "$log"' EXIT
+mariadb-dump --defaults-file="$1" --socket="$2" --user=root --all-databases --single-transaction \
+  --gtid --master-data=2 --routines --events --triggers --hex-blob --flush-privileges 2>"$log"
+st=$?
+if [ $st != 0 ]; then tail -40 "$log" >&2; exit $st; fi
+"#;
+
+/// Streams a backup of `node` to `sink`. `incremental_lsn`: the LSN the parent ended at.
+pub async fn stream_backup(
+    node: &NodeTarget,
+    method: BackupMethod,
+    incremental_lsn: Option<u64>,
+    galera: bool,
+    sink: &mut (dyn AsyncWrite + Send + Unpin),
+) -> Result<StreamFacts, OpError> {
+    let l = &node.settings.layout;
+    let cmd = match method {
+        BackupMethod::Full | BackupMethod::Incremental => HostCommand::shell(PHYSICAL)
+            .arg(&l.config_file)
+            .arg(&l.socket)
+            .arg(incremental_lsn.map(|n| n.to_string()).unwrap_or_default())
+            .arg(if galera { "1" } else { "" }),
+        BackupMethod::Logical => HostCommand::shell(LOGICAL)
+            .arg(&l.config_file)
+            .arg(&l.socket),
+    };
+    let out = node
+        .host
+        .run_streaming(&cmd.sudo(true), STREAM_TIMEOUT, None, Some(sink))
+        .await
+        .map_err(|e| OpError::Invalid(format!("{}: backup stream: {e}", node.endpoint)))?;
+    if !out.success() {
+        return Err(OpError::Invalid(format!(
+            "{}: {} failed: {}",
+            node.endpoint,
+            if method.is_physical() {
+                "mariabackup"
+            } else {
+                "mariadb-dump"
+            },
+            failure_summary(&out.stderr_text(), "")
+        )));
+    }
+    Ok(if method.is_physical() {
+        parse_checkpoints(&out.stderr_text())
+    } else {
+        StreamFacts::default()
+    })
+}
+
+/// Reads mariabackup's `xtrabackup_checkpoints` and `xtrabackup_info` (as printed by
+/// [`PHYSICAL`]): the LSNs, and the GTID of the last change in `binlog_pos`.
+pub fn parse_checkpoints(text: &str) -> StreamFacts {
+    let mut f = StreamFacts::default();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        match k {
+            "from_lsn" => f.from_lsn = v.parse().ok(),
+            "to_lsn" => f.to_lsn = v.parse().ok(),
+            "binlog_pos" => {
+                if let Some(g) = v.split("GTID of the last change").nth(1) {
+                    f.gtid_position = g.trim().trim_matches('\'').trim().to_string();
+                }
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
+/// The GTID position in a mariadb-dump header (`-- SET GLOBAL gtid_slave_pos='…';`).
+pub fn dump_gtid(head: &[u8]) -> String {
+    let text = String::from_utf8_lossy(head);
+    text.lines()
+        .find_map(|l| {
+            let rest = l.split("gtid_slave_pos='").nth(1)?;
+            rest.split('\'').next().map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+/// Unpacks an xbstream from `source` into `dir` on the node's host (created empty).
+pub async fn unpack_into(
+    node: &NodeTarget,
+    dir: &str,
+    source: &mut (dyn AsyncRead + Send + Unpin),
+) -> Result<(), OpError> {
+    node.run(
+        HostCommand::shell("rm -rf \"$1\" && mkdir -p \"$1\"").arg(dir),
+        SHORT,
+    )
+    .await?;
+    let out = node
+        .host
+        .run_streaming(
+            &HostCommand::new("mbstream")
+                .arg("-x")
+                .arg("-C")
+                .arg(dir)
+                .sudo(true),
+            STREAM_TIMEOUT,
+            Some(source),
+            None,
+        )
+        .await
+        .map_err(|e| OpError::Invalid(format!("{}: mbstream: {e}", node.endpoint)))?;
+    if !out.success() {
+        return Err(OpError::Invalid(format!(
+            "{}: mbstream failed: {}",
+            node.endpoint,
+            failure_summary(&out.stderr_text(), &out.stdout_text())
+        )));
+    }
+    Ok(())
+}
+
+/// `mariabackup --prepare` of the copy in `dir`, applying the incremental in
+/// `incremental_dir` when given.
+pub async fn prepare(
+    node: &NodeTarget,
+    dir: &str,
+    incremental_dir: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<(), OpError> {
+    let mut cmd = HostCommand::new("mariabackup")
+        .arg("--prepare")
+        .arg(format!("--target-dir={dir}"));
+    if let Some(inc) = incremental_dir {
+        cmd = cmd.arg(format!("--incremental-dir={inc}"));
+    }
+    crate::wait::report_while(
+        reporter,
+        &format!("mariabackup --prepare on {}", node.endpoint),
+        node.run(cmd, STREAM_TIMEOUT),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Feeds a SQL dump from `source` to the node's server.
+pub async fn load_dump(
+    node: &NodeTarget,
+    source: &mut (dyn AsyncRead + Send + Unpin),
+) -> Result<(), OpError> {
+    let out = node
+        .host
+        .run_streaming(
+            &HostCommand::new("mariadb")
+                .arg(format!("--socket={}", node.settings.layout.socket))
+                .arg("--user=root")
+                .arg("--binary-mode")
+                .sudo(true),
+            STREAM_TIMEOUT,
+            Some(source),
+            None,
+        )
+        .await
+        .map_err(|e| OpError::Invalid(format!("{}: loading the dump: {e}", node.endpoint)))?;
+    if !out.success() {
+        return Err(OpError::Invalid(format!(
+            "{}: loading the dump failed: {}",
+            node.endpoint,
+            failure_summary(&out.stderr_text(), &out.stdout_text())
+        )));
+    }
+    Ok(())
+}
+
+/// Puts the prepared copy in `restored` in place of the (stopped) node's data
+/// directory; the old one is kept as `<datadir>.pre-restore` until [`drop_old_datadir`]
+/// or [`put_back_old_datadir`].
+pub async fn swap_in_datadir(node: &NodeTarget, restored: &str) -> Result<(), OpError> {
+    let d = &node.settings.layout.datadir;
+    node.run(
+        HostCommand::shell(
+            "set -e; rm -rf \"$1.pre-restore\"; mv \"$1\" \"$1.pre-restore\"; mv \"$2\" \"$1\"; chown -R mysql:mysql \"$1\"",
+        )
+        .arg(d)
+        .arg(restored),
+        SHORT,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes the data directory a successful restore replaced.
+pub async fn drop_old_datadir(node: &NodeTarget) -> Result<(), OpError> {
+    let d = &node.settings.layout.datadir;
+    node.run(
+        HostCommand::shell("rm -rf \"$1.pre-restore\"").arg(d),
+        Duration::from_secs(600),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Puts back the data directory a failed restore replaced.
+pub async fn put_back_old_datadir(node: &NodeTarget) -> Result<(), OpError> {
+    let d = &node.settings.layout.datadir;
+    node.run(
+        HostCommand::shell(
+            "set -e; if [ -d \"$1.pre-restore\" ]; then rm -rf \"$1\"; mv \"$1.pre-restore\" \"$1\"; fi",
+        )
+        .arg(d),
+        SHORT,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A scratch directory for a restore on the node's host, beside its own files.
+pub fn scratch_dir(node: &NodeTarget, purpose: &str) -> String {
+    format!("{}/{purpose}", node.settings.layout.node_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_and_dump_headers_give_positions() {
+        let text = "backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 47251\nlast_lsn = 47260\n\
+uuid = 1\nbinlog_pos = filename 'binlog.000002', position '1139', GTID of the last change '0-1-7'\n";
+        let f = parse_checkpoints(text);
+        assert_eq!(f.from_lsn, Some(0));
+        assert_eq!(f.to_lsn, Some(47251));
+        assert_eq!(f.gtid_position, "0-1-7");
+        assert_eq!(parse_checkpoints("nothing").to_lsn, None);
+
+        let head = b"-- MariaDB dump 10.19\n--\n-- CHANGE MASTER TO MASTER_LOG_FILE='binlog.000002', MASTER_LOG_POS=1139;\n\n-- SET GLOBAL gtid_slave_pos='0-1-7,1-2-3';\n";
+        assert_eq!(dump_gtid(head), "0-1-7,1-2-3");
+        assert_eq!(dump_gtid(b"no header"), "");
+    }
+}

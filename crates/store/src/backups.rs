@@ -1,0 +1,350 @@
+//! The store's part of backups: repositories (their keys and credentials sealed as
+//! secrets) and the record of every backup, kept apart from the main [`crate::Store`]
+//! trait as [`BackupStore`], which every store also implements.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nines_model::backup::{BackupMethod, BackupState};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::sqlite::{SqliteStore, now_ms, opt_time, parse, to_time};
+use crate::{Result, StoreError};
+
+/// Where a repository is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoLocation {
+    /// A directory on the controller.
+    Directory { path: String },
+    /// An S3-compatible bucket; the keys are secret ids.
+    S3 {
+        endpoint: String,
+        bucket: String,
+        region: String,
+        access_key_secret: i64,
+        secret_key_secret: i64,
+    },
+}
+
+/// A backup repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoRecord {
+    pub id: i64,
+    pub name: String,
+    pub location: RepoLocation,
+    /// The secret holding the repository key (hex).
+    pub key_secret: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A backup as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupRecord {
+    pub id: i64,
+    pub cluster: String,
+    pub repo: String,
+    pub method: BackupMethod,
+    pub state: BackupState,
+    pub node: String,
+    pub parent_id: Option<i64>,
+    pub job_id: Option<i64>,
+    /// Bytes of the backup stream (before compression).
+    pub size_bytes: i64,
+    /// Bytes stored in the repository.
+    pub stored_bytes: i64,
+    pub gtid_position: Option<String>,
+    pub to_lsn: Option<i64>,
+    /// None until verified; then whether it restored.
+    pub verified: Option<bool>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub verify_note: Option<String>,
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A backup about to be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBackup {
+    pub cluster: String,
+    pub repo: String,
+    pub method: BackupMethod,
+    pub node: String,
+    pub parent_id: Option<i64>,
+    pub job_id: Option<i64>,
+}
+
+/// How a backup ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupOutcome {
+    Completed {
+        size_bytes: u64,
+        stored_bytes: u64,
+        gtid_position: String,
+        to_lsn: Option<u64>,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// Backups in the store.
+#[async_trait]
+pub trait BackupStore: Send + Sync {
+    /// Adds a repository; a name already taken is a conflict.
+    async fn add_repo(
+        &self,
+        name: &str,
+        location: &RepoLocation,
+        key_secret: i64,
+    ) -> Result<RepoRecord>;
+    async fn repos(&self) -> Result<Vec<RepoRecord>>;
+    async fn repo(&self, name: &str) -> Result<Option<RepoRecord>>;
+    /// Records a backup as running.
+    async fn begin_backup(&self, b: &NewBackup) -> Result<BackupRecord>;
+    /// Records how a running backup ended (no-op when it is not running).
+    async fn finish_backup(&self, id: i64, outcome: &BackupOutcome) -> Result<()>;
+    /// Records a verification's result.
+    async fn set_backup_verified(&self, id: i64, ok: bool, note: &str) -> Result<()>;
+    async fn backup(&self, id: i64) -> Result<Option<BackupRecord>>;
+    /// Backups, newest first; of one cluster when named.
+    async fn backups(&self, cluster: Option<&str>) -> Result<Vec<BackupRecord>>;
+    /// Marks backups a previous controller left running as failed; returns how many.
+    async fn fail_running_backups(&self, reason: &str) -> Result<u64>;
+}
+
+fn repo_from_row(row: &SqliteRow) -> Result<RepoRecord> {
+    let kind: String = row.try_get("kind")?;
+    let name: String = row.try_get("name")?;
+    let missing = |what: &str| StoreError::Corrupt(format!("repository `{name}` has no {what}"));
+    let location = match kind.as_str() {
+        "directory" => RepoLocation::Directory {
+            path: row
+                .try_get::<Option<String>, _>("path")?
+                .ok_or_else(|| missing("path"))?,
+        },
+        "s3" => RepoLocation::S3 {
+            endpoint: row
+                .try_get::<Option<String>, _>("s3_endpoint")?
+                .ok_or_else(|| missing("endpoint"))?,
+            bucket: row
+                .try_get::<Option<String>, _>("s3_bucket")?
+                .ok_or_else(|| missing("bucket"))?,
+            region: row
+                .try_get::<Option<String>, _>("s3_region")?
+                .unwrap_or_default(),
+            access_key_secret: row
+                .try_get::<Option<i64>, _>("s3_access_key_secret")?
+                .ok_or_else(|| missing("access key"))?,
+            secret_key_secret: row
+                .try_get::<Option<i64>, _>("s3_secret_key_secret")?
+                .ok_or_else(|| missing("secret key"))?,
+        },
+        other => return Err(StoreError::Corrupt(format!("repository kind `{other}`"))),
+    };
+    Ok(RepoRecord {
+        id: row.try_get("id")?,
+        name,
+        location,
+        key_secret: row.try_get("key_secret")?,
+        created_at: to_time(row.try_get("created_at")?),
+    })
+}
+
+fn backup_from_row(row: &SqliteRow) -> Result<BackupRecord> {
+    Ok(BackupRecord {
+        id: row.try_get("id")?,
+        cluster: row.try_get("cluster_name")?,
+        repo: row.try_get("repo")?,
+        method: parse::<BackupMethod>("backup method", &row.try_get::<String, _>("method")?)?,
+        state: parse::<BackupState>("backup state", &row.try_get::<String, _>("state")?)?,
+        node: row.try_get("node")?,
+        parent_id: row.try_get("parent_id")?,
+        job_id: row.try_get("job_id")?,
+        size_bytes: row.try_get("size_bytes")?,
+        stored_bytes: row.try_get("stored_bytes")?,
+        gtid_position: row.try_get("gtid_position")?,
+        to_lsn: row.try_get("to_lsn")?,
+        verified: row.try_get::<Option<i64>, _>("verified")?.map(|v| v != 0),
+        verified_at: opt_time(row.try_get("verified_at")?),
+        verify_note: row.try_get("verify_note")?,
+        error: row.try_get("error")?,
+        started_at: to_time(row.try_get("started_at")?),
+        finished_at: opt_time(row.try_get("finished_at")?),
+    })
+}
+
+fn clamp_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl BackupStore for SqliteStore {
+    async fn add_repo(
+        &self,
+        name: &str,
+        location: &RepoLocation,
+        key_secret: i64,
+    ) -> Result<RepoRecord> {
+        let q = sqlx::query(
+            "INSERT INTO backup_repos (name, kind, path, s3_endpoint, s3_bucket, s3_region, \
+             s3_access_key_secret, s3_secret_key_secret, key_secret, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(name);
+        let q = match location {
+            RepoLocation::Directory { path } => q
+                .bind("directory")
+                .bind(path)
+                .bind(None::<String>)
+                .bind(None::<String>)
+                .bind(None::<String>)
+                .bind(None::<i64>)
+                .bind(None::<i64>),
+            RepoLocation::S3 {
+                endpoint,
+                bucket,
+                region,
+                access_key_secret,
+                secret_key_secret,
+            } => q
+                .bind("s3")
+                .bind(None::<String>)
+                .bind(endpoint)
+                .bind(bucket)
+                .bind(region)
+                .bind(access_key_secret)
+                .bind(secret_key_secret),
+        };
+        let row = q
+            .bind(key_secret)
+            .bind(now_ms())
+            .fetch_one(self.pool())
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.is_unique_violation() => {
+                    StoreError::Conflict(format!("a repository named `{name}` already exists"))
+                }
+                _ => StoreError::Db(e),
+            })?;
+        repo_from_row(&row)
+    }
+
+    async fn repos(&self) -> Result<Vec<RepoRecord>> {
+        sqlx::query("SELECT * FROM backup_repos ORDER BY name")
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(repo_from_row)
+            .collect()
+    }
+
+    async fn repo(&self, name: &str) -> Result<Option<RepoRecord>> {
+        sqlx::query("SELECT * FROM backup_repos WHERE name = ?")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(repo_from_row)
+            .transpose()
+    }
+
+    async fn begin_backup(&self, b: &NewBackup) -> Result<BackupRecord> {
+        let row = sqlx::query(
+            "INSERT INTO backups (cluster_name, repo, method, state, node, parent_id, job_id, started_at) \
+             VALUES (?, ?, ?, 'running', ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(&b.cluster)
+        .bind(&b.repo)
+        .bind(b.method.as_str())
+        .bind(&b.node)
+        .bind(b.parent_id)
+        .bind(b.job_id)
+        .bind(now_ms())
+        .fetch_one(self.pool())
+        .await?;
+        backup_from_row(&row)
+    }
+
+    async fn finish_backup(&self, id: i64, outcome: &BackupOutcome) -> Result<()> {
+        match outcome {
+            BackupOutcome::Completed {
+                size_bytes,
+                stored_bytes,
+                gtid_position,
+                to_lsn,
+            } => {
+                sqlx::query(
+                    "UPDATE backups SET state = 'completed', size_bytes = ?, stored_bytes = ?, \
+                     gtid_position = ?, to_lsn = ?, finished_at = ? WHERE id = ? AND state = 'running'",
+                )
+                .bind(clamp_i64(*size_bytes))
+                .bind(clamp_i64(*stored_bytes))
+                .bind(gtid_position)
+                .bind(to_lsn.map(clamp_i64))
+                .bind(now_ms())
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+            }
+            BackupOutcome::Failed { error } => {
+                sqlx::query(
+                    "UPDATE backups SET state = 'failed', error = ?, finished_at = ? \
+                     WHERE id = ? AND state = 'running'",
+                )
+                .bind(error)
+                .bind(now_ms())
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_backup_verified(&self, id: i64, ok: bool, note: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE backups SET verified = ?, verified_at = ?, verify_note = ? WHERE id = ?",
+        )
+        .bind(i64::from(ok))
+        .bind(now_ms())
+        .bind(note)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn backup(&self, id: i64) -> Result<Option<BackupRecord>> {
+        sqlx::query("SELECT * FROM backups WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(backup_from_row)
+            .transpose()
+    }
+
+    async fn backups(&self, cluster: Option<&str>) -> Result<Vec<BackupRecord>> {
+        sqlx::query(
+            "SELECT * FROM backups WHERE (?1 IS NULL OR cluster_name = ?1) ORDER BY id DESC",
+        )
+        .bind(cluster)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(backup_from_row)
+        .collect()
+    }
+
+    async fn fail_running_backups(&self, reason: &str) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE backups SET state = 'failed', error = ?, finished_at = ? WHERE state = 'running'",
+        )
+        .bind(reason)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+}
