@@ -17,8 +17,8 @@ use crate::repo::Repository;
 pub const CHUNK_SIZE: usize = 16 << 20;
 /// Chunks sealed or stored at once while the stream goes on.
 pub const IN_FLIGHT: usize = 3;
-/// How much of the stream's start [`write_stream`] keeps for the caller (a dump's header
-/// names its GTID position).
+/// How much of the stream's start and end [`write_stream`] keeps for the caller (a dump
+/// names its GTID position in its header or at its end).
 pub const HEAD_BYTES: usize = 64 << 10;
 
 /// What a stream became in the repository.
@@ -29,6 +29,8 @@ pub struct Written {
     pub stored_bytes: u64,
     /// The first [`HEAD_BYTES`] of the stream.
     pub head: Vec<u8>,
+    /// The last [`HEAD_BYTES`] of the stream (a dump's GTID position comes at its end).
+    pub tail: Vec<u8>,
 }
 
 /// Why a backup cannot be read back: names the backup and, when it is one, the chunk.
@@ -60,6 +62,7 @@ pub async fn write_stream<R: AsyncRead + Unpin>(
         plain_bytes: 0,
         stored_bytes: 0,
         head: Vec::new(),
+        tail: Vec::new(),
     };
     let mut index: u32 = 0;
     loop {
@@ -76,6 +79,10 @@ pub async fn write_stream<R: AsyncRead + Unpin>(
             let take = (HEAD_BYTES - out.head.len()).min(buf.len());
             out.head.extend_from_slice(&buf[..take]);
         }
+        let keep = buf.len().min(HEAD_BYTES);
+        out.tail.extend_from_slice(&buf[buf.len() - keep..]);
+        let excess = out.tail.len().saturating_sub(HEAD_BYTES);
+        out.tail.drain(..excess);
         out.plain_bytes += n as u64;
         index += 1;
         let (repo, key, cluster, i) = (repo.clone(), key.clone(), cluster.to_string(), index);
@@ -226,6 +233,7 @@ mod tests {
         assert_eq!(w.plain_bytes, data.len() as u64);
         assert_eq!(*seen.lock().unwrap(), data.len() as u64);
         assert_eq!(w.head.len(), HEAD_BYTES);
+        assert_eq!(w.tail.as_slice(), &data[data.len() - HEAD_BYTES..]);
         assert!(w.stored_bytes < w.plain_bytes);
 
         let mut back: Vec<u8> = Vec::new();

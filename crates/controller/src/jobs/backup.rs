@@ -273,7 +273,12 @@ pub(super) async fn create(
             let gtid = if method.is_physical() {
                 facts.gtid_position.clone()
             } else {
-                ops::dump_gtid(&written.head)
+                let g = ops::dump_gtid(&written.tail);
+                if g.is_empty() {
+                    ops::dump_gtid(&written.head)
+                } else {
+                    g
+                }
             };
             let version = env
                 .monitor
