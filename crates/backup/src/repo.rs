@@ -55,7 +55,9 @@ impl Repository {
                 .map_err(|e| repo_err(&format!("create {}", dir.display()), e))?;
         }
         let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
-            .map_err(|e| repo_err(&format!("open {}", dir.display()), e))?;
+            .map_err(|e| repo_err(&format!("open {}", dir.display()), e))?
+            // A deleted backup leaves no empty directories behind.
+            .with_automatic_cleanup(true);
         Ok(Self {
             store: Arc::new(store),
             describe: format!("directory {}", dir.display()),

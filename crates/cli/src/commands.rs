@@ -6,7 +6,8 @@ use anyhow::{Context, anyhow, bail};
 use nines_model::api::{
     BackupCreateRequest, BackupView, ClusterDetail, ClusterSummary, EventView, FailoverView,
     FailoversAcknowledged, HaPolicyView, ImportRequest, JobCreated, JobLogLine, JobView,
-    NodeStatus, RepoAddRequest, RepoView, RestoreRequest, SshAccessRequest,
+    NodeStatus, RepoAddRequest, RepoView, RestoreRequest, ScheduleCreateRequest, ScheduleView,
+    SshAccessRequest,
 };
 use nines_model::job::{FailureKind, JobState};
 
@@ -714,7 +715,7 @@ async fn wait_quietly(client: &Client, id: i64) -> anyhow::Result<JobView> {
 }
 
 async fn backup_command(client: &Client, f: Format, cmd: crate::BackupCmd) -> anyhow::Result<i32> {
-    use crate::{BackupCmd, RepoCmd};
+    use crate::{BackupCmd, RepoCmd, ScheduleCmd};
     match cmd {
         BackupCmd::Repo(RepoCmd::List) => {
             let repos: Vec<RepoView> = client.get("/api/v1/backup-repos").await?;
@@ -822,6 +823,87 @@ async fn backup_command(client: &Client, f: Format, cmd: crate::BackupCmd) -> an
                 }
             }
             Ok(code)
+        }
+        BackupCmd::Schedule(ScheduleCmd::Create {
+            cluster,
+            cron,
+            tz,
+            method,
+            repo,
+            retention,
+        }) => {
+            let path = format!(
+                "/api/v1/clusters/{}/backup-schedules",
+                cluster_seg(&cluster)?
+            );
+            let req = ScheduleCreateRequest {
+                cron,
+                tz,
+                method,
+                repo,
+                retention,
+            };
+            let s: ScheduleView = client.post(&path, &req).await?;
+            match f {
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&s)?),
+                Format::Table => crate::say!(
+                    "schedule {}: {} backups of `{}` at `{}` ({}), next at {}",
+                    s.id,
+                    s.method,
+                    s.cluster,
+                    s.cron,
+                    s.tz,
+                    time(&s.next_run_at)
+                ),
+            }
+            Ok(0)
+        }
+        BackupCmd::Schedule(ScheduleCmd::List { cluster }) => {
+            let all: Vec<ScheduleView> = client.get("/api/v1/backup-schedules").await?;
+            let all: Vec<ScheduleView> = all
+                .into_iter()
+                .filter(|s| cluster.as_ref().is_none_or(|c| &s.cluster == c))
+                .collect();
+            print(f, &all, |all| {
+                let mut t = table(&[
+                    "id",
+                    "cluster",
+                    "cron",
+                    "tz",
+                    "method",
+                    "repo",
+                    "retention",
+                    "next",
+                    "last",
+                ]);
+                for s in all {
+                    t.add_row(vec![
+                        s.id.to_string(),
+                        s.cluster.clone(),
+                        s.cron.clone(),
+                        s.tz.clone(),
+                        s.method.to_string(),
+                        s.repo.clone(),
+                        s.retention_secs
+                            .map(|r| format!("{}s", r))
+                            .unwrap_or_else(|| "-".into()),
+                        time(&s.next_run_at),
+                        opt(&s.last_run_at.as_ref().map(time)),
+                    ]);
+                }
+                t
+            })?;
+            Ok(0)
+        }
+        BackupCmd::Schedule(ScheduleCmd::Delete { id }) => {
+            let s: ScheduleView = client
+                .delete(&format!("/api/v1/backup-schedules/{id}"))
+                .await?;
+            match f {
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&s)?),
+                Format::Table => crate::say!("schedule {id} of `{}` deleted", s.cluster),
+            }
+            Ok(0)
         }
         BackupCmd::List { cluster } => {
             let path = format!("/api/v1/clusters/{}/backups", cluster_seg(&cluster)?);

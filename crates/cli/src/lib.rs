@@ -489,6 +489,9 @@ pub enum BackupCmd {
         #[arg(long)]
         wait: bool,
     },
+    /// Backup schedules: cron expressions in a time zone, with a retention.
+    #[command(subcommand)]
+    Schedule(ScheduleCmd),
     /// Restore a backup onto a cluster (its servers' data is replaced).
     Restore {
         id: i64,
@@ -500,6 +503,36 @@ pub enum BackupCmd {
         #[arg(long)]
         wait: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCmd {
+    /// Add a schedule.
+    Create {
+        #[arg(long)]
+        cluster: String,
+        /// Five fields (minute hour day month weekday), or six with seconds first.
+        #[arg(long)]
+        cron: String,
+        /// IANA time zone, e.g. Europe/Berlin; default UTC.
+        #[arg(long)]
+        tz: Option<String>,
+        /// full (default), incremental or logical.
+        #[arg(long)]
+        method: Option<String>,
+        #[arg(long)]
+        repo: Option<String>,
+        /// Restorable window to keep, e.g. 14d; older backups it does not need go.
+        #[arg(long)]
+        retention: Option<String>,
+    },
+    /// List schedules.
+    List {
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// Delete a schedule (its backups stay).
+    Delete { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

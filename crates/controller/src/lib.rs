@@ -3,6 +3,7 @@
 //! and the HTTP API until asked to stop, and shuts them down within a deadline.
 
 pub mod api;
+pub mod backup_scheduler;
 pub mod config;
 pub mod haview;
 pub mod history;
@@ -86,6 +87,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // A promotion a dead controller began is completed or rolled back first.
     jobs::ha::resume_promotions(&store, &jobs).await?;
     let runner = tokio::spawn(Arc::clone(&jobs).run());
+    let scheduler = tokio::spawn(backup_scheduler::run(
+        Arc::clone(&store),
+        Arc::clone(&jobs),
+        shutdown.child_token(),
+    ));
     let reconciler = tokio::spawn(reconciler::run(
         Arc::clone(&store),
         Arc::clone(&monitor),
@@ -128,6 +134,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     // Shutdown: everything got the signal through child tokens; wait with deadlines.
     let _ = tokio::time::timeout(Duration::from_secs(15), runner).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;
     monitor.join(Duration::from_secs(5)).await;
     let _ = flusher.await;
     let _ = reconciler.await;

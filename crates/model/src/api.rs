@@ -518,3 +518,38 @@ pub struct RestoreRequest {
     #[serde(default)]
     pub force: bool,
 }
+
+/// Body of `POST /api/v1/clusters/{name}/backup-schedules`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleCreateRequest {
+    /// Five fields (minute hour day month weekday), or six with seconds first.
+    pub cron: String,
+    /// IANA time zone the expression is read in; default UTC.
+    #[serde(default)]
+    pub tz: Option<String>,
+    /// full (default), incremental or logical.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Repository; default `local`.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Restorable window kept after each backup, e.g. `14d`; none: keep everything.
+    #[serde(default)]
+    pub retention: Option<String>,
+}
+
+/// A backup schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleView {
+    pub id: i64,
+    pub cluster: String,
+    pub cron: String,
+    pub tz: String,
+    pub method: crate::backup::BackupMethod,
+    pub repo: String,
+    /// The restorable window kept, in seconds.
+    pub retention_secs: Option<i64>,
+    pub next_run_at: DateTime<Utc>,
+    pub last_run_at: Option<DateTime<Utc>>,
+}

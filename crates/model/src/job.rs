@@ -303,6 +303,10 @@ pub enum JobSpec {
         #[schema(value_type = Option<String>)]
         node: Option<Endpoint>,
         repo: String,
+        /// After the backup, let go of what the restorable window of this many seconds
+        /// does not need (scheduled backups with a retention).
+        #[serde(default)]
+        retention_secs: Option<u64>,
     },
     /// Check a backup: every chunk, and a physical backup's `--prepare`.
     VerifyBackup { cluster: String, backup_id: i64 },

@@ -453,3 +453,118 @@ async fn replication_and_galera_clusters_are_restored_whole() {
         drop(leases);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_fires_and_retention_keeps_only_what_the_window_needs() {
+    let leases = nines_testkit::lease_addresses(1).expect("leases");
+    let addr = leases[0].addr();
+    let ctl = Controller::start().await;
+    let dir = DeployDir::new();
+    let out = create_cluster(
+        &ctl,
+        "sch",
+        "standalone",
+        &addr,
+        &dir.template(),
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // Bad schedules are refused naming the field.
+    for (args, field) in [
+        (vec!["--cron", "61 * * * *"], "cron"),
+        (vec!["--cron", "0 3 * * *", "--tz", "Mars/Olympus"], "tz"),
+        (
+            vec!["--cron", "0 3 * * *", "--retention", "soon"],
+            "retention",
+        ),
+    ] {
+        let mut a = vec!["backup", "schedule", "create", "--cluster", "sch"];
+        a.extend(args);
+        let out = ctl.cli(&a);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains(&format!("field `{field}`")),
+            "{}",
+            stderr(&out)
+        );
+    }
+
+    // Every 5 s, keeping a 2 s window: each backup lets the older ones go but the newest
+    // full before the window.
+    let s = ctl.json(&[
+        "backup",
+        "schedule",
+        "create",
+        "--cluster",
+        "sch",
+        "--cron",
+        "*/5 * * * * *",
+        "--retention",
+        "2s",
+    ]);
+    let sid = s["id"].to_string();
+    let scheduled = |ctl: &Controller| {
+        ctl.json(&["job", "list", "--cluster", "sch"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["kind"] == "backup" && j["requested_by"] == "scheduler")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    let fired = wait_until(Duration::from_secs(90), || async {
+        scheduled(&ctl)
+            .iter()
+            .filter(|j| j["state"] == "succeeded")
+            .count()
+            >= 3
+    })
+    .await;
+    assert!(fired, "{:?}", scheduled(&ctl));
+    let out = ctl.cli(&["backup", "schedule", "delete", &sid]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let idle = wait_until(Duration::from_secs(60), || async {
+        scheduled(&ctl)
+            .iter()
+            .all(|j| j["state"] != "running" && j["state"] != "queued")
+    })
+    .await;
+    assert!(idle);
+
+    let taken = scheduled(&ctl)
+        .iter()
+        .filter(|j| j["state"] == "succeeded")
+        .count();
+    let list = ctl.json(&["backup", "list", "--cluster", "sch"]);
+    let kept: Vec<i64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        !kept.is_empty() && kept.len() <= 2 && kept.len() < taken,
+        "kept {kept:?} of {taken} taken"
+    );
+    // The repository holds exactly the kept backups.
+    let mut stored: Vec<i64> = std::fs::read_dir(ctl.data_dir().join("backups/sch"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().parse::<i64>().unwrap())
+        .collect();
+    stored.sort_unstable();
+    let mut want = kept.clone();
+    want.sort_unstable();
+    assert_eq!(stored, want);
+    let events = ctl.json(&["events", "--cluster", "sch", "--limit", "500"]);
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "backup_purged"),
+        "{events}"
+    );
+    drop(leases);
+}

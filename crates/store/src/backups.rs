@@ -88,6 +88,34 @@ pub enum BackupOutcome {
     },
 }
 
+/// A backup schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRecord {
+    pub id: i64,
+    pub cluster: String,
+    pub cron: String,
+    pub tz: String,
+    pub method: BackupMethod,
+    pub repo: String,
+    /// The restorable window kept after each backup it takes, in seconds.
+    pub retention_secs: Option<i64>,
+    pub next_run_at: DateTime<Utc>,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A schedule to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSchedule {
+    pub cluster: String,
+    pub cron: String,
+    pub tz: String,
+    pub method: BackupMethod,
+    pub repo: String,
+    pub retention_secs: Option<i64>,
+    pub next_run_at: DateTime<Utc>,
+}
+
 /// Backups in the store.
 #[async_trait]
 pub trait BackupStore: Send + Sync {
@@ -111,6 +139,29 @@ pub trait BackupStore: Send + Sync {
     async fn backups(&self, cluster: Option<&str>) -> Result<Vec<BackupRecord>>;
     /// Marks backups a previous controller left running as failed; returns how many.
     async fn fail_running_backups(&self, reason: &str) -> Result<u64>;
+    /// Forgets a backup whose files retention removed.
+    async fn delete_backup_record(&self, id: i64) -> Result<()>;
+    async fn add_schedule(&self, s: &NewSchedule) -> Result<ScheduleRecord>;
+    async fn schedules(&self) -> Result<Vec<ScheduleRecord>>;
+    /// Deletes a schedule; false when there was none.
+    async fn delete_schedule(&self, id: i64) -> Result<bool>;
+    /// Records that a schedule ran at `ran` and when it runs next.
+    async fn schedule_ran(&self, id: i64, ran: DateTime<Utc>, next: DateTime<Utc>) -> Result<()>;
+}
+
+fn schedule_from_row(row: &SqliteRow) -> Result<ScheduleRecord> {
+    Ok(ScheduleRecord {
+        id: row.try_get("id")?,
+        cluster: row.try_get("cluster_name")?,
+        cron: row.try_get("cron")?,
+        tz: row.try_get("tz")?,
+        method: parse::<BackupMethod>("backup method", &row.try_get::<String, _>("method")?)?,
+        repo: row.try_get("repo")?,
+        retention_secs: row.try_get("retention_secs")?,
+        next_run_at: to_time(row.try_get("next_run_at")?),
+        last_run_at: opt_time(row.try_get("last_run_at")?),
+        created_at: to_time(row.try_get("created_at")?),
+    })
 }
 
 fn repo_from_row(row: &SqliteRow) -> Result<RepoRecord> {
@@ -335,6 +386,66 @@ impl BackupStore for SqliteStore {
         .iter()
         .map(backup_from_row)
         .collect()
+    }
+
+    async fn delete_backup_record(&self, id: i64) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        // Its incrementals were deleted first; a stray reference is cut rather than kept.
+        sqlx::query("UPDATE backups SET parent_id = NULL WHERE parent_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM backups WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn add_schedule(&self, n: &NewSchedule) -> Result<ScheduleRecord> {
+        let row = sqlx::query(
+            "INSERT INTO backup_schedules (cluster_name, cron, tz, method, repo, retention_secs, \
+             next_run_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(&n.cluster)
+        .bind(&n.cron)
+        .bind(&n.tz)
+        .bind(n.method.as_str())
+        .bind(&n.repo)
+        .bind(n.retention_secs)
+        .bind(n.next_run_at.timestamp_millis())
+        .bind(now_ms())
+        .fetch_one(self.pool())
+        .await?;
+        schedule_from_row(&row)
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleRecord>> {
+        sqlx::query("SELECT * FROM backup_schedules ORDER BY id")
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(schedule_from_row)
+            .collect()
+    }
+
+    async fn delete_schedule(&self, id: i64) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM backup_schedules WHERE id = ?")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn schedule_ran(&self, id: i64, ran: DateTime<Utc>, next: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE backup_schedules SET last_run_at = ?, next_run_at = ? WHERE id = ?")
+            .bind(ran.timestamp_millis())
+            .bind(next.timestamp_millis())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     async fn fail_running_backups(&self, reason: &str) -> Result<u64> {

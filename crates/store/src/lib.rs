@@ -16,7 +16,10 @@ use nines_model::ha::HaPolicy;
 use nines_model::job::{FailureKind, HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
 use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
 
-pub use backups::{BackupOutcome, BackupRecord, BackupStore, NewBackup, RepoLocation, RepoRecord};
+pub use backups::{
+    BackupOutcome, BackupRecord, BackupStore, NewBackup, NewSchedule, RepoLocation, RepoRecord,
+    ScheduleRecord,
+};
 pub use secret::{Secret, SecretBox};
 pub use sqlite::SqliteStore;
 

@@ -227,6 +227,7 @@ pub async fn create_backup(
             method,
             node,
             repo,
+            retention_secs: None,
         },
     )
     .await
@@ -331,4 +332,141 @@ pub async fn restore_backup(
         },
     )
     .await
+}
+
+fn schedule_view(s: nines_store::ScheduleRecord) -> nines_model::api::ScheduleView {
+    nines_model::api::ScheduleView {
+        id: s.id,
+        cluster: s.cluster,
+        cron: s.cron,
+        tz: s.tz,
+        method: s.method,
+        repo: s.repo,
+        retention_secs: s.retention_secs,
+        next_run_at: s.next_run_at,
+        last_run_at: s.last_run_at,
+    }
+}
+
+/// Adds a backup schedule to a cluster: a cron expression read in a time zone, the
+/// method, the repository and the restorable window to keep.
+#[utoipa::path(post, path = "/api/v1/clusters/{name}/backup-schedules", tag = "backups",
+    params(("name" = String, Path)), request_body = nines_model::api::ScheduleCreateRequest,
+    responses((status = 201, body = nines_model::api::ScheduleView), (status = 400, body = nines_model::api::ApiError),
+              (status = 404, body = nines_model::api::ApiError)))]
+pub async fn create_schedule(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<nines_model::api::ScheduleCreateRequest>,
+) -> Result<(StatusCode, Json<nines_model::api::ScheduleView>), ApiErr> {
+    let tz = req.tz.clone().unwrap_or_else(|| "UTC".into());
+    let schedule = nines_model::backup::schedule::Schedule::parse(&req.cron, &tz)?;
+    let method: BackupMethod = req
+        .method
+        .as_deref()
+        .unwrap_or("full")
+        .parse()
+        .map_err(|e: String| ApiErr::field("method", e))?;
+    let repo = req.repo.clone().unwrap_or_else(|| DEFAULT_REPO.to_string());
+    ClusterName::parse("repo", &repo)?;
+    let retention_secs = match req.retention.as_deref() {
+        None => None,
+        Some(r) => {
+            let d =
+                nines_model::api::parse_duration(r).map_err(|e| ApiErr::field("retention", e))?;
+            if d < std::time::Duration::from_secs(1) {
+                return Err(ApiErr::field("retention", "retention must be at least 1s"));
+            }
+            Some(
+                i64::try_from(d.as_secs())
+                    .map_err(|_| ApiErr::field("retention", "retention is too long"))?,
+            )
+        }
+    };
+    let c = cluster(&st, &name).await?;
+    if c.settings.is_none() {
+        return Err(ApiErr::new(
+            StatusCode::BAD_REQUEST,
+            format!("cluster `{name}` was imported: nines backs up clusters it deployed"),
+        ));
+    }
+    if repo != DEFAULT_REPO && st.store.repo(&repo).await?.is_none() {
+        return Err(ApiErr::field(
+            "repo",
+            format!("no backup repository named `{repo}` (nines backup repo list)"),
+        ));
+    }
+    let next = schedule
+        .next_after(chrono::Utc::now())
+        .ok_or_else(|| ApiErr::field("cron", "the schedule never fires"))?;
+    let rec = st
+        .store
+        .add_schedule(&nines_store::NewSchedule {
+            cluster: name.clone(),
+            cron: req.cron.trim().to_string(),
+            tz,
+            method,
+            repo,
+            retention_secs,
+            next_run_at: next,
+        })
+        .await?;
+    st.store
+        .add_event(
+            &name,
+            None,
+            "backup_schedule",
+            &format!(
+                "backup schedule {} added by {}: {} `{}` {}, next at {}",
+                rec.id,
+                caller.0,
+                rec.method,
+                rec.cron,
+                rec.tz,
+                rec.next_run_at.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(schedule_view(rec))))
+}
+
+/// Backup schedules of every cluster.
+#[utoipa::path(get, path = "/api/v1/backup-schedules", tag = "backups",
+    responses((status = 200, body = Vec<nines_model::api::ScheduleView>)))]
+pub async fn list_schedules(
+    State(st): State<AppState>,
+) -> Result<Json<Vec<nines_model::api::ScheduleView>>, ApiErr> {
+    let all = st.store.schedules().await?;
+    Ok(Json(all.into_iter().map(schedule_view).collect()))
+}
+
+/// Deletes a backup schedule (its backups stay); answers with the schedule deleted.
+#[utoipa::path(delete, path = "/api/v1/backup-schedules/{id}", tag = "backups",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = nines_model::api::ScheduleView), (status = 404, body = nines_model::api::ApiError)))]
+pub async fn delete_schedule(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<nines_model::api::ScheduleView>, ApiErr> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiErr::field("id", format!("schedule id `{id}` is not a number")))?;
+    let Some(rec) = st.store.schedules().await?.into_iter().find(|s| s.id == id) else {
+        return Err(ApiErr::not_found(format!("backup schedule {id}")));
+    };
+    st.store.delete_schedule(id).await?;
+    st.store
+        .add_event(
+            &rec.cluster,
+            None,
+            "backup_schedule",
+            &format!(
+                "backup schedule {id} (`{}` {}) deleted by {}",
+                rec.cron, rec.tz, caller.0
+            ),
+        )
+        .await?;
+    Ok(Json(schedule_view(rec)))
 }

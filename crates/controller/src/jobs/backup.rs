@@ -897,3 +897,79 @@ pub(super) async fn restore(
         .map_err(store_err)?;
     Ok(())
 }
+
+/// Lets go of the backups of `cluster` in `repo_name` that a restorable window of
+/// `window_secs` does not need (`nines_model::backup::retention`), files first, then
+/// records; each removal is logged.
+pub(super) async fn purge(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    repo_name: &str,
+    window_secs: u64,
+) -> Result<(), JobError> {
+    use nines_model::backup::retention::{BackupFacts, RetentionPolicy, expired};
+    let all = env.store.backups(Some(cluster)).await.map_err(store_err)?;
+    let mine: Vec<&BackupRecord> = all.iter().filter(|b| b.repo == repo_name).collect();
+    let facts: Vec<BackupFacts> = mine
+        .iter()
+        .map(|b| BackupFacts {
+            id: b.id,
+            method: b.method,
+            state: b.state,
+            parent_id: b.parent_id,
+            started_at: b.started_at,
+            finished_at: b.finished_at,
+        })
+        .collect();
+    let policy = RetentionPolicy {
+        window: chrono::Duration::seconds(i64::try_from(window_secs).unwrap_or(i64::MAX / 1000)),
+        min_fulls: 1,
+    };
+    let gone = expired(&facts, &policy, Utc::now());
+    if gone.is_empty() {
+        ctx.info(&format!(
+            "retention ({} of restorable window): every backup in `{repo_name}` is still needed",
+            humanize(window_secs)
+        ))
+        .await;
+        return Ok(());
+    }
+    let (repo, _) = open_repo(env, repo_name).await?;
+    for id in &gone {
+        let Some(b) = mine.iter().find(|b| b.id == *id) else {
+            continue;
+        };
+        let objects = repo
+            .delete_backup(cluster, *id)
+            .await
+            .map_err(JobError::Failed)?;
+        env.store
+            .delete_backup_record(*id)
+            .await
+            .map_err(store_err)?;
+        let msg = format!(
+            "retention: removed backup {id} ({}, {}, finished {}; {objects} objects) from `{repo_name}`",
+            b.method,
+            b.state,
+            b.finished_at
+                .map(|f| f.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| "-".into())
+        );
+        ctx.info(&msg).await;
+        env.store
+            .add_event(cluster, None, "backup_purged", &msg)
+            .await
+            .map_err(store_err)?;
+    }
+    Ok(())
+}
+
+fn humanize(secs: u64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}

@@ -302,7 +302,14 @@ impl JobRunner {
                 method,
                 node,
                 repo,
-            } => backup::create(ctx, env, cluster, *method, node.as_ref(), repo).await,
+                retention_secs,
+            } => {
+                backup::create(ctx, env, cluster, *method, node.as_ref(), repo).await?;
+                match retention_secs {
+                    Some(secs) => backup::purge(ctx, env, cluster, repo, *secs).await,
+                    None => Ok(()),
+                }
+            }
             JobSpec::VerifyBackup { cluster, backup_id } => {
                 backup::verify(ctx, env, cluster, *backup_id).await
             }

@@ -45,7 +45,7 @@ pub mod switchover;
 pub mod view;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};

@@ -5,6 +5,9 @@
 //! The repository format itself (chunks, compression, encryption) is `nines-backup`'s;
 //! docs/backups.md describes it for a person restoring without nines.
 
+pub mod retention;
+pub mod schedule;
+
 use std::fmt;
 use std::str::FromStr;
 
