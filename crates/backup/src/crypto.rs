@@ -147,6 +147,29 @@ pub fn open_chunk(key: &Key, index: u32, stored: &[u8], plain_len: u64) -> Resul
     Ok(plain)
 }
 
+/// Length of a wrapped key in hex: nonce, key and tag.
+pub const WRAPPED_HEX_LEN: usize = 2 * (12 + 32 + 16);
+
+/// A self-contained sealed object (an archived binlog run): a fresh data key wrapped by
+/// `repo_key` (hex, [`WRAPPED_HEX_LEN`] bytes), then the data sealed as chunk 1.
+pub fn seal_object(repo_key: &Key, plain: &[u8]) -> Result<Vec<u8>, String> {
+    let data_key = Key::generate();
+    let mut out = wrap(repo_key, &data_key).into_bytes();
+    out.extend(seal_chunk(&data_key, 1, plain)?);
+    Ok(out)
+}
+
+/// Opens what [`seal_object`] sealed (`plain_len` bytes once opened).
+pub fn open_object(repo_key: &Key, stored: &[u8], plain_len: u64) -> Result<Vec<u8>, String> {
+    if stored.len() < WRAPPED_HEX_LEN {
+        return Err("it is shorter than its key".into());
+    }
+    let (wrapped, sealed) = stored.split_at(WRAPPED_HEX_LEN);
+    let wrapped = std::str::from_utf8(wrapped).map_err(|_| "its key is not hex".to_string())?;
+    let data_key = unwrap(repo_key, wrapped)?;
+    open_chunk(&data_key, 1, sealed, plain_len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +207,16 @@ mod tests {
             assert!(e.contains("does not decrypt"), "{what}: {e}");
         }
         assert!(open_chunk(&k, 7, &sealed, 5).is_err(), "wrong length");
+    }
+
+    #[test]
+    fn objects_carry_their_own_key() {
+        let repo = Key::generate();
+        let plain = b"binlog events".repeat(50);
+        let o = seal_object(&repo, &plain).unwrap();
+        assert_eq!(open_object(&repo, &o, plain.len() as u64).unwrap(), plain);
+        assert!(open_object(&Key::generate(), &o, plain.len() as u64).is_err());
+        assert!(open_object(&repo, &o[..50], 1).is_err());
     }
 
     #[test]

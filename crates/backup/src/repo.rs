@@ -225,6 +225,81 @@ impl Repository {
             .map_err(|e| repo_err(&format!("delete from {}", self.describe), e))
     }
 
+    fn segment_path(cluster: &str, epoch: i64, server: &str, file: &str, offset: u64) -> Path {
+        let server = server.replace([':', '[', ']'], "_");
+        Path::from(format!(
+            "{cluster}/binlogs/e{epoch}/{server}/{file}/{offset:012}"
+        ))
+    }
+
+    /// Stores a sealed run of binlog events of `file` from `server` at `offset`.
+    pub async fn put_segment(
+        &self,
+        cluster: &str,
+        epoch: i64,
+        server: &str,
+        file: &str,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<(), String> {
+        self.put(
+            &Self::segment_path(cluster, epoch, server, file, offset),
+            data,
+        )
+        .await
+        .map_err(|e| {
+            repo_err(
+                &format!(
+                    "store binlog {file}@{offset} of {server} in {}",
+                    self.describe
+                ),
+                e,
+            )
+        })
+    }
+
+    pub async fn get_segment(
+        &self,
+        cluster: &str,
+        epoch: i64,
+        server: &str,
+        file: &str,
+        offset: u64,
+    ) -> Result<Bytes, String> {
+        let path = Self::segment_path(cluster, epoch, server, file, offset);
+        match self.store.get(&path).await {
+            Ok(r) => r.bytes().await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| {
+            repo_err(
+                &format!(
+                    "read binlog {file}@{offset} of {server} from {}",
+                    self.describe
+                ),
+                e,
+            )
+        })
+    }
+
+    pub async fn delete_segment(
+        &self,
+        cluster: &str,
+        epoch: i64,
+        server: &str,
+        file: &str,
+        offset: u64,
+    ) -> Result<(), String> {
+        let path = Self::segment_path(cluster, epoch, server, file, offset);
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(repo_err(
+                &format!("delete {path} from {}", self.describe),
+                e,
+            )),
+        }
+    }
+
     /// Raw access for tests that damage a stored chunk on purpose.
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         Arc::clone(&self.store)

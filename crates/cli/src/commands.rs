@@ -924,6 +924,8 @@ async fn backup_command(client: &Client, f: Format, cmd: crate::BackupCmd) -> an
             id,
             cluster,
             force,
+            until,
+            until_gtid,
             wait,
         } => {
             nines_model::input::ClusterName::parse("cluster", &cluster)
@@ -931,10 +933,32 @@ async fn backup_command(client: &Client, f: Format, cmd: crate::BackupCmd) -> an
             let created: JobCreated = client
                 .post(
                     &format!("/api/v1/backups/{id}/restore"),
-                    &RestoreRequest { cluster, force },
+                    &RestoreRequest {
+                        cluster,
+                        force,
+                        until,
+                        until_gtid,
+                    },
                 )
                 .await?;
             started(client, f, created, wait).await
+        }
+        BackupCmd::Window { cluster } => {
+            let w: nines_model::api::BackupWindow = client
+                .get(&format!(
+                    "/api/v1/clusters/{}/backup-window",
+                    cluster_seg(&cluster)?
+                ))
+                .await?;
+            match f {
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&w)?),
+                Format::Table => crate::say!(
+                    "`{cluster}` can be restored to any point from {} to {}",
+                    time(&w.earliest),
+                    time(&w.latest)
+                ),
+            }
+            Ok(0)
         }
     }
 }

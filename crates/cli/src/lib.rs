@@ -500,8 +500,20 @@ pub enum BackupCmd {
         /// Even over a cluster whose servers serve.
         #[arg(long)]
         force: bool,
+        /// Roll forward with the archived binlogs to this time (RFC 3339, e.g.
+        /// 2026-11-30T04:10:00Z): what was committed before it.
+        #[arg(long, conflicts_with = "until_gtid")]
+        until: Option<String>,
+        /// Roll forward to this GTID position (included), e.g. 0-1-4711.
+        #[arg(long)]
+        until_gtid: Option<String>,
         #[arg(long)]
         wait: bool,
+    },
+    /// The restorable window of a cluster: earliest and latest points.
+    Window {
+        #[arg(long)]
+        cluster: String,
     },
 }
 

@@ -87,6 +87,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // A promotion a dead controller began is completed or rolled back first.
     jobs::ha::resume_promotions(&store, &jobs).await?;
     let runner = tokio::spawn(Arc::clone(&jobs).run());
+    let archiver = tokio::spawn(jobs::archive::run(
+        Arc::clone(&jobs),
+        shutdown.child_token(),
+    ));
     let scheduler = tokio::spawn(backup_scheduler::run(
         Arc::clone(&store),
         Arc::clone(&jobs),
@@ -135,6 +139,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // Shutdown: everything got the signal through child tokens; wait with deadlines.
     let _ = tokio::time::timeout(Duration::from_secs(15), runner).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), archiver).await;
     monitor.join(Duration::from_secs(5)).await;
     let _ = flusher.await;
     let _ = reconciler.await;

@@ -517,6 +517,21 @@ pub struct RestoreRequest {
     /// Even over a cluster whose servers serve.
     #[serde(default)]
     pub force: bool,
+    /// Roll forward with the archived binlogs to this time (RFC 3339): what was
+    /// committed before it.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Roll forward to this GTID position (`domain-server-seq`, comma-separated per
+    /// domain), included.
+    #[serde(default)]
+    pub until_gtid: Option<String>,
+}
+
+/// A cluster's restorable window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BackupWindow {
+    pub earliest: DateTime<Utc>,
+    pub latest: DateTime<Utc>,
 }
 
 /// Body of `POST /api/v1/clusters/{name}/backup-schedules`.

@@ -317,6 +317,12 @@ pub enum JobSpec {
         /// Even over a cluster that serves.
         #[serde(default)]
         force: bool,
+        /// Roll forward with the archived binlogs to this time (events before it).
+        #[serde(default)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// Roll forward with the archived binlogs to this GTID position (included).
+        #[serde(default)]
+        until_gtid: Option<String>,
     },
 }
 

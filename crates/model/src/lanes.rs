@@ -174,6 +174,33 @@ mod tests {
         }
     }
 
+    fn backup(c: &str) -> JobSpec {
+        JobSpec::CreateBackup {
+            cluster: c.into(),
+            method: crate::backup::BackupMethod::Full,
+            node: None,
+            repo: "local".into(),
+            retention_secs: None,
+        }
+    }
+
+    fn verify(c: &str) -> JobSpec {
+        JobSpec::VerifyBackup {
+            cluster: c.into(),
+            backup_id: 1,
+        }
+    }
+
+    fn restore(c: &str) -> JobSpec {
+        JobSpec::RestoreBackup {
+            cluster: c.into(),
+            backup_id: 1,
+            force: true,
+            until: None,
+            until_gtid: None,
+        }
+    }
+
     fn restart(c: &str) -> JobSpec {
         JobSpec::ClusterAction {
             cluster: c.into(),
@@ -247,6 +274,49 @@ mod tests {
                 "failover waits for a node stop",
                 failover("a"),
                 node_stop("a"),
+                true,
+            ),
+            (
+                "failover beside a backup",
+                failover("a"),
+                backup("a"),
+                false,
+            ),
+            (
+                "Galera recovery beside a backup",
+                recovery("a"),
+                backup("a"),
+                false,
+            ),
+            (
+                "a backup beside a data copy",
+                backup("a"),
+                add_node("a"),
+                false,
+            ),
+            ("two backups: one at a time", backup("a"), backup("a"), true),
+            (
+                "verification beside a backup",
+                verify("a"),
+                backup("a"),
+                false,
+            ),
+            (
+                "a restore waits for a backup",
+                restore("a"),
+                backup("a"),
+                true,
+            ),
+            (
+                "a restore waits for a failover",
+                restore("a"),
+                failover("a"),
+                true,
+            ),
+            (
+                "a rolling restart waits for a backup",
+                restart("a"),
+                backup("a"),
                 true,
             ),
             (

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod backup;
+pub mod binlog;
 pub mod deploy;
 pub mod endpoint;
 pub mod galera;

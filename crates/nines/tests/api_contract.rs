@@ -124,6 +124,17 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/clusters/{name}/nodes/{address}/metrics", "get"),
         ("/metrics", "get"),
         ("/api/openapi.json", "get"),
+        ("/api/v1/backup-repos", "get"),
+        ("/api/v1/backup-repos", "post"),
+        ("/api/v1/clusters/{name}/backups", "get"),
+        ("/api/v1/clusters/{name}/backups", "post"),
+        ("/api/v1/backups/{id}", "get"),
+        ("/api/v1/backups/{id}/verify", "post"),
+        ("/api/v1/backups/{id}/restore", "post"),
+        ("/api/v1/clusters/{name}/backup-schedules", "post"),
+        ("/api/v1/backup-schedules", "get"),
+        ("/api/v1/backup-schedules/{id}", "delete"),
+        ("/api/v1/clusters/{name}/backup-window", "get"),
     ];
     // Every documented operation is expected, and every expected one documented.
     let documented: usize = paths
@@ -151,6 +162,9 @@ async fn openapi_document_lists_every_route() {
         "FailoverView",
         "FailoversAcknowledged",
         "HaPolicyView",
+        "BackupView",
+        "RepoAddRequest",
+        "ScheduleCreateRequest",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),

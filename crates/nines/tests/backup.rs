@@ -551,7 +551,7 @@ async fn a_schedule_fires_and_retention_keeps_only_what_the_window_needs() {
     let mut stored: Vec<i64> = std::fs::read_dir(ctl.data_dir().join("backups/sch"))
         .unwrap()
         .flatten()
-        .map(|e| e.file_name().to_string_lossy().parse::<i64>().unwrap())
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i64>().ok())
         .collect();
     stored.sort_unstable();
     let mut want = kept.clone();
@@ -566,5 +566,130 @@ async fn a_schedule_fires_and_retention_keeps_only_what_the_window_needs() {
             .any(|e| e["kind"] == "backup_purged"),
         "{events}"
     );
+    drop(leases);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_in_time_restore_stops_exactly_between_two_writes() {
+    use chrono::{DateTime, TimeZone, Utc};
+    let leases = nines_testkit::lease_addresses(1).expect("leases");
+    let addr = leases[0].addr();
+    let ctl = Controller::start().await;
+    let dir = DeployDir::new();
+    let out = create_cluster(
+        &ctl,
+        "pit",
+        "standalone",
+        &addr,
+        &dir.template(),
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    sql(
+        &addr,
+        "dba",
+        ADMIN_PW,
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64))",
+    )
+    .await
+    .expect("schema");
+    insert(&addr, 1, 10).await;
+    let b = take(&ctl, "pit", &[]);
+    assert_eq!(b["verified"], true, "{b}");
+
+    // The first write; then, in a later second than it (binlogs keep whole seconds), the
+    // time to restore to; then the second write, at or after that time.
+    insert(&addr, 11, 11).await;
+    let first_gtid = sql(&addr, "dba", ADMIN_PW, "SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()[0]
+        .clone();
+    let until: DateTime<Utc> = Utc
+        .timestamp_opt(Utc::now().timestamp() + 2, 0)
+        .single()
+        .unwrap();
+    let passed = wait_until(Duration::from_secs(5), || async { Utc::now() >= until }).await;
+    assert!(passed);
+    insert(&addr, 12, 12).await;
+    let second_gtid = sql(&addr, "dba", ADMIN_PW, "SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()[0]
+        .clone();
+    let written = Utc::now();
+
+    // The archive catches up: the window's latest point passes the second write and
+    // stays within 10 s of now.
+    let window = || ctl.json(&["backup", "window", "--cluster", "pit"]);
+    let at = |v: &Value, k: &str| {
+        DateTime::parse_from_rfc3339(v[k].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let caught_up = wait_until(Duration::from_secs(30), || async {
+        at(&window(), "latest") > written
+    })
+    .await;
+    assert!(caught_up, "{}", window());
+    let w = window();
+    assert!((Utc::now() - at(&w, "latest")).num_seconds() <= 10, "{w}");
+    assert!(at(&w, "earliest") <= at(&b, "finished_at"), "{w} {b}");
+
+    // A time before the backup, and one past the archive, are refused naming `until`.
+    let id = b["id"].to_string();
+    for bad in ["2020-01-01T00:00:00Z", "2999-01-01T00:00:00Z", "yesterday"] {
+        let out = ctl.cli(&[
+            "backup",
+            "restore",
+            &id,
+            "--cluster",
+            "pit",
+            "--force",
+            "--until",
+            bad,
+        ]);
+        assert!(!out.status.success(), "{bad}");
+        assert!(
+            stderr(&out).contains("field `until`"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+
+    // To the time between the writes: exactly the first.
+    let out = ctl.cli(&[
+        "backup",
+        "restore",
+        &id,
+        "--cluster",
+        "pit",
+        "--force",
+        "--until",
+        &until.to_rfc3339(),
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(ids(&addr).await, range(1, 11));
+
+    // To a GTID position: the first write's, then the second's.
+    for (gtid, last) in [(&first_gtid, 11), (&second_gtid, 12)] {
+        let out = ctl.cli(&[
+            "backup",
+            "restore",
+            &id,
+            "--cluster",
+            "pit",
+            "--force",
+            "--until-gtid",
+            gtid,
+            "--wait",
+        ]);
+        assert!(
+            out.status.success(),
+            "{gtid}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert_eq!(ids(&addr).await, range(1, last), "until GTID {gtid}");
+    }
     drop(leases);
 }

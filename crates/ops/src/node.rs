@@ -126,16 +126,50 @@ impl NodeTarget {
         .map_err(|e| OpError::Invalid(format!("{}: SQL failed: {e}", self.endpoint)))
     }
 
-    /// Waits until the server answers SQL on its socket.
+    /// Waits until the server answers SQL on its socket. A server that exits meanwhile
+    /// (seen gone twice in a row between polls) ends the wait at once, with the tail of
+    /// its error log, rather than at the timeout: a crash-looping server must not hold
+    /// its cluster's jobs for minutes.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), OpError> {
-        sql::wait_sql_ready(self.host.as_ref(), &self.settings.layout.socket, timeout)
-            .await
-            .map_err(|e| {
-                OpError::Invalid(format!(
-                    "{}: server did not become ready: {e}",
-                    self.endpoint
-                ))
-            })
+        let deadline = tokio::time::Instant::now() + timeout;
+        let socket = &self.settings.layout.socket;
+        let mut gone = 0;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let slice = left.min(Duration::from_secs(3));
+            match sql::wait_sql_ready(self.host.as_ref(), socket, slice).await {
+                Ok(()) => return Ok(()),
+                Err(nines_access::host::HostError::Timeout { .. }) if !left.is_zero() => {}
+                Err(e) => {
+                    return Err(OpError::Invalid(format!(
+                        "{}: server did not become ready: {e}",
+                        self.endpoint
+                    )));
+                }
+            }
+            if self.is_running().await.unwrap_or(true) {
+                gone = 0;
+                continue;
+            }
+            gone += 1;
+            if gone >= 2 {
+                let log = self
+                    .run(
+                        HostCommand::new("tail")
+                            .arg("-n")
+                            .arg("8")
+                            .arg(&self.settings.layout.error_log),
+                        SHORT,
+                    )
+                    .await
+                    .unwrap_or_default();
+                return Err(OpError::Invalid(format!(
+                    "{}: the server exited before it answered SQL; its error log ends: {}",
+                    self.endpoint,
+                    failure_summary("", &log)
+                )));
+            }
+        }
     }
 
     /// Reads one status variable through the socket.

@@ -48,6 +48,8 @@ pub struct BackupRecord {
     pub node: String,
     pub parent_id: Option<i64>,
     pub job_id: Option<i64>,
+    /// The binlog archive epoch it was taken in.
+    pub epoch: i64,
     /// Bytes of the backup stream (before compression).
     pub size_bytes: i64,
     /// Bytes stored in the repository.
@@ -72,6 +74,7 @@ pub struct NewBackup {
     pub node: String,
     pub parent_id: Option<i64>,
     pub job_id: Option<i64>,
+    pub epoch: i64,
 }
 
 /// How a backup ended.
@@ -116,6 +119,40 @@ pub struct NewSchedule {
     pub next_run_at: DateTime<Utc>,
 }
 
+/// A run of whole binlog events archived from one file of one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentRecord {
+    pub id: i64,
+    pub cluster: String,
+    pub repo: String,
+    /// The archive epoch (a restore starts a new one).
+    pub epoch: i64,
+    /// `host:port` of the server the file is from.
+    pub server: String,
+    pub file: String,
+    pub offset: i64,
+    pub length: i64,
+    pub first_gtid: Option<String>,
+    pub last_gtid: Option<String>,
+    pub first_time: Option<DateTime<Utc>>,
+    pub last_time: Option<DateTime<Utc>>,
+}
+
+/// How far a cluster's binlog archive has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveState {
+    pub cluster: String,
+    pub repo: String,
+    /// The current epoch: bumped by every restore onto the cluster.
+    pub epoch: i64,
+    /// The server archived from last.
+    pub server: Option<String>,
+    /// When a pass last found everything the source had written archived.
+    pub caught_up_at: Option<DateTime<Utc>>,
+    /// Why the last pass failed, if it did.
+    pub error: Option<String>,
+}
+
 /// Backups in the store.
 #[async_trait]
 pub trait BackupStore: Send + Sync {
@@ -145,8 +182,33 @@ pub trait BackupStore: Send + Sync {
     async fn schedules(&self) -> Result<Vec<ScheduleRecord>>;
     /// Deletes a schedule; false when there was none.
     async fn delete_schedule(&self, id: i64) -> Result<bool>;
+    /// Records an archived segment (a repeat of the same file and offset is a no-op).
+    async fn add_segment(&self, s: &SegmentRecord) -> Result<()>;
+    /// A cluster's segments in one repository, in the order they were archived.
+    async fn segments(&self, cluster: &str, repo: &str) -> Result<Vec<SegmentRecord>>;
+    /// Forgets archived segments (their objects were deleted).
+    async fn delete_segments(&self, ids: &[i64]) -> Result<()>;
+    async fn archive_state(&self, cluster: &str) -> Result<Option<ArchiveState>>;
+    async fn set_archive_state(&self, a: &ArchiveState) -> Result<()>;
     /// Records that a schedule ran at `ran` and when it runs next.
     async fn schedule_ran(&self, id: i64, ran: DateTime<Utc>, next: DateTime<Utc>) -> Result<()>;
+}
+
+fn segment_from_row(row: &SqliteRow) -> Result<SegmentRecord> {
+    Ok(SegmentRecord {
+        id: row.try_get("id")?,
+        cluster: row.try_get("cluster_name")?,
+        repo: row.try_get("repo")?,
+        epoch: row.try_get("epoch")?,
+        server: row.try_get("server")?,
+        file: row.try_get("file")?,
+        offset: row.try_get("file_offset")?,
+        length: row.try_get("length")?,
+        first_gtid: row.try_get("first_gtid")?,
+        last_gtid: row.try_get("last_gtid")?,
+        first_time: opt_time(row.try_get("first_time")?),
+        last_time: opt_time(row.try_get("last_time")?),
+    })
 }
 
 fn schedule_from_row(row: &SqliteRow) -> Result<ScheduleRecord> {
@@ -212,6 +274,7 @@ fn backup_from_row(row: &SqliteRow) -> Result<BackupRecord> {
         node: row.try_get("node")?,
         parent_id: row.try_get("parent_id")?,
         job_id: row.try_get("job_id")?,
+        epoch: row.try_get("epoch")?,
         size_bytes: row.try_get("size_bytes")?,
         stored_bytes: row.try_get("stored_bytes")?,
         gtid_position: row.try_get("gtid_position")?,
@@ -302,8 +365,8 @@ impl BackupStore for SqliteStore {
 
     async fn begin_backup(&self, b: &NewBackup) -> Result<BackupRecord> {
         let row = sqlx::query(
-            "INSERT INTO backups (cluster_name, repo, method, state, node, parent_id, job_id, started_at) \
-             VALUES (?, ?, ?, 'running', ?, ?, ?, ?) RETURNING *",
+            "INSERT INTO backups (cluster_name, repo, method, state, node, parent_id, job_id, epoch, started_at) \
+             VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?) RETURNING *",
         )
         .bind(&b.cluster)
         .bind(&b.repo)
@@ -311,6 +374,7 @@ impl BackupStore for SqliteStore {
         .bind(&b.node)
         .bind(b.parent_id)
         .bind(b.job_id)
+        .bind(b.epoch)
         .bind(now_ms())
         .fetch_one(self.pool())
         .await?;
@@ -436,6 +500,88 @@ impl BackupStore for SqliteStore {
             .execute(self.pool())
             .await?;
         Ok(r.rows_affected() > 0)
+    }
+
+    async fn add_segment(&self, g: &SegmentRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO binlog_segments (cluster_name, repo, epoch, server, file, \
+             file_offset, length, first_gtid, last_gtid, first_time, last_time, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&g.cluster)
+        .bind(&g.repo)
+        .bind(g.epoch)
+        .bind(&g.server)
+        .bind(&g.file)
+        .bind(g.offset)
+        .bind(g.length)
+        .bind(&g.first_gtid)
+        .bind(&g.last_gtid)
+        .bind(g.first_time.map(|t| t.timestamp_millis()))
+        .bind(g.last_time.map(|t| t.timestamp_millis()))
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn segments(&self, cluster: &str, repo: &str) -> Result<Vec<SegmentRecord>> {
+        sqlx::query("SELECT * FROM binlog_segments WHERE cluster_name = ? AND repo = ? ORDER BY id")
+            .bind(cluster)
+            .bind(repo)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(segment_from_row)
+            .collect()
+    }
+
+    async fn delete_segments(&self, ids: &[i64]) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for id in ids {
+            sqlx::query("DELETE FROM binlog_segments WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn archive_state(&self, cluster: &str) -> Result<Option<ArchiveState>> {
+        let row = sqlx::query("SELECT * FROM binlog_archive WHERE cluster_name = ?")
+            .bind(cluster)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(ArchiveState {
+                cluster: r.try_get("cluster_name")?,
+                repo: r.try_get("repo")?,
+                epoch: r.try_get("epoch")?,
+                server: r.try_get("server")?,
+                caught_up_at: opt_time(r.try_get("caught_up_at")?),
+                error: r.try_get("error")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_archive_state(&self, a: &ArchiveState) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO binlog_archive (cluster_name, repo, epoch, server, caught_up_at, error) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (cluster_name) DO UPDATE SET repo = excluded.repo, \
+             epoch = excluded.epoch, server = excluded.server, caught_up_at = excluded.caught_up_at, \
+             error = excluded.error",
+        )
+        .bind(&a.cluster)
+        .bind(&a.repo)
+        .bind(a.epoch)
+        .bind(&a.server)
+        .bind(a.caught_up_at.map(|t| t.timestamp_millis()))
+        .bind(&a.error)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     async fn schedule_ran(&self, id: i64, ran: DateTime<Utc>, next: DateTime<Utc>) -> Result<()> {

@@ -17,8 +17,8 @@ use nines_model::job::{FailureKind, HostAccessSpec, JobSpec, JobState, LogLevel,
 use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
 
 pub use backups::{
-    BackupOutcome, BackupRecord, BackupStore, NewBackup, NewSchedule, RepoLocation, RepoRecord,
-    ScheduleRecord,
+    ArchiveState, BackupOutcome, BackupRecord, BackupStore, NewBackup, NewSchedule, RepoLocation,
+    RepoRecord, ScheduleRecord, SegmentRecord,
 };
 pub use secret::{Secret, SecretBox};
 pub use sqlite::SqliteStore;

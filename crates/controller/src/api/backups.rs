@@ -305,6 +305,49 @@ pub async fn restore_backup(
     ApiJson(req): ApiJson<RestoreRequest>,
 ) -> Result<Queued, ApiErr> {
     ClusterName::parse("cluster", &req.cluster)?;
+    let until = req
+        .until
+        .as_deref()
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t.trim())
+                .map(|d| d.with_timezone(&chrono::Utc))
+                .map_err(|e| {
+                    ApiErr::field(
+                        "until",
+                        format!(
+                            "until `{}` is not an RFC 3339 time ({e})",
+                            nines_model::input::printable(t)
+                        ),
+                    )
+                })
+        })
+        .transpose()?;
+    let until_gtid = req
+        .until_gtid
+        .as_deref()
+        .map(|g| {
+            let g = g.trim();
+            let ok = !g.is_empty()
+                && g.split(',').all(|one| {
+                    let parts: Vec<&str> = one.trim().split('-').collect();
+                    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+                });
+            if ok {
+                Ok(g.to_string())
+            } else {
+                Err(ApiErr::field(
+                    "until_gtid",
+                    format!(
+                        "until_gtid `{}` is not a GTID position (domain-server-sequence, comma-separated)",
+                        nines_model::input::printable(g)
+                    ),
+                ))
+            }
+        })
+        .transpose()?;
+    if until.is_some() && until_gtid.is_some() {
+        return Err(ApiErr::field("until", "give until or until_gtid, not both"));
+    }
     let b = backup_of(&st, &id).await?;
     let c = cluster(&st, &req.cluster).await?;
     if c.settings.is_none() {
@@ -322,6 +365,41 @@ pub async fn restore_backup(
             format!("backup {} is {}, not completed", b.id, b.state),
         ));
     }
+    if until.is_some() || until_gtid.is_some() {
+        if b.gtid_position.as_deref().is_none_or(str::is_empty) {
+            return Err(ApiErr::field(
+                "id",
+                format!("backup {} has no GTID position to roll forward from", b.id),
+            ));
+        }
+        if let Some(t) = until {
+            let taken = b.finished_at.unwrap_or(b.started_at);
+            if t < taken {
+                return Err(ApiErr::field(
+                    "until",
+                    format!(
+                        "backup {} was taken at {}, after {}: choose an older backup",
+                        b.id,
+                        taken.to_rfc3339(),
+                        t.to_rfc3339()
+                    ),
+                ));
+            }
+            let window = crate::jobs::archive::window(&st.store, &b.cluster).await?;
+            if let Some((_, latest)) = window
+                && t > latest
+            {
+                return Err(ApiErr::field(
+                    "until",
+                    format!(
+                        "the binlog archive of `{}` reaches {} only",
+                        b.cluster,
+                        latest.to_rfc3339()
+                    ),
+                ));
+            }
+        }
+    }
     queue(
         &st,
         &caller,
@@ -329,9 +407,29 @@ pub async fn restore_backup(
             cluster: req.cluster,
             backup_id: b.id,
             force: req.force,
+            until,
+            until_gtid,
         },
     )
     .await
+}
+
+/// A cluster's restorable window: the earliest and latest points a restore can reach
+/// (with the archived binlogs; without them, the newest backup).
+#[utoipa::path(get, path = "/api/v1/clusters/{name}/backup-window", tag = "backups",
+    params(("name" = String, Path)),
+    responses((status = 200, body = nines_model::api::BackupWindow), (status = 404, body = nines_model::api::ApiError)))]
+pub async fn backup_window(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<nines_model::api::BackupWindow>, ApiErr> {
+    ClusterName::parse("name", &name)?;
+    match crate::jobs::archive::window(&st.store, &name).await? {
+        Some((earliest, latest)) => Ok(Json(nines_model::api::BackupWindow { earliest, latest })),
+        None => Err(ApiErr::not_found(format!(
+            "a completed backup of cluster `{name}`"
+        ))),
+    }
 }
 
 fn schedule_view(s: nines_store::ScheduleRecord) -> nines_model::api::ScheduleView {

@@ -96,6 +96,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(backups::show_backup))
         .routes(routes!(backups::verify_backup))
         .routes(routes!(backups::restore_backup))
+        .routes(routes!(backups::backup_window))
         .routes(routes!(backups::create_schedule))
         .routes(routes!(backups::list_schedules))
         .routes(routes!(backups::delete_schedule))

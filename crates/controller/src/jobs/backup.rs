@@ -5,6 +5,7 @@
 //! transport's stdout), where `nines_backup` cuts it into chunks, compresses, encrypts and
 //! stores them; nothing lands uncompressed on any disk. docs/backups.md is the story.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -243,6 +244,13 @@ pub(super) async fn create(
             .unwrap_or_default()
     ))
     .await;
+    let epoch = env
+        .store
+        .archive_state(cluster)
+        .await
+        .map_err(store_err)?
+        .map(|a| a.epoch)
+        .unwrap_or(0);
     let rec = env
         .store
         .begin_backup(&NewBackup {
@@ -252,6 +260,7 @@ pub(super) async fn create(
             node: choice.node.to_string(),
             parent_id: parent.as_ref().map(|p| p.id),
             job_id: Some(ctx.id),
+            epoch,
         })
         .await
         .map_err(store_err)?;
@@ -723,14 +732,210 @@ impl tokio::io::AsyncWrite for TailKeeper {
     }
 }
 
-/// Restores backup `id` onto `cluster`. Everything is checked first; a cluster whose
-/// servers serve needs `force`.
+/// Where a restore rolls forward to with the archived binlogs (nowhere when both are None).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RollForward {
+    pub until: Option<chrono::DateTime<Utc>>,
+    pub until_gtid: Option<String>,
+}
+
+impl RollForward {
+    fn wanted(&self) -> bool {
+        self.until.is_some() || self.until_gtid.is_some()
+    }
+
+    fn describe(&self) -> String {
+        match (&self.until, &self.until_gtid) {
+            (Some(t), _) => format!("to {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
+            (None, Some(g)) => format!("to GTID {g}"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// Replays the archived binlogs of the backup's cluster on `node`, from the backup's
+/// GTID position to the target: each server's files in the order they were archived,
+/// each from the position reached so far (so transactions two servers hold, before and
+/// after a failover, are applied once).
+async fn roll_forward(
+    ctx: &JobContext,
+    env: &JobEnv,
+    node: &NodeTarget,
+    b: &BackupRecord,
+    target: &RollForward,
+) -> Result<(), JobError> {
+    let mut position = b
+        .gtid_position
+        .clone()
+        .filter(|g| !g.is_empty())
+        .ok_or_else(|| {
+            JobError::refused(format!(
+                "backup {} has no GTID position to roll forward from",
+                b.id
+            ))
+        })?;
+    let state = env
+        .store
+        .archive_state(&b.cluster)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            JobError::refused(format!("cluster `{}` has no binlog archive", b.cluster))
+        })?;
+    let (repo, key) = open_repo(env, &state.repo).await?;
+    let segments: Vec<nines_store::SegmentRecord> = env
+        .store
+        .segments(&b.cluster, &state.repo)
+        .await
+        .map_err(store_err)?
+        .into_iter()
+        .filter(|s| s.epoch == b.epoch)
+        .collect();
+    let mut servers: Vec<String> = Vec::new();
+    for s in &segments {
+        if !servers.contains(&s.server) {
+            servers.push(s.server.clone());
+        }
+    }
+    let base = ops::scratch_dir(node, &format!("pitr-{}", b.id));
+    node.run(
+        nines_access::host::HostCommand::shell("rm -rf \"$1\" && mkdir -p \"$1\"").arg(&base),
+        nines_ops::node::SHORT,
+    )
+    .await
+    .map_err(op)?;
+    let mut applied_servers = 0;
+    for server in &servers {
+        let mut mine: Vec<&nines_store::SegmentRecord> =
+            segments.iter().filter(|s| &s.server == server).collect();
+        mine.sort_by(|a, c| (&a.file, a.offset).cmp(&(&c.file, c.offset)));
+        let dir = format!("{base}/{}", server.replace([':', '[', ']'], "_"));
+        let mut files: Vec<String> = Vec::new();
+        let mut end: HashMap<String, i64> = HashMap::new();
+        for s in &mine {
+            let at = end.get(&s.file).copied().unwrap_or(0);
+            if s.offset != at {
+                return Err(JobError::refused(format!(
+                    "the binlog archive of {server} has a gap in {} at offset {at} (next piece at {})",
+                    s.file, s.offset
+                )));
+            }
+            end.insert(s.file.clone(), s.offset + s.length);
+            let stored = repo
+                .get_segment(
+                    &b.cluster,
+                    b.epoch,
+                    server,
+                    &s.file,
+                    u64::try_from(s.offset).unwrap_or(0),
+                )
+                .await
+                .map_err(JobError::refused)?;
+            let plain = crypto::open_object(&key, &stored, u64::try_from(s.length).unwrap_or(0))
+                .map_err(|e| {
+                    JobError::refused(format!("binlog {}@{} of {server}: {e}", s.file, s.offset))
+                })?;
+            let path = format!("{dir}/{}", s.file);
+            if !files.contains(&path) {
+                files.push(path.clone());
+            }
+            let mut src: &[u8] = &plain;
+            let out = node
+                .host
+                .run_streaming(
+                    &nines_access::host::HostCommand::shell(
+                        "mkdir -p \"$(dirname \"$1\")\" && cat >> \"$1\"",
+                    )
+                    .arg(&path)
+                    .sudo(true),
+                    ops::STREAM_TIMEOUT,
+                    Some(&mut src),
+                    None,
+                )
+                .await
+                .map_err(|e| JobError::Failed(e.to_string()))?;
+            if !out.success() {
+                return Err(JobError::Failed(format!(
+                    "writing {path}: {}",
+                    out.stderr_text().trim()
+                )));
+            }
+        }
+        // bash for pipefail: a failing mariadb-binlog must fail the replay.
+        let mut cmd = nines_access::host::HostCommand::new("bash")
+            .arg("-c")
+            .arg(
+                "set -o pipefail; f=\"$1\"; shift; TZ=UTC mariadb-binlog \"$@\" | mariadb --socket=\"$f\" --user=root --binary-mode",
+            )
+            .arg("bash")
+            .arg(&node.settings.layout.socket)
+        .arg(format!("--start-position={position}"));
+        if let Some(t) = target.until {
+            cmd = cmd.arg(format!("--stop-datetime={}", t.format("%Y-%m-%d %H:%M:%S")));
+        }
+        if let Some(g) = &target.until_gtid {
+            cmd = cmd.arg(format!("--stop-position={g}"));
+        }
+        for f in &files {
+            cmd = cmd.arg(f);
+        }
+        ctx.info(&format!(
+            "{}: replaying {} archived binlog file(s) of {server} from GTID {position} {}",
+            node.endpoint,
+            files.len(),
+            target.describe()
+        ))
+        .await;
+        let out = node
+            .host
+            .run(&cmd.sudo(true), ops::STREAM_TIMEOUT)
+            .await
+            .map_err(|e| JobError::Failed(e.to_string()))?;
+        if !out.success() {
+            return Err(JobError::Failed(format!(
+                "{}: replaying the binlogs of {server} failed: {}",
+                node.endpoint,
+                nines_ops::node::failure_summary(&out.stderr_text(), "")
+            )));
+        }
+        applied_servers += 1;
+        let now = node
+            .sql("SELECT @@gtid_binlog_pos")
+            .await
+            .map_err(op)?
+            .trim()
+            .to_string();
+        if !now.is_empty() {
+            position = now;
+        }
+    }
+    if let Err(e) = node
+        .run(
+            nines_access::host::HostCommand::shell("rm -rf \"$1\"").arg(&base),
+            nines_ops::node::SHORT,
+        )
+        .await
+    {
+        ctx.log(LogLevel::Warn, &format!("cannot remove {base}: {e}"))
+            .await;
+    }
+    ctx.info(&format!(
+        "rolled forward {} with the binlogs of {applied_servers} server(s): now at GTID {position}",
+        target.describe()
+    ))
+    .await;
+    Ok(())
+}
+
+/// Restores backup `id` onto `cluster`, rolled forward with the archived binlogs when
+/// asked. Everything is checked first; a cluster whose servers serve needs `force`.
 pub(super) async fn restore(
     ctx: &JobContext,
     env: &JobEnv,
     cluster: &str,
     id: i64,
     force: bool,
+    target: &RollForward,
 ) -> Result<(), JobError> {
     let c = load(env, cluster).await.map_err(JobError::refused)?;
     let targets = c.targets(env).map_err(JobError::refused)?;
@@ -761,19 +966,28 @@ pub(super) async fn restore(
         first.endpoint
     ))
     .await;
+    let last = links[links.len() - 1].clone();
     if method == BackupMethod::Logical {
         ctx.progress("load", 30).await;
         stream_into(first, &opened[0].0, &opened[0].1, &opened[0].2, None).await?;
+        if target.wanted() {
+            roll_forward(ctx, env, first, &last, target).await?;
+        }
         let msg = format!(
-            "backup {id} (logical) loaded into `{cluster}` through {}",
-            first.endpoint
+            "backup {id} (logical) loaded into `{cluster}` through {}{}",
+            first.endpoint,
+            if target.wanted() {
+                format!(" and rolled forward {}", target.describe())
+            } else {
+                String::new()
+            }
         );
         ctx.info(&msg).await;
         env.store
             .add_event(cluster, None, "backup_restored", &msg)
             .await
             .map_err(store_err)?;
-        return Ok(());
+        return new_epoch(env, cluster).await;
     }
     // Physical: every server stops; the first gets the prepared copy; the others follow.
     ctx.progress("stop", 15).await;
@@ -832,6 +1046,10 @@ pub(super) async fn restore(
         return Err(op(e));
     }
     ops::drop_old_datadir(first).await.map_err(op)?;
+    if target.wanted() {
+        ctx.progress("roll forward", 50).await;
+        roll_forward(ctx, env, first, &last, target).await?;
+    }
     ctx.progress("followers", 60).await;
     match c.record.cluster_type {
         ClusterType::Standalone => {}
@@ -882,7 +1100,12 @@ pub(super) async fn restore(
         .await
         .map_err(|e| JobError::Failed(e.to_string()))?;
     let msg = format!(
-        "backup {id} ({method}) restored onto `{cluster}`{}",
+        "backup {id} ({method}) restored onto `{cluster}`{}{}",
+        if target.wanted() {
+            format!(" and rolled forward {}", target.describe())
+        } else {
+            String::new()
+        },
         links
             .last()
             .and_then(|b| b.gtid_position.clone())
@@ -895,6 +1118,17 @@ pub(super) async fn restore(
         .add_event(cluster, None, "backup_restored", &msg)
         .await
         .map_err(store_err)?;
+    new_epoch(env, cluster).await
+}
+
+/// A restore gave the cluster a new history: its binlog archive starts a new epoch.
+async fn new_epoch(env: &JobEnv, cluster: &str) -> Result<(), JobError> {
+    if let Some(mut a) = env.store.archive_state(cluster).await.map_err(store_err)? {
+        a.epoch += 1;
+        a.caught_up_at = None;
+        a.server = None;
+        env.store.set_archive_state(&a).await.map_err(store_err)?;
+    }
     Ok(())
 }
 
@@ -933,7 +1167,7 @@ pub(super) async fn purge(
             humanize(window_secs)
         ))
         .await;
-        return Ok(());
+        return purge_binlogs(ctx, env, cluster, repo_name).await;
     }
     let (repo, _) = open_repo(env, repo_name).await?;
     for id in &gone {
@@ -959,6 +1193,79 @@ pub(super) async fn purge(
         ctx.info(&msg).await;
         env.store
             .add_event(cluster, None, "backup_purged", &msg)
+            .await
+            .map_err(store_err)?;
+    }
+    purge_binlogs(ctx, env, cluster, repo_name).await
+}
+
+/// Deletes the archived binlog files (whole files, every piece) of the repository that end
+/// before the oldest backup it keeps began: no kept backup rolls forward through them.
+async fn purge_binlogs(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    repo_name: &str,
+) -> Result<(), JobError> {
+    let kept = env.store.backups(Some(cluster)).await.map_err(store_err)?;
+    let Some(oldest) = kept
+        .iter()
+        .filter(|b| b.repo == repo_name && b.state == BackupState::Completed)
+        .map(|b| b.started_at)
+        .min()
+    else {
+        return Ok(());
+    };
+    let segments = env
+        .store
+        .segments(cluster, repo_name)
+        .await
+        .map_err(store_err)?;
+    let mut files: HashMap<(i64, String, String), Vec<&nines_store::SegmentRecord>> =
+        HashMap::new();
+    for s in &segments {
+        files
+            .entry((s.epoch, s.server.clone(), s.file.clone()))
+            .or_default()
+            .push(s);
+    }
+    let (repo, _) = open_repo(env, repo_name).await?;
+    let mut removed = 0usize;
+    for ((epoch, server, file), pieces) in files {
+        let old = pieces
+            .iter()
+            .all(|p| p.last_time.is_some_and(|t| t < oldest));
+        if !old {
+            continue;
+        }
+        for p in &pieces {
+            repo.delete_segment(
+                cluster,
+                epoch,
+                &server,
+                &file,
+                u64::try_from(p.offset).unwrap_or(0),
+            )
+            .await
+            .map_err(JobError::Failed)?;
+        }
+        let ids: Vec<i64> = pieces.iter().map(|p| p.id).collect();
+        env.store.delete_segments(&ids).await.map_err(store_err)?;
+        removed += 1;
+        ctx.info(&format!(
+            "retention: removed archived binlog {file} of {server} (epoch {epoch}, {} pieces): older than the oldest kept backup",
+            pieces.len()
+        ))
+        .await;
+    }
+    if removed > 0 {
+        env.store
+            .add_event(
+                cluster,
+                None,
+                "backup_purged",
+                &format!("retention: removed {removed} archived binlog file(s) from `{repo_name}`"),
+            )
             .await
             .map_err(store_err)?;
     }

@@ -8,6 +8,7 @@
 //! lost wake-up costs at most a second. At start-up, jobs a previous controller left
 //! running are closed as failed (their steps are not all idempotent yet).
 
+pub mod archive;
 pub mod backup;
 mod context;
 mod create;
@@ -317,7 +318,15 @@ impl JobRunner {
                 cluster,
                 backup_id,
                 force,
-            } => backup::restore(ctx, env, cluster, *backup_id, *force).await,
+                until,
+                until_gtid,
+            } => {
+                let target = backup::RollForward {
+                    until: *until,
+                    until_gtid: until_gtid.clone(),
+                };
+                backup::restore(ctx, env, cluster, *backup_id, *force, &target).await
+            }
         }
     }
 }
