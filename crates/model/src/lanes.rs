@@ -11,7 +11,7 @@
 //! | topology | long read-only work (a new node's data copy, later backups and verification restores) | shared |
 //! | provision | adding a node (server ids and the donor are chosen from the membership) | exclusive |
 //! | backup | taking a backup (shared on topology: never delays a failover) | exclusive |
-//! | backup | verifying a backup | shared |
+//! | none | verifying a stored backup (beside anything) | - |
 //! | all three | restoring a backup onto the cluster | exclusive |
 //!
 //! So a node's data copy (hours, maybe) never delays a failover, while a planned change
@@ -101,7 +101,9 @@ impl JobSpec {
                 lock(Lane::Topology, LockMode::Shared),
                 lock(Lane::Backup, LockMode::Exclusive),
             ],
-            Self::VerifyBackup { .. } => vec![lock(Lane::Backup, LockMode::Shared)],
+            // Reading a stored backup (and preparing it in a scratch directory) touches
+            // nothing of the cluster's: it runs beside anything.
+            Self::VerifyBackup { .. } => vec![],
             Self::RestoreBackup { .. } => vec![
                 lock(Lane::Topology, LockMode::Exclusive),
                 lock(Lane::Provision, LockMode::Exclusive),
