@@ -51,6 +51,7 @@ nines is running, and so is the Galera cluster it deployed.
   CLI:        export NINES_SERVER=http://$LISTEN NINES_DATA_DIR=$DATA
               $NINES node list --cluster demo
               $NINES cluster rolling-restart --name demo --wait
+              $NINES backup create --cluster demo --wait      (then: backup list, backup restore)
   Cluster:    mariadb -h ${FIRST%:*} -u demo -p"\$(cat $PASSWORD_FILE)"   (nodes: $NODES)
   Logs:       $DATA/controller.log, node logs in $DB/*.nines/error.log
 
