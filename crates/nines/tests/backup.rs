@@ -693,3 +693,127 @@ async fn point_in_time_restore_stops_exactly_between_two_writes() {
     }
     drop(leases);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binlog_archive_follows_a_failover_and_a_restore_replays_both_primaries() {
+    use chrono::{DateTime, Utc};
+    let leases = nines_testkit::lease_addresses(3).expect("leases");
+    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let ctl = Controller::start().await;
+    let dir = DeployDir::new();
+    let out = create_cluster(
+        &ctl,
+        "fo",
+        "replication",
+        &addrs.join(","),
+        &dir.template(),
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    sql(
+        &addrs[0],
+        "dba",
+        ADMIN_PW,
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64))",
+    )
+    .await
+    .expect("schema");
+    insert(&addrs[0], 1, 10).await;
+    let healthy = || async {
+        ctl.cluster("fo")
+            .await
+            .is_some_and(|c| c["state"] == "healthy")
+    };
+    assert!(wait_until(Duration::from_secs(30), healthy).await);
+    let b = take(&ctl, "fo", &[]);
+    assert_eq!(b["verified"], true, "{b}");
+    insert(&addrs[0], 11, 20).await;
+
+    // The primary dies; nines fails over; the new primary takes the next writes.
+    let armed = wait_until(Duration::from_secs(30), || async {
+        ctl.json(&["events", "--cluster", "fo", "--limit", "500"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "failover_armed")
+    })
+    .await;
+    assert!(armed);
+    let pid = std::fs::read_to_string(format!(
+        "{}.nines/mysqld.pid",
+        dir.datadir(&addrs[0], 3306).display()
+    ))
+    .unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let new_primary = || async {
+        ctl.nodes("fo")
+            .await
+            .into_iter()
+            .find(|n| {
+                n["role"] == "primary"
+                    && n["state"] == "online"
+                    && n["address"] != format!("{}:3306", addrs[0])
+            })
+            .and_then(|n| {
+                n["address"]
+                    .as_str()
+                    .map(|a| a.trim_end_matches(":3306").to_string())
+            })
+    };
+    let promoted = wait_until(Duration::from_secs(60), || async {
+        new_primary().await.is_some()
+    })
+    .await;
+    assert!(promoted, "{:?}", ctl.nodes("fo").await);
+    let primary = new_primary().await.unwrap();
+    insert(&primary, 21, 30).await;
+    let written = Utc::now();
+    let last_gtid = sql(&primary, "dba", ADMIN_PW, "SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()[0]
+        .clone();
+    // The archive follows the new primary and catches up past its writes.
+    let caught_up = wait_until(Duration::from_secs(60), || async {
+        let w = ctl.json(&["backup", "window", "--cluster", "fo"]);
+        w["latest"]
+            .as_str()
+            .and_then(|l| DateTime::parse_from_rfc3339(l).ok())
+            .is_some_and(|l| l.with_timezone(&Utc) > written)
+    })
+    .await;
+    assert!(
+        caught_up,
+        "{}",
+        ctl.json(&["backup", "window", "--cluster", "fo"])
+    );
+    // Once the old primary is back as a replica, restore the backup rolled forward to
+    // the last write: every row of both primaries, once, on every node.
+    assert!(
+        wait_until(Duration::from_secs(90), healthy).await,
+        "{:?}",
+        ctl.cluster("fo").await
+    );
+    let out = ctl.cli(&[
+        "backup",
+        "restore",
+        &b["id"].to_string(),
+        "--cluster",
+        "fo",
+        "--force",
+        "--until-gtid",
+        &last_gtid,
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        all_agree(&addrs, &range(1, 30)).await,
+        "not every row on every node"
+    );
+    drop(leases);
+}
