@@ -110,11 +110,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let path = format!("/api/v1/clusters/{}?purge={purge}", cluster_seg(&name)?);
             started(&client, f, client.delete(&path).await?, wait).await
         }
-        Command::Node(NodeCmd::Add { node: a, source }) => {
+        Command::Node(NodeCmd::Add {
+            node: a,
+            source,
+            from_backup,
+        }) => {
             let path = format!("/api/v1/clusters/{}/nodes", cluster_seg(&a.cluster)?);
             let body = nines_model::api::AddNodeRequest {
                 node: a.node.clone(),
                 source,
+                from_backup,
             };
             started(&client, f, client.post(&path, &body).await?, a.wait).await
         }

@@ -686,8 +686,12 @@ pub enum NodeCmd {
         #[command(flatten)]
         node: NodeArgs,
         /// The node to copy from (Galera donor, or the replica's backup source); default: nines chooses.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "from_backup")]
         source: Option<String>,
+        /// Replication: provision the new replica from this stored backup (an id from
+        /// `nines backup list`) instead of copying a live node.
+        #[arg(long)]
+        from_backup: Option<i64>,
     },
     /// Remove a node: by default stop it and keep its data.
     Remove {

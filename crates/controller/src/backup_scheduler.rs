@@ -82,6 +82,8 @@ async fn tick(
             node: None,
             repo: s.repo.clone(),
             retention_secs: s.retention_secs.and_then(|r| u64::try_from(r).ok()),
+            // A scheduled backup is proven by a restore onto a throwaway server.
+            verify_restore: true,
         };
         let job = jobs.submit(&spec, REQUESTER).await?;
         let msg = format!(

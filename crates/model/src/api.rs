@@ -257,6 +257,10 @@ pub struct AddNodeRequest {
     /// Default: nines chooses (Galera picks its donor; a running replica, else the primary).
     #[serde(default)]
     pub source: Option<String>,
+    /// Replication clusters: provision the new replica from this stored backup of the
+    /// cluster instead of copying a live node.
+    #[serde(default)]
+    pub from_backup: Option<i64>,
 }
 
 /// Parses sizes like `512M`, `2G`, `1048576`.

@@ -234,6 +234,10 @@ pub enum JobSpec {
         #[serde(default)]
         #[schema(value_type = Option<String>)]
         source: Option<Endpoint>,
+        /// Replication clusters: provision the new replica from this stored backup
+        /// instead of a live node (nothing is read from the cluster but the binlogs since).
+        #[serde(default)]
+        from_backup: Option<i64>,
     },
     /// Remove a node from a cluster.
     RemoveNode {
@@ -307,6 +311,9 @@ pub enum JobSpec {
         /// does not need (scheduled backups with a retention).
         #[serde(default)]
         retention_secs: Option<u64>,
+        /// Check the backup by restoring it onto a throwaway server (scheduled backups).
+        #[serde(default)]
+        verify_restore: bool,
     },
     /// Check a backup: every chunk, and a physical backup's `--prepare`.
     VerifyBackup { cluster: String, backup_id: i64 },

@@ -173,6 +173,7 @@ mod tests {
             cluster: c.into(),
             node: ep(),
             source: None,
+            from_backup: None,
         }
     }
 
@@ -183,6 +184,7 @@ mod tests {
             node: None,
             repo: "local".into(),
             retention_secs: None,
+            verify_restore: false,
         }
     }
 

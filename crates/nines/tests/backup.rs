@@ -175,6 +175,37 @@ async fn full_incremental_and_logical_backups_restore_every_row_and_damage_is_re
         );
     }
 
+    // A verification restores each backup onto a throwaway server and counts its rows.
+    for (b, rows) in [(&inc, 200), (&logical, 300)] {
+        let id = b["id"].to_string();
+        let out = ctl.cli(&["backup", "verify", &id, "--wait"]);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        let v = ctl.json(&["backup", "list", "--cluster", "bk"]);
+        let v = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == b["id"])
+            .unwrap()
+            .clone();
+        let note = v["verify_note"].as_str().unwrap();
+        assert!(
+            note.contains("throwaway server") && note.contains(&format!("1 tables, {rows} rows")),
+            "{v}"
+        );
+    }
+    // Nothing of the throwaway servers is left.
+    let node_dir = format!("{}.nines", dir.datadir(&addr, 3306).display());
+    assert!(std::path::Path::new(&node_dir).is_dir(), "{node_dir}");
+    let left = std::fs::read_dir(&node_dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("verify-"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(left, 0);
+
     // Rows written after the backups; a restore over the serving server needs --force.
     insert(&addr, 301, 400).await;
     let id = inc["id"].to_string();
@@ -814,6 +845,90 @@ async fn the_binlog_archive_follows_a_failover_and_a_restore_replays_both_primar
     assert!(
         all_agree(&addrs, &range(1, 30)).await,
         "not every row on every node"
+    );
+    drop(leases);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_is_provisioned_from_a_stored_backup() {
+    let leases = nines_testkit::lease_addresses(3).expect("leases");
+    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let ctl = Controller::start().await;
+    let dir = DeployDir::new();
+    let out = create_cluster(
+        &ctl,
+        "nr",
+        "replication",
+        &addrs[..2].join(","),
+        &dir.template(),
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    sql(
+        &addrs[0],
+        "dba",
+        ADMIN_PW,
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64))",
+    )
+    .await
+    .expect("schema");
+    insert(&addrs[0], 1, 50).await;
+    let healthy = wait_until(Duration::from_secs(30), || async {
+        ctl.cluster("nr")
+            .await
+            .is_some_and(|c| c["state"] == "healthy")
+    })
+    .await;
+    assert!(healthy);
+    let b = take(&ctl, "nr", &[]);
+    let logical = take(&ctl, "nr", &["--method", "logical"]);
+    // Rows written after the backup reach the new replica by replication.
+    insert(&addrs[0], 51, 60).await;
+
+    let new_node = format!("{}:3306", addrs[2]);
+    // A logical backup cannot make a replica; the refusal names the field.
+    let out = ctl.cli(&[
+        "node",
+        "add",
+        "--cluster",
+        "nr",
+        "--node",
+        &new_node,
+        "--from-backup",
+        &logical["id"].to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("field `from_backup`"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = ctl.cli(&[
+        "node",
+        "add",
+        "--cluster",
+        "nr",
+        "--node",
+        &new_node,
+        "--from-backup",
+        &b["id"].to_string(),
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("restoring backup {}", b["id"])),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        all_agree(&addrs, &range(1, 60)).await,
+        "the new replica does not hold every row"
+    );
+    insert(&addrs[0], 61, 70).await;
+    assert!(
+        all_agree(&addrs, &range(1, 70)).await,
+        "the new replica does not replicate"
     );
     drop(leases);
 }

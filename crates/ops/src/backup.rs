@@ -251,6 +251,155 @@ pub async fn put_back_old_datadir(node: &NodeTarget) -> Result<(), OpError> {
     Ok(())
 }
 
+/// A server nines starts on a scratch data directory to prove a backup restores, and
+/// removes afterwards: no network (socket only), no binary log, no replication.
+#[derive(Debug, Clone)]
+pub struct Throwaway {
+    pub dir: String,
+    pub socket: String,
+}
+
+/// Starts a throwaway server on `dir` (a prepared copy; or, with `initialise`, a new
+/// empty data directory) and waits until it answers.
+pub async fn start_throwaway(
+    node: &NodeTarget,
+    dir: &str,
+    id: i64,
+    initialise: bool,
+) -> Result<Throwaway, OpError> {
+    let socket = format!("/tmp/nines-verify-{id}.sock");
+    node.run(
+        HostCommand::shell(
+            r#"set -e
+if [ "$3" = 1 ]; then rm -rf "$1"; mkdir -p "$1"; mariadb-install-db --user=mysql --datadir="$1" --auth-root-authentication-method=socket >/dev/null 2>&1; fi
+chown -R mysql:mysql "$1"
+rm -f "$2"
+setsid mariadbd --no-defaults --user=mysql --datadir="$1" --socket="$2" --pid-file="$1.pid"   --log-error="$1.err" --skip-networking --skip-log-bin --skip-slave-start   --innodb-buffer-pool-size=128M </dev/null >/dev/null 2>&1 &"#,
+        )
+        .arg(dir)
+        .arg(&socket)
+        .arg(if initialise { "1" } else { "0" }),
+        Duration::from_secs(120),
+    )
+    .await?;
+    let t = Throwaway {
+        dir: dir.to_string(),
+        socket,
+    };
+    if let Err(e) = nines_access::host::sql::wait_sql_ready(
+        node.host.as_ref(),
+        &t.socket,
+        Duration::from_secs(300),
+    )
+    .await
+    {
+        let log = node
+            .run(
+                HostCommand::new("tail")
+                    .arg("-n")
+                    .arg("8")
+                    .arg(format!("{dir}.err")),
+                SHORT,
+            )
+            .await
+            .unwrap_or_default();
+        stop_throwaway(node, &t).await;
+        return Err(OpError::Invalid(format!(
+            "{}: the throwaway server on {dir} did not start: {e}; its log ends: {}",
+            node.endpoint,
+            failure_summary("", &log)
+        )));
+    }
+    Ok(t)
+}
+
+/// Tables (outside the system schemas) and their rows, counted on a throwaway server.
+pub async fn count_rows(node: &NodeTarget, t: &Throwaway) -> Result<(usize, u64), OpError> {
+    let sql = |q: String| {
+        let socket = t.socket.clone();
+        async move {
+            nines_access::host::sql::run_sql(
+                node.host.as_ref(),
+                &socket,
+                &q,
+                Duration::from_secs(600),
+            )
+            .await
+            .map_err(|e| {
+                OpError::Invalid(format!("{}: on the throwaway server: {e}", node.endpoint))
+            })
+        }
+    };
+    let tables = sql(
+        "SELECT CONCAT('`', REPLACE(table_schema, '`', '``'), '`.`', REPLACE(table_name, '`', '``'), '`')          FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN          ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1 LIMIT 1000"
+            .to_string(),
+    )
+    .await?;
+    let tables: Vec<&str> = tables.lines().filter(|l| !l.trim().is_empty()).collect();
+    if tables.is_empty() {
+        return Ok((0, 0));
+    }
+    let counts = sql(tables
+        .iter()
+        .map(|t| format!("SELECT COUNT(*) FROM {t};"))
+        .collect::<String>())
+    .await?;
+    let rows = counts
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .sum();
+    Ok((tables.len(), rows))
+}
+
+/// Feeds a SQL dump to a throwaway server.
+pub async fn load_dump_into(
+    node: &NodeTarget,
+    t: &Throwaway,
+    source: &mut (dyn AsyncRead + Send + Unpin),
+) -> Result<(), OpError> {
+    let out = node
+        .host
+        .run_streaming(
+            &HostCommand::new("mariadb")
+                .arg(format!("--socket={}", t.socket))
+                .arg("--user=root")
+                .arg("--binary-mode")
+                .sudo(true),
+            STREAM_TIMEOUT,
+            Some(source),
+            None,
+        )
+        .await
+        .map_err(|e| OpError::Invalid(format!("{}: loading the dump: {e}", node.endpoint)))?;
+    if !out.success() {
+        return Err(OpError::Invalid(format!(
+            "{}: loading the dump into the throwaway server failed: {}",
+            node.endpoint,
+            failure_summary(&out.stderr_text(), &out.stdout_text())
+        )));
+    }
+    Ok(())
+}
+
+/// Stops a throwaway server and removes its files (best effort: it is scratch).
+pub async fn stop_throwaway(node: &NodeTarget, t: &Throwaway) {
+    let r = node
+        .run(
+            HostCommand::shell(
+                r#"p=$(cat "$1.pid" 2>/dev/null); if [ -n "$p" ]; then kill "$p" 2>/dev/null;
+for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; kill -9 "$p" 2>/dev/null; fi
+rm -rf "$1" "$1.pid" "$1.err" "$2"; true"#,
+            )
+            .arg(&t.dir)
+            .arg(&t.socket),
+            Duration::from_secs(60),
+        )
+        .await;
+    if let Err(e) = r {
+        tracing::warn!(node = %node.endpoint, error = %e, "cannot remove a throwaway server");
+    }
+}
+
 /// A scratch directory for a restore on the node's host, beside its own files.
 pub fn scratch_dir(node: &NodeTarget, purpose: &str) -> String {
     format!("{}/{purpose}", node.settings.layout.node_dir)

@@ -228,6 +228,7 @@ pub async fn create_backup(
             node,
             repo,
             retention_secs: None,
+            verify_restore: false,
         },
     )
     .await

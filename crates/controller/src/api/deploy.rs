@@ -374,6 +374,31 @@ pub async fn add_node(
             Some(src)
         }
     };
+    if let Some(id) = req.from_backup {
+        if c.cluster_type != ClusterType::Replication {
+            return Err(ApiErr::field(
+                "from_backup",
+                "a node is provisioned from a backup in replication clusters (Galera joiners take a state transfer)",
+            ));
+        }
+        let b = st
+            .store
+            .backup(id)
+            .await?
+            .ok_or_else(|| ApiErr::field("from_backup", format!("backup {id} not found")))?;
+        if b.cluster != name
+            || !b.method.is_physical()
+            || b.state != nines_model::backup::BackupState::Completed
+        {
+            return Err(ApiErr::field(
+                "from_backup",
+                format!(
+                    "backup {id} is a {} {} backup of `{}`: a new replica needs a completed full or incremental backup of `{name}`",
+                    b.state, b.method, b.cluster
+                ),
+            ));
+        }
+    }
     queue(
         &st,
         &caller,
@@ -381,6 +406,7 @@ pub async fn add_node(
             cluster: name,
             node: ep,
             source,
+            from_backup: req.from_backup,
         },
     )
     .await

@@ -192,6 +192,7 @@ pub(super) async fn create(
     method: BackupMethod,
     asked: Option<&Endpoint>,
     repo_name: &str,
+    verify_restore: bool,
 ) -> Result<(), JobError> {
     let c = load(env, cluster).await.map_err(JobError::refused)?;
     if c.record.settings.is_none() {
@@ -364,8 +365,9 @@ pub(super) async fn create(
             return Err(e);
         }
     }
-    // Every backup is checked at once.
-    verify(ctx, env, cluster, rec.id).await
+    // Every backup is checked at once; scheduled ones are also restored onto a
+    // throwaway server.
+    verify(ctx, env, cluster, rec.id, verify_restore).await
 }
 
 /// Records a failed backup, removes what it stored, and raises an alarm event.
@@ -576,10 +578,11 @@ pub(super) async fn verify(
     env: &JobEnv,
     cluster: &str,
     id: i64,
+    restore: bool,
 ) -> Result<(), JobError> {
     ctx.progress("verify", 70).await;
     let started = Instant::now();
-    let result = verify_inner(ctx, env, cluster, id).await;
+    let result = verify_inner(ctx, env, cluster, id, restore).await;
     let (ok, note) = match &result {
         Ok(note) => (
             true,
@@ -610,6 +613,7 @@ async fn verify_inner(
     env: &JobEnv,
     cluster: &str,
     id: i64,
+    restore: bool,
 ) -> Result<String, JobError> {
     let links = chain(env, id).await?;
     let opened = check_chain(ctx, env, &links).await?;
@@ -635,27 +639,68 @@ async fn verify_inner(
                 "backup {id}: the dump does not end as mariadb-dump ends one (truncated?)"
             )));
         }
-        return Ok("chunks checked; the dump is complete".into());
+        if !restore {
+            return Ok("chunks checked; the dump is complete".into());
+        }
+        let node = verify_node(env, cluster, id, &links[0].node).await?;
+        let base = ops::scratch_dir(&node, &format!("verify-{id}"));
+        let started = Instant::now();
+        let t = ops::start_throwaway(&node, &base, id, true)
+            .await
+            .map_err(op)?;
+        let loaded = async {
+            let (mut rd, mut wr) = tokio::io::duplex(1 << 20);
+            let produce = async {
+                let r = nines_backup::read_stream(
+                    repo,
+                    key,
+                    &m.cluster,
+                    m.backup_id,
+                    &m.chunks,
+                    Some(&mut wr),
+                    &|_| {},
+                )
+                .await;
+                drop(wr);
+                r
+            };
+            let (p, c) = tokio::join!(produce, ops::load_dump_into(&node, &t, &mut rd));
+            p.map_err(|e| JobError::Failed(e.to_string()))?;
+            c.map_err(op)?;
+            ops::count_rows(&node, &t).await.map_err(op)
+        }
+        .await;
+        ops::stop_throwaway(&node, &t).await;
+        let (tables, rows) = loaded?;
+        return Ok(format!(
+            "chunks checked; loaded into a throwaway server on {} in {:.1} s: {tables} tables, {rows} rows",
+            node.endpoint,
+            started.elapsed().as_secs_f64()
+        ));
     }
     // --prepare on a node of the cluster (the one it was read from when it is still there).
-    let c = load(env, cluster).await.map_err(JobError::refused)?;
-    let first: Endpoint = links[0]
-        .node
-        .parse()
-        .map_err(|e| JobError::Failed(format!("{e}")))?;
-    let rec = c
-        .nodes
-        .iter()
-        .find(|n| n.endpoint == first)
-        .or_else(|| c.nodes.first())
-        .ok_or_else(|| {
-            JobError::refused(format!(
-                "cluster `{cluster}` has no node to prepare backup {id} on"
-            ))
-        })?;
-    let node = c.target(env, rec).map_err(JobError::refused)?;
+    let node = verify_node(env, cluster, id, &links[0].node).await?;
     let base = ops::scratch_dir(&node, &format!("verify-{id}"));
-    let r = prepare_chain(ctx, &node, &opened, &base).await;
+    let started = Instant::now();
+    let r: Result<Option<String>, JobError> = async {
+        prepare_chain(ctx, &node, &opened, &base).await?;
+        if !restore {
+            return Ok(None);
+        }
+        let t = ops::start_throwaway(&node, &base, id, false)
+            .await
+            .map_err(op)?;
+        let up = started.elapsed();
+        let counted = ops::count_rows(&node, &t).await.map_err(op);
+        ops::stop_throwaway(&node, &t).await;
+        let (tables, rows) = counted?;
+        Ok(Some(format!(
+            "restored onto a throwaway server on {} in {:.1} s: {tables} tables, {rows} rows",
+            node.endpoint,
+            up.as_secs_f64()
+        )))
+    }
+    .await;
     if let Err(e) = node
         .run(
             nines_access::host::HostCommand::shell("rm -rf \"$1\" \"$1\".inc-*").arg(&base),
@@ -666,12 +711,39 @@ async fn verify_inner(
         ctx.log(LogLevel::Warn, &format!("cannot remove {base}: {e}"))
             .await;
     }
-    r?;
-    Ok(format!(
+    let restored = r?;
+    let prepared = format!(
         "chunks checked; --prepare of {} backup(s) passed on {}",
         opened.len(),
         node.endpoint
-    ))
+    );
+    Ok(match restored {
+        Some(r) => format!("{prepared}; {r}"),
+        None => prepared,
+    })
+}
+
+/// The node a verification works on: the one the backup was read from when it is still a
+/// node of the cluster, else its first node.
+async fn verify_node(
+    env: &JobEnv,
+    cluster: &str,
+    id: i64,
+    taken_from: &str,
+) -> Result<NodeTarget, JobError> {
+    let c = load(env, cluster).await.map_err(JobError::refused)?;
+    let from: Option<Endpoint> = taken_from.parse().ok();
+    let rec = c
+        .nodes
+        .iter()
+        .find(|n| Some(&n.endpoint) == from.as_ref())
+        .or_else(|| c.nodes.first())
+        .ok_or_else(|| {
+            JobError::refused(format!(
+                "cluster `{cluster}` has no node to verify backup {id} on"
+            ))
+        })?;
+    c.target(env, rec).map_err(JobError::refused)
 }
 
 /// Unpacks a chain into `base` (the full) and `base.inc-N` (incrementals) and prepares.
@@ -1279,4 +1351,49 @@ fn humanize(secs: u64) -> String {
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
+}
+
+/// Puts a stored physical backup of `cluster` (its whole chain, every chunk checked
+/// first) into a new node's empty data directory, prepared; returns the GTID position it
+/// is consistent at, for the new replica to start replicating from.
+pub(super) async fn restore_into_new_node(
+    ctx: &JobContext,
+    env: &JobEnv,
+    cluster: &str,
+    node: &NodeTarget,
+    id: i64,
+) -> Result<String, JobError> {
+    let links = chain(env, id).await?;
+    let last = &links[links.len() - 1];
+    if last.cluster != cluster {
+        return Err(JobError::refused(format!(
+            "backup {id} is of cluster `{}`, not `{cluster}`: its GTIDs are not this cluster's history",
+            last.cluster
+        )));
+    }
+    if !last.method.is_physical() {
+        return Err(JobError::refused(format!(
+            "backup {id} is logical: a new replica is provisioned from a full or incremental backup"
+        )));
+    }
+    let gtid = last
+        .gtid_position
+        .clone()
+        .filter(|g| !g.is_empty())
+        .ok_or_else(|| {
+            JobError::refused(format!(
+                "backup {id} has no GTID position to replicate from"
+            ))
+        })?;
+    let opened = check_chain(ctx, env, &links).await?;
+    let dir = ops::scratch_dir(node, &format!("provision-{id}"));
+    prepare_chain(ctx, node, &opened, &dir).await?;
+    ops::swap_in_datadir(node, &dir).await.map_err(op)?;
+    ops::drop_old_datadir(node).await.map_err(op)?;
+    ctx.info(&format!(
+        "{}: backup {id} restored and prepared, consistent at GTID {gtid}",
+        node.endpoint
+    ))
+    .await;
+    Ok(gtid)
 }

@@ -264,7 +264,8 @@ impl JobRunner {
                 cluster,
                 node,
                 source,
-            } => scale::add_node(ctx, env, cluster, node, source.as_ref()).await,
+                from_backup,
+            } => scale::add_node(ctx, env, cluster, node, source.as_ref(), *from_backup).await,
             JobSpec::RemoveNode {
                 cluster,
                 node,
@@ -304,15 +305,25 @@ impl JobRunner {
                 node,
                 repo,
                 retention_secs,
+                verify_restore,
             } => {
-                backup::create(ctx, env, cluster, *method, node.as_ref(), repo).await?;
+                backup::create(
+                    ctx,
+                    env,
+                    cluster,
+                    *method,
+                    node.as_ref(),
+                    repo,
+                    *verify_restore,
+                )
+                .await?;
                 match retention_secs {
                     Some(secs) => backup::purge(ctx, env, cluster, repo, *secs).await,
                     None => Ok(()),
                 }
             }
             JobSpec::VerifyBackup { cluster, backup_id } => {
-                backup::verify(ctx, env, cluster, *backup_id).await
+                backup::verify(ctx, env, cluster, *backup_id, true).await
             }
             JobSpec::RestoreBackup {
                 cluster,

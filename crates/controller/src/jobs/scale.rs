@@ -33,6 +33,7 @@ pub(super) async fn add_node(
     cluster: &str,
     node: &Endpoint,
     source: Option<&Endpoint>,
+    from_backup: Option<i64>,
 ) -> Result<(), JobError> {
     let c = load(env, cluster).await?;
     let Some(settings) = c.record.settings.clone() else {
@@ -182,7 +183,7 @@ pub(super) async fn add_node(
             r
         }
         ClusterType::Replication => {
-            provision_replica(ctx, env, &c, &existing, &target, source).await
+            provision_replica(ctx, env, &c, &existing, &target, source, from_backup).await
         }
         ClusterType::Standalone => Err(JobError::refused("a standalone cluster has one node")),
     };
@@ -262,6 +263,7 @@ async fn provision_replica(
     existing: &[(NodeTarget, NodePart)],
     target: &NodeTarget,
     chosen: Option<&Endpoint>,
+    from_backup: Option<i64>,
 ) -> Result<(), JobError> {
     let primary = existing
         .iter()
@@ -292,15 +294,27 @@ async fn provision_replica(
     }
     let repl = replication_account(env, c.record.id).await?;
     ctx.progress("copy", 30).await;
-    ctx.info(&format!(
-        "{}: copying data from {} with mariabackup",
-        target.endpoint, source.endpoint
-    ))
-    .await;
-    // The datadir is ours (pre-flight checked its marker): the copy starts from empty.
-    let gtid = nines_ops::stream::copy_datadir(source, target, ctx)
-        .await
-        .map_err(op)?;
+    let gtid = match from_backup {
+        Some(id) => {
+            ctx.info(&format!(
+                "{}: restoring backup {id} instead of copying a live node",
+                target.endpoint
+            ))
+            .await;
+            super::backup::restore_into_new_node(ctx, env, &c.record.name, target, id).await?
+        }
+        None => {
+            ctx.info(&format!(
+                "{}: copying data from {} with mariabackup",
+                target.endpoint, source.endpoint
+            ))
+            .await;
+            // The datadir is ours (pre-flight checked its marker): the copy starts from empty.
+            nines_ops::stream::copy_datadir(source, target, ctx)
+                .await
+                .map_err(op)?
+        }
+    };
     ctx.info(&format!(
         "{}: backup taken at GTID position `{gtid}`",
         target.endpoint

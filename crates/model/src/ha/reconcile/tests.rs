@@ -484,6 +484,7 @@ fn reconcile_scenarios() {
                         cluster: "c".into(),
                         node: ep(4),
                         source: None,
+                        from_backup: None,
                     }
                     .locks(),
                 ],
