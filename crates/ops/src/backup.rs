@@ -23,6 +23,8 @@ pub struct StreamFacts {
     pub gtid_position: String,
     pub from_lsn: Option<u64>,
     pub to_lsn: Option<u64>,
+    /// The binlog file and position the backup is consistent at.
+    pub binlog: Option<(String, u64)>,
 }
 
 /// The shell script that streams a physical backup to stdout: mariabackup's own log
@@ -81,11 +83,27 @@ pub async fn stream_backup(
             failure_summary(&out.stderr_text(), "")
         )));
     }
-    Ok(if method.is_physical() {
-        parse_checkpoints(&out.stderr_text())
-    } else {
-        StreamFacts::default()
-    })
+    if !method.is_physical() {
+        return Ok(StreamFacts::default());
+    }
+    let mut facts = parse_checkpoints(&out.stderr_text());
+    // Galera nodes report no "GTID of the last change" (gtid_current_pos is empty there):
+    // the server translates the binlog position itself.
+    if facts.gtid_position.is_empty()
+        && let Some((file, pos)) = facts.binlog.clone()
+    {
+        let gtid = node
+            .sql(&format!(
+                "SELECT BINLOG_GTID_POS({}, {pos})",
+                nines_access::server::replication::sql_str(&file)
+            ))
+            .await?;
+        let gtid = gtid.trim();
+        if gtid != "NULL" {
+            facts.gtid_position = gtid.to_string();
+        }
+    }
+    Ok(facts)
 }
 
 /// Reads mariabackup's `xtrabackup_checkpoints` and `xtrabackup_info` (as printed by
@@ -103,6 +121,14 @@ pub fn parse_checkpoints(text: &str) -> StreamFacts {
             "binlog_pos" => {
                 if let Some(g) = v.split("GTID of the last change").nth(1) {
                     f.gtid_position = g.trim().trim_matches('\'').trim().to_string();
+                }
+                // filename 'binlog.000002', position '1139', …
+                let quoted: Vec<&str> = v.split('\'').skip(1).step_by(2).collect();
+                if let (Some(file), Some(pos)) = (quoted.first(), quoted.get(1))
+                    && let Ok(pos) = pos.parse::<u64>()
+                    && !file.is_empty()
+                {
+                    f.binlog = Some((file.to_string(), pos));
                 }
             }
             _ => {}
@@ -417,6 +443,13 @@ uuid = 1\nbinlog_pos = filename 'binlog.000002', position '1139', GTID of the la
         assert_eq!(f.from_lsn, Some(0));
         assert_eq!(f.to_lsn, Some(47251));
         assert_eq!(f.gtid_position, "0-1-7");
+        assert_eq!(f.binlog, Some(("binlog.000002".to_string(), 1139)));
+        // Galera: no GTID, but the position to translate.
+        let g = parse_checkpoints(
+            "binlog_pos = filename 'binlog.000002', position '379', GTID of the last change ''",
+        );
+        assert_eq!(g.gtid_position, "");
+        assert_eq!(g.binlog, Some(("binlog.000002".to_string(), 379)));
         assert_eq!(parse_checkpoints("nothing").to_lsn, None);
 
         let head = b"-- MariaDB dump 10.19\n--\n-- CHANGE MASTER TO MASTER_LOG_FILE='binlog.000002', MASTER_LOG_POS=1139;\n\n-- SET GLOBAL gtid_slave_pos='0-1-7,1-2-3';\n";

@@ -1,6 +1,6 @@
 //! Continuous binlog archiving, for point-in-time recovery: every two seconds, for each
 //! cluster nines deployed that has a completed backup, the binary logs of its writer (the
-//! designated primary, or the standalone server) are read from where the archive stopped
+//! designated primary, the standalone server, or a Synced Galera node) are read from where the archive stopped
 //! and the whole events appended since are stored, sealed, in the repository of the
 //! cluster's newest backup (one object per run, its GTIDs and times recorded in the
 //! store). When a pass finds everything the server had written archived, the archive is
@@ -9,8 +9,8 @@
 //! After a failover the new primary's files are archived from their start; a restore
 //! replays each server's files from the GTID position reached so far, so what both
 //! servers hold is applied once. A restore onto the cluster starts a new epoch (the
-//! servers' binlogs start again): backups roll forward within their own epoch. Galera
-//! clusters are not archived yet.
+//! servers' binlogs start again): backups roll forward within their own epoch. A Galera
+//! cluster is archived from a Synced node (every node logs the same GTIDs).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,9 +73,6 @@ pub(super) async fn archive_repo(env: &JobEnv, cluster: &str) -> Result<Option<S
 }
 
 async fn pass(env: &JobEnv, cluster: &str, kind: ClusterType) -> Result<(), String> {
-    if kind == ClusterType::Galera {
-        return Ok(());
-    }
     let Some(repo_name) = archive_repo(env, cluster).await? else {
         return Ok(());
     };
@@ -96,7 +93,15 @@ async fn pass(env: &JobEnv, cluster: &str, kind: ClusterType) -> Result<(), Stri
         caught_up_at: None,
         error: None,
     });
-    let result = archive(env, &c, &repo_name, state.epoch).await;
+    let result = archive(
+        env,
+        &c,
+        &repo_name,
+        state.epoch,
+        kind,
+        state.server.as_deref(),
+    )
+    .await;
     state.repo = repo_name;
     match &result {
         Ok((server, caught_up)) => {
@@ -122,13 +127,38 @@ async fn archive(
     c: &super::targets::Loaded,
     repo_name: &str,
     epoch: i64,
+    kind: ClusterType,
+    last_server: Option<&str>,
 ) -> Result<(String, Option<chrono::DateTime<Utc>>), String> {
     let targets = c.targets(env)?;
-    let Some((node, _)) = targets
-        .iter()
-        .find(|(_, p)| matches!(p, NodePart::Primary | NodePart::Standalone))
-    else {
-        return Err("no writer to archive from".into());
+    let node = if kind == ClusterType::Galera {
+        // Every Galera node logs the same GTIDs (wsrep_gtid_mode): any Synced node will
+        // do; the one archived from last, while it stays Synced.
+        let observed = env.monitor.cluster(&c.record.name);
+        let synced = |ep: &nines_model::Endpoint| {
+            observed.as_ref().is_some_and(|o| {
+                o.nodes.iter().any(|n| {
+                    &n.endpoint == ep
+                        && n.sample
+                            .as_ref()
+                            .and_then(|s| s.wsrep.as_ref())
+                            .is_some_and(|w| w.is_synced() && w.is_primary_component())
+                })
+            })
+        };
+        targets
+            .iter()
+            .map(|(t, _)| t)
+            .filter(|t| synced(&t.endpoint))
+            .max_by_key(|t| Some(t.endpoint.to_string().as_str()) == last_server)
+    } else {
+        targets
+            .iter()
+            .find(|(_, p)| matches!(p, NodePart::Primary | NodePart::Standalone))
+            .map(|(t, _)| t)
+    };
+    let Some(node) = node else {
+        return Err("no writer (or Synced Galera node) to archive from".into());
     };
     let (repo, repo_key) = super::backup::open_repo(env, repo_name)
         .await

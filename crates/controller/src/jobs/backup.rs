@@ -1083,13 +1083,21 @@ pub(super) async fn restore(
             .map_err(op)?;
     }
     ops::swap_in_datadir(first, &restored).await.map_err(op)?;
-    let extra: &[&str] = if c.record.cluster_type == ClusterType::Galera {
+    let galera = c.record.cluster_type == ClusterType::Galera;
+    let extra: &[&str] = if galera {
         &["--wsrep-new-cluster"]
     } else {
         &[]
     };
+    // Galera refuses the session server ids a binlog replay sets: the restored node rolls
+    // forward as a plain server first, then bootstraps the new history.
+    let plain_first = galera && target.wanted();
     let started = async {
-        first.start(extra).await?;
+        if plain_first {
+            first.start(&["--wsrep-provider=none"]).await?;
+        } else {
+            first.start(extra).await?;
+        }
         first.wait_ready(READY_TIMEOUT).await
     }
     .await;
@@ -1121,6 +1129,19 @@ pub(super) async fn restore(
     if target.wanted() {
         ctx.progress("roll forward", 50).await;
         roll_forward(ctx, env, first, &last, target).await?;
+    }
+    if plain_first {
+        first.stop().await.map_err(op)?;
+        first
+            .run(
+                nines_access::host::HostCommand::shell("rm -f \"$1/grastate.dat\"")
+                    .arg(&first.settings.layout.datadir),
+                nines_ops::node::SHORT,
+            )
+            .await
+            .map_err(op)?;
+        first.start(extra).await.map_err(op)?;
+        first.wait_ready(READY_TIMEOUT).await.map_err(op)?;
     }
     ctx.progress("followers", 60).await;
     match c.record.cluster_type {
