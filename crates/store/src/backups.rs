@@ -189,7 +189,12 @@ pub trait BackupStore: Send + Sync {
     /// Forgets archived segments (their objects were deleted).
     async fn delete_segments(&self, ids: &[i64]) -> Result<()>;
     async fn archive_state(&self, cluster: &str) -> Result<Option<ArchiveState>>;
+    /// Records an archiver pass (repository, server, caught-up time, error); the epoch is
+    /// left as it is (only [`BackupStore::new_archive_epoch`] moves it).
     async fn set_archive_state(&self, a: &ArchiveState) -> Result<()>;
+    /// Starts a new epoch of the cluster's archive (a restore changes its history);
+    /// returns it.
+    async fn new_archive_epoch(&self, cluster: &str, repo: &str) -> Result<i64>;
     /// Records that a schedule ran at `ran` and when it runs next.
     async fn schedule_ran(&self, id: i64, ran: DateTime<Utc>, next: DateTime<Utc>) -> Result<()>;
 }
@@ -570,8 +575,7 @@ impl BackupStore for SqliteStore {
         sqlx::query(
             "INSERT INTO binlog_archive (cluster_name, repo, epoch, server, caught_up_at, error) \
              VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (cluster_name) DO UPDATE SET repo = excluded.repo, \
-             epoch = excluded.epoch, server = excluded.server, caught_up_at = excluded.caught_up_at, \
-             error = excluded.error",
+             server = excluded.server, caught_up_at = excluded.caught_up_at, error = excluded.error",
         )
         .bind(&a.cluster)
         .bind(&a.repo)
@@ -582,6 +586,19 @@ impl BackupStore for SqliteStore {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    async fn new_archive_epoch(&self, cluster: &str, repo: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO binlog_archive (cluster_name, repo, epoch) VALUES (?, ?, 1) \
+             ON CONFLICT (cluster_name) DO UPDATE SET epoch = epoch + 1, server = NULL, \
+             caught_up_at = NULL, error = NULL RETURNING epoch",
+        )
+        .bind(cluster)
+        .bind(repo)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("epoch")?)
     }
 
     async fn schedule_ran(&self, id: i64, ran: DateTime<Utc>, next: DateTime<Utc>) -> Result<()> {

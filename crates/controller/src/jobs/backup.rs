@@ -17,6 +17,7 @@ use nines_model::backup::{
     BackupMethod, BackupState, MANIFEST_FORMAT, Manifest, SourceCandidate, choose_source,
     incremental_parent,
 };
+use nines_model::gtid::{MariaDbGtid, MariaDbGtidPos};
 use nines_model::job::{JobError, LogLevel};
 use nines_model::replication::IoThreadState;
 use nines_model::{ClusterType, Endpoint, NodeState, Role};
@@ -880,6 +881,23 @@ async fn roll_forward(
     for server in &servers {
         let mut mine: Vec<&nines_store::SegmentRecord> =
             segments.iter().filter(|s| &s.server == server).collect();
+        // A server whose archive holds nothing past the position reached (a primary that
+        // died before its last binlogs were archived: its successor logged the same
+        // transactions) is skipped; mariadb-binlog would refuse files that never reach
+        // the start position.
+        let reached: MariaDbGtidPos = position.parse().unwrap_or_default();
+        let archived: MariaDbGtidPos = mine
+            .iter()
+            .filter_map(|s| s.last_gtid.as_deref())
+            .filter_map(|g| g.parse::<MariaDbGtid>().ok())
+            .collect();
+        if archived.ahead_of(&reached).is_empty() {
+            ctx.info(&format!(
+                "{server}: nothing past GTID {position} in its archived binlogs; skipped"
+            ))
+            .await;
+            continue;
+        }
         mine.sort_by(|a, c| (&a.file, a.offset).cmp(&(&c.file, c.offset)));
         let dir = format!("{base}/{}", server.replace([':', '[', ']'], "_"));
         let mut files: Vec<String> = Vec::new();
@@ -1025,6 +1043,7 @@ pub(super) async fn restore(
     }
     ctx.progress("check", 5).await;
     let opened = check_chain(ctx, env, &links).await?;
+    new_epoch(ctx, env, cluster).await?;
     let method = links[links.len() - 1].method;
     // The node restored first: the primary, the standalone server, the first Galera node.
     let (first, _) = targets
@@ -1059,7 +1078,7 @@ pub(super) async fn restore(
             .add_event(cluster, None, "backup_restored", &msg)
             .await
             .map_err(store_err)?;
-        return new_epoch(env, cluster).await;
+        return Ok(());
     }
     // Physical: every server stops; the first gets the prepared copy; the others follow.
     ctx.progress("stop", 15).await;
@@ -1211,17 +1230,29 @@ pub(super) async fn restore(
         .add_event(cluster, None, "backup_restored", &msg)
         .await
         .map_err(store_err)?;
-    new_epoch(env, cluster).await
+    Ok(())
 }
 
-/// A restore gave the cluster a new history: its binlog archive starts a new epoch.
-async fn new_epoch(env: &JobEnv, cluster: &str) -> Result<(), JobError> {
-    if let Some(mut a) = env.store.archive_state(cluster).await.map_err(store_err)? {
-        a.epoch += 1;
-        a.caught_up_at = None;
-        a.server = None;
-        env.store.set_archive_state(&a).await.map_err(store_err)?;
-    }
+/// A restore gives the cluster a new history: its binlog archive starts a new epoch, before
+/// any server is touched, so that the archiver never files the restored servers' binlogs
+/// (same file names, other content) under the old one.
+async fn new_epoch(ctx: &JobContext, env: &JobEnv, cluster: &str) -> Result<(), JobError> {
+    let repo = env
+        .store
+        .archive_state(cluster)
+        .await
+        .map_err(store_err)?
+        .map(|a| a.repo)
+        .unwrap_or_else(|| DEFAULT_REPO.to_string());
+    let epoch = env
+        .store
+        .new_archive_epoch(cluster, &repo)
+        .await
+        .map_err(store_err)?;
+    ctx.info(&format!(
+        "the binlog archive of `{cluster}` starts epoch {epoch}: earlier backups roll forward with the binlogs of their own epoch"
+    ))
+    .await;
     Ok(())
 }
 
