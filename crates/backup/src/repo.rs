@@ -101,6 +101,11 @@ impl Repository {
         Path::from(format!("{cluster}/{id:08}/manifest.json"))
     }
 
+    /// An object's bytes.
+    async fn get_bytes(&self, path: &Path) -> Result<Bytes, object_store::Error> {
+        self.store.get(path).await?.bytes().await
+    }
+
     /// Stores one sealed chunk (in parts when large).
     pub async fn put_chunk(
         &self,
@@ -132,12 +137,7 @@ impl Repository {
 
     pub async fn get_chunk(&self, cluster: &str, id: i64, index: u32) -> Result<Bytes, String> {
         let path = Self::chunk_path(cluster, id, index);
-        let got = self.store.get(&path).await;
-        match got {
-            Ok(r) => r.bytes().await,
-            Err(e) => Err(e),
-        }
-        .map_err(|e| {
+        self.get_bytes(&path).await.map_err(|e| {
             repo_err(
                 &format!("read chunk {index} of backup {id} from {}", self.describe),
                 e,
@@ -162,11 +162,7 @@ impl Repository {
 
     pub async fn get_manifest(&self, cluster: &str, id: i64) -> Result<Manifest, String> {
         let path = Self::manifest_path(cluster, id);
-        let bytes = match self.store.get(&path).await {
-            Ok(r) => r.bytes().await,
-            Err(e) => Err(e),
-        }
-        .map_err(|e| {
+        let bytes = self.get_bytes(&path).await.map_err(|e| {
             repo_err(
                 &format!("read the manifest of backup {id} from {}", self.describe),
                 e,
@@ -208,11 +204,10 @@ impl Repository {
         self.put(&path, probe.clone())
             .await
             .map_err(|e| repo_err(&format!("write to {}", self.describe), e))?;
-        let back = match self.store.get(&path).await {
-            Ok(r) => r.bytes().await,
-            Err(e) => Err(e),
-        }
-        .map_err(|e| repo_err(&format!("read from {}", self.describe), e))?;
+        let back = self
+            .get_bytes(&path)
+            .await
+            .map_err(|e| repo_err(&format!("read from {}", self.describe), e))?;
         if back.as_ref() != probe.as_slice() {
             return Err(format!(
                 "{} returned other bytes than were written",
@@ -267,11 +262,7 @@ impl Repository {
         offset: u64,
     ) -> Result<Bytes, String> {
         let path = Self::segment_path(cluster, epoch, server, file, offset);
-        match self.store.get(&path).await {
-            Ok(r) => r.bytes().await,
-            Err(e) => Err(e),
-        }
-        .map_err(|e| {
+        self.get_bytes(&path).await.map_err(|e| {
             repo_err(
                 &format!(
                     "read binlog {file}@{offset} of {server} from {}",

@@ -60,6 +60,40 @@ fn take(ctl: &Controller, cluster: &str, extra: &[&str]) -> Value {
     serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
 }
 
+/// A standalone server deployed by a new controller as cluster `name`, with the table
+/// app.t; the lease keeps its address until dropped.
+async fn standalone(
+    name: &str,
+) -> (
+    Vec<nines_testkit::AddressLease>,
+    String,
+    Controller,
+    DeployDir,
+) {
+    let leases = nines_testkit::lease_addresses(1).expect("leases");
+    let addr = leases[0].addr();
+    let ctl = Controller::start().await;
+    let dir = DeployDir::new();
+    let out = create_cluster(
+        &ctl,
+        name,
+        "standalone",
+        &addr,
+        &dir.template(),
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    sql(
+        &addr,
+        "dba",
+        ADMIN_PW,
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB",
+    )
+    .await
+    .expect("schema");
+    (leases, addr, ctl, dir)
+}
+
 /// Every file under `dir`, recursively.
 fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -79,27 +113,7 @@ fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_incremental_and_logical_backups_restore_every_row_and_damage_is_refused() {
-    let leases = nines_testkit::lease_addresses(1).expect("leases");
-    let addr = leases[0].addr();
-    let ctl = Controller::start().await;
-    let dir = DeployDir::new();
-    let out = create_cluster(
-        &ctl,
-        "bk",
-        "standalone",
-        &addr,
-        &dir.template(),
-        &["--local"],
-    );
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    sql(
-        &addr,
-        "dba",
-        ADMIN_PW,
-        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB",
-    )
-    .await
-    .expect("schema");
+    let (leases, addr, ctl, dir) = standalone("bk").await;
     insert(&addr, 1, 100).await;
 
     // Full: taken, checked at once, with its GTID position.
@@ -296,27 +310,7 @@ async fn a_backup_round_trips_through_s3() {
     let s3 = nines_testkit::S3Server::start("nines-backups")
         .await
         .expect("moto");
-    let leases = nines_testkit::lease_addresses(1).expect("leases");
-    let addr = leases[0].addr();
-    let ctl = Controller::start().await;
-    let dir = DeployDir::new();
-    let out = create_cluster(
-        &ctl,
-        "s3c",
-        "standalone",
-        &addr,
-        &dir.template(),
-        &["--local"],
-    );
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    sql(
-        &addr,
-        "dba",
-        ADMIN_PW,
-        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64))",
-    )
-    .await
-    .expect("schema");
+    let (leases, addr, ctl, _dir) = standalone("s3c").await;
     insert(&addr, 1, 50).await;
 
     let keys = tempfile::tempdir().unwrap();
@@ -658,27 +652,7 @@ async fn a_schedule_fires_and_retention_keeps_only_what_the_window_needs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn point_in_time_restore_stops_exactly_between_two_writes() {
     use chrono::{DateTime, TimeZone, Utc};
-    let leases = nines_testkit::lease_addresses(1).expect("leases");
-    let addr = leases[0].addr();
-    let ctl = Controller::start().await;
-    let dir = DeployDir::new();
-    let out = create_cluster(
-        &ctl,
-        "pit",
-        "standalone",
-        &addr,
-        &dir.template(),
-        &["--local"],
-    );
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    sql(
-        &addr,
-        "dba",
-        ADMIN_PW,
-        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64))",
-    )
-    .await
-    .expect("schema");
+    let (leases, addr, ctl, _dir) = standalone("pit").await;
     insert(&addr, 1, 10).await;
     let b = take(&ctl, "pit", &[]);
     assert_eq!(b["verified"], true, "{b}");

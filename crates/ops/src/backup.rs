@@ -211,11 +211,20 @@ pub async fn load_dump(
     node: &NodeTarget,
     source: &mut (dyn AsyncRead + Send + Unpin),
 ) -> Result<(), OpError> {
+    load_dump_through(node, &node.settings.layout.socket, source).await
+}
+
+/// Feeds a SQL dump from `source` to the server listening on `socket` on the node's host.
+async fn load_dump_through(
+    node: &NodeTarget,
+    socket: &str,
+    source: &mut (dyn AsyncRead + Send + Unpin),
+) -> Result<(), OpError> {
     let out = node
         .host
         .run_streaming(
             &HostCommand::new("mariadb")
-                .arg(format!("--socket={}", node.settings.layout.socket))
+                .arg(format!("--socket={socket}"))
                 .arg("--user=root")
                 .arg("--binary-mode")
                 .sudo(true),
@@ -227,7 +236,7 @@ pub async fn load_dump(
         .map_err(|e| OpError::Invalid(format!("{}: loading the dump: {e}", node.endpoint)))?;
     if !out.success() {
         return Err(OpError::Invalid(format!(
-            "{}: loading the dump failed: {}",
+            "{}: loading the dump through {socket} failed: {}",
             node.endpoint,
             failure_summary(&out.stderr_text(), &out.stdout_text())
         )));
@@ -383,28 +392,7 @@ pub async fn load_dump_into(
     t: &Throwaway,
     source: &mut (dyn AsyncRead + Send + Unpin),
 ) -> Result<(), OpError> {
-    let out = node
-        .host
-        .run_streaming(
-            &HostCommand::new("mariadb")
-                .arg(format!("--socket={}", t.socket))
-                .arg("--user=root")
-                .arg("--binary-mode")
-                .sudo(true),
-            STREAM_TIMEOUT,
-            Some(source),
-            None,
-        )
-        .await
-        .map_err(|e| OpError::Invalid(format!("{}: loading the dump: {e}", node.endpoint)))?;
-    if !out.success() {
-        return Err(OpError::Invalid(format!(
-            "{}: loading the dump into the throwaway server failed: {}",
-            node.endpoint,
-            failure_summary(&out.stderr_text(), &out.stdout_text())
-        )));
-    }
-    Ok(())
+    load_dump_through(node, &t.socket, source).await
 }
 
 /// Stops a throwaway server and removes its files (best effort: it is scratch).
