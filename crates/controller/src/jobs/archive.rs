@@ -34,20 +34,87 @@ pub const INTERVAL: Duration = Duration::from_secs(2);
 /// At most this much of one file is read per pass (the rest the next pass).
 const MAX_READ: u64 = 64 << 20;
 
+/// How far behind the archive may fall before an alarm: the 10 s the restorable window
+/// promises, with room for a slow pass.
+pub const LAG_ALARM: chrono::Duration = chrono::Duration::seconds(30);
+
+/// Whether the archive-lag alarm of a cluster is to be raised (`Some(true)`) or cleared
+/// (`Some(false)`): raised once the archive has been behind for longer than
+/// [`LAG_ALARM`] (since it last caught up, or since archiving began in this process),
+/// cleared when it has caught up again.
+pub fn lag_alarm(
+    caught_up_at: Option<chrono::DateTime<Utc>>,
+    watched_since: chrono::DateTime<Utc>,
+    now: chrono::DateTime<Utc>,
+    raised: bool,
+) -> Option<bool> {
+    let since = caught_up_at.map_or(watched_since, |c| c.max(watched_since));
+    let behind = now - since > LAG_ALARM;
+    match (behind, raised) {
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        _ => None,
+    }
+}
+
 /// Runs until `shutdown`.
 pub async fn run(jobs: Arc<JobRunner>, shutdown: CancellationToken) {
     let env = &jobs.env;
     let mut last_error: HashMap<String, String> = HashMap::new();
+    // Since when each cluster's archive (in its current epoch) is watched.
+    let mut watched: HashMap<String, (i64, chrono::DateTime<Utc>)> = HashMap::new();
+    let mut raised: HashMap<String, bool> = HashMap::new();
     loop {
         match env.store.list_clusters().await {
             Ok(clusters) => {
                 for c in clusters {
                     let r = pass(env, &c.name, c.cluster_type).await;
-                    let text = r.err().unwrap_or_default();
+                    let (state, text) = match r {
+                        Ok(state) => (state, String::new()),
+                        Err(e) => (env.store.archive_state(&c.name).await.ok().flatten(), e),
+                    };
                     if !text.is_empty() && last_error.get(&c.name) != Some(&text) {
                         tracing::warn!(cluster = %c.name, error = %text, "binlog archive");
                     }
-                    last_error.insert(c.name, text);
+                    last_error.insert(c.name.clone(), text.clone());
+                    let Some(state) = state else {
+                        watched.remove(&c.name);
+                        continue;
+                    };
+                    let now = Utc::now();
+                    let entry = watched.entry(c.name.clone()).or_insert((state.epoch, now));
+                    if entry.0 != state.epoch {
+                        // A restore started a new history: its archive gets its own time.
+                        *entry = (state.epoch, now);
+                    }
+                    let since = entry.1;
+                    let was = raised.get(&c.name).copied().unwrap_or(false);
+                    if let Some(raise) = lag_alarm(state.caught_up_at, since, now, was) {
+                        raised.insert(c.name.clone(), raise);
+                        let msg = if raise {
+                            format!(
+                                "alarm: the binlog archive of `{}` is more than {} s behind (last caught up: {}){}: points after that cannot be restored",
+                                c.name,
+                                LAG_ALARM.num_seconds(),
+                                state
+                                    .caught_up_at
+                                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                                    .unwrap_or_else(|| "never".into()),
+                                if text.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("; {text}")
+                                }
+                            )
+                        } else {
+                            format!("the binlog archive of `{}` has caught up again", c.name)
+                        };
+                        let kind = if raise { "alarm" } else { "archive_caught_up" };
+                        crate::log_store_error(
+                            "an archive alarm",
+                            env.store.add_event(&c.name, None, kind, &msg).await,
+                        );
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "binlog archive: cannot list clusters"),
@@ -72,13 +139,18 @@ pub(super) async fn archive_repo(env: &JobEnv, cluster: &str) -> Result<Option<S
         .map(|b| b.repo))
 }
 
-async fn pass(env: &JobEnv, cluster: &str, kind: ClusterType) -> Result<(), String> {
+/// One pass over a cluster; its archive state afterwards (None: nothing to archive).
+async fn pass(
+    env: &JobEnv,
+    cluster: &str,
+    kind: ClusterType,
+) -> Result<Option<ArchiveState>, String> {
     let Some(repo_name) = archive_repo(env, cluster).await? else {
-        return Ok(());
+        return Ok(None);
     };
     let c = load(env, cluster).await?;
     if c.record.settings.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let prev = env
         .store
@@ -117,7 +189,7 @@ async fn pass(env: &JobEnv, cluster: &str, kind: ClusterType) -> Result<(), Stri
         .set_archive_state(&state)
         .await
         .map_err(|e| e.to_string())?;
-    result.map(|_| ())
+    result.map(|_| Some(state))
 }
 
 /// One pass over the writer's binlogs; returns the server and, when everything it had
@@ -295,4 +367,34 @@ pub async fn window(
         .min()
         .unwrap_or(newest_at);
     Ok(Some((earliest, latest)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_lag_alarm_is_raised_once_and_cleared_on_catching_up() {
+        let t = |s: i64| Utc.timestamp_opt(1_764_000_000 + s, 0).single().unwrap();
+        // (caught up at, watched since, now, raised, decision)
+        let cases = [
+            (Some(t(0)), t(0), t(10), false, None),
+            (Some(t(0)), t(0), t(31), false, Some(true)),
+            (Some(t(0)), t(0), t(40), true, None),
+            (Some(t(38)), t(0), t(40), true, Some(false)),
+            (None, t(0), t(20), false, None),
+            (None, t(0), t(31), false, Some(true)),
+            // A controller restarted long after the last catch-up gives the archive its
+            // time before alarming.
+            (Some(t(0)), t(100), t(110), false, None),
+        ];
+        for (caught, since, now, raised, want) in cases {
+            assert_eq!(
+                lag_alarm(caught, since, now, raised),
+                want,
+                "{caught:?} {since} {now} {raised}"
+            );
+        }
+    }
 }
