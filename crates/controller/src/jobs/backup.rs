@@ -338,11 +338,11 @@ pub(super) async fn create(
                 .await
                 .map_err(store_err)?;
             let msg = format!(
-                "backup {} of `{cluster}` completed: {method} from {}, {} MiB read, {} MiB stored in `{repo_name}`, {} chunks{}",
+                "backup {} of `{cluster}` completed: {method} from {}, {:.1} MiB read, {:.1} MiB stored in `{repo_name}`, {} chunks{}",
                 rec.id,
                 choice.node,
-                written.plain_bytes >> 20,
-                written.stored_bytes >> 20,
+                written.plain_bytes as f64 / 1048576.0,
+                written.stored_bytes as f64 / 1048576.0,
                 written.chunks.len(),
                 if gtid.is_empty() {
                     String::new()
@@ -1212,18 +1212,18 @@ pub(super) async fn restore(
         .await
         .map_err(|e| JobError::Failed(e.to_string()))?;
     let msg = format!(
-        "backup {id} ({method}) restored onto `{cluster}`{}{}",
-        if target.wanted() {
-            format!(" and rolled forward {}", target.describe())
-        } else {
-            String::new()
-        },
+        "backup {id} ({method}{}) restored onto `{cluster}`{}",
         links
             .last()
             .and_then(|b| b.gtid_position.clone())
             .filter(|g| !g.is_empty())
-            .map(|g| format!(" at GTID {g}"))
-            .unwrap_or_default()
+            .map(|g| format!(", taken at GTID {g}"))
+            .unwrap_or_default(),
+        if target.wanted() {
+            format!(" and rolled forward {}", target.describe())
+        } else {
+            String::new()
+        }
     );
     ctx.info(&msg).await;
     env.store
