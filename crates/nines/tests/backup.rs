@@ -961,3 +961,106 @@ async fn a_new_replica_is_provisioned_from_a_stored_backup() {
     );
     drop(leases);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_during_a_backup_is_not_delayed_by_it() {
+    // The backup is held open at its stream (a test hold point) while the primary dies.
+    let hold = tempfile::tempdir().unwrap();
+    let release = hold.path().join("release");
+    let release_s = release.display().to_string();
+    let leases = nines_testkit::lease_addresses(3).expect("leases");
+    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let ctl = Controller::start_with_env(
+        &[],
+        &[
+            ("NINES_PAUSE_POINT", "backup_stream"),
+            ("NINES_PAUSE_RELEASE", &release_s),
+        ],
+    )
+    .await;
+    let dir = DeployDir::new();
+    let out = create_cluster(
+        &ctl,
+        "fb",
+        "replication",
+        &addrs.join(","),
+        &dir.template(),
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    sql(
+        &addrs[0],
+        "dba",
+        ADMIN_PW,
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64))",
+    )
+    .await
+    .expect("schema");
+    insert(&addrs[0], 1, 10).await;
+    let armed = wait_until(Duration::from_secs(30), || async {
+        ctl.json(&["events", "--cluster", "fb", "--limit", "500"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "failover_armed")
+    })
+    .await;
+    assert!(armed);
+
+    let out = ctl.cli(&["backup", "create", "--cluster", "fb"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let job = |kind: &str| {
+        ctl.json(&["job", "list", "--cluster", "fb"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["kind"] == kind)
+            .cloned()
+    };
+    let held = wait_until(Duration::from_secs(30), || async {
+        ctl.json(&["backup", "list", "--cluster", "fb"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["state"] == "running")
+    })
+    .await;
+    assert!(held, "{:?}", job("backup"));
+
+    let pid = std::fs::read_to_string(format!(
+        "{}.nines/mysqld.pid",
+        dir.datadir(&addrs[0], 3306).display()
+    ))
+    .unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let failed_over = wait_until(Duration::from_secs(30), || async {
+        job("failover").is_some_and(|j| j["state"] == "succeeded")
+    })
+    .await;
+    assert!(failed_over, "{:?} {:?}", job("failover"), job("backup"));
+    // The backup still runs: the failover did not wait for it.
+    assert_eq!(job("backup").unwrap()["state"], "running");
+
+    std::fs::write(&release, b"go").unwrap();
+    let done = wait_until(Duration::from_secs(60), || async {
+        job("backup").is_some_and(|j| j["state"] == "succeeded" || j["state"] == "failed")
+    })
+    .await;
+    assert!(done);
+    let (b, f) = (job("backup").unwrap(), job("failover").unwrap());
+    assert_eq!(b["state"], "succeeded", "{b}");
+    let at =
+        |j: &Value, k: &str| chrono::DateTime::parse_from_rfc3339(j[k].as_str().unwrap()).unwrap();
+    assert!(at(&f, "started_at") > at(&b, "started_at"), "{f} {b}");
+    assert!(at(&f, "finished_at") < at(&b, "finished_at"), "{f} {b}");
+    let backups = ctl.json(&["backup", "list", "--cluster", "fb"]);
+    assert_eq!(backups[0]["state"], "completed", "{backups}");
+    assert_eq!(backups[0]["verified"], true, "{backups}");
+    drop(leases);
+}

@@ -45,6 +45,24 @@ pub fn crash_point(point: &str) {
     }
 }
 
+/// A hold point for the concurrency tests: when `NINES_PAUSE_POINT` names `point`, the
+/// step waits here until the file named by `NINES_PAUSE_RELEASE` exists (at most ten
+/// minutes), so a test can hold a long step open exactly while it does something else.
+/// Nothing sets it outside those tests.
+pub async fn pause_point(point: &str) {
+    if !std::env::var("NINES_PAUSE_POINT").is_ok_and(|p| p == point) {
+        return;
+    }
+    let Ok(release) = std::env::var("NINES_PAUSE_RELEASE") else {
+        return;
+    };
+    tracing::warn!(point, release = %release, "NINES_PAUSE_POINT reached: holding");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+    while !std::path::Path::new(&release).exists() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// An operation's failure, in words for the job log.
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {

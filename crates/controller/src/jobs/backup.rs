@@ -424,6 +424,7 @@ async fn take(
         .await;
     }
     ctx.progress("stream", 10).await;
+    nines_ops::pause_point("backup_stream").await;
     let bytes = Arc::new(AtomicU64::new(0));
     let (mut rd, mut wr) = tokio::io::duplex(1 << 20);
     let produce = async {

@@ -321,8 +321,18 @@ async fn provision_replica(
     ))
     .await;
     ctx.progress("start", 80).await;
-    target.start(&[]).await.map_err(op)?;
-    target.wait_ready(READY_TIMEOUT).await.map_err(op)?;
+    // Said every 10 s while it lasts, so a slow start shows in the job's log.
+    nines_ops::wait::report_while(
+        ctx,
+        &format!("{} to start and answer", target.endpoint),
+        async {
+            target.start(&[]).await?;
+            target.wait_ready(READY_TIMEOUT).await
+        },
+    )
+    .await
+    .map_err(op)?;
+    ctx.info(&format!("{}: started", target.endpoint)).await;
     if !gtid
         .chars()
         .all(|ch| ch.is_ascii_digit() || ch == '-' || ch == ',')
