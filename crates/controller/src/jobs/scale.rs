@@ -342,45 +342,53 @@ async fn provision_replica(
             target.endpoint
         )));
     }
-    // A failover may have run beside the copy: follow the primary of now (the backup's
-    // GTID position is in its history too).
-    let now_primary = super::targets::load(env, &c.record.name)
-        .await
-        .ok()
-        .and_then(|l| {
-            l.targets(env).ok().and_then(|t| {
-                t.into_iter()
-                    .find(|(_, p)| *p == NodePart::Primary)
-                    .map(|(n, _)| n)
-            })
-        });
-    let primary = match &now_primary {
-        Some(p) if p.endpoint != primary.endpoint => {
-            ctx.info(&format!(
-                "the primary changed during the copy: {} replicates from {} instead of {}",
-                target.endpoint, p.endpoint, primary.endpoint
-            ))
-            .await;
-            p
+    // A failover may run beside the copy, or finish just after the new replica was
+    // pointed somewhere: follow the designated primary of now (the copy's GTID position
+    // is in its history too), and look again while the replica does not replicate.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut pointed_at: Option<nines_model::Endpoint> = None;
+    loop {
+        let now_primary = super::targets::load(env, &c.record.name)
+            .await
+            .ok()
+            .and_then(|l| {
+                l.targets(env).ok().and_then(|t| {
+                    t.into_iter()
+                        .find(|(_, p)| *p == NodePart::Primary)
+                        .map(|(n, _)| n)
+                })
+            });
+        let source = now_primary.as_ref().unwrap_or(primary);
+        if pointed_at.as_ref() != Some(&source.endpoint) {
+            if source.endpoint != primary.endpoint {
+                ctx.info(&format!(
+                    "the primary changed during the copy: {} replicates from {} instead of {}",
+                    target.endpoint, source.endpoint, primary.endpoint
+                ))
+                .await;
+            }
+            target
+                .sql(&format!(
+                    "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL gtid_slave_pos='{gtid}'; {}",
+                    change_master_sql(source, &repl)
+                ))
+                .await
+                .map_err(op)?;
+            pointed_at = Some(source.endpoint.clone());
         }
-        _ => primary,
-    };
-    target
-        .sql(&format!(
-            "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL gtid_slave_pos='{gtid}'; {}",
-            change_master_sql(primary, &repl)
-        ))
-        .await
-        .map_err(op)?;
-    wait_replicating(target, Duration::from_secs(120))
-        .await
-        .map_err(op)?;
-    ctx.info(&format!(
-        "{}: replicating from {}",
-        target.endpoint, primary.endpoint
-    ))
-    .await;
-    Ok(())
+        match wait_replicating(target, Duration::from_secs(5)).await {
+            Ok(()) => {
+                ctx.info(&format!(
+                    "{}: replicating from {}",
+                    target.endpoint, source.endpoint
+                ))
+                .await;
+                return Ok(());
+            }
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(JobError::from(op(e))),
+            Err(_) => {}
+        }
+    }
 }
 
 pub(super) async fn replication_account(env: &JobEnv, cluster_id: i64) -> Result<Account, String> {
