@@ -60,8 +60,44 @@ fn take(ctl: &Controller, cluster: &str, extra: &[&str]) -> Value {
     serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
 }
 
-/// A standalone server deployed by a new controller as cluster `name`, with the table
-/// app.t; the lease keeps its address until dropped.
+/// A cluster of `kind` with `n` nodes deployed by a new controller (started with `env`)
+/// as `name`, with the table app.t; the leases keep its addresses until dropped.
+async fn deployed(
+    name: &str,
+    kind: &str,
+    n: usize,
+    env: &[(&str, &str)],
+) -> (
+    Vec<nines_testkit::AddressLease>,
+    Vec<String>,
+    Controller,
+    DeployDir,
+) {
+    let leases = nines_testkit::lease_addresses(n).expect("leases");
+    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let ctl = Controller::start_with_env(&[], env).await;
+    let dir = DeployDir::new();
+    let out = create_cluster(
+        &ctl,
+        name,
+        kind,
+        &addrs.join(","),
+        &dir.template(),
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    sql(
+        &addrs[0],
+        "dba",
+        ADMIN_PW,
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB",
+    )
+    .await
+    .expect("schema");
+    (leases, addrs, ctl, dir)
+}
+
+/// A standalone server deployed as `name` (see [`deployed`]).
 async fn standalone(
     name: &str,
 ) -> (
@@ -70,28 +106,8 @@ async fn standalone(
     Controller,
     DeployDir,
 ) {
-    let leases = nines_testkit::lease_addresses(1).expect("leases");
-    let addr = leases[0].addr();
-    let ctl = Controller::start().await;
-    let dir = DeployDir::new();
-    let out = create_cluster(
-        &ctl,
-        name,
-        "standalone",
-        &addr,
-        &dir.template(),
-        &["--local"],
-    );
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    sql(
-        &addr,
-        "dba",
-        ADMIN_PW,
-        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB",
-    )
-    .await
-    .expect("schema");
-    (leases, addr, ctl, dir)
+    let (leases, addrs, ctl, dir) = deployed(name, "standalone", 1, &[]).await;
+    (leases, addrs[0].clone(), ctl, dir)
 }
 
 /// Every file under `dir`, recursively.
@@ -757,27 +773,7 @@ async fn point_in_time_restore_stops_exactly_between_two_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binlog_archive_follows_a_failover_and_a_restore_replays_both_primaries() {
     use chrono::{DateTime, Utc};
-    let leases = nines_testkit::lease_addresses(3).expect("leases");
-    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
-    let ctl = Controller::start().await;
-    let dir = DeployDir::new();
-    let out = create_cluster(
-        &ctl,
-        "fo",
-        "replication",
-        &addrs.join(","),
-        &dir.template(),
-        &["--local"],
-    );
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    sql(
-        &addrs[0],
-        "dba",
-        ADMIN_PW,
-        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64))",
-    )
-    .await
-    .expect("schema");
+    let (leases, addrs, ctl, dir) = deployed("fo", "replication", 3, &[]).await;
     insert(&addrs[0], 1, 10).await;
     let healthy = || async {
         ctl.cluster("fo")
@@ -968,34 +964,16 @@ async fn a_failover_during_a_backup_is_not_delayed_by_it() {
     let hold = tempfile::tempdir().unwrap();
     let release = hold.path().join("release");
     let release_s = release.display().to_string();
-    let leases = nines_testkit::lease_addresses(3).expect("leases");
-    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
-    let ctl = Controller::start_with_env(
-        &[],
+    let (leases, addrs, ctl, dir) = deployed(
+        "fb",
+        "replication",
+        3,
         &[
             ("NINES_PAUSE_POINT", "backup_stream"),
             ("NINES_PAUSE_RELEASE", &release_s),
         ],
     )
     .await;
-    let dir = DeployDir::new();
-    let out = create_cluster(
-        &ctl,
-        "fb",
-        "replication",
-        &addrs.join(","),
-        &dir.template(),
-        &["--local"],
-    );
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    sql(
-        &addrs[0],
-        "dba",
-        ADMIN_PW,
-        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64))",
-    )
-    .await
-    .expect("schema");
     insert(&addrs[0], 1, 10).await;
     let armed = wait_until(Duration::from_secs(30), || async {
         ctl.json(&["events", "--cluster", "fb", "--limit", "500"])

@@ -537,14 +537,23 @@ async fn check_chain(
     Ok(out)
 }
 
-/// Streams one backup from the repository into `sink` on the node: mbstream into `dir`
-/// (physical), or the server's client (logical).
+/// Where a backup streamed out of the repository goes on a node.
+enum Sink<'a> {
+    /// mbstream into this directory (physical backups).
+    Unpack(&'a str),
+    /// The node's own server (a dump).
+    Load,
+    /// A throwaway server (a dump being verified).
+    LoadInto(&'a ops::Throwaway),
+}
+
+/// Streams one backup from the repository into `sink` on the node.
 async fn stream_into(
     node: &NodeTarget,
     repo: &Repository,
     m: &Manifest,
     key: &Key,
-    dir: Option<&str>,
+    sink: Sink<'_>,
 ) -> Result<(), JobError> {
     let (mut rd, mut wr) = tokio::io::duplex(1 << 20);
     let produce = async {
@@ -562,9 +571,10 @@ async fn stream_into(
         r
     };
     let consume = async {
-        match dir {
-            Some(d) => ops::unpack_into(node, d, &mut rd).await,
-            None => ops::load_dump(node, &mut rd).await,
+        match sink {
+            Sink::Unpack(d) => ops::unpack_into(node, d, &mut rd).await,
+            Sink::Load => ops::load_dump(node, &mut rd).await,
+            Sink::LoadInto(t) => ops::load_dump_into(node, t, &mut rd).await,
         }
     };
     let (p, c) = tokio::join!(produce, consume);
@@ -651,24 +661,7 @@ async fn verify_inner(
             .await
             .map_err(op)?;
         let loaded = async {
-            let (mut rd, mut wr) = tokio::io::duplex(1 << 20);
-            let produce = async {
-                let r = nines_backup::read_stream(
-                    repo,
-                    key,
-                    &m.cluster,
-                    m.backup_id,
-                    &m.chunks,
-                    Some(&mut wr),
-                    &|_| {},
-                )
-                .await;
-                drop(wr);
-                r
-            };
-            let (p, c) = tokio::join!(produce, ops::load_dump_into(&node, &t, &mut rd));
-            p.map_err(|e| JobError::Failed(e.to_string()))?;
-            c.map_err(op)?;
+            stream_into(&node, repo, m, key, Sink::LoadInto(&t)).await?;
             ops::count_rows(&node, &t).await.map_err(op)
         }
         .await;
@@ -761,7 +754,7 @@ async fn prepare_chain(
         } else {
             format!("{base}.inc-{i}")
         };
-        stream_into(node, repo, m, key, Some(&dir)).await?;
+        stream_into(node, repo, m, key, Sink::Unpack(&dir)).await?;
     }
     ops::prepare(node, base, None, ctx).await.map_err(op)?;
     for i in 1..opened.len() {
@@ -1061,7 +1054,7 @@ pub(super) async fn restore(
     let last = links[links.len() - 1].clone();
     if method == BackupMethod::Logical {
         ctx.progress("load", 30).await;
-        stream_into(first, &opened[0].0, &opened[0].1, &opened[0].2, None).await?;
+        stream_into(first, &opened[0].0, &opened[0].1, &opened[0].2, Sink::Load).await?;
         if target.wanted() {
             roll_forward(ctx, env, first, &last, target).await?;
         }
