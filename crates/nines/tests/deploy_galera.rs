@@ -93,6 +93,46 @@ async fn galera_deploy_scale_stop_and_start() {
         assert!(cnf.contains("wsrep_sst_method                = mariabackup"));
     }
 
+    // A donor whose mariabackup cannot read a file fails the transfer: the joiner is started
+    // once more, and the job's error carries what the donor logged (not only the joiner's
+    // "Will never receive state"). The half-added node is then removed.
+    let blocker = dir.datadir(&addrs[1], 3306).join("app").join("blocker.frm");
+    std::fs::write(&blocker, b"not for mysql").unwrap();
+    std::fs::set_permissions(
+        &blocker,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let out = ctl.cli(&[
+        "node",
+        "add",
+        "--cluster",
+        "gal",
+        "--node",
+        &addrs[3],
+        "--source",
+        &addrs[1],
+        "--wait",
+    ]);
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "the state transfer from donor {}:3306 failed on the donor's side",
+            addrs[1]
+        )),
+        "{said}"
+    );
+    assert!(said.contains("starting it once more as a joiner"), "{said}");
+    assert!(
+        said.contains(&format!("the donor {}:3306 logged:", addrs[1]))
+            && said.contains("blocker.frm"),
+        "{said}"
+    );
+    // The half-added node was unregistered; the same command works once the donor can.
+    std::fs::remove_file(&blocker).unwrap();
+    assert_eq!(ctl.nodes("gal").await.len(), 3);
+
     // Grow: a fourth node joins from the donor we choose and has the rows; shrink: purge it.
     let out = ctl.cli(&[
         "node",

@@ -397,12 +397,7 @@ async fn start_galera(d: &Deploy<'_>, reporter: &dyn Reporter) -> Result<(), OpE
             ))
             .await;
         if !node.is_running().await? {
-            crate::wait::report_while(
-                reporter,
-                &format!("{} to start and receive its state", node.endpoint),
-                node.start(&[]),
-            )
-            .await?;
+            crate::galera::start_joiner(node, &[], d.nodes, reporter).await?;
         }
         node.wait_synced(JOIN_TIMEOUT, reporter).await?;
         reporter.info(&format!("{}: Synced", node.endpoint)).await;

@@ -180,7 +180,7 @@ pub async fn execute(
     for (i, e) in plan.then_join.iter().enumerate() {
         check_cancelled(reporter)?;
         reporter.progress("join", pct(2 + i)).await;
-        join(target(nodes, e)?, positions, reporter).await?;
+        join(target(nodes, e)?, nodes, positions, reporter).await?;
     }
     reporter.progress("done", 100).await;
     Ok(())
@@ -241,6 +241,7 @@ async fn bootstrap_stopped(
 /// itself within [`JOIN_BY_ITSELF`] is restarted; a stopped one starts at its position.
 async fn join(
     n: &NodeTarget,
+    peers: &[NodeTarget],
     positions: &[GaleraPosition],
     reporter: &dyn Reporter,
 ) -> Result<(), OpError> {
@@ -272,13 +273,158 @@ async fn join(
         ))
         .await;
     let args: Vec<&str> = pos.iter().map(String::as_str).collect();
-    report_while(
-        reporter,
-        &format!("{} to start and receive its state", n.endpoint),
-        n.start(&args),
-    )
-    .await?;
+    start_joiner(n, &args, peers, reporter).await?;
     n.wait_synced(JOIN_TIMEOUT, reporter).await?;
     reporter.info(&format!("{} is Synced", n.endpoint)).await;
     Ok(())
+}
+
+/// Starts a stopped node as a joiner, waiting through its state transfer. A transfer that
+/// failed on the donor's side (the joiner's log says so) is tried once more: a donor's
+/// mariabackup can fail for a passing reason (a lock it waited too long for, a busy
+/// host), and a second donor request picks again. What the donor logged is added to the
+/// warning and, when the second start fails too, to the error, so that the cause is on
+/// the job rather than on another host.
+pub async fn start_joiner(
+    n: &NodeTarget,
+    args: &[&str],
+    peers: &[NodeTarget],
+    reporter: &dyn Reporter,
+) -> Result<(), OpError> {
+    let what = format!("{} to start and receive its state", n.endpoint);
+    let from = log_size(n).await;
+    let first = match report_while(reporter, &what, n.start(args)).await {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let Some(donor) = failed_donor(&log_since(n, from).await) else {
+        return Err(first);
+    };
+    let said = donor_report(&donor, peers).await;
+    reporter
+        .warn(&format!(
+            "{}: the state transfer from donor {donor} failed on the donor's side{said}; \
+             starting it once more as a joiner",
+            n.endpoint
+        ))
+        .await;
+    check_cancelled(reporter)?;
+    let from = log_size(n).await;
+    match report_while(reporter, &what, n.start(args)).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let e = e.to_string();
+            let said = match failed_donor(&log_since(n, from).await) {
+                Some(d) => donor_report(&d, peers).await,
+                None => String::new(),
+            };
+            Err(OpError::Invalid(format!("{e}{said}")))
+        }
+    }
+}
+
+/// The size of the node's error log, where the lines of the next start begin.
+async fn log_size(n: &NodeTarget) -> u64 {
+    n.run(
+        HostCommand::shell("stat -c %s \"$1\" 2>/dev/null || echo 0")
+            .arg(&n.settings.layout.error_log),
+        SHORT,
+    )
+    .await
+    .ok()
+    .and_then(|s| s.trim().parse().ok())
+    .unwrap_or(0)
+}
+
+/// The state-transfer lines the node's error log gained after `from` bytes (a crash
+/// report after them can push them out of the start error's tail).
+async fn log_since(n: &NodeTarget, from: u64) -> String {
+    n.run(
+        HostCommand::shell(
+            "tail -c +\"$2\" \"$1\" 2>/dev/null | grep -a ': State transfer to ' | tail -n 5; true",
+        )
+        .arg(&n.settings.layout.error_log)
+        .arg((from + 1).to_string()),
+        SHORT,
+    )
+    .await
+    .unwrap_or_default()
+}
+
+/// The donor a joiner's log names as having failed its state transfer, as its
+/// `wsrep_node_name` (nines sets it to `host:port`): from a line like
+/// `0.0 (127.0.0.53:3306): State transfer to 2.0 (127.0.0.55:3306) failed: Invalid argument`.
+pub fn failed_donor(joiner_log: &str) -> Option<String> {
+    joiner_log.lines().rev().find_map(|l| {
+        let (before, after) = l.split_once("): State transfer to ")?;
+        if !after.contains(") failed") {
+            return None;
+        }
+        let name = before.rsplit_once(" (")?.1;
+        (!name.is_empty()).then(|| name.to_string())
+    })
+}
+
+/// What the donor logged about a failed state transfer: the SST script's errors from its
+/// error log and the error lines of its mariabackup log. Empty when the donor is not one of the
+/// known nodes or cannot be read (this only adds to an error).
+async fn donor_report(donor: &str, peers: &[NodeTarget]) -> String {
+    let Some(d) = peers.iter().find(|p| p.endpoint.to_string() == donor) else {
+        return String::new();
+    };
+    let text = d
+        .run(
+            HostCommand::shell(
+                "grep -a 'WSREP_SST: \\[ERROR\\]' \"$1\" 2>/dev/null | tail -n 5; \
+                 grep -aiE 'error|fail|cannot' \"$2/mariabackup.backup.log\" 2>/dev/null | tail -n 8; true",
+            )
+            .arg(&d.settings.layout.error_log)
+            .arg(&d.settings.layout.datadir),
+            SHORT,
+        )
+        .await
+        .unwrap_or_default();
+    let text = text.trim();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!("; the donor {donor} logged:\n{text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failed_donor;
+
+    #[test]
+    fn the_failed_donor_is_read_from_the_joiners_log() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "2026-11-30  6:08:32 0 [Note] WSREP: Member 2.0 (127.0.0.55:3306) requested state transfer from '*any*'. Selected 0.0 (127.0.0.53:3306)(SYNCED) as donor.\n\
+                 2026-11-30  6:08:43 0 [Warning] WSREP: 0.0 (127.0.0.53:3306): State transfer to 2.0 (127.0.0.55:3306) failed: Invalid argument\n\
+                 WSREP_SST: [ERROR] xtrabackup_checkpoints missing, failed mariadb-backup/SST on donor",
+                Some("127.0.0.53:3306"),
+            ),
+            // A transfer that completed is no donor failure.
+            (
+                "2026-11-30  6:08:30 0 [Note] WSREP: 0.0 (127.0.0.53:3306): State transfer to 1.0 (127.0.0.54:3306) complete.",
+                None,
+            ),
+            // A joiner that failed by itself (its own configuration) names no donor.
+            (
+                "2026-11-30  6:08:30 0 [ERROR] mariadbd: unknown variable 'wsrep_bogus=1'\n\
+                 2026-11-30  6:08:30 0 [ERROR] Aborting",
+                None,
+            ),
+            ("", None),
+            // A node name that is not host:port (an imported cluster) is returned as is.
+            (
+                "[Warning] WSREP: 1.0 (db-one): State transfer to 0.0 (db-two) failed: Connection refused",
+                Some("db-one"),
+            ),
+        ];
+        for (log, want) in cases {
+            assert_eq!(failed_donor(log).as_deref(), *want, "{log}");
+        }
+    }
 }

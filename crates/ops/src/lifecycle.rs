@@ -67,9 +67,29 @@ pub async fn start_node(
     part: NodePart,
     reporter: &dyn Reporter,
 ) -> Result<(), OpError> {
+    start_node_among(n, part, &[], reporter).await
+}
+
+/// [`start_node`], with the cluster's other nodes known: a Galera joiner whose donor
+/// failed the state transfer gets the donor's own account of why in its warning or error.
+pub async fn start_node_among(
+    n: &NodeTarget,
+    part: NodePart,
+    peers: &[NodeTarget],
+    reporter: &dyn Reporter,
+) -> Result<(), OpError> {
     if !n.is_running().await? {
-        crate::wait::report_while(reporter, &format!("{} to start", n.endpoint), n.start(&[]))
-            .await?;
+        match part {
+            NodePart::Galera => crate::galera::start_joiner(n, &[], peers, reporter).await?,
+            _ => {
+                crate::wait::report_while(
+                    reporter,
+                    &format!("{} to start", n.endpoint),
+                    n.start(&[]),
+                )
+                .await?;
+            }
+        }
     }
     n.wait_ready(READY_TIMEOUT).await?;
     match part {

@@ -1160,6 +1160,7 @@ pub(super) async fn restore(
     match c.record.cluster_type {
         ClusterType::Standalone => {}
         ClusterType::Galera => {
+            let peers: Vec<NodeTarget> = targets.iter().map(|(t, _)| t.clone()).collect();
             for (t, _) in targets.iter().filter(|(t, _)| t.endpoint != first.endpoint) {
                 // Their old state is of another history: they join by full state transfer.
                 t.run(
@@ -1169,7 +1170,7 @@ pub(super) async fn restore(
                 )
                 .await
                 .map_err(op)?;
-                nines_ops::lifecycle::start_node(t, NodePart::Galera, ctx)
+                nines_ops::lifecycle::start_node_among(t, NodePart::Galera, &peers, ctx)
                     .await
                     .map_err(op)?;
             }

@@ -213,7 +213,7 @@ async fn carry_out(
             if matches!(mode, Mode::Start) {
                 // A Primary component serves: the stopped nodes join it.
                 for t in targets {
-                    lifecycle::start_node(t, NodePart::Galera, ctx)
+                    lifecycle::start_node_among(t, NodePart::Galera, targets, ctx)
                         .await
                         .map_err(op)?;
                 }

@@ -99,6 +99,7 @@ pub(super) async fn cluster_action(
         }
         ClusterAction::RollingRestart => {
             let ordered = restart_order(t, &targets);
+            let peers: Vec<NodeTarget> = targets.iter().map(|(n, _)| n.clone()).collect();
             let n = ordered.len();
             for (i, (node, p)) in ordered.into_iter().enumerate() {
                 if ctx.cancellation().is_cancelled() {
@@ -109,7 +110,9 @@ pub(super) async fn cluster_action(
                 ctx.info(&format!("restarting {} ({}/{n})", node.endpoint, i + 1))
                     .await;
                 lifecycle::stop_node(node, ctx).await.map_err(op)?;
-                lifecycle::start_node(node, *p, ctx).await.map_err(op)?;
+                lifecycle::start_node_among(node, *p, &peers, ctx)
+                    .await
+                    .map_err(op)?;
             }
         }
     }

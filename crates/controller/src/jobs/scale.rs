@@ -165,10 +165,11 @@ pub(super) async fn add_node(
                 .await;
             // A chosen donor is passed for this start only (wsrep_node_name is host:port).
             let donor = source.map(|s| format!("--wsrep-sst-donor={s}"));
-            let started = match &donor {
-                Some(arg) => target.start(&[arg.as_str()]).await.map_err(op),
-                None => Ok(()),
-            };
+            let args: Vec<&str> = donor.iter().map(String::as_str).collect();
+            let peers: Vec<NodeTarget> = existing.iter().map(|(n, _)| n.clone()).collect();
+            let started = nines_ops::galera::start_joiner(&target, &args, &peers, ctx)
+                .await
+                .map_err(op);
             let r = match started {
                 Ok(()) => lifecycle::start_node(&target, NodePart::Galera, ctx)
                     .await
