@@ -1042,3 +1042,150 @@ async fn a_failover_during_a_backup_is_not_delayed_by_it() {
     assert_eq!(backups[0]["verified"], true, "{backups}");
     drop(leases);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_cluster_is_backed_up_archived_and_restored_onto_a_new_server() {
+    use nines_testkit::ReplicationTopology;
+    let topo = ReplicationTopology::start(1, false)
+        .await
+        .expect("topology");
+    let p = topo.primary();
+    // The account nines is registered with has only what docs/backups.md lists.
+    let ops_pw = "ops-backup-pw-31";
+    for stmt in [
+        "CREATE DATABASE app".to_string(),
+        "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB".to_string(),
+        format!("CREATE USER 'ops'@'%' IDENTIFIED BY '{ops_pw}'"),
+        "GRANT SELECT, RELOAD, PROCESS, LOCK TABLES, SHOW VIEW, TRIGGER, EVENT, \
+         BINLOG MONITOR, REPLICA MONITOR, REPLICATION MASTER ADMIN ON *.* TO 'ops'@'%'"
+            .to_string(),
+    ] {
+        p.exec(&stmt).await.expect("setup");
+    }
+    let insert_at = |from: u32, to: u32| {
+        let values: Vec<String> = (from..=to)
+            .map(|i| format!("({i}, '{MARKER}-{i}')"))
+            .collect();
+        format!("INSERT INTO app.t VALUES {}", values.join(","))
+    };
+    p.exec(&insert_at(1, 50)).await.expect("insert");
+    let ctl = Controller::start().await;
+    let pw = common::password_file(ctl.data_dir(), ops_pw);
+    let out = ctl.import("imp", &p.endpoint(), "ops", &pw, &["--local"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("registered replication cluster `imp` with 2 nodes"),
+        "{}",
+        stdout(&out)
+    );
+    let healthy = wait_until(Duration::from_secs(20), || async {
+        ctl.cluster("imp")
+            .await
+            .is_some_and(|c| c["state"] == "healthy")
+    })
+    .await;
+    assert!(healthy, "{:?}", ctl.cluster("imp").await);
+
+    // A physical backup is read from the replica (never the primary unless asked), through
+    // the registered account over TCP; checked at once (prepared beside the replica's data).
+    let full = take(&ctl, "imp", &[]);
+    assert_eq!(full["state"], "completed", "{full}");
+    assert_eq!(
+        full["node"],
+        topo.replica(0).endpoint(),
+        "{full} {}",
+        stdout(&ctl.cli(&["job", "logs", &full["job_id"].to_string()]))
+            + &ctl.json(&["node", "list", "--cluster", "imp"]).to_string()
+    );
+    assert_eq!(full["verified"], true, "{full}");
+    assert!(
+        !full["gtid_position"].as_str().unwrap_or("").is_empty(),
+        "{full}"
+    );
+    let logical = take(&ctl, "imp", &["--method", "logical"]);
+    assert_eq!(logical["state"], "completed", "{logical}");
+    assert_eq!(logical["verified"], true, "{logical}");
+    // The password went to the tools on their standard input: no job log shows it.
+    for b in [&full, &logical] {
+        let out = ctl.cli(&["job", "show", &b["job_id"].to_string()]);
+        assert!(!stdout(&out).contains(ops_pw), "{}", stdout(&out));
+    }
+
+    // nines does not own the imported servers' services: a restore onto them is refused,
+    // saying where a backup can go instead, and nothing is touched.
+    let id = full["id"].to_string();
+    let out = ctl.cli(&[
+        "backup",
+        "restore",
+        &id,
+        "--cluster",
+        "imp",
+        "--force",
+        "--wait",
+    ]);
+    assert!(!out.status.success());
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(said.contains("was imported"), "{said}");
+    let count: Option<u64> = p.query_first("SELECT COUNT(*) FROM app.t").await.unwrap();
+    assert_eq!(count, Some(50));
+
+    // The primary's binlogs are archived: a later write is inside the window.
+    p.exec(&insert_at(51, 60)).await.expect("insert");
+    let written = chrono::Utc::now();
+    let latest = || {
+        let w = ctl.json(&["backup", "window", "--cluster", "imp"]);
+        w["latest"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    let caught_up = wait_until(Duration::from_secs(30), || async {
+        latest().is_some_and(|t| t > written)
+    })
+    .await;
+    assert!(caught_up, "{:?}", latest());
+
+    // Onto a new standalone server nines deploys: the backup, rolled forward to the last
+    // write through the imported primary's archived binlogs.
+    let lease = nines_testkit::lease_addresses(1).expect("lease");
+    let addr = lease[0].addr();
+    let dir = DeployDir::new();
+    let out = create_cluster(
+        &ctl,
+        "copy",
+        "standalone",
+        &addr,
+        &dir.template(),
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let gtid: Option<String> = p.query_first("SELECT @@gtid_binlog_pos").await.unwrap();
+    let out = ctl.cli(&[
+        "backup",
+        "restore",
+        &id,
+        "--cluster",
+        "copy",
+        "--force",
+        "--until-gtid",
+        &gtid.unwrap(),
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // The rows, and the imported cluster's own accounts, came with the backup; nines's
+    // accounts of `copy` were put back, so it still watches the restored server.
+    let rows = sql(&addr, "ops", ops_pw, "SELECT id FROM app.t ORDER BY id")
+        .await
+        .expect("select as the imported account");
+    let got: Vec<u32> = rows.iter().map(|r| r.parse().unwrap()).collect();
+    assert_eq!(got, range(1, 60));
+    assert_eq!(ids(&addr).await, range(1, 60));
+    let watched = wait_until(Duration::from_secs(15), || async {
+        ctl.cluster("copy")
+            .await
+            .is_some_and(|c| c["state"] == "healthy")
+    })
+    .await;
+    assert!(watched, "{:?}", ctl.cluster("copy").await);
+    drop(lease);
+}

@@ -1,4 +1,4 @@
-//! Backups and restores on a deployed node's host: the commands that produce a backup
+//! Backups and restores on a node's host (restores: nodes nines deployed only): the commands that produce a backup
 //! stream (mariabackup or mariadb-dump, as root over the node's socket) and consume one
 //! (mbstream into a directory, or the client), the preparation of a physical copy, and
 //! the exchange of a node's data directory for a restored one. The stream itself goes
@@ -10,7 +10,7 @@ use nines_access::host::HostCommand;
 use nines_model::backup::BackupMethod;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::node::{NodeTarget, SHORT, failure_summary};
+use crate::node::{Login, NodeTarget, SHORT, failure_summary};
 use crate::{OpError, Reporter};
 
 /// How long one backup or restore stream may run.
@@ -47,6 +47,28 @@ st=$?
 if [ $st != 0 ]; then tail -40 "$log" >&2; exit $st; fi
 "#;
 
+/// [`PHYSICAL`] for an imported node: the registered account over TCP (its password on
+/// the first line of standard input), everything else (data directory, InnoDB files) as
+/// the server reports it (`--no-defaults`: the host's option files may describe another
+/// server).
+const PHYSICAL_ACCOUNT: &str = r#"IFS= read -r MYSQL_PWD; export MYSQL_PWD
+dir=$(mktemp -d --suffix=.nines-backup); trap 'rm -rf "$dir"' EXIT
+mariabackup --no-defaults --host="$1" --port="$2" --user="$3" --backup --stream=xbstream \
+  --target-dir="$dir/t" --extra-lsndir="$dir/lsn" ${4:+--incremental-lsn="$4"} ${5:+--galera-info} 2>"$dir/log"
+st=$?
+if [ $st != 0 ]; then tail -40 "$dir/log" >&2; exit $st; fi
+cat "$dir/lsn/xtrabackup_checkpoints" "$dir/lsn/xtrabackup_info" >&2
+"#;
+
+/// [`LOGICAL`] for an imported node (see [`PHYSICAL_ACCOUNT`]).
+const LOGICAL_ACCOUNT: &str = r#"IFS= read -r MYSQL_PWD; export MYSQL_PWD
+log=$(mktemp); trap 'rm -f "$log"' EXIT
+mariadb-dump --no-defaults --host="$1" --port="$2" --user="$3" --all-databases --single-transaction \
+  --gtid --master-data=2 --routines --events --triggers --hex-blob --flush-privileges 2>"$log"
+st=$?
+if [ $st != 0 ]; then tail -40 "$log" >&2; exit $st; fi
+"#;
+
 /// Streams a backup of `node` to `sink`. `incremental_lsn`: the LSN the parent ended at.
 pub async fn stream_backup(
     node: &NodeTarget,
@@ -56,19 +78,52 @@ pub async fn stream_backup(
     sink: &mut (dyn AsyncWrite + Send + Unpin),
 ) -> Result<StreamFacts, OpError> {
     let l = &node.settings.layout;
-    let cmd = match method {
-        BackupMethod::Full | BackupMethod::Incremental => HostCommand::shell(PHYSICAL)
-            .arg(&l.config_file)
-            .arg(&l.socket)
-            .arg(incremental_lsn.map(|n| n.to_string()).unwrap_or_default())
-            .arg(if galera { "1" } else { "" }),
-        BackupMethod::Logical => HostCommand::shell(LOGICAL)
-            .arg(&l.config_file)
-            .arg(&l.socket),
+    let lsn = incremental_lsn.map(|n| n.to_string()).unwrap_or_default();
+    let galera = if galera { "1" } else { "" };
+    let (cmd, password) = match (&node.login, method.is_physical()) {
+        (Login::Root, true) => (
+            HostCommand::shell(PHYSICAL)
+                .arg(&l.config_file)
+                .arg(&l.socket)
+                .arg(lsn)
+                .arg(galera),
+            None,
+        ),
+        (Login::Root, false) => (
+            HostCommand::shell(LOGICAL)
+                .arg(&l.config_file)
+                .arg(&l.socket),
+            None,
+        ),
+        (Login::Account { user, password }, physical) => {
+            let e = &node.endpoint;
+            let cmd = if physical {
+                HostCommand::shell(PHYSICAL_ACCOUNT)
+            } else {
+                HostCommand::shell(LOGICAL_ACCOUNT)
+            }
+            .arg(&e.host)
+            .arg(e.port.to_string())
+            .arg(user);
+            let cmd = if physical {
+                cmd.arg(lsn).arg(galera)
+            } else {
+                cmd
+            };
+            (cmd, Some(format!("{password}\n")))
+        }
     };
+    let mut stdin = password.as_ref().map(|p| p.as_bytes());
     let out = node
         .host
-        .run_streaming(&cmd.sudo(true), STREAM_TIMEOUT, None, Some(sink))
+        .run_streaming(
+            &cmd.sudo(true),
+            STREAM_TIMEOUT,
+            stdin
+                .as_mut()
+                .map(|b| b as &mut (dyn AsyncRead + Send + Unpin)),
+            Some(sink),
+        )
         .await
         .map_err(|e| OpError::Invalid(format!("{}: backup stream: {e}", node.endpoint)))?;
     if !out.success() {

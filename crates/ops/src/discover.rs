@@ -77,6 +77,10 @@ struct Observed {
     sample: ServerSample,
     /// (host, port) of replicas this node reports (SHOW SLAVE HOSTS) and its binlog dump clients.
     replica_hosts: Vec<(String, Option<u16>)>,
+    /// Why the node would not list its replicas (the account lacks the privilege): the
+    /// walk then relies on the binlog dump clients, whose addresses may not be the
+    /// replicas' own.
+    hosts_refused: Option<String>,
 }
 
 async fn observe(
@@ -92,7 +96,10 @@ async fn observe(
         Flavor::MySql if at_least(&sample.version, 8, 0, 22) => "SHOW REPLICAS",
         _ => "SHOW SLAVE HOSTS",
     };
-    let rows = conn.query_rows(hosts_sql).await.unwrap_or_default();
+    let (rows, hosts_refused) = match conn.query_rows(hosts_sql).await {
+        Ok(rows) => (rows, None),
+        Err(e) => (Vec::new(), Some(format!("{hosts_sql} failed: {e}"))),
+    };
     conn.close().await;
     let mut replica_hosts: Vec<(String, Option<u16>)> =
         rows.iter().filter_map(slave_host).collect();
@@ -104,6 +111,7 @@ async fn observe(
     Ok(Observed {
         sample,
         replica_hosts,
+        hosts_refused,
     })
 }
 
@@ -243,6 +251,13 @@ async fn discover_replication(
         }
         match observe(&ep, creds, timeouts).await {
             Ok(obs) => {
+                if let Some(why) = &obs.hosts_refused {
+                    reporter
+                        .warn(&format!(
+                            "{ep} does not list its replicas to this account ({why}): replicas may be missed; grant it REPLICATION MASTER ADMIN (MariaDB 10.5.2 and later) or REPLICATION SLAVE"
+                        ))
+                        .await;
+                }
                 // A candidate found downstream must really replicate from the node that named it.
                 if let Some(src) = &downstream_of {
                     let points_back = obs

@@ -1,5 +1,7 @@
-//! One deployed node on its host: its files, its service, and SQL through the local
-//! client as the socket-authenticated root. Every operation on a node goes through here.
+//! One node on its host: its files, its service, and SQL through the local client — as
+//! the socket-authenticated root on a node nines deployed, or with the registered
+//! account over TCP on an imported node (backups only: nines knows no imported node's
+//! service). Every operation on a node goes through here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,11 @@ use nines_model::deploy::{NodeSettings, ServiceKind};
 
 use crate::OpError;
 
+/// The start of a shell script whose standard input begins with a password line: the
+/// MariaDB tools read it from `MYSQL_PWD` (only the process's own user and root can read
+/// its environment).
+pub const LOGIN_FROM_STDIN: &str = "IFS= read -r MYSQL_PWD; export MYSQL_PWD;";
+
 /// How long a server may take to stop cleanly (a large buffer pool flushes first).
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a started server may take to answer SQL (crash recovery can be long).
@@ -17,12 +24,24 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Timeout of one short command or SQL statement.
 pub const SHORT: Duration = Duration::from_secs(30);
 
-/// A node nines deployed, with the transport to its host.
+/// How nines's client logs in to a node's server.
+#[derive(Clone)]
+pub enum Login {
+    /// As root over the node's socket (nodes nines deployed).
+    Root,
+    /// With an account over TCP to the node's address, from the node's own host (imported
+    /// nodes). The password reaches the client on its standard input, never on a command
+    /// line or in a file.
+    Account { user: String, password: String },
+}
+
+/// A node with the transport to its host.
 #[derive(Clone)]
 pub struct NodeTarget {
     pub endpoint: Endpoint,
     pub settings: NodeSettings,
     pub host: Arc<dyn HostAccess>,
+    pub login: Login,
 }
 
 impl std::fmt::Debug for NodeTarget {
@@ -37,7 +56,53 @@ impl NodeTarget {
             endpoint,
             settings,
             host,
+            login: Login::Root,
         }
+    }
+
+    /// An imported node, for backups: nines logs in with the cluster's registered account
+    /// and knows only its data directory (read from the server); its scratch space is
+    /// `<datadir>.nines`, as on a deployed node. It has no service nines may start or stop.
+    pub async fn imported(
+        endpoint: Endpoint,
+        host: Arc<dyn HostAccess>,
+        user: String,
+        password: String,
+    ) -> Result<Self, OpError> {
+        let mut t = Self {
+            endpoint,
+            settings: NodeSettings {
+                layout: nines_model::deploy::NodeLayout {
+                    datadir: String::new(),
+                    node_dir: String::new(),
+                    config_file: String::new(),
+                    socket: String::new(),
+                    pid_file: String::new(),
+                    error_log: String::new(),
+                    service: String::new(),
+                },
+                server_id: 0,
+                service: ServiceKind::Process,
+            },
+            host,
+            login: Login::Account { user, password },
+        };
+        let dir = t.sql("SELECT @@datadir").await?;
+        let dir = dir.trim().trim_end_matches('/');
+        if !dir.starts_with('/') || dir.len() < 2 {
+            return Err(OpError::Invalid(format!(
+                "{}: the server reports the data directory `{dir}`, which is not an absolute path",
+                t.endpoint
+            )));
+        }
+        t.settings.layout.datadir = dir.to_string();
+        t.settings.layout.node_dir = format!("{dir}.nines");
+        Ok(t)
+    }
+
+    /// Whether nines deployed this node (knows its files and service).
+    pub fn is_deployed(&self) -> bool {
+        matches!(self.login, Login::Root)
     }
 
     fn spec(&self) -> service::ServiceSpec {
@@ -114,16 +179,45 @@ impl NodeTarget {
             })
     }
 
-    /// Runs SQL through the node's socket as root; returns the client's output.
+    /// Runs SQL on the node's server (see [`Login`]); returns the client's output.
     pub async fn sql(&self, statements: &str) -> Result<String, OpError> {
-        sql::run_sql(
-            self.host.as_ref(),
-            &self.settings.layout.socket,
-            statements,
-            SHORT,
-        )
-        .await
-        .map_err(|e| OpError::Invalid(format!("{}: SQL failed: {e}", self.endpoint)))
+        let r = match &self.login {
+            Login::Root => {
+                sql::run_sql(
+                    self.host.as_ref(),
+                    &self.settings.layout.socket,
+                    statements,
+                    SHORT,
+                )
+                .await
+            }
+            Login::Account { user, password } => {
+                let mut input = Vec::with_capacity(password.len() + 1 + statements.len());
+                input.extend_from_slice(password.as_bytes());
+                input.push(b'\n');
+                input.extend_from_slice(statements.as_bytes());
+                let cmd = HostCommand::shell(format!(
+                    "{LOGIN_FROM_STDIN} exec mariadb --no-defaults --host=\"$1\" --port=\"$2\" \
+                     --user=\"$3\" --batch --skip-column-names --skip-print-query-on-error \
+                     --default-character-set=utf8mb4"
+                ))
+                .arg(&self.endpoint.host)
+                .arg(self.endpoint.port.to_string())
+                .arg(user)
+                .stdin(input);
+                match self.host.run(&cmd, SHORT).await {
+                    Ok(out) if out.success() => Ok(out.stdout_text()),
+                    Ok(out) => Err(nines_access::host::HostError::CommandFailed {
+                        stderr: failure_summary(&out.stderr_text(), ""),
+                        host: out.host,
+                        program: format!("mariadb --host={}", self.endpoint),
+                        status: out.status,
+                    }),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        r.map_err(|e| OpError::Invalid(format!("{}: SQL failed: {e}", self.endpoint)))
     }
 
     /// Waits until the server answers SQL on its socket. A server that exits meanwhile

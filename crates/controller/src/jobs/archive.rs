@@ -1,5 +1,5 @@
 //! Continuous binlog archiving, for point-in-time recovery: every two seconds, for each
-//! cluster nines deployed that has a completed backup, the binary logs of its writer (the
+//! cluster that has a completed backup (deployed, or imported with host access), the binary logs of its writer (the
 //! designated primary, the standalone server, or a Synced Galera node) are read from where the archive stopped
 //! and the whole events appended since are stored, sealed, in the repository of the
 //! cluster's newest backup (one object per run, its GTIDs and times recorded in the
@@ -149,9 +149,6 @@ async fn pass(
         return Ok(None);
     };
     let c = load(env, cluster).await?;
-    if c.record.settings.is_none() {
-        return Ok(None);
-    }
     let prev = env
         .store
         .archive_state(cluster)
@@ -202,7 +199,6 @@ async fn archive(
     kind: ClusterType,
     last_server: Option<&str>,
 ) -> Result<(String, Option<chrono::DateTime<Utc>>), String> {
-    let targets = c.targets(env)?;
     let node = if kind == ClusterType::Galera {
         // Every Galera node logs the same GTIDs (wsrep_gtid_mode): any Synced node will
         // do; the one archived from last, while it stays Synced.
@@ -218,20 +214,22 @@ async fn archive(
                 })
             })
         };
-        targets
+        c.nodes
             .iter()
-            .map(|(t, _)| t)
-            .filter(|t| synced(&t.endpoint))
-            .max_by_key(|t| Some(t.endpoint.to_string().as_str()) == last_server)
+            .filter(|n| synced(&n.endpoint))
+            .max_by_key(|n| Some(n.endpoint.to_string().as_str()) == last_server)
     } else {
-        targets
-            .iter()
-            .find(|(_, p)| matches!(p, NodePart::Primary | NodePart::Standalone))
-            .map(|(t, _)| t)
+        c.nodes.iter().find(|n| {
+            matches!(
+                super::targets::part(&c.record, n),
+                NodePart::Primary | NodePart::Standalone
+            )
+        })
     };
     let Some(node) = node else {
         return Err("no writer (or Synced Galera node) to archive from".into());
     };
+    let node = c.backup_target(env, node).await?;
     let (repo, repo_key) = super::backup::open_repo(env, repo_name)
         .await
         .map_err(|e| e.to_string())?;

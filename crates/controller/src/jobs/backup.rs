@@ -163,11 +163,6 @@ fn candidates(env: &JobEnv, c: &Loaded) -> Vec<SourceCandidate> {
         .collect()
 }
 
-fn target_of(env: &JobEnv, c: &Loaded, ep: &Endpoint) -> Result<NodeTarget, JobError> {
-    let rec = c.node(ep).map_err(JobError::refused)?;
-    c.target(env, rec).map_err(JobError::refused)
-}
-
 /// Logs the stream's progress every 10 s (bytes, rate); never returns (the caller drops
 /// it when the stream ends).
 async fn report_progress(ctx: &JobContext, what: &str, bytes: &AtomicU64) {
@@ -196,11 +191,6 @@ pub(super) async fn create(
     verify_restore: bool,
 ) -> Result<(), JobError> {
     let c = load(env, cluster).await.map_err(JobError::refused)?;
-    if c.record.settings.is_none() {
-        return Err(JobError::refused(format!(
-            "cluster `{cluster}` was imported: nines backs up clusters it deployed (it knows their files and sockets)"
-        )));
-    }
     let (repo, repo_key) = open_repo(env, repo_name).await?;
     // An incremental builds on the newest physical backup of this repository.
     let mut parent: Option<BackupRecord> = None;
@@ -234,7 +224,8 @@ pub(super) async fn create(
         })?),
         None => None,
     };
-    let node = target_of(env, &c, &choice.node)?;
+    let rec = c.node(&choice.node).map_err(JobError::refused)?;
+    let node = c.backup_target(env, rec).await.map_err(JobError::refused)?;
     ctx.info(&format!(
         "{method} backup of `{cluster}` from {} ({}) into repository `{repo_name}` ({}){}",
         choice.node,
@@ -718,6 +709,45 @@ async fn verify_inner(
     })
 }
 
+/// Puts nines's own accounts of the cluster back after a restore replaced the grant
+/// tables: a backup of another cluster (an imported one, say) has other accounts or other
+/// passwords, and without these nines could neither watch the restored servers nor let
+/// replicas connect. Root over the socket is used, as for every deployed node: a backup
+/// whose `root@localhost` cannot log in that way leaves the cluster to a person, and the
+/// error says so.
+async fn own_accounts(
+    ctx: &JobContext,
+    env: &JobEnv,
+    c: &Loaded,
+    first: &NodeTarget,
+    id: i64,
+    from_cluster: &str,
+) -> Result<(), JobError> {
+    let accounts = super::scale::cluster_accounts(env, c.record.id)
+        .await
+        .map_err(JobError::Failed)?;
+    let galera = c.record.cluster_type == ClusterType::Galera;
+    if let Err(e) = first
+        .sql(&nines_ops::deploy::accounts_sql(&accounts, galera))
+        .await
+    {
+        return Err(JobError::Failed(format!(
+            "backup {id} (of `{from_cluster}`) is restored on {}, but nines cannot put its own accounts back: {e}. \
+             The restored grant tables do not let root log in over the socket (unix_socket); \
+             give root@localhost unix_socket authentication on that server, then run the restore again",
+            first.endpoint
+        )));
+    }
+    if from_cluster != c.record.name {
+        ctx.info(&format!(
+            "{}: nines's accounts of `{}` put back beside those of `{from_cluster}` that came with the backup",
+            first.endpoint, c.record.name
+        ))
+        .await;
+    }
+    Ok(())
+}
+
 /// The node a verification works on: the one the backup was read from when it is still a
 /// node of the cluster, else its first node.
 async fn verify_node(
@@ -738,7 +768,7 @@ async fn verify_node(
                 "cluster `{cluster}` has no node to verify backup {id} on"
             ))
         })?;
-    c.target(env, rec).map_err(JobError::refused)
+    c.backup_target(env, rec).await.map_err(JobError::refused)
 }
 
 /// Unpacks a chain into `base` (the full) and `base.inc-N` (incrementals) and prepares.
@@ -1022,6 +1052,11 @@ pub(super) async fn restore(
     target: &RollForward,
 ) -> Result<(), JobError> {
     let c = load(env, cluster).await.map_err(JobError::refused)?;
+    if c.record.settings.is_none() {
+        return Err(JobError::refused(format!(
+            "cluster `{cluster}` was imported: nines restores only onto servers it deployed (it replaces their data directories and starts their services); restore onto a new cluster instead: `nines cluster create --name NEW --type standalone …`, then `nines backup restore {id} --cluster NEW --force`"
+        )));
+    }
     let targets = c.targets(env).map_err(JobError::refused)?;
     let links = chain(env, id).await?;
     let serving: Vec<String> = candidates(env, &c)
@@ -1058,6 +1093,7 @@ pub(super) async fn restore(
         if target.wanted() {
             roll_forward(ctx, env, first, &last, target).await?;
         }
+        own_accounts(ctx, env, &c, first, id, &last.cluster).await?;
         let msg = format!(
             "backup {id} (logical) loaded into `{cluster}` through {}{}",
             first.endpoint,
@@ -1143,6 +1179,7 @@ pub(super) async fn restore(
         ctx.progress("roll forward", 50).await;
         roll_forward(ctx, env, first, &last, target).await?;
     }
+    own_accounts(ctx, env, &c, first, id, &last.cluster).await?;
     if plain_first {
         first.stop().await.map_err(op)?;
         first

@@ -392,6 +392,40 @@ async fn provision_replica(
     }
 }
 
+/// Every account nines keeps for a deployed cluster, with its password.
+pub(super) async fn cluster_accounts(
+    env: &JobEnv,
+    cluster_id: i64,
+) -> Result<nines_ops::deploy::Accounts, String> {
+    use nines_model::deploy::accounts;
+    let stored = env
+        .store
+        .accounts(cluster_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let get = async |purpose: &str| -> Result<Account, String> {
+        let a = stored
+            .iter()
+            .find(|a| a.purpose == purpose)
+            .ok_or_else(|| format!("the cluster has no {purpose} account"))?;
+        let pw = env
+            .store
+            .get_secret(a.secret_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Account {
+            user: a.user.clone(),
+            password: pw.expose().to_string(),
+        })
+    };
+    Ok(nines_ops::deploy::Accounts {
+        admin: get(accounts::ADMIN).await?,
+        monitor: get(accounts::MONITOR).await?,
+        replication: get(accounts::REPLICATION).await?,
+        user_admin: get(accounts::USER_ADMIN).await?,
+    })
+}
+
 pub(super) async fn replication_account(env: &JobEnv, cluster_id: i64) -> Result<Account, String> {
     let accounts = env
         .store

@@ -58,6 +58,46 @@ impl Loaded {
         Ok(NodeTarget::new(node.endpoint.clone(), settings, host))
     }
 
+    /// A node to back up (or archive binlogs from, or verify a backup on): a deployed
+    /// node as [`Self::target`]; an imported node through the cluster's host access, with
+    /// the account it was registered with (see [`NodeTarget::imported`]).
+    pub async fn backup_target(
+        &self,
+        env: &JobEnv,
+        node: &NodeRecord,
+    ) -> Result<NodeTarget, String> {
+        if node.settings.is_some() {
+            return self.target(env, node);
+        }
+        if self.record.host_access == HostAccessSpec::None {
+            return Err(format!(
+                "cluster `{}` was imported without host access: backups run mariabackup or mariadb-dump on the node's host; import it again with --local or --ssh-user/--ssh-key",
+                self.record.name
+            ));
+        }
+        let host = crate::hosts::host_access(
+            &self.record.host_access,
+            &node.endpoint.host,
+            env.settings.ssh_config.as_deref(),
+        )
+        .ok_or_else(|| format!("cluster `{}` has no host access", self.record.name))?;
+        let password = env
+            .store
+            .get_secret(self.record.db_password_secret)
+            .await
+            .map_err(|e| e.to_string())?
+            .expose()
+            .to_string();
+        NodeTarget::imported(
+            node.endpoint.clone(),
+            host,
+            self.record.db_user.clone(),
+            password,
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+
     pub fn targets(&self, env: &JobEnv) -> Result<Vec<(NodeTarget, NodePart)>, String> {
         self.nodes
             .iter()
