@@ -358,6 +358,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Backup(cmd) => backup_command(&client, f, cmd).await,
+        Command::Alarm(cmd) => crate::alarms::alarm_command(&client, f, cmd).await,
+        Command::Notify(cmd) => crate::alarms::notify_command(&client, f, cmd).await,
         Command::Events { cluster, limit } => {
             let mut path = format!("/api/v1/events?limit={limit}");
             if let Some(c) = cluster {
@@ -494,7 +496,7 @@ fn node_table(nodes: &[NodeStatus]) -> comfy_table::Table {
 
 /// A cluster name as a URL path segment: checked as the API will check it (so `..`, `.`
 /// or an empty name never reach a URL, where they would be collapsed into another route).
-fn cluster_seg(name: &str) -> anyhow::Result<String> {
+pub(crate) fn cluster_seg(name: &str) -> anyhow::Result<String> {
     let n = nines_model::input::ClusterName::parse("cluster", name)
         .map_err(|e| anyhow!("{}", e.message))?;
     Ok(urlencode(n.as_str()))
@@ -508,7 +510,7 @@ fn node_seg(node: &str) -> anyhow::Result<String> {
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -561,7 +563,7 @@ async fn node_action(
 }
 
 /// Reads the first line of a password file, naming the flag on error.
-fn read_password(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
+pub(crate) fn read_password(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{flag} {}: cannot read", path.display()))?;
     let password = text.lines().next().unwrap_or("").to_string();

@@ -2,6 +2,7 @@
 //! caller of the controller's HTTP API. `nines serve` is declared here too but run by
 //! the binary, which links the controller.
 
+mod alarms;
 pub mod client;
 pub mod commands;
 pub mod output;
@@ -66,6 +67,12 @@ pub enum Command {
     /// Backups: repositories, taking, listing, verifying and restoring them.
     #[command(subcommand)]
     Backup(BackupCmd),
+    /// Alarms: list, acknowledge, silence a kind for a time.
+    #[command(subcommand)]
+    Alarm(AlarmCmd),
+    /// Notification channels for alarms: webhook, Slack, e-mail.
+    #[command(subcommand)]
+    Notify(NotifyCmd),
     /// Recent events: state changes and decisions, with reasons.
     Events {
         #[arg(long)]
@@ -1013,4 +1020,87 @@ mod tests {
         ]);
         assert!(r.is_err());
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlarmCmd {
+    /// Active alarms, newest first (with --all, cleared ones too).
+    List {
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Cleared alarms too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value_t = 200)]
+        limit: i64,
+    },
+    /// Acknowledge an alarm: you have seen it (it stays active until its condition ends).
+    Ack {
+        id: i64,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Send no notifications for a kind of alarm (on one cluster, or all) for a time; its
+    /// alarms are still raised and listed.
+    Silence {
+        /// The alarm kind, e.g. node_down, backup_failed, advisor.RULE.
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        cluster: Option<String>,
+        /// For how long, e.g. 2h (at most 30d).
+        #[arg(long = "for")]
+        duration: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// The silences in force.
+    Silences,
+    /// End a silence.
+    Unsilence { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCmd {
+    /// Add a channel: --webhook URL, --slack URL, or --email TO --smtp HOST:PORT.
+    Add {
+        name: String,
+        /// A URL that receives a JSON object per message.
+        #[arg(long, conflicts_with_all = ["slack", "email"])]
+        webhook: Option<String>,
+        /// A Slack-compatible incoming-webhook URL.
+        #[arg(long, conflicts_with = "email")]
+        slack: Option<String>,
+        /// Recipients, comma-separated.
+        #[arg(long, requires = "smtp")]
+        email: Option<String>,
+        /// The SMTP server, HOST:PORT (STARTTLS is used when the server offers it).
+        #[arg(long, requires = "email")]
+        smtp: Option<String>,
+        /// The sender address (default nines@localhost).
+        #[arg(long, requires = "email")]
+        from: Option<String>,
+        /// A file holding a key to sign webhook bodies with (HMAC-SHA256, header
+        /// X-Nines-Signature: sha256=HEX).
+        #[arg(long, requires = "webhook")]
+        hmac_key_file: Option<PathBuf>,
+        /// The least severity sent: critical, warning or info.
+        #[arg(long, default_value = "warning")]
+        min_severity: String,
+        /// Only this cluster's alarms.
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// The channels, with their latest delivery.
+    List,
+    /// Send a sample notification now.
+    Test { name: String },
+    /// Remove a channel.
+    Delete { name: String },
+    /// A channel's deliveries: state, attempts, last error.
+    Deliveries {
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
 }

@@ -71,8 +71,15 @@ async fn tick(
                 s.cluster,
                 next.format("%Y-%m-%d %H:%M:%S UTC")
             );
-            store
-                .add_event(&s.cluster, None, "alarm", &format!("alarm: {msg}"))
+            jobs.alarms()
+                .raise(nines_model::alarm::Condition::new(
+                    &s.cluster,
+                    None,
+                    nines_model::alarm::AlarmKind::BackupFailed,
+                    format!(
+                        "{msg}. A backup that runs longer than its schedule's period leaves gaps: space the schedule out or find what slows the backup (the alarm clears when a backup completes)"
+                    ),
+                ))
                 .await?;
             continue;
         }

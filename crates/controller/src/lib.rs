@@ -2,6 +2,7 @@
 //! left running, makes sure an admin token exists, then runs the monitor, the job runner
 //! and the HTTP API until asked to stop, and shuts them down within a deadline.
 
+pub mod alarms;
 pub mod api;
 pub mod backup_scheduler;
 pub mod config;
@@ -72,9 +73,16 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         shutdown.child_token(),
     );
     monitor.watch_all().await?;
+    let alarms = alarms::Alarms::load(Arc::clone(&store)).await?;
+    let notifier = tokio::spawn(alarms::notifier::run(
+        Arc::clone(&alarms),
+        Arc::clone(&store),
+        shutdown.child_token(),
+    ));
     let jobs = JobRunner::new(
         Arc::clone(&store),
         Arc::clone(&monitor),
+        Arc::clone(&alarms),
         shutdown.child_token(),
         jobs::JobSettings {
             timeouts: config.job_timeouts,
@@ -126,6 +134,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let state = AppState {
         store: Arc::clone(&store),
         monitor: Arc::clone(&monitor),
+        alarms,
         jobs,
         tokens: Arc::new(TokenCache::default()),
     };
@@ -140,6 +149,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let _ = tokio::time::timeout(Duration::from_secs(15), runner).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), archiver).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), notifier).await;
     monitor.join(Duration::from_secs(5)).await;
     let _ = flusher.await;
     let _ = reconciler.await;

@@ -334,3 +334,58 @@ pub fn render(clusters: &[std::sync::Arc<ClusterObserved>]) -> String {
     }
     out
 }
+
+/// Active alarms counted per cluster, kind and severity (`nines_alarms_active`), and how
+/// many of them are silenced or acknowledged.
+pub fn render_alarms(
+    active: &[nines_store::AlarmRecord],
+    silenced: impl Fn(&nines_store::AlarmRecord) -> bool,
+    out: &mut String,
+) {
+    use std::collections::BTreeMap;
+    let mut counts: BTreeMap<(String, String, &'static str), (u64, u64, u64)> = BTreeMap::new();
+    for a in active {
+        let e = counts
+            .entry((
+                a.key.cluster.clone(),
+                a.key.kind.as_string(),
+                a.severity.as_str(),
+            ))
+            .or_default();
+        e.0 += 1;
+        if silenced(a) {
+            e.1 += 1;
+        }
+        if a.acknowledged_by.is_some() {
+            e.2 += 1;
+        }
+    }
+    let mut all = Family::new(
+        "nines_alarms_active",
+        "gauge",
+        "Active alarms, per cluster, kind and severity.",
+    );
+    let mut quiet = Family::new(
+        "nines_alarms_silenced",
+        "gauge",
+        "Active alarms a silence keeps from notifications.",
+    );
+    let mut acked = Family::new(
+        "nines_alarms_acknowledged",
+        "gauge",
+        "Active alarms a person acknowledged.",
+    );
+    for ((cluster, kind, severity), (n, s, k)) in counts {
+        let labels = vec![
+            ("cluster", cluster),
+            ("kind", kind),
+            ("severity", severity.to_string()),
+        ];
+        all.add(labels.clone(), n as f64);
+        quiet.add(labels.clone(), s as f64);
+        acked.add(labels, k as f64);
+    }
+    all.write(out);
+    quiet.write(out);
+    acked.write(out);
+}

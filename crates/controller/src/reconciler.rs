@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use nines_model::alarm::{self, Source};
 use nines_model::ha::reconcile::{ClusterSnapshot, Intent, NodeFacts, Observations, reconcile};
 use nines_model::ha::{AlarmKind, HaMemory, HaPolicy, Refusal, Repair};
 use nines_model::job::JobState;
@@ -273,6 +274,11 @@ async fn pass(
             if let Some((_, at)) = state.obs.confirmed.get_mut(&id) {
                 *at = now;
             }
+            // Every node online and answering: no monitor condition holds (free when no
+            // alarm of the monitor is active).
+            jobs.alarms()
+                .sync(&observed.name, Source::Monitor, Vec::new())
+                .await?;
             continue;
         }
         let Some(cluster) = store.get_cluster(&observed.name).await? else {
@@ -309,8 +315,93 @@ async fn pass(
         for intent in intents {
             perform(store, jobs, state.durable, &cluster, intent, now).await?;
         }
+        let monitored = monitored(&cluster, &observed, &snap, now);
+        jobs.alarms()
+            .sync(
+                &cluster.name,
+                Source::Monitor,
+                alarm::monitor_conditions(&monitored),
+            )
+            .await?;
     }
     Ok(())
+}
+
+/// The alarm engine's kind of a reconciler alarm.
+fn engine_kind(k: AlarmKind) -> alarm::AlarmKind {
+    match k {
+        AlarmKind::NodeRestart => alarm::AlarmKind::NodeRestart,
+        AlarmKind::Failover => alarm::AlarmKind::Failover,
+        AlarmKind::GaleraRecovery => alarm::AlarmKind::GaleraRecovery,
+        AlarmKind::SemiSync => alarm::AlarmKind::SemiSync,
+    }
+}
+
+/// The cluster as the monitor's alarm rules see it.
+fn monitored(
+    cluster: &ClusterRecord,
+    observed: &ClusterObserved,
+    snap: &ClusterSnapshot,
+    now: DateTime<Utc>,
+) -> alarm::MonitoredCluster {
+    use nines_model::ha::maintenance::{cluster_window, node_window};
+    use nines_model::replication::IoThreadState;
+    alarm::MonitoredCluster {
+        name: cluster.name.clone(),
+        cluster_type: cluster.cluster_type,
+        state: observed.state,
+        reason: observed.reason.clone(),
+        in_maintenance: cluster_window(&snap.maintenance, now).is_some(),
+        auto_recovery: cluster.auto_recovery,
+        deployed: snap.deployed,
+        nodes: observed
+            .nodes
+            .iter()
+            .map(|n| {
+                let facts = snap.nodes.iter().find(|f| f.endpoint == n.endpoint);
+                let stopped_channels = match (&n.sample, n.probe.is_reachable()) {
+                    (Some(s), true) => s
+                        .replication
+                        .iter()
+                        .filter(|r| r.io_state == IoThreadState::Stopped || !r.sql_running)
+                        .map(|r| {
+                            let why = [&r.last_io_error, &r.last_sql_error]
+                                .into_iter()
+                                .filter(|e| !e.is_empty())
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join("; ");
+                            let why = if why.is_empty() {
+                                format!(
+                                    "IO thread {:?}, SQL thread {}",
+                                    r.io_state,
+                                    if r.sql_running { "running" } else { "stopped" }
+                                )
+                            } else {
+                                why
+                            };
+                            (r.channel.clone(), why)
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                alarm::MonitoredNode {
+                    address: n.endpoint.to_string(),
+                    state: n.state,
+                    reason: n.reason.clone(),
+                    desired_running: facts.is_none_or(|f| f.desired_running),
+                    in_maintenance: node_window(&snap.maintenance, &n.endpoint, now).is_some(),
+                    // A fenced old primary waits for its rejoin: its replication is off on
+                    // purpose.
+                    stopped_channels: if facts.is_some_and(|f| f.fence.is_some()) {
+                        Vec::new()
+                    } else {
+                        stopped_channels
+                    },
+                }
+            })
+            .collect(),
+    }
 }
 
 /// What the pure decision needs of one cluster.
@@ -467,12 +558,25 @@ async fn perform(
             durable
                 .raise(cluster.id, name, alarm, &subject, &message)
                 .await?;
+            let node = (!subject.is_empty()).then_some(subject.as_str());
+            jobs.alarms()
+                .raise(alarm::Condition::new(
+                    name,
+                    node,
+                    engine_kind(alarm),
+                    message,
+                ))
+                .await?;
         }
         Intent::Clear {
             alarm,
             subject,
             note,
         } => {
+            let node = (!subject.is_empty()).then_some(subject.as_str());
+            jobs.alarms()
+                .clear_kind(name, node, engine_kind(alarm))
+                .await?;
             if durable.clear(cluster.id, alarm, &subject).await?
                 && let Some(note) = note
             {

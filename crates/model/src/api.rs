@@ -572,3 +572,138 @@ pub struct ScheduleView {
     pub next_run_at: DateTime<Utc>,
     pub last_run_at: Option<DateTime<Utc>>,
 }
+
+/// An alarm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AlarmView {
+    pub id: i64,
+    pub cluster: String,
+    /// The node's host:port; null for the whole cluster.
+    pub node: Option<String>,
+    /// `node_down`, `replication_broken`, … or `advisor.<rule>` (docs/monitoring.md).
+    pub kind: String,
+    pub severity: crate::alarm::Severity,
+    pub title: String,
+    /// The facts and what to do.
+    pub message: String,
+    pub raised_at: DateTime<Utc>,
+    /// When nines last changed its facts.
+    pub updated_at: DateTime<Utc>,
+    /// Null while active.
+    pub cleared_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub ack_note: Option<String>,
+    /// A silence covers it: no notifications.
+    pub silenced: bool,
+}
+
+/// Body of `POST /api/v1/alarms/{id}/ack`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Body of `POST /api/v1/alarm-silences`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceRequest {
+    /// The alarm kind silenced.
+    pub kind: String,
+    /// One cluster; every cluster when absent.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// For how long, e.g. `2h` (at most 30 days).
+    pub duration: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A silence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SilenceView {
+    pub id: i64,
+    pub kind: String,
+    pub cluster: Option<String>,
+    pub until: DateTime<Utc>,
+    pub created_by: String,
+    pub note: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Body of `POST /api/v1/notify-channels`: exactly one of `webhook`, `slack`, `email`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelAddRequest {
+    pub name: String,
+    /// A URL that receives a JSON object per message.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// A Slack-compatible incoming-webhook URL.
+    #[serde(default)]
+    pub slack: Option<String>,
+    /// Recipients, comma-separated.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The SMTP server, HOST:PORT (with `email`).
+    #[serde(default)]
+    pub smtp: Option<String>,
+    /// The sender address (with `email`; default `nines@<controller host>`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// A key to sign webhook bodies with (HMAC-SHA256, header `X-Nines-Signature`).
+    #[serde(default)]
+    pub hmac_key: Option<String>,
+    /// `critical`, `warning` (default) or `info`.
+    #[serde(default)]
+    pub min_severity: Option<crate::alarm::Severity>,
+    /// Only this cluster's alarms.
+    #[serde(default)]
+    pub cluster: Option<String>,
+}
+
+/// A notification channel as lists show it (never its URL's path or keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChannelView {
+    pub name: String,
+    pub kind: crate::alarm::notify::ChannelKind,
+    /// The URL's scheme and host, or the recipients.
+    pub target: String,
+    pub smtp: Option<String>,
+    pub from: Option<String>,
+    pub signed: bool,
+    pub min_severity: crate::alarm::Severity,
+    pub cluster: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// The latest delivery: `pending`, `sent` or `failed`, and its error.
+    pub last_state: Option<String>,
+    pub last_error: Option<String>,
+    pub last_at: Option<DateTime<Utc>>,
+    /// Deliveries that gave up after their retries.
+    pub failed: u64,
+}
+
+/// One delivery of a channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub alarm_id: Option<i64>,
+    pub event: crate::alarm::notify::Event,
+    pub title: String,
+    /// `pending`, `sent` or `failed` (given up).
+    pub state: String,
+    pub attempts: u32,
+    pub queued_at: DateTime<Utc>,
+    pub next_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// The answer of `POST /api/v1/notify-channels/{name}/test`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChannelTestResult {
+    pub sent: bool,
+    pub error: Option<String>,
+}

@@ -5,6 +5,7 @@
 //! a highly available controller can satisfy the same trait later without touching callers.
 //! Database passwords are sealed with a key kept in the data directory ([`secret`]).
 
+pub mod alarms;
 pub mod backups;
 pub mod secret;
 pub mod sqlite;
@@ -16,6 +17,10 @@ use nines_model::ha::HaPolicy;
 use nines_model::job::{FailureKind, HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
 use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
 
+pub use alarms::{
+    AlarmRecord, AlarmStore, Attempt, ChannelRecord, DeliveryRecord, DeliveryState, NewChannel,
+    SilenceRecord,
+};
 pub use backups::{
     ArchiveState, BackupOutcome, BackupRecord, BackupStore, NewBackup, NewSchedule, RepoLocation,
     RepoRecord, ScheduleRecord, SegmentRecord,
@@ -313,7 +318,7 @@ pub struct Rollup {
 
 /// The controller's durable state. Every method is one atomic change or one consistent read.
 #[async_trait]
-pub trait Store: BackupStore + Send + Sync {
+pub trait Store: BackupStore + AlarmStore + Send + Sync {
     // Secrets.
     /// Seals and stores a secret; returns its id.
     async fn put_secret(&self, plaintext: &str) -> Result<i64>;

@@ -90,7 +90,12 @@ pub async fn node_metrics(
 #[utoipa::path(get, path = "/metrics", tag = "metrics",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn prometheus(State(st): State<AppState>) -> impl IntoResponse {
-    let body = crate::prom::render(&st.monitor.clusters());
+    let mut body = crate::prom::render(&st.monitor.clusters());
+    crate::prom::render_alarms(
+        &st.alarms.active(),
+        |a| st.alarms.is_silenced(&a.key),
+        &mut body,
+    );
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,

@@ -2,6 +2,7 @@
 //! an OpenAPI document generated from the same route declarations (`GET /api/openapi.json`),
 //! so the document cannot drift from the routes.
 
+mod alarms;
 mod auth;
 mod backups;
 mod clusters;
@@ -36,6 +37,7 @@ use crate::monitor::Monitor;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub monitor: Arc<Monitor>,
+    pub alarms: Arc<crate::alarms::Alarms>,
     pub jobs: Arc<JobRunner>,
     pub tokens: Arc<TokenCache>,
 }
@@ -100,6 +102,14 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(backups::create_schedule))
         .routes(routes!(backups::list_schedules))
         .routes(routes!(backups::delete_schedule))
+        .routes(routes!(alarms::list_alarms))
+        .routes(routes!(alarms::ack_alarm))
+        .routes(routes!(alarms::list_silences, alarms::add_silence))
+        .routes(routes!(alarms::delete_silence))
+        .routes(routes!(alarms::list_channels, alarms::add_channel))
+        .routes(routes!(alarms::delete_channel))
+        .routes(routes!(alarms::test_channel))
+        .routes(routes!(alarms::list_deliveries))
         .routes(routes!(clusters::list_nodes))
         .routes(routes!(clusters::list_events))
         .routes(routes!(jobs::list_jobs))

@@ -20,6 +20,7 @@ use chrono::Utc;
 use nines_access::host::HostCommand;
 use nines_backup::crypto;
 use nines_model::ClusterType;
+use nines_model::alarm::{AlarmKind, Condition};
 use nines_model::backup::BackupState;
 use nines_model::binlog;
 use nines_ops::lifecycle::NodePart;
@@ -63,7 +64,6 @@ pub async fn run(jobs: Arc<JobRunner>, shutdown: CancellationToken) {
     let mut last_error: HashMap<String, String> = HashMap::new();
     // Since when each cluster's archive (in its current epoch) is watched.
     let mut watched: HashMap<String, (i64, chrono::DateTime<Utc>)> = HashMap::new();
-    let mut raised: HashMap<String, bool> = HashMap::new();
     loop {
         match env.store.list_clusters().await {
             Ok(clusters) => {
@@ -88,12 +88,11 @@ pub async fn run(jobs: Arc<JobRunner>, shutdown: CancellationToken) {
                         *entry = (state.epoch, now);
                     }
                     let since = entry.1;
-                    let was = raised.get(&c.name).copied().unwrap_or(false);
+                    let was = env.alarms.is_active(&c.name, None, &AlarmKind::ArchiveLag);
                     if let Some(raise) = lag_alarm(state.caught_up_at, since, now, was) {
-                        raised.insert(c.name.clone(), raise);
-                        let msg = if raise {
-                            format!(
-                                "alarm: the binlog archive of `{}` is more than {} s behind (last caught up: {}){}: points after that cannot be restored",
+                        if raise {
+                            let msg = format!(
+                                "the binlog archive of `{}` is more than {} s behind (last caught up: {}){}: points after that cannot be restored. Check that the writer answers and the repository takes writes",
                                 c.name,
                                 LAG_ALARM.num_seconds(),
                                 state
@@ -105,15 +104,26 @@ pub async fn run(jobs: Arc<JobRunner>, shutdown: CancellationToken) {
                                 } else {
                                     format!("; {text}")
                                 }
-                            )
+                            );
+                            crate::log_store_error(
+                                "an archive alarm",
+                                env.alarms
+                                    .raise(Condition::new(
+                                        &c.name,
+                                        None,
+                                        AlarmKind::ArchiveLag,
+                                        msg,
+                                    ))
+                                    .await,
+                            );
                         } else {
-                            format!("the binlog archive of `{}` has caught up again", c.name)
-                        };
-                        let kind = if raise { "alarm" } else { "archive_caught_up" };
-                        crate::log_store_error(
-                            "an archive alarm",
-                            env.store.add_event(&c.name, None, kind, &msg).await,
-                        );
+                            crate::log_store_error(
+                                "an archive alarm's clearing",
+                                env.alarms
+                                    .clear_kind(&c.name, None, AlarmKind::ArchiveLag)
+                                    .await,
+                            );
+                        }
                     }
                 }
             }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use nines_backup::crypto::{self, Key};
 use nines_backup::{Repository, S3Config};
+use nines_model::alarm::{AlarmKind, Condition};
 use nines_model::backup::{
     BackupMethod, BackupState, MANIFEST_FORMAT, Manifest, SourceCandidate, choose_source,
     incremental_parent,
@@ -351,6 +352,12 @@ pub(super) async fn create(
                 )
                 .await
                 .map_err(store_err)?;
+            crate::log_store_error(
+                "a backup alarm's clearing",
+                env.alarms
+                    .clear_kind(cluster, None, AlarmKind::BackupFailed)
+                    .await,
+            );
         }
         Err(e) => {
             fail(env, &repo, cluster, rec.id, &e.to_string()).await;
@@ -380,13 +387,15 @@ async fn fail(env: &JobEnv, repo: &Repository, cluster: &str, id: i64, error: &s
     );
     crate::log_store_error(
         "a failed backup's alarm",
-        env.store
-            .add_event(
+        env.alarms
+            .raise(Condition::new(
                 cluster,
                 None,
-                "alarm",
-                &format!("alarm: backup {id} of `{cluster}` failed: {error}"),
-            )
+                AlarmKind::BackupFailed,
+                format!(
+                    "backup {id} of `{cluster}` failed: {error}. The last completed backup is still the newest restorable one; fix the cause and run `nines backup create --cluster {cluster}` (the alarm clears when a backup completes)."
+                ),
+            ))
             .await,
     );
 }
@@ -600,11 +609,23 @@ pub(super) async fn verify(
         .map_err(store_err)?;
     if ok {
         ctx.info(&format!("backup {id} verified: {note}")).await;
+        crate::log_store_error(
+            "a verification alarm's clearing",
+            env.alarms
+                .clear_kind(cluster, None, AlarmKind::BackupVerify)
+                .await,
+        );
         Ok(())
     } else {
-        let msg = format!("alarm: backup {id} of `{cluster}` failed verification: {note}");
-        env.store
-            .add_event(cluster, None, "alarm", &msg)
+        env.alarms
+            .raise(Condition::new(
+                cluster,
+                None,
+                AlarmKind::BackupVerify,
+                format!(
+                    "backup {id} of `{cluster}` failed verification: {note}. Do not count on it for a restore; take a new backup and verify it (`nines backup verify ID`)."
+                ),
+            ))
             .await
             .map_err(store_err)?;
         result.map(|_| ())

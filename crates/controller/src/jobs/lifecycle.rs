@@ -170,6 +170,10 @@ pub(super) async fn delete_cluster(
         .delete_cluster(c.record.id)
         .await
         .map_err(|e| e.to_string())?;
+    crate::log_store_error(
+        "the clearing of a deleted cluster's alarms",
+        env.alarms.forget_cluster(cluster).await,
+    );
     let msg = format!(
         "cluster `{cluster}` deleted{}",
         if purge {

@@ -40,6 +40,7 @@ use crate::monitor::Monitor;
 pub struct JobEnv {
     pub store: Arc<dyn Store>,
     pub monitor: Arc<Monitor>,
+    pub alarms: Arc<crate::alarms::Alarms>,
     pub settings: JobSettings,
 }
 
@@ -72,6 +73,7 @@ impl JobRunner {
     pub fn new(
         store: Arc<dyn Store>,
         monitor: Arc<Monitor>,
+        alarms: Arc<crate::alarms::Alarms>,
         shutdown: CancellationToken,
         settings: JobSettings,
     ) -> Arc<Self> {
@@ -79,6 +81,7 @@ impl JobRunner {
             env: JobEnv {
                 store: Arc::clone(&store),
                 monitor,
+                alarms,
                 settings,
             },
             store,
@@ -87,6 +90,11 @@ impl JobRunner {
             tasks: TaskTracker::new(),
             shutdown,
         })
+    }
+
+    /// The alarm engine.
+    pub fn alarms(&self) -> &Arc<crate::alarms::Alarms> {
+        &self.env.alarms
     }
 
     /// Queues a job and wakes the runner.

@@ -1,0 +1,281 @@
+//! `nines alarm …` and `nines notify …`: alarms, silences and notification channels.
+
+use anyhow::anyhow;
+use nines_model::api::{
+    AckRequest, AlarmView, ChannelAddRequest, ChannelTestResult, ChannelView, DeliveryView,
+    SilenceRequest, SilenceView,
+};
+
+use crate::client::Client;
+use crate::commands::{cluster_seg, read_password, urlencode};
+use crate::output::{opt, print, table, time};
+use crate::{AlarmCmd, Format, NotifyCmd};
+
+fn alarm_table(alarms: &[AlarmView]) -> comfy_table::Table {
+    let mut t = table(&[
+        "id", "severity", "cluster", "node", "kind", "title", "raised", "cleared", "ack",
+    ]);
+    for a in alarms {
+        t.add_row(vec![
+            a.id.to_string(),
+            format!(
+                "{}{}",
+                a.severity,
+                if a.silenced { " (silenced)" } else { "" }
+            ),
+            a.cluster.clone(),
+            opt(&a.node),
+            a.kind.clone(),
+            a.title.clone(),
+            time(&a.raised_at),
+            opt(&a.cleared_at.as_ref().map(time)),
+            opt(&a.acknowledged_by),
+        ]);
+    }
+    t
+}
+
+pub async fn alarm_command(client: &Client, f: Format, cmd: AlarmCmd) -> anyhow::Result<i32> {
+    match cmd {
+        AlarmCmd::List {
+            cluster,
+            all,
+            limit,
+        } => {
+            let mut path = format!("/api/v1/alarms?all={all}&limit={limit}");
+            if let Some(c) = &cluster {
+                path.push_str(&format!("&cluster={}", cluster_seg(c)?));
+            }
+            let alarms: Vec<AlarmView> = client.get(&path).await?;
+            match f {
+                Format::Table if alarms.is_empty() => {
+                    crate::say!("{}", if all { "no alarms" } else { "no active alarms" });
+                }
+                _ => {
+                    print(f, &alarms, |a| alarm_table(a))?;
+                    if f == Format::Table {
+                        for a in &alarms {
+                            crate::say!("\n{}: {}", a.id, a.message);
+                        }
+                    }
+                }
+            }
+            Ok(0)
+        }
+        AlarmCmd::Ack { id, note } => {
+            let a: AlarmView = client
+                .post(&format!("/api/v1/alarms/{id}/ack"), &AckRequest { note })
+                .await?;
+            match f {
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&a)?),
+                Format::Table => crate::say!(
+                    "alarm {} acknowledged by {}",
+                    a.id,
+                    a.acknowledged_by.clone().unwrap_or_default()
+                ),
+            }
+            Ok(0)
+        }
+        AlarmCmd::Silence {
+            kind,
+            cluster,
+            duration,
+            note,
+        } => {
+            if let Some(c) = &cluster {
+                cluster_seg(c)?;
+            }
+            let s: SilenceView = client
+                .post(
+                    "/api/v1/alarm-silences",
+                    &SilenceRequest {
+                        kind,
+                        cluster,
+                        duration,
+                        note,
+                    },
+                )
+                .await?;
+            match f {
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&s)?),
+                Format::Table => crate::say!(
+                    "silence {}: no notifications for {} on {} until {}",
+                    s.id,
+                    s.kind,
+                    s.cluster
+                        .clone()
+                        .map(|c| format!("`{c}`"))
+                        .unwrap_or_else(|| "every cluster".into()),
+                    time(&s.until)
+                ),
+            }
+            Ok(0)
+        }
+        AlarmCmd::Silences => {
+            let s: Vec<SilenceView> = client.get("/api/v1/alarm-silences").await?;
+            print(f, &s, |s| {
+                let mut t = table(&["id", "kind", "cluster", "until", "by", "note"]);
+                for x in s {
+                    t.add_row(vec![
+                        x.id.to_string(),
+                        x.kind.clone(),
+                        x.cluster.clone().unwrap_or_else(|| "*".into()),
+                        time(&x.until),
+                        x.created_by.clone(),
+                        x.note.clone(),
+                    ]);
+                }
+                t
+            })?;
+            Ok(0)
+        }
+        AlarmCmd::Unsilence { id } => {
+            let s: SilenceView = client
+                .delete(&format!("/api/v1/alarm-silences/{id}"))
+                .await?;
+            match f {
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&s)?),
+                Format::Table => crate::say!("silence {} of {} ended", s.id, s.kind),
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn channel_seg(name: &str) -> anyhow::Result<String> {
+    let n = nines_model::input::ClusterName::parse("name", name)
+        .map_err(|e| anyhow!("{}", e.message))?;
+    Ok(urlencode(n.as_str()))
+}
+
+pub async fn notify_command(client: &Client, f: Format, cmd: NotifyCmd) -> anyhow::Result<i32> {
+    match cmd {
+        NotifyCmd::Add {
+            name,
+            webhook,
+            slack,
+            email,
+            smtp,
+            from,
+            hmac_key_file,
+            min_severity,
+            cluster,
+        } => {
+            let min_severity = min_severity
+                .parse()
+                .map_err(|e: String| anyhow!("--min-severity: {e}"))?;
+            let hmac_key = hmac_key_file
+                .as_deref()
+                .map(|p| read_password("--hmac-key-file", p))
+                .transpose()?;
+            let req = ChannelAddRequest {
+                name,
+                webhook,
+                slack,
+                email,
+                smtp,
+                from,
+                hmac_key,
+                min_severity: Some(min_severity),
+                cluster,
+            };
+            let c: ChannelView = client.post("/api/v1/notify-channels", &req).await?;
+            match f {
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&c)?),
+                Format::Table => crate::say!(
+                    "channel `{}` added: {} to {}, {} and above{}",
+                    c.name,
+                    c.kind,
+                    c.target,
+                    c.min_severity,
+                    c.cluster
+                        .as_ref()
+                        .map(|x| format!(", cluster `{x}` only"))
+                        .unwrap_or_default()
+                ),
+            }
+            Ok(0)
+        }
+        NotifyCmd::List => {
+            let cs: Vec<ChannelView> = client.get("/api/v1/notify-channels").await?;
+            print(f, &cs, |cs| {
+                let mut t = table(&[
+                    "name",
+                    "kind",
+                    "target",
+                    "min",
+                    "cluster",
+                    "last",
+                    "failed",
+                    "last error",
+                ]);
+                for c in cs {
+                    t.add_row(vec![
+                        c.name.clone(),
+                        c.kind.to_string(),
+                        c.target.clone(),
+                        c.min_severity.to_string(),
+                        c.cluster.clone().unwrap_or_else(|| "*".into()),
+                        match (&c.last_state, &c.last_at) {
+                            (Some(s), Some(at)) => format!("{s} {}", time(at)),
+                            _ => "-".into(),
+                        },
+                        c.failed.to_string(),
+                        opt(&c.last_error),
+                    ]);
+                }
+                t
+            })?;
+            Ok(0)
+        }
+        NotifyCmd::Test { name } => {
+            let path = format!("/api/v1/notify-channels/{}/test", channel_seg(&name)?);
+            let r: ChannelTestResult = client.post(&path, &serde_json::json!({})).await?;
+            match f {
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&r)?),
+                Format::Table if r.sent => crate::say!("test notification sent to `{name}`"),
+                Format::Table => crate::esay!(
+                    "test notification to `{name}` failed: {}",
+                    r.error.clone().unwrap_or_default()
+                ),
+            }
+            Ok(if r.sent { 0 } else { 1 })
+        }
+        NotifyCmd::Delete { name } => {
+            let path = format!("/api/v1/notify-channels/{}", channel_seg(&name)?);
+            let c: ChannelView = client.delete(&path).await?;
+            match f {
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&c)?),
+                Format::Table => crate::say!("channel `{}` deleted", c.name),
+            }
+            Ok(0)
+        }
+        NotifyCmd::Deliveries { name, limit } => {
+            let path = format!(
+                "/api/v1/notify-channels/{}/deliveries?limit={limit}",
+                channel_seg(&name)?
+            );
+            let ds: Vec<DeliveryView> = client.get(&path).await?;
+            print(f, &ds, |ds| {
+                let mut t = table(&[
+                    "id", "event", "alarm", "title", "state", "tries", "queued", "sent", "error",
+                ]);
+                for d in ds {
+                    t.add_row(vec![
+                        d.id.to_string(),
+                        d.event.as_str().to_string(),
+                        opt(&d.alarm_id),
+                        d.title.clone(),
+                        d.state.clone(),
+                        d.attempts.to_string(),
+                        time(&d.queued_at),
+                        opt(&d.sent_at.as_ref().map(time)),
+                        opt(&d.last_error),
+                    ]);
+                }
+                t
+            })?;
+            Ok(0)
+        }
+    }
+}
