@@ -13,9 +13,10 @@ NINES_APT_PACKAGES=(
   python3-venv                                            # the PyPI tools below
 )
 
-# PyPI tools the tests start (moto's S3-compatible server), in a virtualenv of their own.
+# PyPI tools the tests start (moto's S3-compatible server, aiosmtpd's SMTP sink), in a
+# virtualenv of their own.
 NINES_VENV="${NINES_VENV:-$HOME/.cache/nines/venv}"
-NINES_PIP_PACKAGES=("moto[server]==5.*")
+NINES_PIP_PACKAGES=("moto[server]==5.*" "aiosmtpd==1.*")
 
 nines_install_deps() {
   local missing=()
@@ -36,12 +37,13 @@ nines_install_deps() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     if [ "${NINES_REMOVE_POLICY:-0}" = 1 ]; then $sudo rm -f /usr/sbin/policy-rc.d; fi
   fi
-  if [ ! -x "$NINES_VENV/bin/moto_server" ]; then
+  if [ ! -x "$NINES_VENV/bin/moto_server" ] || [ ! -x "$NINES_VENV/bin/aiosmtpd" ]; then
     echo "installing PyPI tools in $NINES_VENV: ${NINES_PIP_PACKAGES[*]}" >&2
     python3 -m venv "$NINES_VENV"
     "$NINES_VENV/bin/pip" install -q --disable-pip-version-check "${NINES_PIP_PACKAGES[@]}"
   fi
   export NINES_MOTO_SERVER="$NINES_VENV/bin/moto_server"
+  export NINES_AIOSMTPD="$NINES_VENV/bin/aiosmtpd"
   if ! cargo nextest --version >/dev/null 2>&1; then
     echo "installing cargo-nextest" >&2
     cargo install cargo-nextest --locked

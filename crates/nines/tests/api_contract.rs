@@ -135,6 +135,16 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/backup-schedules", "get"),
         ("/api/v1/backup-schedules/{id}", "delete"),
         ("/api/v1/clusters/{name}/backup-window", "get"),
+        ("/api/v1/alarms", "get"),
+        ("/api/v1/alarms/{id}/ack", "post"),
+        ("/api/v1/alarm-silences", "get"),
+        ("/api/v1/alarm-silences", "post"),
+        ("/api/v1/alarm-silences/{id}", "delete"),
+        ("/api/v1/notify-channels", "get"),
+        ("/api/v1/notify-channels", "post"),
+        ("/api/v1/notify-channels/{name}", "delete"),
+        ("/api/v1/notify-channels/{name}/test", "post"),
+        ("/api/v1/notify-channels/{name}/deliveries", "get"),
     ];
     // Every documented operation is expected, and every expected one documented.
     let documented: usize = paths

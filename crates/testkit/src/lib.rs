@@ -39,6 +39,7 @@ mod mariadb;
 mod process;
 mod replication;
 mod s3;
+mod sinks;
 mod sshd;
 mod util;
 
@@ -54,5 +55,6 @@ pub use mariadb::{
 pub use process::Signal;
 pub use replication::ReplicationTopology;
 pub use s3::S3Server;
+pub use sinks::{HttpSink, Received, SmtpSink};
 pub use sshd::Sshd;
 pub use util::{kit_root, port_is_open, random_password, wait_port_closed, wait_until};

@@ -384,7 +384,8 @@ pub fn monitor_conditions(c: &MonitoredCluster) -> Vec<Condition> {
             _ => {}
         }
     }
-    if c.state == Some(ClusterState::Failed) {
+    // A standalone server's cluster fails with it: its node alarm says all there is.
+    if c.state == Some(ClusterState::Failed) && c.cluster_type != ClusterType::Standalone {
         let what_next = if c.auto_recovery && c.deployed {
             "nines is repairing it (see `nines job list` and `nines events`)"
         } else if c.cluster_type == ClusterType::Galera {

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::Severity;
 
 /// How long the first notification of a quiet channel waits for the rest of its burst.
-pub const GROUP_WAIT: Duration = Duration::seconds(2);
+pub const GROUP_WAIT: Duration = Duration::seconds(5);
 /// The shortest time between two messages to one channel while alarms keep coming.
 pub const GROUP_INTERVAL: Duration = Duration::seconds(10);
 /// At most this many alarms in one message (the rest in the next).
@@ -274,16 +274,16 @@ mod tests {
     fn a_burst_waits_briefly_and_a_storm_is_spaced() {
         let cases = [
             // A quiet channel: the first notice waits GROUP_WAIT for its burst.
-            (t(10), None, t(11), false),
-            (t(10), None, t(12), true),
+            (t(10), None, t(14), false),
+            (t(10), None, t(15), true),
             // Sent 3 s ago: what comes next waits until GROUP_INTERVAL since that send...
             (t(20), Some(t(18)), t(21), false),
             (t(20), Some(t(18)), t(28), true),
             // ...and never longer than GROUP_INTERVAL after it was queued.
             (t(20), Some(t(29)), t(30), true),
             // The last send long ago: the channel is quiet again.
-            (t(100), Some(t(50)), t(102), true),
-            (t(100), Some(t(50)), t(101), false),
+            (t(100), Some(t(50)), t(105), true),
+            (t(100), Some(t(50)), t(103), false),
         ];
         for (oldest, last, now, want) in cases {
             assert_eq!(

@@ -83,6 +83,15 @@ fn the_monitor_raises_what_a_person_did_not_ask_for() {
             )],
         ),
         (
+            "a standalone server down is one alarm, not two",
+            MonitoredCluster {
+                cluster_type: ClusterType::Standalone,
+                state: Some(ClusterState::Failed),
+                ..cluster(vec![node(a, Some(Offline))])
+            },
+            vec![(Some(a.into()), AlarmKind::NodeDown, Severity::Critical)],
+        ),
+        (
             "the whole cluster in maintenance",
             MonitoredCluster {
                 in_maintenance: true,
