@@ -1,15 +1,17 @@
-//! `nines alarm …` and `nines notify …`: alarms, silences and notification channels.
+//! `nines alarm …`, `nines notify …` and `nines advisor …`: alarms, silences,
+//! notification channels, advisor results and user rules.
 
 use anyhow::anyhow;
+use nines_model::advisor::user::UserRule;
 use nines_model::api::{
-    AckRequest, AlarmView, ChannelAddRequest, ChannelTestResult, ChannelView, DeliveryView,
-    SilenceRequest, SilenceView,
+    AckRequest, AdviceChangeView, AdviceView, AlarmView, ChannelAddRequest, ChannelTestResult,
+    ChannelView, DeliveryView, SilenceRequest, SilenceView, UserRuleRequest,
 };
 
 use crate::client::Client;
 use crate::commands::{cluster_seg, read_password, urlencode};
 use crate::output::{opt, print, table, time};
-use crate::{AlarmCmd, Format, NotifyCmd};
+use crate::{AdvisorCmd, AdvisorRuleCmd, AlarmCmd, Format, NotifyCmd};
 
 fn alarm_table(alarms: &[AlarmView]) -> comfy_table::Table {
     let mut t = table(&[
@@ -278,4 +280,131 @@ pub async fn notify_command(client: &Client, f: Format, cmd: NotifyCmd) -> anyho
             Ok(0)
         }
     }
+}
+
+fn advice_table(list: &[AdviceView]) -> comfy_table::Table {
+    let mut t = table(&["status", "rule", "node", "message", "checked"]);
+    for a in list {
+        t.add_row(vec![
+            a.status.to_string(),
+            a.rule.clone(),
+            opt(&a.node),
+            a.message.clone(),
+            time(&a.checked_at),
+        ]);
+    }
+    t
+}
+
+pub async fn advisor_command(client: &Client, f: Format, cmd: AdvisorCmd) -> anyhow::Result<i32> {
+    match cmd {
+        AdvisorCmd::List { cluster } => {
+            let path = format!("/api/v1/clusters/{}/advisors", cluster_seg(&cluster)?);
+            let list: Vec<AdviceView> = client.get(&path).await?;
+            print_advice(f, &list)
+        }
+        AdvisorCmd::Run { cluster } => {
+            let path = format!("/api/v1/clusters/{}/advisors/run", cluster_seg(&cluster)?);
+            let list: Vec<AdviceView> = client.post(&path, &serde_json::json!({})).await?;
+            print_advice(f, &list)
+        }
+        AdvisorCmd::History { cluster, since } => {
+            let path = format!(
+                "/api/v1/clusters/{}/advisors/history?since={}",
+                cluster_seg(&cluster)?,
+                urlencode(&since)
+            );
+            let list: Vec<AdviceChangeView> = client.get(&path).await?;
+            print(f, &list, |list| {
+                let mut t = table(&["time", "rule", "status", "message"]);
+                for h in list {
+                    t.add_row(vec![
+                        time(&h.at),
+                        h.rule.clone(),
+                        h.status.to_string(),
+                        h.message.clone(),
+                    ]);
+                }
+                t
+            })?;
+            Ok(0)
+        }
+        AdvisorCmd::Rule(AdvisorRuleCmd::Add {
+            cluster,
+            name,
+            sql,
+            warning,
+            critical,
+            below,
+            message,
+            every,
+            nodes,
+        }) => {
+            let path = format!("/api/v1/clusters/{}/advisor-rules", cluster_seg(&cluster)?);
+            let req = UserRuleRequest {
+                name,
+                sql,
+                warning,
+                critical,
+                below,
+                message,
+                every: Some(every),
+                nodes: Some(nodes),
+            };
+            let r: UserRule = client.post(&path, &req).await?;
+            match f {
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&r)?),
+                Format::Table => crate::say!(
+                    "rule `{}` added to `{cluster}` (alarm kind advisor.{})",
+                    r.name,
+                    r.id()
+                ),
+            }
+            Ok(0)
+        }
+        AdvisorCmd::Rule(AdvisorRuleCmd::List { cluster }) => {
+            let path = format!("/api/v1/clusters/{}/advisor-rules", cluster_seg(&cluster)?);
+            let rules: Vec<UserRule> = client.get(&path).await?;
+            print(f, &rules, |rules| {
+                let mut t = table(&["name", "sql", "warning", "critical", "every", "message"]);
+                for r in rules {
+                    t.add_row(vec![
+                        r.name.clone(),
+                        r.sql.clone(),
+                        opt(&r.warning),
+                        opt(&r.critical),
+                        format!("{} s", r.every_seconds),
+                        r.message.clone(),
+                    ]);
+                }
+                t
+            })?;
+            Ok(0)
+        }
+        AdvisorCmd::Rule(AdvisorRuleCmd::Delete { cluster, name }) => {
+            let n = nines_model::input::ClusterName::parse("name", &name)
+                .map_err(|e| anyhow!("{}", e.message))?;
+            let path = format!(
+                "/api/v1/clusters/{}/advisor-rules/{}",
+                cluster_seg(&cluster)?,
+                urlencode(n.as_str())
+            );
+            let r: UserRule = client.delete(&path).await?;
+            match f {
+                Format::Json => crate::say!("{}", serde_json::to_string_pretty(&r)?),
+                Format::Table => crate::say!("rule `{}` deleted from `{cluster}`", r.name),
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn print_advice(f: Format, list: &[AdviceView]) -> anyhow::Result<i32> {
+    print(f, &list.to_vec(), |l| advice_table(l))?;
+    if f == Format::Table {
+        for a in list.iter().filter(|a| !a.advice.is_empty()) {
+            crate::say!("\n{} ({}): {}", a.rule, a.status, a.advice);
+        }
+    }
+    Ok(0)
 }

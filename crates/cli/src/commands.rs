@@ -360,6 +360,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Backup(cmd) => backup_command(&client, f, cmd).await,
         Command::Alarm(cmd) => crate::alarms::alarm_command(&client, f, cmd).await,
         Command::Notify(cmd) => crate::alarms::notify_command(&client, f, cmd).await,
+        Command::Advisor(cmd) => crate::alarms::advisor_command(&client, f, cmd).await,
         Command::Events { cluster, limit } => {
             let mut path = format!("/api/v1/events?limit={limit}");
             if let Some(c) = cluster {

@@ -73,6 +73,9 @@ pub enum Command {
     /// Notification channels for alarms: webhook, Slack, e-mail.
     #[command(subcommand)]
     Notify(NotifyCmd),
+    /// Advisors: rule results, their history, checking now, user rules.
+    #[command(subcommand)]
+    Advisor(AdvisorCmd),
     /// Recent events: state changes and decisions, with reasons.
     Events {
         #[arg(long)]
@@ -114,6 +117,9 @@ pub struct ServeArgs {
     /// How long a hook may run.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub hook_timeout: std::time::Duration,
+    /// How often the advisors check each cluster (variables, counters, tables, backups).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub advisor_interval: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1102,5 +1108,67 @@ pub enum NotifyCmd {
         name: String,
         #[arg(long, default_value_t = 20)]
         limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdvisorCmd {
+    /// Every rule's latest result on a cluster, worst first.
+    List {
+        #[arg(long)]
+        cluster: String,
+    },
+    /// Check every rule (user rules too) now, then list.
+    Run {
+        #[arg(long)]
+        cluster: String,
+    },
+    /// Changes of the rules' verdicts, newest first.
+    History {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long, default_value = "7d")]
+        since: String,
+    },
+    /// User rules: a query returning one number, with thresholds.
+    #[command(subcommand)]
+    Rule(AdvisorRuleCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdvisorRuleCmd {
+    /// Add a rule: --sql returning one number, --warning and/or --critical thresholds.
+    Add {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        sql: String,
+        #[arg(long, allow_hyphen_values = true)]
+        warning: Option<f64>,
+        #[arg(long, allow_hyphen_values = true)]
+        critical: Option<f64>,
+        /// The value goes wrong downward (default: upward).
+        #[arg(long)]
+        below: bool,
+        /// What a failing result says; {value} is the number.
+        #[arg(long)]
+        message: String,
+        /// How often, e.g. 60s.
+        #[arg(long, default_value = "60s")]
+        every: String,
+        /// all, primary, replicas, or ADDR[:PORT],…
+        #[arg(long, default_value = "all")]
+        nodes: String,
+    },
+    List {
+        #[arg(long)]
+        cluster: String,
+    },
+    Delete {
+        #[arg(long)]
+        cluster: String,
+        name: String,
     },
 }

@@ -21,6 +21,8 @@ pub struct Config {
     pub ha: nines_model::ha::HaPolicy,
     /// Scripts run around failovers and switchovers.
     pub hooks: crate::jobs::Hooks,
+    /// How often the advisors run over each cluster.
+    pub advisor_interval: Duration,
 }
 
 impl Config {
@@ -49,6 +51,7 @@ impl Config {
                 connect: Duration::from_secs(5),
                 query: Duration::from_secs(30),
             },
+            advisor_interval: Duration::from_secs(30),
             history: HistoryConfig {
                 raw_window: Duration::from_secs(15 * 60),
                 rollup_retention: Duration::from_secs(7 * 24 * 3600),

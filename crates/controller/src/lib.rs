@@ -2,6 +2,7 @@
 //! left running, makes sure an admin token exists, then runs the monitor, the job runner
 //! and the HTTP API until asked to stop, and shuts them down within a deadline.
 
+pub mod advisors;
 pub mod alarms;
 pub mod api;
 pub mod backup_scheduler;
@@ -94,6 +95,13 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     );
     // A promotion a dead controller began is completed or rolled back first.
     jobs::ha::resume_promotions(&store, &jobs).await?;
+    let advisors = advisors::Advisors::new(
+        Arc::clone(&store),
+        Arc::clone(&monitor),
+        Arc::clone(jobs.alarms()),
+    );
+    let advisor_task =
+        tokio::spawn(Arc::clone(&advisors).run(config.advisor_interval, shutdown.child_token()));
     let runner = tokio::spawn(Arc::clone(&jobs).run());
     let archiver = tokio::spawn(jobs::archive::run(
         Arc::clone(&jobs),
@@ -135,6 +143,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         store: Arc::clone(&store),
         monitor: Arc::clone(&monitor),
         alarms,
+        advisors,
         jobs,
         tokens: Arc::new(TokenCache::default()),
     };
@@ -150,6 +159,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), archiver).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), notifier).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), advisor_task).await;
     monitor.join(Duration::from_secs(5)).await;
     let _ = flusher.await;
     let _ = reconciler.await;

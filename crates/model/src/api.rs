@@ -707,3 +707,50 @@ pub struct ChannelTestResult {
     pub sent: bool,
     pub error: Option<String>,
 }
+
+/// One advisor rule's result on a cluster (or one of its nodes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AdviceView {
+    /// The rule's id (`advisor.<rule>` is its alarm kind); user rules are `user_<name>`.
+    pub rule: String,
+    pub title: String,
+    /// The node (host:port); null for the cluster.
+    pub node: Option<String>,
+    pub status: crate::advisor::Status,
+    pub message: String,
+    pub advice: String,
+    pub checked_at: DateTime<Utc>,
+}
+
+/// A change of a rule's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AdviceChangeView {
+    pub rule: String,
+    pub status: crate::advisor::Status,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Body of `POST /api/v1/clusters/{name}/advisor-rules`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserRuleRequest {
+    pub name: String,
+    /// One query returning one number.
+    pub sql: String,
+    #[serde(default)]
+    pub warning: Option<f64>,
+    #[serde(default)]
+    pub critical: Option<f64>,
+    /// The value goes wrong downward (default: upward).
+    #[serde(default)]
+    pub below: bool,
+    /// What a failing result says; `{value}` is the number.
+    pub message: String,
+    /// How often, e.g. `60s` (default 60s, 10s-1d).
+    #[serde(default)]
+    pub every: Option<String>,
+    /// `all` (default), `primary`, `replicas`, or host:port,…
+    #[serde(default)]
+    pub nodes: Option<String>,
+}

@@ -4,6 +4,7 @@
 //! Everything here is plain data and pure logic; no I/O. Every other crate depends on
 //! this one, and the CLI depends on nothing else, so API types live here too.
 
+pub mod advisor;
 pub mod alarm;
 pub mod api;
 pub mod backup;

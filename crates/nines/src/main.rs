@@ -68,6 +68,7 @@ async fn serve(cli: &Cli, args: &nines_cli::ServeArgs) -> anyhow::Result<()> {
     config.monitor.ssh_config = args.ssh_config.clone();
     config.history.raw_window = args.metrics_raw_window;
     config.history.rollup_retention = args.metrics_retention;
+    config.advisor_interval = args.advisor_interval;
     config.hooks = nines_controller::jobs::Hooks {
         pre: args.pre_failover_hook.clone(),
         post: args.post_failover_hook.clone(),

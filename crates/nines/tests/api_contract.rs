@@ -145,6 +145,12 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/notify-channels/{name}", "delete"),
         ("/api/v1/notify-channels/{name}/test", "post"),
         ("/api/v1/notify-channels/{name}/deliveries", "get"),
+        ("/api/v1/clusters/{name}/advisors", "get"),
+        ("/api/v1/clusters/{name}/advisors/run", "post"),
+        ("/api/v1/clusters/{name}/advisors/history", "get"),
+        ("/api/v1/clusters/{name}/advisor-rules", "get"),
+        ("/api/v1/clusters/{name}/advisor-rules", "post"),
+        ("/api/v1/clusters/{name}/advisor-rules/{rule}", "delete"),
     ];
     // Every documented operation is expected, and every expected one documented.
     let documented: usize = paths

@@ -5,6 +5,7 @@
 //! a highly available controller can satisfy the same trait later without touching callers.
 //! Database passwords are sealed with a key kept in the data directory ([`secret`]).
 
+pub mod advisors;
 pub mod alarms;
 pub mod backups;
 pub mod secret;
@@ -17,6 +18,7 @@ use nines_model::ha::HaPolicy;
 use nines_model::job::{FailureKind, HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
 use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
 
+pub use advisors::{AdviceChange, AdviceRecord, AdvisorStore};
 pub use alarms::{
     AlarmRecord, AlarmStore, Attempt, ChannelRecord, DeliveryRecord, DeliveryState, NewChannel,
     SilenceRecord,
@@ -318,7 +320,7 @@ pub struct Rollup {
 
 /// The controller's durable state. Every method is one atomic change or one consistent read.
 #[async_trait]
-pub trait Store: BackupStore + AlarmStore + Send + Sync {
+pub trait Store: BackupStore + AlarmStore + AdvisorStore + Send + Sync {
     // Secrets.
     /// Seals and stores a secret; returns its id.
     async fn put_secret(&self, plaintext: &str) -> Result<i64>;

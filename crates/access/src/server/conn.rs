@@ -254,6 +254,16 @@ impl ResultSet {
         self.0.into_iter().map(to_named_row).collect()
     }
 
+    /// The first column of the first row, as text (None: no row, or NULL).
+    pub fn first_cell(self) -> Option<String> {
+        let row = self.0.into_iter().next()?;
+        row.unwrap_raw()
+            .into_iter()
+            .next()
+            .flatten()
+            .and_then(value_text)
+    }
+
     /// A SHOW … STATUS/VARIABLES result (`Variable_name`, `Value`): lower-cased name →
     /// value, read by position without building a row map per variable.
     pub fn into_vars(self) -> VarMap {

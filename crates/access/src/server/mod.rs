@@ -2,6 +2,7 @@
 //! parsers for the SHOW output the monitor and the operations read, and the replication
 //! SQL dialects (`replication.rs`).
 
+pub mod advisor;
 pub mod conn;
 pub mod parse;
 pub mod probe;

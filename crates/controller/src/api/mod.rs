@@ -2,6 +2,7 @@
 //! an OpenAPI document generated from the same route declarations (`GET /api/openapi.json`),
 //! so the document cannot drift from the routes.
 
+mod advisors;
 mod alarms;
 mod auth;
 mod backups;
@@ -38,6 +39,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub monitor: Arc<Monitor>,
     pub alarms: Arc<crate::alarms::Alarms>,
+    pub advisors: Arc<crate::advisors::Advisors>,
     pub jobs: Arc<JobRunner>,
     pub tokens: Arc<TokenCache>,
 }
@@ -110,6 +112,11 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(alarms::delete_channel))
         .routes(routes!(alarms::test_channel))
         .routes(routes!(alarms::list_deliveries))
+        .routes(routes!(advisors::list_advice))
+        .routes(routes!(advisors::run_advisors))
+        .routes(routes!(advisors::advice_history))
+        .routes(routes!(advisors::list_user_rules, advisors::add_user_rule))
+        .routes(routes!(advisors::delete_user_rule))
         .routes(routes!(clusters::list_nodes))
         .routes(routes!(clusters::list_events))
         .routes(routes!(jobs::list_jobs))

@@ -174,6 +174,10 @@ pub(super) async fn delete_cluster(
         "the clearing of a deleted cluster's alarms",
         env.alarms.forget_cluster(cluster).await,
     );
+    crate::log_store_error(
+        "a deleted cluster's advice",
+        env.store.drop_cluster_advice(cluster).await,
+    );
     let msg = format!(
         "cluster `{cluster}` deleted{}",
         if purge {

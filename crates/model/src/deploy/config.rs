@@ -53,6 +53,10 @@ rpl_semi_sync_master_timeout    = {{ semi_sync_timeout_ms }}
 init_rpl_role                   = SLAVE
 {%- endif %}
 
+# The query monitor reads statement digests here (nines query top).
+performance_schema              = ON
+performance_schema_digests_size = 5000
+
 innodb_buffer_pool_size         = {{ innodb_buffer_pool_size }}
 innodb_log_file_size            = {{ innodb_log_file_size }}
 innodb_flush_log_at_trx_commit  = 1

@@ -1,0 +1,365 @@
+//! The advisor runner: every interval (30 s by default), for each cluster, reads an
+//! advisor sample of every node (`nines_access::server::advisor`: variables, status,
+//! oldest transaction, tables, clock; on one Galera node the tables without a primary
+//! key), builds the facts the rules need with the monitor's view and the cluster's
+//! backups, runs the built-in rules (`nines_model::advisor::evaluate`) and the cluster's
+//! user rules that are due, stores each rule's results and history, and syncs the
+//! `advisor.*` alarms with the stored results.
+//!
+//! Connections: nines's administration account on clusters it deployed (it must see
+//! every table to find those without a key), the registered account on imported ones.
+//! User rules run in a read-only transaction under a 10 s statement limit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use nines_access::server::{Credentials, ServerConn, Timeouts};
+use nines_model::advisor::user::{UserRule, number};
+use nines_model::advisor::{self, AdvisorSample, BackupFacts, ClusterFacts, NodeFacts, RuleResult};
+use nines_model::alarm::Source;
+use nines_model::backup::BackupState;
+use nines_model::{ClusterType, Endpoint};
+use nines_store::{ClusterRecord, Store, StoreError};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::alarms::Alarms;
+use crate::monitor::{ClusterObserved, Monitor};
+
+/// How long an advisor's connection and queries may take.
+const TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(3),
+    query: Duration::from_secs(10),
+};
+
+/// The advisor runner's memory: each node's previous sample (for rates) and when each
+/// user rule last ran.
+pub struct Advisors {
+    store: Arc<dyn Store>,
+    monitor: Arc<Monitor>,
+    alarms: Arc<Alarms>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    prev: HashMap<(String, String), AdvisorSample>,
+    user_ran: HashMap<(String, String), DateTime<Utc>>,
+}
+
+impl Advisors {
+    pub fn new(store: Arc<dyn Store>, monitor: Arc<Monitor>, alarms: Arc<Alarms>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            monitor,
+            alarms,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// Runs every `interval` until `shutdown`; the first run one interval after start.
+    pub async fn run(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for c in self.monitor.clusters() {
+                if let Err(e) = self.check(&c.name, false).await {
+                    tracing::warn!(cluster = %c.name, error = %e, "advisors failed");
+                }
+            }
+        }
+    }
+
+    /// One run over a cluster (`all_user_rules`: every user rule, due or not); the
+    /// cluster's results afterwards.
+    pub async fn check(&self, cluster: &str, all_user_rules: bool) -> Result<(), String> {
+        let Some(observed) = self.monitor.cluster(cluster) else {
+            return Err(format!("cluster `{cluster}` is not watched"));
+        };
+        let record = self
+            .store
+            .get_cluster(cluster)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("cluster `{cluster}` not found"))?;
+        if record
+            .deploy_state
+            .as_deref()
+            .is_some_and(|s| s != "deployed")
+        {
+            return Ok(());
+        }
+        let creds = self.credentials(&record).await.map_err(|e| e.to_string())?;
+        let samples = self.sample_all(&observed, &creds).await;
+        let now = Utc::now();
+        let backups = self
+            .backup_facts(cluster, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        let results = {
+            let mut state = self.state.lock().await;
+            let nodes: Vec<NodeFacts<'_>> = observed
+                .nodes
+                .iter()
+                .zip(samples.iter())
+                .map(|(n, s)| NodeFacts {
+                    address: n.endpoint.to_string(),
+                    role: n.role,
+                    sample: s.as_ref(),
+                    prev: state
+                        .prev
+                        .get(&(cluster.to_string(), n.endpoint.to_string())),
+                    server: if n.probe.is_reachable() {
+                        n.sample.as_deref()
+                    } else {
+                        None
+                    },
+                    host: n.host.as_ref(),
+                })
+                .collect();
+            let facts = ClusterFacts {
+                name: cluster.to_string(),
+                cluster_type: record.cluster_type,
+                semi_sync: record.settings.as_ref().is_some_and(|s| s.semi_sync),
+                nodes,
+                backups,
+                now,
+            };
+            let results = advisor::evaluate(&facts);
+            for (n, s) in observed.nodes.iter().zip(samples) {
+                if let Some(s) = s {
+                    state
+                        .prev
+                        .insert((cluster.to_string(), n.endpoint.to_string()), s);
+                }
+            }
+            results
+        };
+        let mut by_rule: HashMap<String, Vec<RuleResult>> = HashMap::new();
+        for r in results {
+            by_rule.entry(r.rule.clone()).or_default().push(r);
+        }
+        for (rule, rs) in &by_rule {
+            self.store
+                .set_rule_results(cluster, rule, rs, now)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        self.user_rules(&observed, &creds, all_user_rules)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.sync_alarms(cluster).await.map_err(|e| e.to_string())
+    }
+
+    /// Brings the cluster's `advisor.*` alarms to its stored results (after a user rule
+    /// was deleted).
+    pub async fn resync(&self, cluster: &str) -> Result<(), StoreError> {
+        self.sync_alarms(cluster).await
+    }
+
+    /// Raises and clears the `advisor.*` alarms to match the stored results.
+    async fn sync_alarms(&self, cluster: &str) -> Result<(), StoreError> {
+        let stored: Vec<RuleResult> = self
+            .store
+            .advice(cluster)
+            .await?
+            .into_iter()
+            .map(|a| a.result)
+            .collect();
+        self.alarms
+            .sync(
+                cluster,
+                Source::Advisor,
+                advisor::conditions(cluster, &stored),
+            )
+            .await
+    }
+
+    async fn credentials(&self, c: &ClusterRecord) -> Result<Credentials, StoreError> {
+        if c.settings.is_some() {
+            let accounts = self.store.accounts(c.id).await?;
+            if let Some(a) = accounts
+                .iter()
+                .find(|a| a.purpose == nines_model::deploy::accounts::ADMIN)
+            {
+                return Ok(Credentials {
+                    user: a.user.clone(),
+                    password: self
+                        .store
+                        .get_secret(a.secret_id)
+                        .await?
+                        .expose()
+                        .to_string(),
+                });
+            }
+        }
+        Ok(Credentials {
+            user: c.db_user.clone(),
+            password: self
+                .store
+                .get_secret(c.db_password_secret)
+                .await?
+                .expose()
+                .to_string(),
+        })
+    }
+
+    /// Every node's advisor sample (None where it did not answer), in the monitor's order.
+    async fn sample_all(
+        &self,
+        observed: &ClusterObserved,
+        creds: &Credentials,
+    ) -> Vec<Option<AdvisorSample>> {
+        // The catalog query runs on one node: Galera members hold the same tables.
+        let pk_on = (observed.cluster_type == ClusterType::Galera)
+            .then(|| {
+                observed
+                    .nodes
+                    .iter()
+                    .position(|n| n.probe.is_reachable() && n.sample.is_some())
+            })
+            .flatten();
+        join_all(observed.nodes.iter().enumerate().map(|(i, n)| async move {
+            if !n.probe.is_reachable() {
+                return None;
+            }
+            let mut conn = ServerConn::connect(&n.endpoint, creds, TIMEOUTS)
+                .await
+                .ok()?;
+            let s = nines_access::server::advisor::sample(&mut conn, pk_on == Some(i)).await;
+            conn.close().await;
+            match s {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::debug!(node = %n.endpoint, error = %e, "advisor sample failed");
+                    None
+                }
+            }
+        }))
+        .await
+    }
+
+    async fn backup_facts(
+        &self,
+        cluster: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BackupFacts, StoreError> {
+        let last_completed = self
+            .store
+            .backups(Some(cluster))
+            .await?
+            .into_iter()
+            .filter(|b| b.state == BackupState::Completed)
+            .filter_map(|b| b.finished_at.map(|f| (f, b.verified)))
+            .max_by_key(|(f, _)| *f);
+        let schedule_every = self
+            .store
+            .schedules()
+            .await?
+            .into_iter()
+            .filter(|s| s.cluster == cluster)
+            .filter_map(|s| {
+                let sched = nines_model::backup::schedule::Schedule::parse(&s.cron, &s.tz).ok()?;
+                let a = sched.next_after(now)?;
+                let b = sched.next_after(a)?;
+                Some(b - a)
+            })
+            .min();
+        Ok(BackupFacts {
+            last_completed,
+            schedule_every,
+        })
+    }
+
+    /// Runs the cluster's user rules that are due (all with `all`).
+    async fn user_rules(
+        &self,
+        observed: &ClusterObserved,
+        creds: &Credentials,
+        all: bool,
+    ) -> Result<(), StoreError> {
+        let rules = self.store.user_rules(Some(&observed.name)).await?;
+        let now = Utc::now();
+        for (_, rule) in rules {
+            let key = (observed.name.clone(), rule.name.clone());
+            let due = all || {
+                let state = self.state.lock().await;
+                state.user_ran.get(&key).is_none_or(|t| {
+                    now - *t >= chrono::Duration::seconds(rule.every_seconds as i64)
+                })
+            };
+            if !due {
+                continue;
+            }
+            self.state.lock().await.user_ran.insert(key, now);
+            let results = run_user_rule(observed, creds, &rule).await;
+            self.store
+                .set_rule_results(&observed.name, &rule.id(), &results, Utc::now())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A user rule's results on its nodes.
+async fn run_user_rule(
+    observed: &ClusterObserved,
+    creds: &Credentials,
+    rule: &UserRule,
+) -> Vec<RuleResult> {
+    let picked: Vec<&Endpoint> = observed
+        .nodes
+        .iter()
+        .filter(|n| rule.nodes.picks(&n.endpoint.to_string(), n.role))
+        .map(|n| &n.endpoint)
+        .collect();
+    let values = join_all(picked.iter().map(|ep| query_number(ep, creds, &rule.sql))).await;
+    picked
+        .into_iter()
+        .zip(values)
+        .map(|(ep, v)| {
+            let (status, message) = match v {
+                Ok(v) => rule.verdict(v),
+                Err(e) => (
+                    advisor::Status::Warning,
+                    format!("the rule's query failed: {e}"),
+                ),
+            };
+            RuleResult {
+                rule: rule.id(),
+                node: Some(ep.to_string()),
+                status,
+                message,
+                advice: String::new(),
+            }
+        })
+        .collect()
+}
+
+/// Runs a user rule's query read-only under a statement time limit; its number.
+async fn query_number(ep: &Endpoint, creds: &Credentials, sql: &str) -> Result<f64, String> {
+    let mut conn = ServerConn::connect(ep, creds, TIMEOUTS)
+        .await
+        .map_err(|e| e.to_string())?;
+    let sql = sql.trim().trim_end_matches(';');
+    let r = async {
+        conn.exec("START TRANSACTION READ ONLY").await?;
+        let rows = conn
+            .query_sets(&format!("SET STATEMENT max_statement_time=10 FOR {sql}"))
+            .await;
+        let _ = conn.exec("ROLLBACK").await;
+        rows
+    }
+    .await;
+    conn.close().await;
+    let sets = r.map_err(|e| e.to_string())?;
+    let first = sets.into_iter().next().and_then(|s| s.first_cell());
+    number(first.as_deref())
+}
