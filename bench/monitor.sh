@@ -3,6 +3,8 @@
 # replicas, a three-node Galera cluster, three standalone servers) probed every second.
 #   - controller CPU time (user+system, from /proc/PID/stat) per node per second of monitoring
 #   - p50/p99 latency of GET /api/v1/clusters and GET /api/v1/nodes
+# The ten real nodes are measured twice in the same run: with the advisors and the query
+# monitor off (--advisor-interval 0s) and on (the default, every 30 s).
 # Then, unless SIMULATED=0, the same on a simulated fleet: SIMULATED fake MariaDB servers
 # (examples/bench_sim_fleet.rs: the MySQL protocol on loopback ports, answering the probe
 # from a real server's recorded output), each imported as a standalone cluster.
@@ -25,14 +27,17 @@ pids+=($!)
 for _ in $(seq 1 360); do [ -s "$WORK/fleet.txt" ] && break; sleep 0.5; done
 [ -s "$WORK/fleet.txt" ] || { echo "fleet did not start" >&2; exit 1; }
 
-# Starts a controller on DATA; sets CTL and PORT.
+# Starts a controller on DATA (more serve flags after it); sets CTL and PORT.
 start_controller() {
   PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  ./target/release/nines serve --data-dir "$1" --listen "127.0.0.1:$PORT" 2>"$1.log" &
+  local data=$1
+  shift
+  mkdir -p "$data"
+  ./target/release/nines serve --data-dir "$data" --listen "127.0.0.1:$PORT" "$@" 2>"$data.log" &
   CTL=$!
   pids+=($CTL)
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
-  export NINES_SERVER="http://127.0.0.1:$PORT" NINES_DATA_DIR="$1"
+  export NINES_SERVER="http://127.0.0.1:$PORT" NINES_DATA_DIR="$data"
 }
 
 # Controller CPU per node-second over the window, then the list routes' latency.
@@ -70,17 +75,24 @@ for path in ["/api/v1/clusters", "/api/v1/nodes"]:
 PY
 }
 
-echo "== ten real nodes"
-start_controller "$WORK/data"
-i=0
-while read -r seed user pwfile; do
-  i=$((i+1))
-  ./target/release/nines cluster import --name "c$i" --seed "$seed" --db-user "$user" --db-password-file "$pwfile" --wait >/dev/null
-done < "$WORK/fleet.txt"
-NODES=$(./target/release/nines -o json node list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
-sleep 5  # let every probe task reach its steady state before the window opens
-measure "$NODES"
-kill -INT "$CTL" 2>/dev/null || true
+for advisors in off on; do
+  echo "== ten real nodes, advisors and query monitor $advisors"
+  if [ "$advisors" = off ]; then
+    start_controller "$WORK/data-$advisors" --advisor-interval 0s
+  else
+    start_controller "$WORK/data-$advisors"
+  fi
+  i=0
+  while read -r seed user pwfile; do
+    i=$((i+1))
+    ./target/release/nines cluster import --name "c$i" --seed "$seed" --db-user "$user" --db-password-file "$pwfile" --wait >/dev/null
+  done < "$WORK/fleet.txt"
+  NODES=$(./target/release/nines -o json node list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+  sleep 5  # let every probe task reach its steady state before the window opens
+  measure "$NODES"
+  kill -INT "$CTL" 2>/dev/null || true
+  wait "$CTL" 2>/dev/null || true
+done
 
 if [ "$SIMULATED" -gt 0 ]; then
   echo "== $SIMULATED simulated nodes"

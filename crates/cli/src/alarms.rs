@@ -408,3 +408,88 @@ fn print_advice(f: Format, list: &[AdviceView]) -> anyhow::Result<i32> {
     }
     Ok(0)
 }
+
+pub async fn top_queries(
+    client: &Client,
+    f: Format,
+    cluster: &str,
+    node: Option<&str>,
+    since: &str,
+    limit: i64,
+) -> anyhow::Result<i32> {
+    let mut path = format!(
+        "/api/v1/clusters/{}/queries/top?since={}&limit={limit}",
+        cluster_seg(cluster)?,
+        urlencode(since)
+    );
+    if let Some(n) = node {
+        let ep =
+            nines_model::input::node_address("node", n).map_err(|e| anyhow!("{}", e.message))?;
+        path.push_str(&format!("&node={}", urlencode(&ep.to_string())));
+    }
+    let list: Vec<nines_model::query::TopQuery> = client.get(&path).await?;
+    print(f, &list, |list| {
+        let mut t = table(&[
+            "total ms",
+            "count",
+            "avg ms",
+            "max ms",
+            "rows examined",
+            "rows sent",
+            "schema",
+            "query",
+        ]);
+        for q in list {
+            let text: String = q.digest_text.chars().take(100).collect();
+            t.add_row(vec![
+                format!("{:.1}", q.total_time_ms),
+                q.count.to_string(),
+                format!("{:.3}", q.avg_time_ms),
+                format!("{:.3}", q.max_time_ms),
+                q.rows_examined.to_string(),
+                q.rows_sent.to_string(),
+                q.schema.clone(),
+                text,
+            ]);
+        }
+        t
+    })?;
+    Ok(0)
+}
+
+pub async fn metrics(
+    client: &Client,
+    f: Format,
+    cluster: &str,
+    series: &str,
+    since: &str,
+    step: Option<&str>,
+) -> anyhow::Result<i32> {
+    let mut path = format!(
+        "/api/v1/clusters/{}/metrics?series={}&since={}",
+        cluster_seg(cluster)?,
+        urlencode(series),
+        urlencode(since)
+    );
+    if let Some(s) = step {
+        path.push_str(&format!("&step={}", urlencode(s)));
+    }
+    let m: nines_model::api::ClusterMetrics = client.get(&path).await?;
+    print(f, &m, |m| {
+        let mut t = table(&["series", "node", "points", "last", "min", "max"]);
+        for s in &m.series {
+            let vals: Vec<f64> = s.points.iter().filter_map(|p| p.value).collect();
+            let fmt = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+            t.add_row(vec![
+                s.name.clone(),
+                s.node.clone().unwrap_or_else(|| "(cluster)".into()),
+                vals.len().to_string(),
+                fmt(vals.last().copied()),
+                fmt(vals.iter().copied().reduce(f64::min)),
+                fmt(vals.iter().copied().reduce(f64::max)),
+            ]);
+        }
+        t
+    })?;
+    Ok(0)
+}

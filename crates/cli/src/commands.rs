@@ -361,6 +361,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Alarm(cmd) => crate::alarms::alarm_command(&client, f, cmd).await,
         Command::Notify(cmd) => crate::alarms::notify_command(&client, f, cmd).await,
         Command::Advisor(cmd) => crate::alarms::advisor_command(&client, f, cmd).await,
+        Command::Query(crate::QueryCmd::Top {
+            cluster,
+            node,
+            since,
+            limit,
+        }) => {
+            crate::alarms::top_queries(&client, f, &cluster, node.as_deref(), &since, limit).await
+        }
+        Command::Metrics {
+            cluster,
+            series,
+            since,
+            step,
+        } => crate::alarms::metrics(&client, f, &cluster, &series, &since, step.as_deref()).await,
         Command::Events { cluster, limit } => {
             let mut path = format!("/api/v1/events?limit={limit}");
             if let Some(c) = cluster {

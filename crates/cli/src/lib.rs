@@ -76,6 +76,22 @@ pub enum Command {
     /// Advisors: rule results, their history, checking now, user rules.
     #[command(subcommand)]
     Advisor(AdvisorCmd),
+    /// The query monitor: statement digests that took the most time.
+    #[command(subcommand)]
+    Query(QueryCmd),
+    /// Metric series of a cluster and its nodes, for charts and scripts.
+    Metrics {
+        #[arg(long)]
+        cluster: String,
+        /// Metric names, comma-separated, e.g. queries_per_second,replication_lag_seconds.
+        #[arg(long)]
+        series: String,
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// The step between points (default: about 120 points).
+        #[arg(long)]
+        step: Option<String>,
+    },
     /// Recent events: state changes and decisions, with reasons.
     Events {
         #[arg(long)]
@@ -117,7 +133,8 @@ pub struct ServeArgs {
     /// How long a hook may run.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub hook_timeout: std::time::Duration,
-    /// How often the advisors check each cluster (variables, counters, tables, backups).
+    /// How often the advisors and the query monitor check each cluster (variables,
+    /// counters, tables, backups, statement digests); 0s turns them off.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub advisor_interval: std::time::Duration,
 }
@@ -1170,5 +1187,22 @@ pub enum AdvisorRuleCmd {
         #[arg(long)]
         cluster: String,
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueryCmd {
+    /// The digests that took the most time, cluster-wide or on one node.
+    Top {
+        #[arg(long)]
+        cluster: String,
+        /// One node, ADDR[:PORT].
+        #[arg(long)]
+        node: Option<String>,
+        /// How far back, e.g. 1h, 24h.
+        #[arg(long, default_value = "1h")]
+        since: String,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
     },
 }

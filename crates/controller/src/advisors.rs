@@ -48,6 +48,21 @@ pub struct Advisors {
 struct State {
     prev: HashMap<(String, String), AdvisorSample>,
     user_ran: HashMap<(String, String), DateTime<Utc>>,
+    /// Each node's digest counters at the last read (the query monitor's baseline).
+    digests: HashMap<(String, String), nines_model::query::Previous>,
+    /// Whether each node has performance_schema on, as last read.
+    performance_schema: HashMap<(String, String), bool>,
+    pruned_at: Option<DateTime<Utc>>,
+}
+
+/// How long the query monitor keeps its samples.
+const QUERY_RETENTION: chrono::Duration = chrono::Duration::days(7);
+
+/// One node's read: its advisor sample, and its statement digests when performance_schema
+/// is on.
+struct NodeRead {
+    sample: AdvisorSample,
+    digests: Option<Vec<nines_model::query::DigestRow>>,
 }
 
 impl Advisors {
@@ -97,7 +112,14 @@ impl Advisors {
             return Ok(());
         }
         let creds = self.credentials(&record).await.map_err(|e| e.to_string())?;
-        let samples = self.sample_all(&observed, &creds).await;
+        let mut hide = vec![record.db_user.clone()];
+        if creds.user != record.db_user {
+            hide.push(creds.user.clone());
+        }
+        let reads = self.sample_all(&observed, &creds, &hide).await;
+        self.record_queries(cluster, &observed, &reads).await;
+        let samples: Vec<Option<AdvisorSample>> =
+            reads.into_iter().map(|r| r.map(|r| r.sample)).collect();
         let now = Utc::now();
         let backups = self
             .backup_facts(cluster, now)
@@ -211,12 +233,74 @@ impl Advisors {
         })
     }
 
-    /// Every node's advisor sample (None where it did not answer), in the monitor's order.
+    /// Whether a node has performance_schema on (None: not read yet).
+    pub async fn performance_schema(&self, cluster: &str, node: &str) -> Option<bool> {
+        self.state
+            .lock()
+            .await
+            .performance_schema
+            .get(&(cluster.to_string(), node.to_string()))
+            .copied()
+    }
+
+    /// Stores what each node's statement digests did since the last read.
+    async fn record_queries(
+        &self,
+        cluster: &str,
+        observed: &ClusterObserved,
+        reads: &[Option<NodeRead>],
+    ) {
+        let now = Utc::now();
+        let mut todo = Vec::new();
+        let prune = {
+            let mut state = self.state.lock().await;
+            for (n, r) in observed.nodes.iter().zip(reads) {
+                let Some(r) = r else { continue };
+                let key = (cluster.to_string(), n.endpoint.to_string());
+                let ps = r.sample.var_on("performance_schema").unwrap_or(false);
+                state.performance_schema.insert(key.clone(), ps);
+                let Some(rows) = &r.digests else {
+                    state.digests.remove(&key);
+                    continue;
+                };
+                let next: nines_model::query::Previous =
+                    rows.iter().map(|d| (d.key(), d.clone())).collect();
+                if let Some(prev) = state.digests.insert(key, next) {
+                    todo.push((
+                        n.endpoint.to_string(),
+                        nines_model::query::deltas(&prev, rows),
+                    ));
+                }
+            }
+            let prune = state
+                .pruned_at
+                .is_none_or(|t| now - t > chrono::Duration::hours(1));
+            if prune {
+                state.pruned_at = Some(now);
+            }
+            prune
+        };
+        if prune && let Err(e) = self.store.prune_query_samples(now - QUERY_RETENTION).await {
+            tracing::warn!(error = %e, "cannot prune query samples");
+        }
+        for (node, deltas) in todo {
+            if let Err(e) = self
+                .store
+                .add_query_samples(cluster, &node, now, &deltas)
+                .await
+            {
+                tracing::warn!(cluster, node = %node, error = %e, "cannot record query samples");
+            }
+        }
+    }
+
+    /// Every node's read (None where it did not answer), in the monitor's order.
     async fn sample_all(
         &self,
         observed: &ClusterObserved,
         creds: &Credentials,
-    ) -> Vec<Option<AdvisorSample>> {
+        hide: &[String],
+    ) -> Vec<Option<NodeRead>> {
         // The catalog query runs on one node: Galera members hold the same tables.
         let pk_on = (observed.cluster_type == ClusterType::Galera)
             .then(|| {
@@ -234,14 +318,28 @@ impl Advisors {
                 .await
                 .ok()?;
             let s = nines_access::server::advisor::sample(&mut conn, pk_on == Some(i)).await;
-            conn.close().await;
-            match s {
-                Ok(s) => Some(s),
+            let read = match s {
+                Ok(sample) => {
+                    let digests = if sample.var_on("performance_schema") == Some(true) {
+                        let users: Vec<&str> = hide.iter().map(String::as_str).collect();
+                        if let Err(e) =
+                            nines_access::server::advisor::hide_users(&mut conn, &users).await
+                        {
+                            tracing::debug!(node = %n.endpoint, error = %e, "cannot keep nines's sessions out of performance_schema");
+                        }
+                        nines_access::server::advisor::digests(&mut conn).await.ok()
+                    } else {
+                        None
+                    };
+                    Some(NodeRead { sample, digests })
+                }
                 Err(e) => {
                     tracing::debug!(node = %n.endpoint, error = %e, "advisor sample failed");
                     None
                 }
-            }
+            };
+            conn.close().await;
+            read
         }))
         .await
     }

@@ -100,8 +100,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         Arc::clone(&monitor),
         Arc::clone(jobs.alarms()),
     );
-    let advisor_task =
-        tokio::spawn(Arc::clone(&advisors).run(config.advisor_interval, shutdown.child_token()));
+    // An interval of zero turns the periodic advisors (and the query monitor) off; a run
+    // on demand still works.
+    let advisor_task = (!config.advisor_interval.is_zero()).then(|| {
+        tokio::spawn(Arc::clone(&advisors).run(config.advisor_interval, shutdown.child_token()))
+    });
     let runner = tokio::spawn(Arc::clone(&jobs).run());
     let archiver = tokio::spawn(jobs::archive::run(
         Arc::clone(&jobs),
@@ -159,7 +162,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), archiver).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), notifier).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), advisor_task).await;
+    if let Some(t) = advisor_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
     monitor.join(Duration::from_secs(5)).await;
     let _ = flusher.await;
     let _ = reconciler.await;

@@ -754,3 +754,33 @@ pub struct UserRuleRequest {
     #[serde(default)]
     pub nodes: Option<String>,
 }
+
+/// One step of a chart series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SeriesPoint {
+    /// The step's start.
+    pub at: DateTime<Utc>,
+    /// The average over the step; null when nothing was recorded in it.
+    pub value: Option<f64>,
+}
+
+/// One metric of one node, or of the cluster (`node` null: the nodes combined, summed for
+/// rates and counts, the worst for lag, flow control and CPU, the least for free disk and
+/// memory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChartSeries {
+    pub name: String,
+    pub unit: String,
+    pub node: Option<String>,
+    pub points: Vec<SeriesPoint>,
+}
+
+/// The answer of `GET /api/v1/clusters/{name}/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterMetrics {
+    pub cluster: String,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub step_seconds: f64,
+    pub series: Vec<ChartSeries>,
+}

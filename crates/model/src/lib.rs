@@ -19,7 +19,9 @@ pub mod input;
 pub mod job;
 pub mod lag;
 pub mod lanes;
+pub mod query;
 pub mod replication;
+pub mod series;
 pub mod snapshot;
 pub mod topology;
 

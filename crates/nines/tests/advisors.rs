@@ -337,5 +337,123 @@ async fn replication_rules_and_user_rules_judge_real_settings() {
         vec!["advisor.no_recent_backup".to_string()],
         "{left:?}"
     );
+
+    // The query monitor: a query run 25 times between two reads is found with that count,
+    // on the cluster and on its node; nines's own probes are not among the queries.
+    for i in 0..25 {
+        sql(
+            &addrs[0],
+            "dba",
+            ADMIN_PW,
+            &format!("SELECT id FROM app.queue WHERE id = {i}"),
+        )
+        .await
+        .unwrap();
+    }
+    results(&ctl, "radv");
+    let top = ctl.json(&["query", "top", "--cluster", "radv", "--limit", "50"]);
+    let found = top
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| {
+            q["digest_text"]
+                .as_str()
+                .is_some_and(|t| t.contains("`app` . `queue`") && t.starts_with("SELECT"))
+        })
+        .unwrap_or_else(|| panic!("not in the top: {top}"))
+        .clone();
+    assert_eq!(found["count"], 25, "{found}");
+    for f in ["digest", "total_time_ms", "avg_time_ms", "rows_examined"] {
+        assert!(!found[f].is_null(), "{f}: {found}");
+    }
+    assert!(found["node"].is_null());
+    assert!(
+        !top.as_array().unwrap().iter().any(|q| q["digest_text"]
+            .as_str()
+            .is_some_and(|t| t.contains("SHOW GLOBAL STATUS"))),
+        "nines's own probes counted: {top}"
+    );
+    let on_primary = ctl.json(&["query", "top", "--cluster", "radv", "--node", &primary]);
+    assert!(
+        on_primary
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["digest"] == found["digest"] && q["node"] == primary.as_str()),
+        "{on_primary}"
+    );
+
+    // Metric series for charts: per node and for the cluster, one point per step.
+    let fetch = || {
+        ctl.json(&[
+            "metrics",
+            "--cluster",
+            "radv",
+            "--series",
+            "queries_per_second,replication_lag_seconds",
+            "--since",
+            "2m",
+            "--step",
+            "1s",
+        ])
+    };
+    let values = |m: &Value, name: &str, node: Option<&str>| -> Vec<f64> {
+        m["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name && node.map_or(s["node"].is_null(), |n| s["node"] == n))
+            .unwrap_or_else(|| panic!("{name} {node:?}: {m}"))["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["value"].as_f64())
+            .collect()
+    };
+    // Rates need two probes; a few seconds of them.
+    let charted = wait_until(Duration::from_secs(15), || async {
+        let m = fetch();
+        let qps = values(&m, "queries_per_second", None);
+        qps.len() >= 3 && qps.iter().any(|v| *v > 0.0)
+    })
+    .await;
+    let m = fetch();
+    assert!(charted, "{m}");
+    assert_eq!(m["step_seconds"], 1.0);
+    assert!(
+        values(&m, "replication_lag_seconds", Some(&replica)).contains(&0.0),
+        "{m}"
+    );
+    // The cluster's rate is its nodes' sum.
+    let (p, r, c) = (
+        values(&m, "queries_per_second", Some(&primary)),
+        values(&m, "queries_per_second", Some(&replica)),
+        values(&m, "queries_per_second", None),
+    );
+    assert!(c.iter().sum::<f64>() >= p.iter().sum::<f64>() + r.iter().sum::<f64>() - 1e-6);
+    let out = ctl.cli(&["metrics", "--cluster", "radv", "--series", "nonsense"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("series"), "{}", stderr(&out));
     drop(leases);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_server_without_performance_schema_is_told_not_shown_nothing() {
+    let server = nines_testkit::MariaDbServer::start(nines_testkit::ServerOptions::new())
+        .await
+        .expect("server");
+    let ctl = Controller::start().await;
+    let pw = common::password_file(ctl.data_dir(), server.password());
+    let out = ctl.import("solo", &server.endpoint(), server.user(), &pw, &["--local"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let list = results(&ctl, "solo");
+    assert_eq!(status(&list, "performance_schema_off", None), "warning");
+    let out = ctl.cli(&["query", "top", "--cluster", "solo"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("performance_schema is off on"),
+        "{}",
+        stderr(&out)
+    );
 }

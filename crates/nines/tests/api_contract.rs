@@ -151,6 +151,8 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/clusters/{name}/advisor-rules", "get"),
         ("/api/v1/clusters/{name}/advisor-rules", "post"),
         ("/api/v1/clusters/{name}/advisor-rules/{rule}", "delete"),
+        ("/api/v1/clusters/{name}/queries/top", "get"),
+        ("/api/v1/clusters/{name}/metrics", "get"),
     ];
     // Every documented operation is expected, and every expected one documented.
     let documented: usize = paths

@@ -87,3 +87,65 @@ pub async fn sample(
 fn cell<'a>(rows: &'a [super::parse::Row], col: &str) -> Option<&'a str> {
     rows.first()?.get(col)?.as_deref()
 }
+
+/// Every statement digest that ran since the server started (or the table was emptied),
+/// from `performance_schema.events_statements_summary_by_digest`.
+pub async fn digests(
+    conn: &mut ServerConn,
+) -> Result<Vec<nines_model::query::DigestRow>, ServerError> {
+    let rows = conn
+        .query_rows(
+            "SELECT SCHEMA_NAME AS s, DIGEST AS d, DIGEST_TEXT AS t, COUNT_STAR AS c, \
+             SUM_TIMER_WAIT AS w, MAX_TIMER_WAIT AS m, SUM_ROWS_EXAMINED AS e, SUM_ROWS_SENT AS r \
+             FROM performance_schema.events_statements_summary_by_digest WHERE COUNT_STAR > 0",
+        )
+        .await?;
+    let num = |r: &super::parse::Row, k: &str| -> u64 {
+        r.get(k)
+            .cloned()
+            .flatten()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(rows
+        .iter()
+        .map(|r| nines_model::query::DigestRow {
+            schema: r.get("s").cloned().flatten().unwrap_or_default(),
+            digest: r.get("d").cloned().flatten(),
+            text: r.get("t").cloned().flatten().unwrap_or_default(),
+            count: num(r, "c"),
+            sum_timer_ps: num(r, "w"),
+            max_timer_ps: num(r, "m"),
+            rows_examined: num(r, "e"),
+            rows_sent: num(r, "r"),
+        })
+        .collect())
+}
+
+/// Keeps nines's own connections (`users`) out of performance_schema, so that its probes
+/// are not the server's top queries: future connections through `setup_actors`, current
+/// ones through `threads.INSTRUMENTED`. Needs the right to change performance_schema.
+pub async fn hide_users(conn: &mut ServerConn, users: &[&str]) -> Result<(), ServerError> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let quoted: Vec<String> = users
+        .iter()
+        .map(|u| super::replication::sql_str(u))
+        .collect();
+    let actors: Vec<String> = quoted
+        .iter()
+        .map(|u| format!("('%', {u}, '%', 'NO', 'NO')"))
+        .collect();
+    conn.exec(&format!(
+        "INSERT IGNORE INTO performance_schema.setup_actors (HOST, USER, ROLE, ENABLED, HISTORY) VALUES {}",
+        actors.join(", ")
+    ))
+    .await?;
+    conn.exec(&format!(
+        "UPDATE performance_schema.threads SET INSTRUMENTED = 'NO' \
+         WHERE PROCESSLIST_USER IN ({}) AND INSTRUMENTED = 'YES'",
+        quoted.join(", ")
+    ))
+    .await
+}

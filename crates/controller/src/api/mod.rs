@@ -17,6 +17,7 @@ mod jobs;
 mod json;
 mod maintenance;
 mod metrics;
+mod queries;
 
 use std::sync::Arc;
 
@@ -117,6 +118,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(advisors::advice_history))
         .routes(routes!(advisors::list_user_rules, advisors::add_user_rule))
         .routes(routes!(advisors::delete_user_rule))
+        .routes(routes!(queries::top_queries))
+        .routes(routes!(queries::cluster_metrics))
         .routes(routes!(clusters::list_nodes))
         .routes(routes!(clusters::list_events))
         .routes(routes!(jobs::list_jobs))

@@ -137,10 +137,31 @@ impl ClusterTask {
             let (i, snap) = match msg {
                 None => break,
                 Some(Update::Host(host, view)) => {
+                    let mut values = [("", 0.0); 5];
+                    let mut n = 0;
+                    let mut put = |k: &'static str, v: Option<f64>| {
+                        if let Some(v) = v {
+                            values[n] = (k, v);
+                            n += 1;
+                        }
+                    };
+                    put("cpu_busy", view.cpu_busy);
+                    put("cpu_iowait", view.cpu_iowait);
+                    put("load1", Some(view.load1));
+                    put(
+                        "memory_available_bytes",
+                        Some(view.mem_available_bytes as f64),
+                    );
+                    put("disk_free_bytes", view.disk_free_bytes.map(|b| b as f64));
                     for t in tracks
                         .iter_mut()
                         .filter(|t| t.observed.endpoint.host == host)
                     {
+                        self.monitor.history.record(
+                            &t.observed.endpoint.to_string(),
+                            view.at,
+                            &values[..n],
+                        );
                         t.observed.host = Some(view.clone());
                     }
                     continue;
@@ -258,9 +279,26 @@ impl ClusterTask {
                     .update(snap.at, sample.uptime_seconds, &sample.status);
                 obs.last_seen = Some(snap.at);
                 obs.error = None;
-                self.monitor
-                    .history
-                    .record(&obs.endpoint.to_string(), snap.at, &obs.rates);
+                let node = obs.endpoint.to_string();
+                self.monitor.history.record(&node, snap.at, &obs.rates);
+                // Replication and Galera figures for charts, beside the rates.
+                let mut extra = [("", 0.0); 3];
+                let mut n = 0;
+                if let Some(lag) = sample
+                    .replication
+                    .iter()
+                    .filter_map(|r| r.seconds_behind)
+                    .max()
+                {
+                    extra[n] = ("replication_lag_seconds", lag as f64);
+                    n += 1;
+                }
+                if let Some(w) = &sample.wsrep {
+                    extra[n] = ("wsrep_flow_control_paused", w.flow_control_paused);
+                    extra[n + 1] = ("wsrep_local_recv_queue", w.recv_queue as f64);
+                    n += 2;
+                }
+                self.monitor.history.record(&node, snap.at, &extra[..n]);
                 Observation::Reachable(a.state)
             }
             Err(e) => {

@@ -966,3 +966,31 @@ fn evaluation_gives_ok_or_findings_per_applicable_rule_and_alarms_for_findings()
     );
     let _ = Fine;
 }
+
+#[test]
+fn docs_list_every_rule_with_its_thresholds_and_every_alarm_kind() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/monitoring.md"
+    ))
+    .expect("docs/monitoring.md");
+    for r in rules::RULES {
+        assert!(
+            doc.contains(&format!("`{}`", r.id)),
+            "{} not documented",
+            r.id
+        );
+        assert!(
+            doc.contains(r.threshold),
+            "{}'s threshold not documented",
+            r.id
+        );
+        assert!(doc.contains(r.advice), "{}'s advice not documented", r.id);
+    }
+    for k in crate::alarm::AlarmKind::BUILT_IN {
+        assert!(
+            doc.contains(&format!("`{k}`")),
+            "alarm kind {k} not documented"
+        );
+    }
+}
