@@ -4,7 +4,7 @@
 #   - controller CPU time (user+system, from /proc/PID/stat) per node per second of monitoring
 #   - p50/p99 latency of GET /api/v1/clusters and GET /api/v1/nodes
 # The ten real nodes are measured twice in the same run: with the advisors and the query
-# monitor off (--advisor-interval 0s) and on (the default, every 30 s).
+# monitor off (--advisor-interval off) and on (the default, every 30 s).
 # Then, unless SIMULATED=0, the same on a simulated fleet: SIMULATED fake MariaDB servers
 # (examples/bench_sim_fleet.rs: the MySQL protocol on loopback ports, answering the probe
 # from a real server's recorded output), each imported as a standalone cluster.
@@ -78,7 +78,7 @@ PY
 for advisors in off on; do
   echo "== ten real nodes, advisors and query monitor $advisors"
   if [ "$advisors" = off ]; then
-    start_controller "$WORK/data-$advisors" --advisor-interval 0s
+    start_controller "$WORK/data-$advisors" --advisor-interval off
   else
     start_controller "$WORK/data-$advisors"
   fi

@@ -135,7 +135,7 @@ pub struct ServeArgs {
     pub hook_timeout: std::time::Duration,
     /// How often the advisors and the query monitor check each cluster (variables,
     /// counters, tables, backups, statement digests); 0s turns them off.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_interval_or_off)]
     pub advisor_interval: std::time::Duration,
 }
 
@@ -780,6 +780,14 @@ pub enum JobCmd {
 }
 
 pub use nines_model::api::parse_duration;
+
+/// A duration, or `off` / `0` / `0s` for none (zero).
+pub fn parse_interval_or_off(s: &str) -> Result<std::time::Duration, String> {
+    match s.trim() {
+        "off" | "0" | "0s" => Ok(std::time::Duration::ZERO),
+        other => parse_duration(other),
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -53,15 +53,25 @@ struct State {
     /// Whether each node has performance_schema on, as last read.
     performance_schema: HashMap<(String, String), bool>,
     pruned_at: Option<DateTime<Utc>>,
+    /// When each cluster's digests were last read.
+    queries_read: HashMap<String, DateTime<Utc>>,
 }
+
+/// The shortest time between two digest reads of a cluster on demand (`query top`).
+const QUERY_REFRESH: chrono::Duration = chrono::Duration::seconds(5);
 
 /// How long the query monitor keeps its samples.
 const QUERY_RETENTION: chrono::Duration = chrono::Duration::days(7);
 
-/// One node's read: its advisor sample, and its statement digests when performance_schema
-/// is on.
+/// One node's read: its advisor sample, and its statement digests.
 struct NodeRead {
     sample: AdvisorSample,
+    queries: QueryRead,
+}
+
+/// Whether a node has performance_schema on, and its statement digests when it has.
+struct QueryRead {
+    performance_schema: bool,
     digests: Option<Vec<nines_model::query::DigestRow>>,
 }
 
@@ -117,7 +127,11 @@ impl Advisors {
             hide.push(creds.user.clone());
         }
         let reads = self.sample_all(&observed, &creds, &hide).await;
-        self.record_queries(cluster, &observed, &reads).await;
+        let queries: Vec<Option<&QueryRead>> = reads
+            .iter()
+            .map(|r| r.as_ref().map(|r| &r.queries))
+            .collect();
+        self.record_queries(cluster, &observed, &queries).await;
         let samples: Vec<Option<AdvisorSample>> =
             reads.into_iter().map(|r| r.map(|r| r.sample)).collect();
         let now = Utc::now();
@@ -168,12 +182,11 @@ impl Advisors {
         for r in results {
             by_rule.entry(r.rule.clone()).or_default().push(r);
         }
-        for (rule, rs) in &by_rule {
-            self.store
-                .set_rule_results(cluster, rule, rs, now)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        let by_rule: Vec<(String, Vec<RuleResult>)> = by_rule.into_iter().collect();
+        self.store
+            .set_results(cluster, &by_rule, now)
+            .await
+            .map_err(|e| e.to_string())?;
         self.user_rules(&observed, &creds, all_user_rules)
             .await
             .map_err(|e| e.to_string())?;
@@ -243,22 +256,79 @@ impl Advisors {
             .copied()
     }
 
+    /// Reads every node's statement digests now (at most every few seconds per cluster),
+    /// so that `query top` includes what ran since the last advisor run.
+    pub async fn refresh_queries(&self, cluster: &str) -> Result<(), String> {
+        let now = Utc::now();
+        {
+            let mut state = self.state.lock().await;
+            if state
+                .queries_read
+                .get(cluster)
+                .is_some_and(|t| now - *t < QUERY_REFRESH)
+            {
+                return Ok(());
+            }
+            state.queries_read.insert(cluster.to_string(), now);
+        }
+        let Some(observed) = self.monitor.cluster(cluster) else {
+            return Err(format!("cluster `{cluster}` is not watched"));
+        };
+        let record = self
+            .store
+            .get_cluster(cluster)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("cluster `{cluster}` not found"))?;
+        let creds = self.credentials(&record).await.map_err(|e| e.to_string())?;
+        let mut hide = vec![record.db_user.clone()];
+        if creds.user != record.db_user {
+            hide.push(creds.user.clone());
+        }
+        let hide = &hide;
+        let creds = &creds;
+        let reads = join_all(observed.nodes.iter().map(|n| async move {
+            if !n.probe.is_reachable() {
+                return None;
+            }
+            let mut conn = ServerConn::connect(&n.endpoint, creds, TIMEOUTS)
+                .await
+                .ok()?;
+            let ps = conn
+                .query_sets("SELECT @@performance_schema")
+                .await
+                .ok()
+                .and_then(|s| s.into_iter().next())
+                .and_then(|s| s.first_cell())
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("ON"));
+            let read = read_queries(&mut conn, &n.endpoint, ps, hide).await;
+            conn.close().await;
+            Some(read)
+        }))
+        .await;
+        let queries: Vec<Option<&QueryRead>> = reads.iter().map(Option::as_ref).collect();
+        self.record_queries(cluster, &observed, &queries).await;
+        Ok(())
+    }
+
     /// Stores what each node's statement digests did since the last read.
     async fn record_queries(
         &self,
         cluster: &str,
         observed: &ClusterObserved,
-        reads: &[Option<NodeRead>],
+        reads: &[Option<&QueryRead>],
     ) {
         let now = Utc::now();
         let mut todo = Vec::new();
         let prune = {
             let mut state = self.state.lock().await;
+            state.queries_read.insert(cluster.to_string(), now);
             for (n, r) in observed.nodes.iter().zip(reads) {
                 let Some(r) = r else { continue };
                 let key = (cluster.to_string(), n.endpoint.to_string());
-                let ps = r.sample.var_on("performance_schema").unwrap_or(false);
-                state.performance_schema.insert(key.clone(), ps);
+                state
+                    .performance_schema
+                    .insert(key.clone(), r.performance_schema);
                 let Some(rows) = &r.digests else {
                     state.digests.remove(&key);
                     continue;
@@ -320,18 +390,9 @@ impl Advisors {
             let s = nines_access::server::advisor::sample(&mut conn, pk_on == Some(i)).await;
             let read = match s {
                 Ok(sample) => {
-                    let digests = if sample.var_on("performance_schema") == Some(true) {
-                        let users: Vec<&str> = hide.iter().map(String::as_str).collect();
-                        if let Err(e) =
-                            nines_access::server::advisor::hide_users(&mut conn, &users).await
-                        {
-                            tracing::debug!(node = %n.endpoint, error = %e, "cannot keep nines's sessions out of performance_schema");
-                        }
-                        nines_access::server::advisor::digests(&mut conn).await.ok()
-                    } else {
-                        None
-                    };
-                    Some(NodeRead { sample, digests })
+                    let ps = sample.var_on("performance_schema") == Some(true);
+                    let queries = read_queries(&mut conn, &n.endpoint, ps, hide).await;
+                    Some(NodeRead { sample, queries })
                 }
                 Err(e) => {
                     tracing::debug!(node = %n.endpoint, error = %e, "advisor sample failed");
@@ -460,4 +521,28 @@ async fn query_number(ep: &Endpoint, creds: &Credentials, sql: &str) -> Result<f
     let sets = r.map_err(|e| e.to_string())?;
     let first = sets.into_iter().next().and_then(|s| s.first_cell());
     number(first.as_deref())
+}
+
+/// A node's statement digests, when performance_schema is on (nines's own sessions taken
+/// out of it first).
+async fn read_queries(
+    conn: &mut ServerConn,
+    node: &Endpoint,
+    performance_schema: bool,
+    hide: &[String],
+) -> QueryRead {
+    if !performance_schema {
+        return QueryRead {
+            performance_schema,
+            digests: None,
+        };
+    }
+    let users: Vec<&str> = hide.iter().map(String::as_str).collect();
+    if let Err(e) = nines_access::server::advisor::hide_users(conn, &users).await {
+        tracing::debug!(node = %node, error = %e, "cannot keep nines's sessions out of performance_schema");
+    }
+    QueryRead {
+        performance_schema,
+        digests: nines_access::server::advisor::digests(conn).await.ok(),
+    }
 }

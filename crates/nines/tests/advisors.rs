@@ -374,6 +374,31 @@ async fn replication_rules_and_user_rules_judge_real_settings() {
             .is_some_and(|t| t.contains("SHOW GLOBAL STATUS"))),
         "nines's own probes counted: {top}"
     );
+    // What runs after the last advisor run is counted when someone asks (the digests are
+    // read again, at most every 5 s).
+    for i in 0..5 {
+        sql(
+            &addrs[0],
+            "dba",
+            ADMIN_PW,
+            &format!("SELECT id FROM app.queue WHERE id = {i}"),
+        )
+        .await
+        .unwrap();
+    }
+    let counted = wait_until(Duration::from_secs(15), || async {
+        ctl.json(&["query", "top", "--cluster", "radv", "--limit", "50"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["digest"] == found["digest"] && q["count"] == 30)
+    })
+    .await;
+    assert!(
+        counted,
+        "{}",
+        ctl.json(&["query", "top", "--cluster", "radv"])
+    );
     let on_primary = ctl.json(&["query", "top", "--cluster", "radv", "--node", &primary]);
     assert!(
         on_primary

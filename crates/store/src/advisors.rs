@@ -41,6 +41,16 @@ pub trait AdvisorStore: Send + Sync {
         rule: &str,
         results: &[RuleResult],
         at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.set_results(cluster, &[(rule.to_string(), results.to_vec())], at)
+            .await
+    }
+    /// [`AdvisorStore::set_rule_results`] for several rules, in one transaction.
+    async fn set_results(
+        &self,
+        cluster: &str,
+        rules: &[(String, Vec<RuleResult>)],
+        at: DateTime<Utc>,
     ) -> Result<()>;
     /// A cluster's latest results, by rule then node.
     async fn advice(&self, cluster: &str) -> Result<Vec<AdviceRecord>>;
@@ -91,36 +101,36 @@ fn summary(results: &[(Status, String)]) -> Option<(Status, String)> {
 
 #[async_trait]
 impl AdvisorStore for SqliteStore {
-    async fn set_rule_results(
+    async fn set_results(
         &self,
         cluster: &str,
-        rule: &str,
-        results: &[RuleResult],
+        rules: &[(String, Vec<RuleResult>)],
         at: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let old: Vec<(Status, String)> = sqlx::query(
-            "SELECT status, message FROM advisor_results WHERE cluster = ? AND rule = ?",
-        )
-        .bind(cluster)
-        .bind(rule)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                parse::<Status>("advisor status", &r.try_get::<String, _>("status")?)?,
-                r.try_get::<String, _>("message")?,
-            ))
-        })
-        .collect::<Result<_>>()?;
-        sqlx::query("DELETE FROM advisor_results WHERE cluster = ? AND rule = ?")
+        for (rule, results) in rules {
+            let old: Vec<(Status, String)> = sqlx::query(
+                "SELECT status, message FROM advisor_results WHERE cluster = ? AND rule = ?",
+            )
             .bind(cluster)
             .bind(rule)
-            .execute(&mut *tx)
-            .await?;
-        for r in results {
-            sqlx::query(
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    parse::<Status>("advisor status", &r.try_get::<String, _>("status")?)?,
+                    r.try_get::<String, _>("message")?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+            sqlx::query("DELETE FROM advisor_results WHERE cluster = ? AND rule = ?")
+                .bind(cluster)
+                .bind(rule)
+                .execute(&mut *tx)
+                .await?;
+            for r in results {
+                sqlx::query(
                 "INSERT INTO advisor_results (cluster, rule, node, status, message, advice, checked_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (cluster, rule, node) DO UPDATE SET status = excluded.status, \
@@ -135,16 +145,16 @@ impl AdvisorStore for SqliteStore {
             .bind(at.timestamp_millis())
             .execute(&mut *tx)
             .await?;
-        }
-        let new: Vec<(Status, String)> = results
-            .iter()
-            .map(|r| (r.status, r.message.clone()))
-            .collect();
-        let before = summary(&old).map(|(s, _)| s);
-        if let Some((status, message)) = summary(&new)
-            && before != Some(status)
-        {
-            sqlx::query(
+            }
+            let new: Vec<(Status, String)> = results
+                .iter()
+                .map(|r| (r.status, r.message.clone()))
+                .collect();
+            let before = summary(&old).map(|(s, _)| s);
+            if let Some((status, message)) = summary(&new)
+                && before != Some(status)
+            {
+                sqlx::query(
                 "INSERT INTO advisor_history (cluster, rule, status, message, at) VALUES (?, ?, ?, ?, ?)",
             )
             .bind(cluster)
@@ -154,6 +164,7 @@ impl AdvisorStore for SqliteStore {
             .bind(at.timestamp_millis())
             .execute(&mut *tx)
             .await?;
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -73,6 +73,10 @@ pub async fn top_queries(
         }
         None => None,
     };
+    // What ran since the last advisor run counts too.
+    if let Err(e) = st.advisors.refresh_queries(&c.name).await {
+        tracing::debug!(cluster = %c.name, error = %e, "cannot read statement digests now");
+    }
     // A server without performance_schema has no digests to show: say so, not [].
     let scope: Vec<String> = match &node {
         Some(n) => vec![n.clone()],

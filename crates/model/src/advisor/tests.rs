@@ -994,3 +994,15 @@ fn docs_list_every_rule_with_its_thresholds_and_every_alarm_kind() {
         );
     }
 }
+
+#[test]
+fn every_rule_has_a_table_test() {
+    let me = include_str!("tests.rs");
+    for r in rules::RULES {
+        assert!(
+            me.contains(&format!("\"{}\"", r.id)),
+            "no table test names {}",
+            r.id
+        );
+    }
+}
