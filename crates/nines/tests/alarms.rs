@@ -62,7 +62,9 @@ async fn a_dead_node_is_one_alarm_announced_once_acknowledged_silenced_and_clear
     let smtp = SmtpSink::start().await.unwrap();
     let leases = nines_testkit::lease_addresses(2).expect("leases");
     let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
-    let ctl = Controller::start().await;
+    // The advisors' own alarms (a new cluster has no backup) would share the channels'
+    // messages: they are off here, and tested in tests/advisors.rs.
+    let ctl = Controller::start_with(&["--advisor-interval", "off"]).await;
     let dir = DeployDir::new();
     let out = create_cluster(
         &ctl,
@@ -108,6 +110,12 @@ async fn a_dead_node_is_one_alarm_announced_once_acknowledged_silenced_and_clear
     add(&["flaky", "--webhook", &flaky_url]);
     let other_url = other.url("/x");
     add(&["crm", "--webhook", &other_url, "--cluster", "crm"]);
+    let slack = HttpSink::start().await.unwrap();
+    let slack_url = slack.url("/services/T0/B0/secret-token");
+    add(&["chat", "--slack", &slack_url, "--min-severity", "critical"]);
+    // Lists show where a channel sends, never the URL's path (a Slack URL's credential).
+    let listed = ctl.json(&["notify", "list"]).to_string();
+    assert!(!listed.contains("secret-token"), "{listed}");
     // Bad channels are refused, naming the field.
     let out = ctl.cli(&["notify", "add", "bad", "--webhook", "ftp://x/y"]);
     assert!(!out.status.success());
@@ -198,6 +206,17 @@ async fn a_dead_node_is_one_alarm_announced_once_acknowledged_silenced_and_clear
             .as_str()
         )
     );
+    let slacked = wait_until(Duration::from_secs(15), || async {
+        slack.received().iter().any(|r| {
+            r.json().is_some_and(|b| {
+                b["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("node down") && t.contains(&replica))
+            })
+        })
+    })
+    .await;
+    assert!(slacked, "{:?}", slack.received());
     let mailed = wait_until(Duration::from_secs(15), || async {
         smtp.messages()
             .iter()
