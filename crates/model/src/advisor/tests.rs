@@ -960,6 +960,7 @@ fn evaluation_gives_ok_or_findings_per_applicable_rule_and_alarms_for_findings()
     assert_eq!(a.severity, crate::alarm::Severity::Critical);
     assert_eq!(a.key.node.as_deref(), Some(A));
     assert!(a.message.contains("Advice:"), "{}", a.message);
+    assert_eq!(a.title, format!("replica writable: {A} (shop)"));
     assert_eq!(
         alarms.len(),
         results.iter().filter(|r| r.status != Status::Ok).count()

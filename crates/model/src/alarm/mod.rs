@@ -181,7 +181,14 @@ impl AlarmKind {
             Self::BackupFailed => "backup failed".into(),
             Self::BackupVerify => "backup verification failed".into(),
             Self::ArchiveLag => "binlog archive behind".into(),
-            Self::Advisor(rule) => format!("advisor {rule}"),
+            Self::Advisor(rule) => crate::advisor::rules::RULES
+                .iter()
+                .find(|r| r.id == rule)
+                .map(|r| r.title.to_string())
+                .unwrap_or_else(|| match rule.strip_prefix("user_") {
+                    Some(name) => format!("user rule {name}"),
+                    None => format!("advisor {rule}"),
+                }),
         }
     }
 }
