@@ -9,6 +9,7 @@ NINES_APT_PACKAGES=(
   openssh-server openssh-client                           # the SSH transport, tested against a real sshd
   prometheus                                              # promtool checks /metrics
   iptables                                                # failover_cutoff cuts the controller off from a primary
+  haproxy keepalived                                      # the load balancers nines deploys
   iproute2 procps curl ca-certificates
   python3-venv                                            # the PyPI tools below
 )

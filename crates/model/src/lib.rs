@@ -19,6 +19,7 @@ pub mod input;
 pub mod job;
 pub mod lag;
 pub mod lanes;
+pub mod lb;
 pub mod query;
 pub mod replication;
 pub mod series;

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod deploy;
 pub mod discover;
 pub mod galera;
+pub mod lb;
 pub mod lifecycle;
 pub mod node;
 pub mod preflight;

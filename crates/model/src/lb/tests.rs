@@ -1,0 +1,265 @@
+use super::*;
+
+fn node(addr: &str, role: Role) -> LbNode {
+    LbNode {
+        address: addr.into(),
+        role,
+        state: Some(NodeState::Online),
+        read_only: Some(role != Role::Primary),
+        lag_seconds: (role == Role::Replica).then_some(0),
+        synced: role == Role::Galera,
+        in_maintenance: false,
+        fenced: false,
+        designated_primary: role == Role::Primary,
+    }
+}
+
+const P: &str = "10.0.0.1:3306";
+const R1: &str = "10.0.0.2:3306";
+const R2: &str = "10.0.0.3:3306";
+
+/// (address, pool, state) of every backend.
+fn states(d: &Decision) -> Vec<(&str, Pool, BackendState)> {
+    d.backends
+        .iter()
+        .map(|b| (b.address.as_str(), b.pool, b.state))
+        .collect()
+}
+
+fn state_of(d: &Decision, addr: &str, pool: Pool) -> BackendState {
+    d.backends
+        .iter()
+        .find(|b| b.address == addr && b.pool == pool)
+        .map(|b| b.state)
+        .expect("backend")
+}
+
+#[test]
+fn replication_writes_go_to_the_writable_primary_only() {
+    use BackendState::*;
+    let healthy = vec![
+        node(P, Role::Primary),
+        node(R1, Role::Replica),
+        node(R2, Role::Replica),
+    ];
+    let d = decide(
+        ClusterType::Replication,
+        &healthy,
+        None,
+        LbPolicy::default(),
+    );
+    assert_eq!(
+        states(&d),
+        vec![
+            (P, Pool::Rw, Up),
+            (R1, Pool::Rw, Maint),
+            (R2, Pool::Rw, Maint),
+            (P, Pool::Ro, Maint),
+            (R1, Pool::Ro, Up),
+            (R2, Pool::Ro, Up),
+        ]
+    );
+    type Bend = fn(&mut Vec<LbNode>);
+    let cases: Vec<(&str, Bend, &str, Pool, BackendState)> = vec![
+        (
+            "the primary dies",
+            |n| n[0].state = Some(NodeState::Offline),
+            P,
+            Pool::Rw,
+            Down,
+        ),
+        (
+            "a read-only primary (mid-switchover) takes no writes",
+            |n| n[0].read_only = Some(true),
+            P,
+            Pool::Rw,
+            Maint,
+        ),
+        (
+            "a fenced old primary takes no writes",
+            |n| n[0].fenced = true,
+            P,
+            Pool::Rw,
+            Maint,
+        ),
+        (
+            "the primary in maintenance is drained",
+            |n| n[0].in_maintenance = true,
+            P,
+            Pool::Rw,
+            Drain,
+        ),
+        (
+            "a replica past the lag limit leaves the read pool",
+            |n| n[1].lag_seconds = Some(11),
+            R1,
+            Pool::Ro,
+            Maint,
+        ),
+        (
+            "a replica at the lag limit stays",
+            |n| n[1].lag_seconds = Some(10),
+            R1,
+            Pool::Ro,
+            Up,
+        ),
+        (
+            "a replica that stopped replicating leaves",
+            |n| n[1].lag_seconds = None,
+            R1,
+            Pool::Ro,
+            Maint,
+        ),
+        (
+            "a replica in maintenance is drained",
+            |n| n[1].in_maintenance = true,
+            R1,
+            Pool::Ro,
+            Drain,
+        ),
+        (
+            "a dead replica is down",
+            |n| n[1].state = Some(NodeState::Offline),
+            R1,
+            Pool::Ro,
+            Down,
+        ),
+        // After a failover: the new designated primary is writable, the old one fenced.
+        (
+            "after a failover the new primary takes writes",
+            |n| {
+                n[0].designated_primary = false;
+                n[0].fenced = true;
+                n[0].role = Role::Replica;
+                n[1].designated_primary = true;
+                n[1].role = Role::Primary;
+                n[1].read_only = Some(false);
+            },
+            R1,
+            Pool::Rw,
+            Up,
+        ),
+    ];
+    for (what, bend, addr, pool, want) in cases {
+        let mut nodes = healthy.clone();
+        bend(&mut nodes);
+        let d = decide(ClusterType::Replication, &nodes, None, LbPolicy::default());
+        assert_eq!(state_of(&d, addr, pool), want, "{what}");
+        // Whatever happens, no read-only node is up in the read-write pool.
+        for n in &nodes {
+            if n.read_only != Some(false) {
+                assert_ne!(
+                    state_of(&d, &n.address, Pool::Rw),
+                    Up,
+                    "{what}: {}",
+                    n.address
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn reads_fall_back_to_the_primary_only_when_no_replica_qualifies() {
+    use BackendState::*;
+    let mut nodes = vec![node(P, Role::Primary), node(R1, Role::Replica)];
+    nodes[1].lag_seconds = Some(100);
+    let d = decide(ClusterType::Replication, &nodes, None, LbPolicy::default());
+    assert_eq!(state_of(&d, P, Pool::Ro), Up);
+    let no_fallback = LbPolicy {
+        ro_fallback_to_primary: false,
+        ..LbPolicy::default()
+    };
+    let d = decide(ClusterType::Replication, &nodes, None, no_fallback);
+    assert_eq!(state_of(&d, P, Pool::Ro), Maint);
+    nodes[1].lag_seconds = Some(1);
+    let d = decide(ClusterType::Replication, &nodes, None, LbPolicy::default());
+    assert_eq!(state_of(&d, P, Pool::Ro), Maint);
+}
+
+#[test]
+fn galera_has_one_writer_kept_while_synced_and_backups_in_order() {
+    use BackendState::*;
+    let (a, b2, c) = ("10.0.0.1:3306", "10.0.0.2:3306", "10.0.0.3:3306");
+    let nodes = vec![
+        node(a, Role::Galera),
+        node(b2, Role::Galera),
+        node(c, Role::Galera),
+    ];
+    let d = decide(ClusterType::Galera, &nodes, None, LbPolicy::default());
+    assert_eq!(d.writer.as_deref(), Some(a));
+    let rw: Vec<(&str, BackendState, bool)> = d
+        .backends
+        .iter()
+        .filter(|x| x.pool == Pool::Rw)
+        .map(|x| (x.address.as_str(), x.state, x.backup))
+        .collect();
+    assert_eq!(rw, vec![(a, Up, false), (b2, Up, true), (c, Up, true)]);
+    // The current writer is kept while it is Synced.
+    let d = decide(ClusterType::Galera, &nodes, Some(c), LbPolicy::default());
+    assert_eq!(d.writer.as_deref(), Some(c));
+    // A donor leaves both pools; the writer moves to the first Synced member.
+    let mut donor = nodes.clone();
+    donor[2].synced = false;
+    let d = decide(ClusterType::Galera, &donor, Some(c), LbPolicy::default());
+    assert_eq!(d.writer.as_deref(), Some(a));
+    assert_eq!(state_of(&d, c, Pool::Rw), Maint);
+    assert_eq!(state_of(&d, c, Pool::Ro), Maint);
+    // Maintenance drains; a dead member is down; nothing Synced: no writer.
+    let mut m = nodes.clone();
+    m[0].in_maintenance = true;
+    m[1].state = Some(NodeState::Offline);
+    let d = decide(ClusterType::Galera, &m, Some(a), LbPolicy::default());
+    assert_eq!(d.writer.as_deref(), Some(c));
+    assert_eq!(state_of(&d, a, Pool::Rw), Drain);
+    assert_eq!(state_of(&d, a, Pool::Ro), Drain);
+    assert_eq!(state_of(&d, b2, Pool::Ro), Down);
+    let mut none = nodes;
+    for n in &mut none {
+        n.synced = false;
+    }
+    assert_eq!(
+        decide(ClusterType::Galera, &none, None, LbPolicy::default()).writer,
+        None
+    );
+}
+
+#[test]
+fn the_configuration_carries_the_decision() {
+    let mut nodes = vec![
+        node(P, Role::Primary),
+        node(R1, Role::Replica),
+        node(R2, Role::Replica),
+    ];
+    nodes[2].in_maintenance = true;
+    let c = HaproxyConfig {
+        cluster: "shop".into(),
+        host: "127.0.0.50".into(),
+        rw_port: 3306,
+        ro_port: 3307,
+        stats_port: 9101,
+        socket: "/run/nines/lb.sock".into(),
+        pid_file: "/run/nines/lb.pid".into(),
+        decision: decide(ClusterType::Replication, &nodes, None, LbPolicy::default()),
+    };
+    let text = render(&c);
+    assert!(text.contains("bind 127.0.0.50:3306"), "{text}");
+    assert!(text.contains("bind 127.0.0.50:3307"), "{text}");
+    assert!(text.contains("stats socket /run/nines/lb.sock mode 600 level admin"));
+    assert!(
+        text.contains("server 10_0_0_1_3306 10.0.0.1:3306 check\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("server 10_0_0_2_3306 10.0.0.2:3306 check disabled\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("server 10_0_0_3_3306 10.0.0.3:3306 check weight 0\n"),
+        "{text}"
+    );
+    assert!(text.contains("prometheus-exporter"));
+    assert_eq!(server_name("[::1]:3306"), "___1__3306");
+    assert_eq!(BackendState::Down.runtime(), "ready");
+    assert_eq!("drain".parse::<BackendState>(), Ok(BackendState::Drain));
+}
