@@ -428,5 +428,72 @@ pub fn render(c: &HaproxyConfig) -> String {
     s
 }
 
+/// Keepalived on one load balancer host: the VRRP instance that holds the virtual IP,
+/// tracking the local HAProxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeepalivedConfig {
+    pub cluster: String,
+    /// The network interface VRRP runs on.
+    pub interface: String,
+    /// The virtual IP with its prefix length, e.g. `10.0.0.100/24`.
+    pub vip: String,
+    /// 1-255, the same on every peer of one VIP.
+    pub virtual_router_id: u8,
+    /// Higher wins; the peers of one VIP differ.
+    pub priority: u8,
+    /// This host's address on the interface, and its peers' (VRRP by unicast: no
+    /// multicast needed between data centers or in clouds).
+    pub source: String,
+    pub peers: Vec<String>,
+    /// HAProxy's pid file: the check fails when HAProxy is gone.
+    pub haproxy_pid_file: String,
+}
+
+/// Keepalived's configuration: the VIP follows a live HAProxy (a failing check takes 60
+/// off this peer's priority, below every healthy peer's).
+pub fn render_keepalived(c: &KeepalivedConfig) -> String {
+    let peers: String = c.peers.iter().map(|p| format!("        {p}\n")).collect();
+    format!(
+        "# Written by nines for cluster {cluster}.\n\
+         global_defs {{\n\
+         \x20   enable_script_security\n\
+         \x20   script_user root\n\
+         }}\n\
+         \n\
+         vrrp_script nines_haproxy {{\n\
+         \x20   script \"/bin/sh -c 'kill -0 $(head -n1 {pid})'\"\n\
+         \x20   interval 1\n\
+         \x20   fall 2\n\
+         \x20   rise 2\n\
+         \x20   weight -60\n\
+         }}\n\
+         \n\
+         vrrp_instance nines_{id} {{\n\
+         \x20   state BACKUP\n\
+         \x20   interface {iface}\n\
+         \x20   virtual_router_id {id}\n\
+         \x20   priority {prio}\n\
+         \x20   advert_int 1\n\
+         \x20   unicast_src_ip {src}\n\
+         \x20   unicast_peer {{\n\
+         {peers}\
+         \x20   }}\n\
+         \x20   virtual_ipaddress {{\n\
+         \x20       {vip} dev {iface}\n\
+         \x20   }}\n\
+         \x20   track_script {{\n\
+         \x20       nines_haproxy\n\
+         \x20   }}\n\
+         }}\n",
+        cluster = c.cluster,
+        pid = c.haproxy_pid_file,
+        id = c.virtual_router_id,
+        iface = c.interface,
+        prio = c.priority,
+        src = c.source,
+        vip = c.vip,
+    )
+}
+
 #[cfg(test)]
 mod tests;

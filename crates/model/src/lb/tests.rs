@@ -263,3 +263,24 @@ fn the_configuration_carries_the_decision() {
     assert_eq!(BackendState::Down.runtime(), "ready");
     assert_eq!("drain".parse::<BackendState>(), Ok(BackendState::Drain));
 }
+
+#[test]
+fn keepalived_tracks_haproxy_and_talks_unicast() {
+    let text = render_keepalived(&KeepalivedConfig {
+        cluster: "shop".into(),
+        interface: "veth0".into(),
+        vip: "10.99.0.100/24".into(),
+        virtual_router_id: 51,
+        priority: 150,
+        source: "10.99.0.1".into(),
+        peers: vec!["10.99.0.2".into()],
+        haproxy_pid_file: "/var/lib/nines-lb/shop/haproxy.pid".into(),
+    });
+    assert!(text.contains("virtual_router_id 51"), "{text}");
+    assert!(text.contains("priority 150"));
+    assert!(text.contains("unicast_src_ip 10.99.0.1"));
+    assert!(text.contains("        10.99.0.2\n"), "{text}");
+    assert!(text.contains("10.99.0.100/24 dev veth0"));
+    assert!(text.contains("kill -0 $(head -n1 /var/lib/nines-lb/shop/haproxy.pid)"));
+    assert!(text.contains("weight -60"));
+}
