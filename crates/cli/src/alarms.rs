@@ -1,5 +1,5 @@
 //! `nines alarm …`, `nines notify …` and `nines advisor …`: alarms, silences,
-//! notification channels, advisor results and user rules.
+//! notification channels, advisor results and user rules; and `nines lb …`.
 
 use anyhow::anyhow;
 use nines_model::advisor::user::UserRule;
@@ -492,4 +492,73 @@ pub async fn metrics(
         t
     })?;
     Ok(0)
+}
+
+pub async fn lb_command(client: &Client, f: Format, cmd: crate::LbCmd) -> anyhow::Result<i32> {
+    use crate::LbCmd;
+    match cmd {
+        LbCmd::Add {
+            cluster,
+            lb_type,
+            host,
+            rw_port,
+            ro_port,
+            stats_port,
+            hosts,
+            wait,
+        } => {
+            let path = format!("/api/v1/clusters/{}/load-balancers", cluster_seg(&cluster)?);
+            let req = nines_model::api::LbAddRequest {
+                lb_type: Some(lb_type),
+                host,
+                rw_port: Some(rw_port),
+                ro_port: Some(ro_port),
+                stats_port: Some(stats_port),
+                ssh: crate::commands::ssh_request(&hosts)?,
+                local: hosts.local,
+            };
+            let created: nines_model::api::JobCreated = client.post(&path, &req).await?;
+            crate::commands::started(client, f, created, wait).await
+        }
+        LbCmd::List { cluster } => {
+            let path = format!("/api/v1/clusters/{}/load-balancers", cluster_seg(&cluster)?);
+            let lbs: Vec<nines_model::api::LbView> = client.get(&path).await?;
+            print(f, &lbs, |lbs| {
+                let mut t = table(&["id", "type", "host", "rw", "ro", "state", "backends"]);
+                for l in lbs {
+                    let backends: Vec<String> = l
+                        .backends
+                        .iter()
+                        .map(|b| format!("{} {} {}", b.pool, b.address, b.state))
+                        .collect();
+                    t.add_row(vec![
+                        l.id.to_string(),
+                        l.lb_type.clone(),
+                        l.host.clone(),
+                        l.rw_port.to_string(),
+                        l.ro_port.to_string(),
+                        l.state.clone(),
+                        backends.join("\n"),
+                    ]);
+                }
+                t
+            })?;
+            Ok(0)
+        }
+        LbCmd::Remove {
+            cluster,
+            host,
+            wait,
+        } => {
+            let ep = nines_model::input::node_address("host", &host)
+                .map_err(|e| anyhow!("{}", e.message))?;
+            let path = format!(
+                "/api/v1/clusters/{}/load-balancers/{}",
+                cluster_seg(&cluster)?,
+                urlencode(&ep.host)
+            );
+            let created: nines_model::api::JobCreated = client.delete(&path).await?;
+            crate::commands::started(client, f, created, wait).await
+        }
+    }
 }

@@ -361,6 +361,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Alarm(cmd) => crate::alarms::alarm_command(&client, f, cmd).await,
         Command::Notify(cmd) => crate::alarms::notify_command(&client, f, cmd).await,
         Command::Advisor(cmd) => crate::alarms::advisor_command(&client, f, cmd).await,
+        Command::Lb(cmd) => crate::alarms::lb_command(&client, f, cmd).await,
         Command::Query(crate::QueryCmd::Top {
             cluster,
             node,
@@ -537,7 +538,7 @@ pub(crate) fn urlencode(s: &str) -> String {
 }
 
 /// Prints the id of a job a request started; with `wait`, follows it.
-async fn started(
+pub(crate) async fn started(
     client: &Client,
     f: Format,
     created: JobCreated,
@@ -588,7 +589,7 @@ pub(crate) fn read_password(flag: &str, path: &std::path::Path) -> anyhow::Resul
     Ok(password)
 }
 
-fn ssh_request(h: &crate::HostArgs) -> anyhow::Result<Option<SshAccessRequest>> {
+pub(crate) fn ssh_request(h: &crate::HostArgs) -> anyhow::Result<Option<SshAccessRequest>> {
     let (user, key, port) = (&h.ssh_user, &h.ssh_key, h.ssh_port);
     let Some(user) = user else { return Ok(None) };
     let key_path = match key {

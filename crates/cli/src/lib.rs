@@ -79,6 +79,9 @@ pub enum Command {
     /// The query monitor: statement digests that took the most time.
     #[command(subcommand)]
     Query(QueryCmd),
+    /// Load balancers: HAProxy in front of a cluster, kept pointed at the right nodes.
+    #[command(subcommand)]
+    Lb(LbCmd),
     /// Metric series of a cluster and its nodes, for charts and scripts.
     Metrics {
         #[arg(long)]
@@ -1212,5 +1215,45 @@ pub enum QueryCmd {
         since: String,
         #[arg(long, default_value_t = 20)]
         limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LbCmd {
+    /// Deploy HAProxy on a host in front of the cluster (read-write and read-only ports).
+    Add {
+        #[arg(long)]
+        cluster: String,
+        /// haproxy.
+        #[arg(long = "type", default_value = "haproxy")]
+        lb_type: String,
+        /// The address HAProxy listens on.
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 3306)]
+        rw_port: u16,
+        #[arg(long, default_value_t = 3307)]
+        ro_port: u16,
+        /// Prometheus and stats.
+        #[arg(long, default_value_t = 9101)]
+        stats_port: u16,
+        #[command(flatten)]
+        hosts: HostArgs,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The cluster's load balancers with their backends' states.
+    List {
+        #[arg(long)]
+        cluster: String,
+    },
+    /// Stop and remove the load balancer on a host.
+    Remove {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        wait: bool,
     },
 }

@@ -6,6 +6,7 @@ pub mod advisors;
 pub mod alarms;
 pub mod api;
 pub mod backup_scheduler;
+pub mod balancers;
 pub mod config;
 pub mod haview;
 pub mod history;
@@ -105,6 +106,13 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let advisor_task = (!config.advisor_interval.is_zero()).then(|| {
         tokio::spawn(Arc::clone(&advisors).run(config.advisor_interval, shutdown.child_token()))
     });
+    let follower = tokio::spawn(balancers::follow(
+        Arc::clone(&store),
+        Arc::clone(&monitor),
+        Arc::clone(jobs.balancers()),
+        config.monitor.ssh_config.clone(),
+        shutdown.child_token(),
+    ));
     let runner = tokio::spawn(Arc::clone(&jobs).run());
     let archiver = tokio::spawn(jobs::archive::run(
         Arc::clone(&jobs),
@@ -162,6 +170,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), archiver).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), notifier).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), follower).await;
     if let Some(t) = advisor_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }

@@ -784,3 +784,54 @@ pub struct ClusterMetrics {
     pub step_seconds: f64,
     pub series: Vec<ChartSeries>,
 }
+
+/// Body of `POST /api/v1/clusters/{name}/load-balancers`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LbAddRequest {
+    /// `haproxy` (the default and, for now, the only type).
+    #[serde(default, rename = "type")]
+    pub lb_type: Option<String>,
+    /// The address HAProxy listens on (its host).
+    pub host: String,
+    /// Default 3306.
+    #[serde(default)]
+    pub rw_port: Option<u16>,
+    /// Default 3307.
+    #[serde(default)]
+    pub ro_port: Option<u16>,
+    /// Prometheus and stats (default 9101).
+    #[serde(default)]
+    pub stats_port: Option<u16>,
+    #[serde(default)]
+    pub ssh: Option<SshAccessRequest>,
+    #[serde(default)]
+    pub local: bool,
+}
+
+/// One HAProxy backend server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LbBackendView {
+    pub address: String,
+    pub pool: crate::lb::Pool,
+    pub state: crate::lb::BackendState,
+    pub reason: String,
+}
+
+/// A load balancer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LbView {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub lb_type: String,
+    pub host: String,
+    pub rw_port: u16,
+    pub ro_port: u16,
+    pub stats_port: u16,
+    /// `deploying`, `running` or `failed`.
+    pub state: String,
+    pub error: Option<String>,
+    /// Galera: the node the read-write listener sends to.
+    pub writer: Option<String>,
+    pub backends: Vec<LbBackendView>,
+}

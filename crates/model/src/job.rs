@@ -331,6 +331,18 @@ pub enum JobSpec {
         #[serde(default)]
         until_gtid: Option<String>,
     },
+    /// Deploy HAProxy in front of the cluster on a host.
+    AddLoadBalancer {
+        cluster: String,
+        /// The address HAProxy listens on (its host).
+        host: String,
+        rw_port: u16,
+        ro_port: u16,
+        stats_port: u16,
+        host_access: HostAccessSpec,
+    },
+    /// Stop and remove a load balancer.
+    RemoveLoadBalancer { cluster: String, host: String },
 }
 
 /// What to do with one node.
@@ -389,6 +401,8 @@ impl JobSpec {
             Self::CreateBackup { .. } => "backup",
             Self::VerifyBackup { .. } => "backup_verify",
             Self::RestoreBackup { .. } => "backup_restore",
+            Self::AddLoadBalancer { .. } => "lb_add",
+            Self::RemoveLoadBalancer { .. } => "lb_remove",
         }
     }
 
@@ -425,7 +439,9 @@ impl JobSpec {
             | Self::GaleraRecovery { cluster, .. }
             | Self::CreateBackup { cluster, .. }
             | Self::VerifyBackup { cluster, .. }
-            | Self::RestoreBackup { cluster, .. } => cluster,
+            | Self::RestoreBackup { cluster, .. }
+            | Self::AddLoadBalancer { cluster, .. }
+            | Self::RemoveLoadBalancer { cluster, .. } => cluster,
         }
     }
 }

@@ -35,6 +35,8 @@ pub enum Lane {
     Provision,
     /// The cluster's backups: one taken at a time.
     Backup,
+    /// The cluster's load balancers: added and removed one at a time.
+    Balancer,
 }
 
 /// How a job holds a lane.
@@ -104,6 +106,10 @@ impl JobSpec {
             // Reading a stored backup (and preparing it in a scratch directory) touches
             // nothing of the cluster's: it runs beside anything.
             Self::VerifyBackup { .. } => vec![],
+            // Load balancers sit beside the cluster: they never wait for its topology.
+            Self::AddLoadBalancer { .. } | Self::RemoveLoadBalancer { .. } => {
+                vec![lock(Lane::Balancer, LockMode::Exclusive)]
+            }
             Self::RestoreBackup { .. } => vec![
                 lock(Lane::Topology, LockMode::Exclusive),
                 lock(Lane::Provision, LockMode::Exclusive),

@@ -14,20 +14,6 @@ use common::{Controller, DeployDir, create_cluster, stderr, stdout, wait_until};
 use nines_testkit::{HttpSink, Received, SmtpSink};
 use serde_json::Value;
 
-fn kill_9(dir: &DeployDir, addr: &str) {
-    let pid = std::fs::read_to_string(format!(
-        "{}.nines/mysqld.pid",
-        dir.datadir(addr, 3306).display()
-    ))
-    .unwrap();
-    let ok = std::process::Command::new("kill")
-        .args(["-9", pid.trim()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -9 {pid}");
-}
-
 /// The active alarms of the monitor and the reconciler (advisors raise theirs too, on
 /// their own schedule: a new cluster has no backup yet).
 fn active(ctl: &Controller, cluster: &str) -> Vec<Value> {
@@ -146,7 +132,7 @@ async fn a_dead_node_is_one_alarm_announced_once_acknowledged_silenced_and_clear
     assert!(active(&ctl, "al").is_empty(), "{:?}", active(&ctl, "al"));
 
     // The replica dies: one critical alarm naming it within 10 s.
-    kill_9(&dir, &addrs[1]);
+    common::kill_9_node(&dir, &addrs[1]);
     let killed = Instant::now();
     let raised = wait_until(Duration::from_secs(10), || async {
         active(&ctl, "al").iter().any(|a| a["node"] == replica)
@@ -327,7 +313,7 @@ async fn a_dead_node_is_one_alarm_announced_once_acknowledged_silenced_and_clear
         "1h",
     ]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    kill_9(&dir, &addrs[1]);
+    common::kill_9_node(&dir, &addrs[1]);
     let raised = wait_until(Duration::from_secs(10), || async {
         active(&ctl, "al").iter().any(|a| a["node"] == replica)
     })
@@ -368,8 +354,8 @@ async fn a_dead_node_is_one_alarm_announced_once_acknowledged_silenced_and_clear
     // A burst: both servers die at once. Both node alarms and the cluster's reach the
     // webhook in one message.
     let before = hook.received().len();
-    kill_9(&dir, &addrs[0]);
-    kill_9(&dir, &addrs[1]);
+    common::kill_9_node(&dir, &addrs[0]);
+    common::kill_9_node(&dir, &addrs[1]);
     let grouped = wait_until(Duration::from_secs(20), || async {
         let now = notices(&hook);
         now.len() > before

@@ -153,6 +153,9 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/clusters/{name}/advisor-rules/{rule}", "delete"),
         ("/api/v1/clusters/{name}/queries/top", "get"),
         ("/api/v1/clusters/{name}/metrics", "get"),
+        ("/api/v1/clusters/{name}/load-balancers", "get"),
+        ("/api/v1/clusters/{name}/load-balancers", "post"),
+        ("/api/v1/clusters/{name}/load-balancers/{host}", "delete"),
     ];
     // Every documented operation is expected, and every expected one documented.
     let documented: usize = paths

@@ -786,27 +786,8 @@ async fn the_binlog_archive_follows_a_failover_and_a_restore_replays_both_primar
     insert(&addrs[0], 11, 20).await;
 
     // The primary dies; nines fails over; the new primary takes the next writes.
-    let armed = wait_until(Duration::from_secs(30), || async {
-        ctl.json(&["events", "--cluster", "fo", "--limit", "500"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["kind"] == "failover_armed")
-    })
-    .await;
-    assert!(armed);
-    let pid = std::fs::read_to_string(format!(
-        "{}.nines/mysqld.pid",
-        dir.datadir(&addrs[0], 3306).display()
-    ))
-    .unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", pid.trim()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(common::wait_failover_armed(&ctl, "fo").await);
+    common::kill_9_node(&dir, &addrs[0]);
     let new_primary = || async {
         ctl.nodes("fo")
             .await
@@ -975,15 +956,7 @@ async fn a_failover_during_a_backup_is_not_delayed_by_it() {
     )
     .await;
     insert(&addrs[0], 1, 10).await;
-    let armed = wait_until(Duration::from_secs(30), || async {
-        ctl.json(&["events", "--cluster", "fb", "--limit", "500"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["kind"] == "failover_armed")
-    })
-    .await;
-    assert!(armed);
+    assert!(common::wait_failover_armed(&ctl, "fb").await);
 
     let out = ctl.cli(&["backup", "create", "--cluster", "fb"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
@@ -1005,18 +978,7 @@ async fn a_failover_during_a_backup_is_not_delayed_by_it() {
     .await;
     assert!(held, "{:?}", job("backup"));
 
-    let pid = std::fs::read_to_string(format!(
-        "{}.nines/mysqld.pid",
-        dir.datadir(&addrs[0], 3306).display()
-    ))
-    .unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", pid.trim()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::kill_9_node(&dir, &addrs[0]);
     let failed_over = wait_until(Duration::from_secs(30), || async {
         job("failover").is_some_and(|j| j["state"] == "succeeded")
     })

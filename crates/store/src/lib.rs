@@ -8,6 +8,7 @@
 pub mod advisors;
 pub mod alarms;
 pub mod backups;
+pub mod balancers;
 pub mod queries;
 pub mod secret;
 pub mod sqlite;
@@ -28,6 +29,7 @@ pub use backups::{
     ArchiveState, BackupOutcome, BackupRecord, BackupStore, NewBackup, NewSchedule, RepoLocation,
     RepoRecord, ScheduleRecord, SegmentRecord,
 };
+pub use balancers::{BalancerStore, LbRecord, LbState, NewLb};
 pub use queries::QueryStore;
 pub use secret::{Secret, SecretBox};
 pub use sqlite::SqliteStore;
@@ -322,7 +324,9 @@ pub struct Rollup {
 
 /// The controller's durable state. Every method is one atomic change or one consistent read.
 #[async_trait]
-pub trait Store: BackupStore + AlarmStore + AdvisorStore + QueryStore + Send + Sync {
+pub trait Store:
+    BackupStore + AlarmStore + AdvisorStore + QueryStore + BalancerStore + Send + Sync
+{
     // Secrets.
     /// Seals and stores a secret; returns its id.
     async fn put_secret(&self, plaintext: &str) -> Result<i64>;

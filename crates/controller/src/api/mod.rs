@@ -6,6 +6,7 @@ mod advisors;
 mod alarms;
 mod auth;
 mod backups;
+mod balancers;
 mod clusters;
 mod deploy;
 mod error;
@@ -120,6 +121,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(advisors::delete_user_rule))
         .routes(routes!(queries::top_queries))
         .routes(routes!(queries::cluster_metrics))
+        .routes(routes!(balancers::list_lbs, balancers::add_lb))
+        .routes(routes!(balancers::remove_lb))
         .routes(routes!(clusters::list_nodes))
         .routes(routes!(clusters::list_events))
         .routes(routes!(jobs::list_jobs))

@@ -41,6 +41,8 @@ pub struct JobEnv {
     pub store: Arc<dyn Store>,
     pub monitor: Arc<Monitor>,
     pub alarms: Arc<crate::alarms::Alarms>,
+    /// What the load balancer follower last applied.
+    pub balancers: Arc<crate::balancers::Applied>,
     pub settings: JobSettings,
 }
 
@@ -82,6 +84,7 @@ impl JobRunner {
                 store: Arc::clone(&store),
                 monitor,
                 alarms,
+                balancers: Arc::default(),
                 settings,
             },
             store,
@@ -95,6 +98,11 @@ impl JobRunner {
     /// The alarm engine.
     pub fn alarms(&self) -> &Arc<crate::alarms::Alarms> {
         &self.env.alarms
+    }
+
+    /// What the load balancer follower last applied.
+    pub fn balancers(&self) -> &Arc<crate::balancers::Applied> {
+        &self.env.balancers
     }
 
     /// Queues a job and wakes the runner.
@@ -345,6 +353,32 @@ impl JobRunner {
                     until_gtid: until_gtid.clone(),
                 };
                 backup::restore(ctx, env, cluster, *backup_id, *force, &target).await
+            }
+            JobSpec::AddLoadBalancer {
+                cluster,
+                host,
+                rw_port,
+                ro_port,
+                stats_port,
+                host_access,
+            } => {
+                let new = nines_store::NewLb {
+                    cluster: cluster.clone(),
+                    host: host.clone(),
+                    rw_port: *rw_port,
+                    ro_port: *ro_port,
+                    stats_port: *stats_port,
+                    dir: crate::balancers::lb_dir(cluster, host, *rw_port),
+                    host_access: host_access.clone(),
+                };
+                crate::balancers::add(ctx, env, &env.balancers, new)
+                    .await
+                    .map_err(JobError::Failed)
+            }
+            JobSpec::RemoveLoadBalancer { cluster, host } => {
+                crate::balancers::remove(ctx, env, cluster, host)
+                    .await
+                    .map_err(JobError::Failed)
             }
         }
     }

@@ -424,3 +424,29 @@ pub fn ssh_args(sshd: &nines_testkit::Sshd) -> Vec<String> {
         sshd.port().to_string(),
     ]
 }
+
+/// Waits until nines has armed automatic failover for `cluster` (its `failover_armed`
+/// event: it has seen the primary alive with its replicas); false after 30 s.
+pub async fn wait_failover_armed(ctl: &Controller, cluster: &str) -> bool {
+    wait_until(Duration::from_secs(30), || async {
+        ctl.json(&["events", "--cluster", cluster, "--limit", "500"])
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["kind"] == "failover_armed"))
+    })
+    .await
+}
+
+/// `kill -9` of a deployed node's server (its pid file beside the datadir).
+pub fn kill_9_node(dir: &DeployDir, addr: &str) {
+    let pid = std::fs::read_to_string(format!(
+        "{}.nines/mysqld.pid",
+        dir.datadir(addr, 3306).display()
+    ))
+    .expect("pid file");
+    let ok = std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -9 {pid}");
+}

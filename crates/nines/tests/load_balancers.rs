@@ -1,0 +1,204 @@
+//! HAProxy deployed by nines in front of a real replication cluster: writes through the
+//! read-write port reach the primary and reads through the read-only port a replica; after
+//! a `kill -9` of the primary the same port takes writes again once nines has failed over,
+//! with no acknowledged write lost and never a write sent to a read-only node.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_PW, Controller, DeployDir, create_cluster, stderr, stdout, wait_until};
+use mysql_async::prelude::Queryable;
+
+async fn conn(host: &str, port: u16) -> Result<mysql_async::Conn, String> {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(host.to_string())
+        .tcp_port(port)
+        .user(Some("dba"))
+        .pass(Some(ADMIN_PW))
+        .prefer_socket(false);
+    tokio::time::timeout(Duration::from_secs(2), mysql_async::Conn::new(opts))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+async fn server_id(host: &str, port: u16) -> Result<u64, String> {
+    let mut c = conn(host, port).await?;
+    let id: Option<u64> = c
+        .query_first("SELECT @@server_id")
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = c.disconnect().await;
+    id.ok_or_else(|| "no row".into())
+}
+
+async fn insert(host: &str, id: u32) -> Result<(), String> {
+    let mut c = conn(host, 3306).await?;
+    let r = c
+        .query_drop(format!("INSERT INTO app.t VALUES ({id})"))
+        .await
+        .map_err(|e| e.to_string());
+    let _ = c.disconnect().await;
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_follows_a_failover_and_no_acknowledged_write_is_lost() {
+    let leases = nines_testkit::lease_addresses(3).expect("leases");
+    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let (lb_host, nodes) = (addrs[2].clone(), &addrs[..2]);
+    let ctl = Controller::start().await;
+    let dir = DeployDir::new();
+    let out = create_cluster(
+        &ctl,
+        "lbr",
+        "replication",
+        &nodes.join(","),
+        &dir.template(),
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = ctl.cli(&[
+        "lb",
+        "add",
+        "--cluster",
+        "lbr",
+        "--type",
+        "haproxy",
+        "--host",
+        &lb_host,
+        "--local",
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let list = ctl.json(&["lb", "list", "--cluster", "lbr"]);
+    let lb = &list.as_array().unwrap()[0];
+    for f in [
+        "id", "type", "host", "rw_port", "ro_port", "state", "backends",
+    ] {
+        assert!(!lb[f].is_null(), "{f}: {lb}");
+    }
+    assert_eq!(
+        (
+            lb["type"].as_str(),
+            lb["rw_port"].as_u64(),
+            lb["ro_port"].as_u64()
+        ),
+        (Some("haproxy"), Some(3306), Some(3307))
+    );
+    assert_eq!(lb["state"], "running");
+    let backends = lb["backends"].as_array().unwrap();
+    assert_eq!(backends.len(), 4, "{lb}");
+    let of = |lb: &serde_json::Value, addr: &str, pool: &str| {
+        lb["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["address"] == addr && b["pool"] == pool)
+            .map(|b| b["state"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (p, r) = (format!("{}:3306", nodes[0]), format!("{}:3306", nodes[1]));
+    assert_eq!(of(lb, &p, "rw"), "up");
+    assert_eq!(of(lb, &r, "rw"), "maint");
+    assert_eq!(of(lb, &r, "ro"), "up");
+
+    let ids: Vec<(String, u64)> = ctl
+        .nodes("lbr")
+        .await
+        .iter()
+        .map(|n| {
+            (
+                n["address"].as_str().unwrap().to_string(),
+                n["server_id"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let id_of = |a: &str| ids.iter().find(|(x, _)| x == a).map(|(_, i)| *i).unwrap();
+    assert_eq!(server_id(&lb_host, 3306).await.unwrap(), id_of(&p));
+    assert_eq!(server_id(&lb_host, 3307).await.unwrap(), id_of(&r));
+
+    // Writes through the load balancer, acknowledged.
+    let mut c = conn(&lb_host, 3306).await.unwrap();
+    c.query_drop("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    let _ = c.disconnect().await;
+    let mut acked = 0;
+    for i in 1..=50 {
+        insert(&lb_host, i).await.unwrap();
+        acked = i;
+    }
+
+    // nines fails over only a topology it has seen whole (its `failover_armed` event).
+    assert!(common::wait_failover_armed(&ctl, "lbr").await);
+
+    // The primary dies; the same port takes writes again once nines has failed over.
+    let killed = Instant::now();
+    common::kill_9_node(&dir, &nodes[0]);
+    let mut next = acked + 1;
+    let back = wait_until(Duration::from_secs(30), || {
+        let host = lb_host.clone();
+        let id = next;
+        async move { insert(&host, id).await.is_ok() }
+    })
+    .await;
+    let took = killed.elapsed();
+    assert!(
+        back,
+        "no write through the load balancer 30 s after the kill"
+    );
+    next += 1;
+    eprintln!("kill -9 of the primary -> first write acknowledged through HAProxy: {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "{took:?}: {}",
+        ctl.json(&["events", "--cluster", "lbr", "--limit", "100"])
+    );
+    // It went to the new primary, and every acknowledged write is there.
+    assert_eq!(server_id(&lb_host, 3306).await.unwrap(), id_of(&r));
+    let mut c = conn(&lb_host, 3306).await.unwrap();
+    let rows: Vec<u32> = c.query("SELECT id FROM app.t ORDER BY id").await.unwrap();
+    let _ = c.disconnect().await;
+    assert_eq!(rows, (1..next).collect::<Vec<u32>>());
+    let moved = wait_until(Duration::from_secs(10), || async {
+        let l = ctl.json(&["lb", "list", "--cluster", "lbr"]);
+        let lb = &l.as_array().unwrap()[0];
+        of(lb, &r, "rw") == "up" && of(lb, &p, "rw") != "up"
+    })
+    .await;
+    assert!(moved, "{}", ctl.json(&["lb", "list", "--cluster", "lbr"]));
+    let events = ctl.json(&["events", "--cluster", "lbr", "--limit", "200"]);
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "lb_backends"),
+        "{events}"
+    );
+
+    // Removed: nothing listens there any more.
+    let out = ctl.cli(&[
+        "lb",
+        "remove",
+        "--cluster",
+        "lbr",
+        "--host",
+        &lb_host,
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(!nines_testkit::port_is_open(&lb_host, 3306));
+    assert!(
+        ctl.json(&["lb", "list", "--cluster", "lbr"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    drop(leases);
+}
