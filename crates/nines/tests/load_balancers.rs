@@ -122,6 +122,26 @@ async fn haproxy_follows_a_failover_and_no_acknowledged_write_is_lost() {
     assert_eq!(server_id(&lb_host, 3306).await.unwrap(), id_of(&p));
     assert_eq!(server_id(&lb_host, 3307).await.unwrap(), id_of(&r));
 
+    // A replica that stops applying (its lag unknown, then growing) leaves the read pool,
+    // reads fall back to the primary, and it comes back once it applies again.
+    let mut rc = conn(nodes[1].as_str(), 3306).await.unwrap();
+    rc.query_drop("STOP SLAVE SQL_THREAD").await.unwrap();
+    let left = wait_until(Duration::from_secs(10), || async {
+        let l = ctl.json(&["lb", "list", "--cluster", "lbr"]);
+        of(&l[0], &r, "ro") == "maint" && of(&l[0], &p, "ro") == "up"
+    })
+    .await;
+    assert!(left, "{}", ctl.json(&["lb", "list", "--cluster", "lbr"]));
+    assert_eq!(server_id(&lb_host, 3307).await.unwrap(), id_of(&p));
+    rc.query_drop("START SLAVE SQL_THREAD").await.unwrap();
+    let _ = rc.disconnect().await;
+    let back = wait_until(Duration::from_secs(10), || async {
+        let l = ctl.json(&["lb", "list", "--cluster", "lbr"]);
+        of(&l[0], &r, "ro") == "up" && of(&l[0], &p, "ro") == "maint"
+    })
+    .await;
+    assert!(back, "{}", ctl.json(&["lb", "list", "--cluster", "lbr"]));
+
     // Writes through the load balancer, acknowledged.
     let mut c = conn(&lb_host, 3306).await.unwrap();
     c.query_drop("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY)")
@@ -199,6 +219,153 @@ async fn haproxy_follows_a_failover_and_no_acknowledged_write_is_lost() {
             .as_array()
             .unwrap()
             .is_empty()
+    );
+    drop(leases);
+}
+
+fn backend(ctl: &Controller, cluster: &str, addr: &str, pool: &str) -> String {
+    let l = ctl.json(&["lb", "list", "--cluster", cluster]);
+    l.as_array().unwrap()[0]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["address"] == addr && b["pool"] == pool)
+        .map(|b| b["state"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn galera_behind_haproxy_has_one_writer_and_sheds_desynced_and_maintained_members() {
+    let leases = nines_testkit::lease_addresses(4).expect("leases");
+    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let (lb_host, nodes) = (addrs[3].clone(), &addrs[..3]);
+    let ctl = Controller::start().await;
+    let dir = DeployDir::new();
+    let out = create_cluster(
+        &ctl,
+        "lbg",
+        "galera",
+        &nodes.join(","),
+        &dir.template(),
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = ctl.cli(&[
+        "lb",
+        "add",
+        "--cluster",
+        "lbg",
+        "--host",
+        &lb_host,
+        "--local",
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let ep = |i: usize| format!("{}:3306", nodes[i]);
+    let ids: Vec<(String, u64)> = ctl
+        .nodes("lbg")
+        .await
+        .iter()
+        .map(|n| {
+            (
+                n["address"].as_str().unwrap().to_string(),
+                n["server_id"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let id_of = |a: &str| ids.iter().find(|(x, _)| x == a).map(|(_, i)| *i).unwrap();
+
+    // One writer (the first member in the configuration's order); the others are
+    // backups; every member reads.
+    let l = ctl.json(&["lb", "list", "--cluster", "lbg"]);
+    let writer = l[0]["writer"].as_str().unwrap_or_default().to_string();
+    assert!((0..3).any(|i| ep(i) == writer), "{l}");
+    for _ in 0..5 {
+        assert_eq!(server_id(&lb_host, 3306).await.unwrap(), id_of(&writer));
+    }
+    for i in 0..3 {
+        assert_eq!(backend(&ctl, "lbg", &ep(i), "ro"), "up");
+        let rw = backend(&ctl, "lbg", &ep(i), "rw");
+        assert_eq!(
+            rw, "up",
+            "{i}: backups are ready, used only if the writer fails"
+        );
+    }
+    let other = (0..3).map(ep).find(|a| *a != writer).unwrap();
+
+    // A desynced member (a donor, a backup) leaves the read pool and comes back.
+    let other_host = other.trim_end_matches(":3306").to_string();
+    let mut c = conn(&other_host, 3306).await.unwrap();
+    c.query_drop("SET GLOBAL wsrep_desync=ON").await.unwrap();
+    let out_of_pool = wait_until(Duration::from_secs(10), || async {
+        backend(&ctl, "lbg", &other, "ro") == "maint"
+    })
+    .await;
+    assert!(
+        out_of_pool,
+        "{}",
+        ctl.json(&["lb", "list", "--cluster", "lbg"])
+    );
+    c.query_drop("SET GLOBAL wsrep_desync=OFF").await.unwrap();
+    let _ = c.disconnect().await;
+    let back = wait_until(Duration::from_secs(10), || async {
+        backend(&ctl, "lbg", &other, "ro") == "up"
+    })
+    .await;
+    assert!(back, "{}", ctl.json(&["lb", "list", "--cluster", "lbg"]));
+
+    // Maintenance drains the writer: the writer moves to another member, which takes
+    // the writes through the same port.
+    let out = ctl.cli(&[
+        "maintenance",
+        "on",
+        "--cluster",
+        "lbg",
+        "--node",
+        &writer,
+        "--for",
+        "1h",
+        "--reason",
+        "kernel update",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let moved = wait_until(Duration::from_secs(10), || async {
+        let l = ctl.json(&["lb", "list", "--cluster", "lbg"]);
+        backend(&ctl, "lbg", &writer, "rw") == "drain"
+            && l[0]["writer"].as_str().is_some_and(|w| w != writer)
+    })
+    .await;
+    assert!(moved, "{}", ctl.json(&["lb", "list", "--cluster", "lbg"]));
+    let second = ctl.json(&["lb", "list", "--cluster", "lbg"])[0]["writer"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(backend(&ctl, "lbg", &writer, "ro"), "drain");
+    let writes = wait_until(Duration::from_secs(5), || async {
+        server_id(&lb_host, 3306).await.ok() == Some(id_of(&second))
+    })
+    .await;
+    assert!(writes);
+
+    // The new writer dies: another Synced member writes.
+    let out = ctl.cli(&["maintenance", "off", "--cluster", "lbg", "--node", &writer]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    common::kill_9_node(&dir, second.trim_end_matches(":3306"));
+    let killed = Instant::now();
+    let took_over = wait_until(Duration::from_secs(15), || async {
+        server_id(&lb_host, 3306)
+            .await
+            .is_ok_and(|id| id != id_of(&second))
+    })
+    .await;
+    assert!(
+        took_over,
+        "{}",
+        ctl.json(&["lb", "list", "--cluster", "lbg"])
+    );
+    eprintln!(
+        "kill -9 of the Galera writer -> writes through HAProxy again: {:?}",
+        killed.elapsed()
     );
     drop(leases);
 }
