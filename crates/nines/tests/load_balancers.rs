@@ -45,18 +45,29 @@ async fn insert(host: &str, id: u32) -> Result<(), String> {
     r
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn haproxy_follows_a_failover_and_no_acknowledged_write_is_lost() {
-    let leases = nines_testkit::lease_addresses(3).expect("leases");
-    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
-    let (lb_host, nodes) = (addrs[2].clone(), &addrs[..2]);
+/// A cluster of `kind` with `n` nodes deployed by a new controller, with HAProxy added in
+/// front of it on one more leased address (`lb add --local --wait`).
+async fn behind_haproxy(
+    name: &str,
+    kind: &str,
+    n: usize,
+) -> (
+    Vec<nines_testkit::AddressLease>,
+    String,
+    Vec<String>,
+    Controller,
+    DeployDir,
+) {
+    let leases = nines_testkit::lease_addresses(n + 1).expect("leases");
+    let mut addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let lb_host = addrs.pop().expect("lease");
     let ctl = Controller::start().await;
     let dir = DeployDir::new();
     let out = create_cluster(
         &ctl,
-        "lbr",
-        "replication",
-        &nodes.join(","),
+        name,
+        kind,
+        &addrs.join(","),
         &dir.template(),
         &["--local"],
     );
@@ -65,7 +76,7 @@ async fn haproxy_follows_a_failover_and_no_acknowledged_write_is_lost() {
         "lb",
         "add",
         "--cluster",
-        "lbr",
+        name,
         "--type",
         "haproxy",
         "--host",
@@ -74,6 +85,27 @@ async fn haproxy_follows_a_failover_and_no_acknowledged_write_is_lost() {
         "--wait",
     ]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    (leases, lb_host, addrs, ctl, dir)
+}
+
+/// Each node's server id, by address.
+async fn server_ids(ctl: &Controller, cluster: &str) -> std::collections::HashMap<String, u64> {
+    ctl.nodes(cluster)
+        .await
+        .iter()
+        .map(|n| {
+            (
+                n["address"].as_str().unwrap().to_string(),
+                n["server_id"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_follows_a_failover_and_no_acknowledged_write_is_lost() {
+    let (leases, lb_host, nodes, ctl, dir) = behind_haproxy("lbr", "replication", 2).await;
+    let nodes = &nodes[..];
 
     let list = ctl.json(&["lb", "list", "--cluster", "lbr"]);
     let lb = &list.as_array().unwrap()[0];
@@ -93,38 +125,19 @@ async fn haproxy_follows_a_failover_and_no_acknowledged_write_is_lost() {
     assert_eq!(lb["state"], "running");
     let backends = lb["backends"].as_array().unwrap();
     assert_eq!(backends.len(), 4, "{lb}");
-    let of = |lb: &serde_json::Value, addr: &str, pool: &str| {
-        lb["backends"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["address"] == addr && b["pool"] == pool)
-            .map(|b| b["state"].as_str().unwrap().to_string())
-            .unwrap()
-    };
     let (p, r) = (format!("{}:3306", nodes[0]), format!("{}:3306", nodes[1]));
     // The pools follow what the monitor has seen of each node (a node not probed yet is
     // `down`): the expected states within a few probes.
     let settled = wait_until(Duration::from_secs(10), || async {
-        let l = ctl.json(&["lb", "list", "--cluster", "lbr"]);
-        let lb = &l[0];
-        of(lb, &p, "rw") == "up" && of(lb, &r, "rw") == "maint" && of(lb, &r, "ro") == "up"
+        backend(&ctl, "lbr", &p, "rw") == "up"
+            && backend(&ctl, "lbr", &r, "rw") == "maint"
+            && backend(&ctl, "lbr", &r, "ro") == "up"
     })
     .await;
     assert!(settled, "{}", ctl.json(&["lb", "list", "--cluster", "lbr"]));
 
-    let ids: Vec<(String, u64)> = ctl
-        .nodes("lbr")
-        .await
-        .iter()
-        .map(|n| {
-            (
-                n["address"].as_str().unwrap().to_string(),
-                n["server_id"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    let id_of = |a: &str| ids.iter().find(|(x, _)| x == a).map(|(_, i)| *i).unwrap();
+    let ids = server_ids(&ctl, "lbr").await;
+    let id_of = |a: &str| ids[a];
     assert_eq!(server_id(&lb_host, 3306).await.unwrap(), id_of(&p));
     assert_eq!(server_id(&lb_host, 3307).await.unwrap(), id_of(&r));
 
@@ -133,8 +146,7 @@ async fn haproxy_follows_a_failover_and_no_acknowledged_write_is_lost() {
     let mut rc = conn(nodes[1].as_str(), 3306).await.unwrap();
     rc.query_drop("STOP SLAVE SQL_THREAD").await.unwrap();
     let left = wait_until(Duration::from_secs(10), || async {
-        let l = ctl.json(&["lb", "list", "--cluster", "lbr"]);
-        of(&l[0], &r, "ro") == "maint" && of(&l[0], &p, "ro") == "up"
+        backend(&ctl, "lbr", &r, "ro") == "maint" && backend(&ctl, "lbr", &p, "ro") == "up"
     })
     .await;
     assert!(left, "{}", ctl.json(&["lb", "list", "--cluster", "lbr"]));
@@ -142,8 +154,7 @@ async fn haproxy_follows_a_failover_and_no_acknowledged_write_is_lost() {
     rc.query_drop("START SLAVE SQL_THREAD").await.unwrap();
     let _ = rc.disconnect().await;
     let back = wait_until(Duration::from_secs(10), || async {
-        let l = ctl.json(&["lb", "list", "--cluster", "lbr"]);
-        of(&l[0], &r, "ro") == "up" && of(&l[0], &p, "ro") == "maint"
+        backend(&ctl, "lbr", &r, "ro") == "up" && backend(&ctl, "lbr", &p, "ro") == "maint"
     })
     .await;
     assert!(back, "{}", ctl.json(&["lb", "list", "--cluster", "lbr"]));
@@ -192,9 +203,7 @@ async fn haproxy_follows_a_failover_and_no_acknowledged_write_is_lost() {
     let _ = c.disconnect().await;
     assert_eq!(rows, (1..next).collect::<Vec<u32>>());
     let moved = wait_until(Duration::from_secs(10), || async {
-        let l = ctl.json(&["lb", "list", "--cluster", "lbr"]);
-        let lb = &l.as_array().unwrap()[0];
-        of(lb, &r, "rw") == "up" && of(lb, &p, "rw") != "up"
+        backend(&ctl, "lbr", &r, "rw") == "up" && backend(&ctl, "lbr", &p, "rw") != "up"
     })
     .await;
     assert!(moved, "{}", ctl.json(&["lb", "list", "--cluster", "lbr"]));
@@ -242,44 +251,11 @@ fn backend(ctl: &Controller, cluster: &str, addr: &str, pool: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn galera_behind_haproxy_has_one_writer_and_sheds_desynced_and_maintained_members() {
-    let leases = nines_testkit::lease_addresses(4).expect("leases");
-    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
-    let (lb_host, nodes) = (addrs[3].clone(), &addrs[..3]);
-    let ctl = Controller::start().await;
-    let dir = DeployDir::new();
-    let out = create_cluster(
-        &ctl,
-        "lbg",
-        "galera",
-        &nodes.join(","),
-        &dir.template(),
-        &["--local"],
-    );
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let out = ctl.cli(&[
-        "lb",
-        "add",
-        "--cluster",
-        "lbg",
-        "--host",
-        &lb_host,
-        "--local",
-        "--wait",
-    ]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let (leases, lb_host, nodes, ctl, dir) = behind_haproxy("lbg", "galera", 3).await;
+    let nodes = &nodes[..];
     let ep = |i: usize| format!("{}:3306", nodes[i]);
-    let ids: Vec<(String, u64)> = ctl
-        .nodes("lbg")
-        .await
-        .iter()
-        .map(|n| {
-            (
-                n["address"].as_str().unwrap().to_string(),
-                n["server_id"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    let id_of = |a: &str| ids.iter().find(|(x, _)| x == a).map(|(_, i)| *i).unwrap();
+    let ids = server_ids(&ctl, "lbg").await;
+    let id_of = |a: &str| ids[a];
 
     // One writer (the first member in the configuration's order); the others are
     // backups; every member reads.
