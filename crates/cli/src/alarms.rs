@@ -505,6 +505,10 @@ pub async fn lb_command(client: &Client, f: Format, cmd: crate::LbCmd) -> anyhow
             ro_port,
             stats_port,
             hosts,
+            vip,
+            keepalived,
+            max_replica_lag,
+            no_ro_fallback,
             wait,
         } => {
             let path = format!("/api/v1/clusters/{}/load-balancers", cluster_seg(&cluster)?);
@@ -516,6 +520,10 @@ pub async fn lb_command(client: &Client, f: Format, cmd: crate::LbCmd) -> anyhow
                 stats_port: Some(stats_port),
                 ssh: crate::commands::ssh_request(&hosts)?,
                 local: hosts.local,
+                vip,
+                keepalived,
+                max_replica_lag_seconds: max_replica_lag,
+                ro_fallback_to_primary: no_ro_fallback.then_some(false),
             };
             let created: nines_model::api::JobCreated = client.post(&path, &req).await?;
             crate::commands::started(client, f, created, wait).await
@@ -524,26 +532,82 @@ pub async fn lb_command(client: &Client, f: Format, cmd: crate::LbCmd) -> anyhow
             let path = format!("/api/v1/clusters/{}/load-balancers", cluster_seg(&cluster)?);
             let lbs: Vec<nines_model::api::LbView> = client.get(&path).await?;
             print(f, &lbs, |lbs| {
-                let mut t = table(&["id", "type", "host", "rw", "ro", "state", "backends"]);
+                let mut t = table(&[
+                    "id", "type", "host", "rw", "ro", "state", "haproxy", "vip", "backends",
+                ]);
                 for l in lbs {
                     let backends: Vec<String> = l
                         .backends
                         .iter()
-                        .map(|b| format!("{} {} {}", b.pool, b.address, b.state))
+                        .map(|b| {
+                            let mut s = format!("{} {} {}", b.pool, b.address, b.state);
+                            if let Some(n) = b.sessions {
+                                s.push_str(&format!(" ({n} sessions)"));
+                            }
+                            s
+                        })
                         .collect();
+                    let vip = match (&l.vip, l.vip_held) {
+                        (None, _) => "-".to_string(),
+                        (Some(v), Some(true)) => format!("{v} (held)"),
+                        (Some(v), _) => v.clone(),
+                    };
+                    let mut state = l.state.clone();
+                    if let Some(e) = &l.error {
+                        state.push_str(&format!(": {e}"));
+                    }
                     t.add_row(vec![
                         l.id.to_string(),
                         l.lb_type.clone(),
                         l.host.clone(),
                         l.rw_port.to_string(),
                         l.ro_port.to_string(),
-                        l.state.clone(),
+                        crate::output::terminal(&state),
+                        l.haproxy.clone(),
+                        vip,
                         backends.join("\n"),
                     ]);
                 }
                 t
             })?;
             Ok(0)
+        }
+        LbCmd::Restart {
+            cluster,
+            host,
+            wait,
+        } => {
+            let ep = nines_model::input::node_address("host", &host)
+                .map_err(|e| anyhow!("{}", e.message))?;
+            let path = format!(
+                "/api/v1/clusters/{}/load-balancers/{}/restart",
+                cluster_seg(&cluster)?,
+                urlencode(&ep.host)
+            );
+            let created: nines_model::api::JobCreated =
+                client.post(&path, &serde_json::json!({})).await?;
+            crate::commands::started(client, f, created, wait).await
+        }
+        LbCmd::Reconfigure {
+            cluster,
+            host,
+            max_replica_lag,
+            ro_fallback,
+            wait,
+        } => {
+            let ep = nines_model::input::node_address("host", &host)
+                .map_err(|e| anyhow!("{}", e.message))?;
+            let path = format!(
+                "/api/v1/clusters/{}/load-balancers/{}",
+                cluster_seg(&cluster)?,
+                urlencode(&ep.host)
+            );
+            let req = nines_model::api::LbReconfigureRequest {
+                max_replica_lag_seconds: max_replica_lag,
+                ro_fallback_to_primary: ro_fallback,
+            };
+            let created: nines_model::api::JobCreated = client.put(&path, &req).await?;
+            crate::commands::started(client, f, created, wait).await
         }
         LbCmd::Remove {
             cluster,

@@ -1239,6 +1239,19 @@ pub enum LbCmd {
         stats_port: u16,
         #[command(flatten)]
         hosts: HostArgs,
+        /// A virtual IP shared with the cluster's other load balancers that name it, kept
+        /// by Keepalived on one of them (needs --keepalived).
+        #[arg(long)]
+        vip: Option<String>,
+        /// Run Keepalived (VRRP) for --vip beside HAProxy.
+        #[arg(long)]
+        keepalived: bool,
+        /// A replica further behind (seconds) leaves the read-only pool [default: 10].
+        #[arg(long)]
+        max_replica_lag: Option<u64>,
+        /// The primary does not serve reads when no replica qualifies.
+        #[arg(long)]
+        no_ro_fallback: bool,
         #[arg(long)]
         wait: bool,
     },
@@ -1246,6 +1259,30 @@ pub enum LbCmd {
     List {
         #[arg(long)]
         cluster: String,
+    },
+    /// Stop and start a load balancer's HAProxy (and Keepalived).
+    Restart {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Change a load balancer's read-only pool policy (applied without a reload).
+    Reconfigure {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        host: String,
+        /// A replica further behind (seconds) leaves the read-only pool.
+        #[arg(long)]
+        max_replica_lag: Option<u64>,
+        /// Whether the primary serves reads when no replica qualifies (true or false).
+        #[arg(long)]
+        ro_fallback: Option<bool>,
+        #[arg(long)]
+        wait: bool,
     },
     /// Stop and remove the load balancer on a host.
     Remove {

@@ -113,6 +113,13 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         config.monitor.ssh_config.clone(),
         shutdown.child_token(),
     ));
+    let lb_watcher = tokio::spawn(balancers::watch(
+        Arc::clone(&store),
+        Arc::clone(jobs.balancers()),
+        Arc::clone(jobs.alarms()),
+        config.monitor.ssh_config.clone(),
+        shutdown.child_token(),
+    ));
     let runner = tokio::spawn(Arc::clone(&jobs).run());
     let archiver = tokio::spawn(jobs::archive::run(
         Arc::clone(&jobs),
@@ -171,6 +178,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let _ = tokio::time::timeout(Duration::from_secs(5), archiver).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), notifier).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), follower).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), lb_watcher).await;
     if let Some(t) = advisor_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }

@@ -389,3 +389,64 @@ pub fn render_alarms(
     quiet.write(out);
     acked.write(out);
 }
+
+/// Load balancers: HAProxy up, the VIP held, and per backend server whether HAProxy has it
+/// up and its sessions (now and in total), as the watcher last saw them.
+pub fn render_lbs(
+    lbs: &[(nines_store::LbRecord, Option<crate::balancers::Live>)],
+    out: &mut String,
+) {
+    let mut up = Family::new(
+        "nines_lb_up",
+        "gauge",
+        "1 when the load balancer's HAProxy runs (0: stopped or its host does not answer).",
+    );
+    let mut vip = Family::new(
+        "nines_lb_vip_held",
+        "gauge",
+        "1 when this load balancer holds its virtual IP.",
+    );
+    let mut be_up = Family::new(
+        "nines_lb_backend_up",
+        "gauge",
+        "1 when HAProxy has the backend server up (ready or draining) in the pool.",
+    );
+    let mut sessions = Family::new(
+        "nines_lb_backend_sessions",
+        "gauge",
+        "Sessions through the backend server now.",
+    );
+    let mut total = Family::new(
+        "nines_lb_backend_sessions_total",
+        "counter",
+        "Sessions through the backend server since HAProxy started.",
+    );
+    for (lb, live) in lbs {
+        let name = format!("{}:{}", lb.host, lb.rw_port);
+        let status = live.as_ref().and_then(|l| l.status.as_ref());
+        let labels = vec![("cluster", lb.cluster.clone()), ("lb", name.clone())];
+        up.add(
+            labels.clone(),
+            if status.is_some_and(|s| s.haproxy_running) { 1.0 } else { 0.0 },
+        );
+        if let Some(v) = &lb.vip {
+            let mut l = labels.clone();
+            l.push(("vip", v.address.clone()));
+            if let Some(held) = status.and_then(|s| s.holds_vip) {
+                vip.add(l, if held { 1.0 } else { 0.0 });
+            }
+        }
+        for sv in status.map(|s| s.servers.as_slice()).unwrap_or_default() {
+            let mut l = labels.clone();
+            l.push(("pool", sv.pool.as_str().to_string()));
+            l.push(("server", sv.server.clone()));
+            let is_up = matches!(sv.status.as_str(), "UP" | "DRAIN");
+            be_up.add(l.clone(), if is_up { 1.0 } else { 0.0 });
+            sessions.add(l.clone(), sv.sessions as f64);
+            total.add(l, sv.sessions_total as f64);
+        }
+    }
+    for f in [&up, &vip, &be_up, &sessions, &total] {
+        f.write(out);
+    }
+}

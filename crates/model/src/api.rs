@@ -807,6 +807,30 @@ pub struct LbAddRequest {
     pub ssh: Option<SshAccessRequest>,
     #[serde(default)]
     pub local: bool,
+    /// A virtual IP shared with the cluster's other load balancers that name it, kept
+    /// by Keepalived (VRRP); needs `keepalived`.
+    #[serde(default)]
+    pub vip: Option<String>,
+    /// Run Keepalived for `vip`.
+    #[serde(default)]
+    pub keepalived: bool,
+    /// A replica further behind leaves the read-only pool (default 10).
+    #[serde(default)]
+    pub max_replica_lag_seconds: Option<u64>,
+    /// The primary serves reads when no replica qualifies (default true).
+    #[serde(default)]
+    pub ro_fallback_to_primary: Option<bool>,
+}
+
+/// Body of `PUT /api/v1/clusters/{name}/load-balancers/{host}`: what to change (a job
+/// applies it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LbReconfigureRequest {
+    #[serde(default)]
+    pub max_replica_lag_seconds: Option<u64>,
+    #[serde(default)]
+    pub ro_fallback_to_primary: Option<bool>,
 }
 
 /// One HAProxy backend server.
@@ -816,6 +840,10 @@ pub struct LbBackendView {
     pub pool: crate::lb::Pool,
     pub state: crate::lb::BackendState,
     pub reason: String,
+    /// HAProxy's own word for it at the last look (`UP`, `DOWN`, `MAINT`, `DRAIN`, …).
+    pub haproxy_status: Option<String>,
+    /// Sessions through this server now, at the last look.
+    pub sessions: Option<u64>,
 }
 
 /// A load balancer.
@@ -834,4 +862,11 @@ pub struct LbView {
     /// Galera: the node the read-write listener sends to.
     pub writer: Option<String>,
     pub backends: Vec<LbBackendView>,
+    /// `running`, `stopped` or `unknown` (the host did not answer), at the last look.
+    pub haproxy: String,
+    pub vip: Option<String>,
+    /// Whether this load balancer holds the VIP now.
+    pub vip_held: Option<bool>,
+    pub keepalived: Option<String>,
+    pub policy: crate::lb::LbPolicy,
 }

@@ -340,9 +340,23 @@ pub enum JobSpec {
         ro_port: u16,
         stats_port: u16,
         host_access: HostAccessSpec,
+        /// A virtual IP Keepalived keeps on one of the cluster's load balancers that
+        /// share it.
+        #[serde(default)]
+        vip: Option<String>,
+        #[serde(default)]
+        policy: crate::lb::LbPolicy,
     },
     /// Stop and remove a load balancer.
     RemoveLoadBalancer { cluster: String, host: String },
+    /// Restart a load balancer's HAProxy (and Keepalived).
+    RestartLoadBalancer { cluster: String, host: String },
+    /// Change a load balancer's policy and apply it.
+    ReconfigureLoadBalancer {
+        cluster: String,
+        host: String,
+        policy: crate::lb::LbPolicy,
+    },
 }
 
 /// What to do with one node.
@@ -403,6 +417,8 @@ impl JobSpec {
             Self::RestoreBackup { .. } => "backup_restore",
             Self::AddLoadBalancer { .. } => "lb_add",
             Self::RemoveLoadBalancer { .. } => "lb_remove",
+            Self::RestartLoadBalancer { .. } => "lb_restart",
+            Self::ReconfigureLoadBalancer { .. } => "lb_reconfigure",
         }
     }
 
@@ -441,7 +457,9 @@ impl JobSpec {
             | Self::VerifyBackup { cluster, .. }
             | Self::RestoreBackup { cluster, .. }
             | Self::AddLoadBalancer { cluster, .. }
-            | Self::RemoveLoadBalancer { cluster, .. } => cluster,
+            | Self::RemoveLoadBalancer { cluster, .. }
+            | Self::RestartLoadBalancer { cluster, .. }
+            | Self::ReconfigureLoadBalancer { cluster, .. } => cluster,
         }
     }
 }

@@ -107,7 +107,10 @@ impl JobSpec {
             // nothing of the cluster's: it runs beside anything.
             Self::VerifyBackup { .. } => vec![],
             // Load balancers sit beside the cluster: they never wait for its topology.
-            Self::AddLoadBalancer { .. } | Self::RemoveLoadBalancer { .. } => {
+            Self::AddLoadBalancer { .. }
+            | Self::RemoveLoadBalancer { .. }
+            | Self::RestartLoadBalancer { .. }
+            | Self::ReconfigureLoadBalancer { .. } => {
                 vec![lock(Lane::Balancer, LockMode::Exclusive)]
             }
             Self::RestoreBackup { .. } => vec![

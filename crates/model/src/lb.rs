@@ -334,6 +334,9 @@ pub struct HaproxyConfig {
     /// The runtime API's unix socket.
     pub socket: String,
     pub pid_file: String,
+    /// The virtual IP this HAProxy also listens on (Keepalived moves it between peers;
+    /// `transparent` lets HAProxy bind it while another peer holds it).
+    pub vip: Option<String>,
     /// The pools as decided, in order.
     pub decision: Decision,
 }
@@ -378,10 +381,12 @@ pub fn render(c: &HaproxyConfig) -> String {
          \n\
          frontend nines_rw_in\n\
          \x20   bind {host}:{rw}\n\
+         {vip_rw}\
          \x20   default_backend nines_rw\n\
          \n\
          frontend nines_ro_in\n\
          \x20   bind {host}:{ro}\n\
+         {vip_ro}\
          \x20   default_backend nines_ro\n",
         cluster = c.cluster,
         socket = c.socket,
@@ -389,6 +394,8 @@ pub fn render(c: &HaproxyConfig) -> String {
         host = c.host,
         rw = c.rw_port,
         ro = c.ro_port,
+        vip_rw = vip_bind(c.vip.as_deref(), c.rw_port),
+        vip_ro = vip_bind(c.vip.as_deref(), c.ro_port),
     );
     for pool in [Pool::Rw, Pool::Ro] {
         s.push_str(&format!("\nbackend {}\n", backend_name(pool)));
@@ -428,6 +435,11 @@ pub fn render(c: &HaproxyConfig) -> String {
     s
 }
 
+fn vip_bind(vip: Option<&str>, port: u16) -> String {
+    vip.map(|v| format!("    bind {v}:{port} transparent\n"))
+        .unwrap_or_default()
+}
+
 /// Keepalived on one load balancer host: the VRRP instance that holds the virtual IP,
 /// tracking the local HAProxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -449,10 +461,22 @@ pub struct KeepalivedConfig {
     pub haproxy_pid_file: String,
 }
 
-/// Keepalived's configuration: the VIP follows a live HAProxy (a failing check takes 60
-/// off this peer's priority, below every healthy peer's).
+/// Keepalived's configuration: the VIP follows a live HAProxy. A failing check puts the
+/// instance in FAULT (it gives the VIP up at once); every peer starts as BACKUP with
+/// `nopreempt`, so a peer that recovers does not take the VIP back (one move per failure,
+/// not two); the highest priority wins only when peers start together.
 pub fn render_keepalived(c: &KeepalivedConfig) -> String {
-    let peers: String = c.peers.iter().map(|p| format!("        {p}\n")).collect();
+    // A lone peer (the first of its VIP) has nobody to talk to: unicast without peers is
+    // refused by `keepalived -t`; the section comes with the second peer.
+    let unicast = if c.peers.is_empty() {
+        String::new()
+    } else {
+        let peers: String = c.peers.iter().map(|p| format!("        {p}\n")).collect();
+        format!(
+            "    unicast_src_ip {}\n    unicast_peer {{\n{peers}    }}\n",
+            c.source
+        )
+    };
     format!(
         "# Written by nines for cluster {cluster}.\n\
          global_defs {{\n\
@@ -465,19 +489,17 @@ pub fn render_keepalived(c: &KeepalivedConfig) -> String {
          \x20   interval 1\n\
          \x20   fall 2\n\
          \x20   rise 2\n\
-         \x20   weight -60\n\
+         \x20   weight 0\n\
          }}\n\
          \n\
          vrrp_instance nines_{id} {{\n\
          \x20   state BACKUP\n\
+         \x20   nopreempt\n\
          \x20   interface {iface}\n\
          \x20   virtual_router_id {id}\n\
          \x20   priority {prio}\n\
          \x20   advert_int 1\n\
-         \x20   unicast_src_ip {src}\n\
-         \x20   unicast_peer {{\n\
-         {peers}\
-         \x20   }}\n\
+         {unicast}\
          \x20   virtual_ipaddress {{\n\
          \x20       {vip} dev {iface}\n\
          \x20   }}\n\
@@ -490,9 +512,168 @@ pub fn render_keepalived(c: &KeepalivedConfig) -> String {
         id = c.virtual_router_id,
         iface = c.interface,
         prio = c.priority,
-        src = c.source,
         vip = c.vip,
     )
+}
+
+/// The VRRP priority of the load balancer ranked `rank` among its VIP's peers (0 = the
+/// first deployed): 150, 140, … down to 50.
+pub fn vrrp_priority(rank: usize) -> u8 {
+    let step = u8::try_from(rank.min(10)).unwrap_or(10) * 10;
+    150 - step
+}
+
+/// A VRRP router id for a new VIP: the first from 51 up (then from 1) that no other VIP
+/// nines manages uses.
+pub fn free_router_id(used: &[u8]) -> Option<u8> {
+    (51..=255u8).chain(1..51).find(|id| !used.contains(id))
+}
+
+/// A VIP as Keepalived takes it, `ADDR/PREFIX`: the prefix of the interface's own
+/// address when the VIP is in that network, else /32.
+pub fn vip_with_prefix(vip: &str, interface_addr: &str, prefix: u8) -> String {
+    let (Ok(v), Ok(a)) = (
+        vip.parse::<std::net::Ipv4Addr>(),
+        interface_addr.parse::<std::net::Ipv4Addr>(),
+    ) else {
+        return format!("{vip}/32");
+    };
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix.min(32)))
+    };
+    if u32::from(v) & mask == u32::from(a) & mask {
+        format!("{vip}/{prefix}")
+    } else {
+        format!("{vip}/32")
+    }
+}
+
+/// What the watcher saw of one load balancer in one look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbLook {
+    /// `host:rw_port`, the alarm's subject.
+    pub name: String,
+    pub vip: Option<String>,
+    /// None: the host did not answer.
+    pub haproxy_running: Option<bool>,
+    /// Whether this host holds the VIP now (None: unknown or no VIP).
+    pub holds_vip: Option<bool>,
+    /// Backend servers whose checks went down at least [`FLAP_DOWNS`] times within
+    /// [`FLAP_WINDOW_SECS`]: (pool, node address, downs).
+    pub flapping: Vec<(Pool, String, u64)>,
+}
+
+/// A backend whose checks went down this often within [`FLAP_WINDOW_SECS`] is flapping.
+pub const FLAP_DOWNS: u64 = 3;
+/// The flapping window.
+pub const FLAP_WINDOW_SECS: i64 = 600;
+
+/// How many times a counter of downs (HAProxy's `chkdown`) rose within the window, from
+/// samples `(seconds, value)` oldest first; a counter that went back (HAProxy restarted)
+/// counts from its new start.
+pub fn downs_within(samples: &[(i64, u64)], now: i64, window: i64) -> u64 {
+    let recent: Vec<&(i64, u64)> = samples.iter().filter(|(t, _)| now - t <= window).collect();
+    recent
+        .windows(2)
+        .map(|w| {
+            let (a, b) = (w[0].1, w[1].1);
+            if b >= a { b - a } else { b }
+        })
+        .sum()
+}
+
+/// The load balancer alarms of one cluster from one look at each of its load balancers:
+/// `lb_down` for one not running or not answering; `lb_backend_flapping` for one with a
+/// flapping backend; `lb_vip` when every peer of a VIP answered and none holds it, or
+/// more than one does.
+pub fn conditions(cluster: &str, looks: &[LbLook]) -> Vec<crate::alarm::Condition> {
+    use crate::alarm::{AlarmKind, Condition};
+    let mut out = Vec::new();
+    for l in looks {
+        match l.haproxy_running {
+            Some(true) => {}
+            Some(false) => out.push(Condition::new(
+                cluster,
+                Some(&l.name),
+                AlarmKind::LbDown,
+                format!(
+                    "HAProxy of the load balancer {} is not running; nines starts it again. \
+                     Clients of this listener cannot connect{}.",
+                    l.name,
+                    if l.vip.is_some() {
+                        " (the virtual IP moves to a peer)"
+                    } else {
+                        ""
+                    }
+                ),
+            )),
+            None => out.push(Condition::new(
+                cluster,
+                Some(&l.name),
+                AlarmKind::LbDown,
+                format!(
+                    "the load balancer's host of {} does not answer nines; check the host and \
+                     its network.",
+                    l.name
+                ),
+            )),
+        }
+        if !l.flapping.is_empty() {
+            let which: Vec<String> = l
+                .flapping
+                .iter()
+                .map(|(pool, addr, n)| format!("{addr} in {pool} went down {n} times"))
+                .collect();
+            out.push(Condition::new(
+                cluster,
+                Some(&l.name),
+                AlarmKind::LbBackendFlapping,
+                format!(
+                    "load balancer {}: {} within {} minutes (HAProxy's checks); look at the \
+                     node's network, its connection limit and its error log.",
+                    l.name,
+                    which.join(", "),
+                    FLAP_WINDOW_SECS / 60
+                ),
+            ));
+        }
+    }
+    let mut vips: Vec<&str> = looks.iter().filter_map(|l| l.vip.as_deref()).collect();
+    vips.sort_unstable();
+    vips.dedup();
+    for vip in vips {
+        let peers: Vec<&LbLook> = looks
+            .iter()
+            .filter(|l| l.vip.as_deref() == Some(vip))
+            .collect();
+        let holders: Vec<&str> = peers
+            .iter()
+            .filter(|l| l.holds_vip == Some(true))
+            .map(|l| l.name.as_str())
+            .collect();
+        let all_known = peers.iter().all(|l| l.holds_vip.is_some());
+        let message = if holders.is_empty() && all_known {
+            Some(format!(
+                "no load balancer holds the virtual IP {vip} (peers: {}); clients of the VIP \
+                 cannot connect. Check Keepalived and HAProxy on the peers.",
+                peers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        } else if holders.len() > 1 {
+            Some(format!(
+                "the virtual IP {vip} is held by {} at once (the peers do not hear each \
+                 other's VRRP adverts); clients reach either. Check the network between them.",
+                holders.join(" and ")
+            ))
+        } else {
+            None
+        };
+        if let Some(m) = message {
+            out.push(Condition::new(cluster, Some(vip), AlarmKind::LbVip, m));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

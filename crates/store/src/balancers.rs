@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nines_model::job::HostAccessSpec;
+use nines_model::lb::LbPolicy;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -56,6 +57,20 @@ pub struct LbRecord {
     pub state: LbState,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub vip: Option<Vip>,
+    pub policy: LbPolicy,
+}
+
+/// A load balancer's share of a virtual IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vip {
+    /// The address, without a prefix.
+    pub address: String,
+    /// VRRP's router id, the same on every peer of the VIP.
+    pub router_id: u8,
+    pub priority: u8,
+    /// The host's interface the VIP goes on.
+    pub interface: String,
 }
 
 /// A load balancer about to be deployed.
@@ -68,6 +83,8 @@ pub struct NewLb {
     pub stats_port: u16,
     pub dir: String,
     pub host_access: HostAccessSpec,
+    pub vip: Option<Vip>,
+    pub policy: LbPolicy,
 }
 
 #[async_trait]
@@ -78,6 +95,7 @@ pub trait BalancerStore: Send + Sync {
     async fn lbs(&self, cluster: Option<&str>) -> Result<Vec<LbRecord>>;
     async fn set_lb_state(&self, id: i64, state: LbState, error: Option<&str>) -> Result<()>;
     async fn delete_lb(&self, id: i64) -> Result<()>;
+    async fn set_lb_policy(&self, id: i64, policy: &LbPolicy) -> Result<()>;
 }
 
 fn lb_from_row(r: &SqliteRow) -> Result<LbRecord> {
@@ -103,6 +121,22 @@ fn lb_from_row(r: &SqliteRow) -> Result<LbRecord> {
             .map_err(StoreError::Corrupt)?,
         error: r.try_get("error")?,
         created_at: to_time(r.try_get("created_at")?),
+        vip: match r.try_get::<Option<String>, _>("vip")? {
+            None => None,
+            Some(address) => Some(Vip {
+                address,
+                router_id: u8::try_from(r.try_get::<i64, _>("router_id")?)
+                    .map_err(|_| StoreError::Corrupt("load balancer router_id".into()))?,
+                priority: u8::try_from(r.try_get::<i64, _>("vrrp_priority")?)
+                    .map_err(|_| StoreError::Corrupt("load balancer vrrp_priority".into()))?,
+                interface: r.try_get("interface")?,
+            }),
+        },
+        policy: match r.try_get::<Option<String>, _>("policy")? {
+            None => LbPolicy::default(),
+            Some(p) => serde_json::from_str(&p)
+                .map_err(|e| StoreError::Corrupt(format!("load balancer policy: {e}")))?,
+        },
     })
 }
 
@@ -111,10 +145,12 @@ impl BalancerStore for SqliteStore {
     async fn add_lb(&self, lb: &NewLb) -> Result<LbRecord> {
         let access = serde_json::to_string(&lb.host_access)
             .map_err(|e| StoreError::Invalid(format!("host access: {e}")))?;
+        let policy = serde_json::to_string(&lb.policy)
+            .map_err(|e| StoreError::Invalid(format!("policy: {e}")))?;
         let row = sqlx::query(
             "INSERT INTO load_balancers (cluster, kind, host, rw_port, ro_port, stats_port, dir, \
-             host_access, state, created_at) VALUES (?, 'haproxy', ?, ?, ?, ?, ?, ?, 'deploying', ?) \
-             RETURNING *",
+             host_access, state, created_at, vip, router_id, vrrp_priority, interface, policy) \
+             VALUES (?, 'haproxy', ?, ?, ?, ?, ?, ?, 'deploying', ?, ?, ?, ?, ?, ?) RETURNING *",
         )
         .bind(&lb.cluster)
         .bind(&lb.host)
@@ -124,6 +160,11 @@ impl BalancerStore for SqliteStore {
         .bind(&lb.dir)
         .bind(access)
         .bind(Utc::now().timestamp_millis())
+        .bind(lb.vip.as_ref().map(|v| v.address.clone()))
+        .bind(lb.vip.as_ref().map(|v| i64::from(v.router_id)))
+        .bind(lb.vip.as_ref().map(|v| i64::from(v.priority)))
+        .bind(lb.vip.as_ref().map(|v| v.interface.clone()))
+        .bind(policy)
         .fetch_one(self.pool())
         .await
         .map_err(|e| match &e {
@@ -151,6 +192,17 @@ impl BalancerStore for SqliteStore {
         sqlx::query("UPDATE load_balancers SET state = ?, error = ? WHERE id = ?")
             .bind(state.as_str())
             .bind(error)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn set_lb_policy(&self, id: i64, policy: &LbPolicy) -> Result<()> {
+        let policy = serde_json::to_string(policy)
+            .map_err(|e| StoreError::Invalid(format!("policy: {e}")))?;
+        sqlx::query("UPDATE load_balancers SET policy = ? WHERE id = ?")
+            .bind(policy)
             .bind(id)
             .execute(self.pool())
             .await?;

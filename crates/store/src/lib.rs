@@ -29,7 +29,7 @@ pub use backups::{
     ArchiveState, BackupOutcome, BackupRecord, BackupStore, NewBackup, NewSchedule, RepoLocation,
     RepoRecord, ScheduleRecord, SegmentRecord,
 };
-pub use balancers::{BalancerStore, LbRecord, LbState, NewLb};
+pub use balancers::{BalancerStore, LbRecord, LbState, NewLb, Vip};
 pub use queries::QueryStore;
 pub use secret::{Secret, SecretBox};
 pub use sqlite::SqliteStore;

@@ -36,6 +36,7 @@
 mod galera;
 mod lease;
 mod mariadb;
+mod netns;
 mod process;
 mod replication;
 mod s3;
@@ -52,6 +53,7 @@ pub use mariadb::{
     ADMIN_USER, GALERA_PROVIDER, GaleraOptions, MARIADB_PORT, MariaDbServer, ServerOptions,
     write_password_file,
 };
+pub use netns::{LabHost, NetnsLab};
 pub use process::Signal;
 pub use replication::ReplicationTopology;
 pub use s3::S3Server;

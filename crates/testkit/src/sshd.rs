@@ -37,6 +37,8 @@ pub struct Sshd {
     dir: PathBuf,
     addresses: Vec<String>,
     port: u16,
+    /// The network namespace sshd runs in (clients reach it through `ip netns exec`).
+    netns: Option<String>,
     leases: Vec<AddressLease>,
     child: GroupChild,
 }
@@ -54,14 +56,30 @@ impl Sshd {
         }
         let dir = run_dir()?.join(format!("sshd-{}-{}", std::process::id(), next_counter()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let result = Self::start_in(&dir, addresses).await;
+        let result = Self::start_in(&dir, addresses, None).await;
         if result.is_err() && !keep_dirs() {
             let _ = std::fs::remove_dir_all(&dir);
         }
         result
     }
 
-    async fn start_in(dir: &Path, addresses: &[String]) -> Result<Sshd> {
+    /// Starts sshd inside the network namespace `netns` on `address:22`. Its
+    /// `ssh_config` reaches it with `ProxyCommand ip netns exec NETNS socat …`, so
+    /// OpenSSH clients in the test's own namespace (and nines's) log in as to any host.
+    pub async fn start_in_netns(netns: &str, address: &str) -> Result<Sshd> {
+        address
+            .parse::<std::net::Ipv4Addr>()
+            .with_context(|| format!("invalid address {address:?}"))?;
+        let dir = run_dir()?.join(format!("sshd-{}-{}", std::process::id(), next_counter()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let result = Self::start_in(&dir, &[address.to_string()], Some(netns)).await;
+        if result.is_err() && !keep_dirs() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        result
+    }
+
+    async fn start_in(dir: &Path, addresses: &[String], netns: Option<&str>) -> Result<Sshd> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
             .with_context(|| format!("chmod {}", dir.display()))?;
         // Privilege separation directory, normally made by systemd.
@@ -82,7 +100,11 @@ impl Sshd {
         std::fs::write(&authorized_keys, format!("{client_pub}\n"))
             .with_context(|| format!("writing {}", authorized_keys.display()))?;
 
-        let port = pick_port(addresses)?;
+        let port = match netns {
+            // A namespace of the test's own: port 22 is free.
+            Some(_) => 22,
+            None => pick_port(addresses)?,
+        };
         let config = dir.join("sshd_config");
         let mut cfg = String::from("# Written by nines-testkit.\n");
         for a in addresses {
@@ -113,7 +135,14 @@ impl Sshd {
         let known_hosts = dir.join("known_hosts");
         let kh: String = addresses
             .iter()
-            .map(|a| format!("[{a}]:{port} {host_pub}\n"))
+            .map(|a| {
+                // ssh looks port 22 up by the bare address.
+                if port == 22 {
+                    format!("{a} {host_pub}\n")
+                } else {
+                    format!("[{a}]:{port} {host_pub}\n")
+                }
+            })
             .collect();
         std::fs::write(&known_hosts, kh)
             .with_context(|| format!("writing {}", known_hosts.display()))?;
@@ -131,10 +160,14 @@ impl Sshd {
              \x20   StrictHostKeyChecking yes\n\
              \x20   BatchMode yes\n\
              \x20   ConnectTimeout 5\n\
-             \x20   LogLevel ERROR\n",
+             \x20   LogLevel ERROR\n\
+             {proxy}",
             hosts = addresses.join(" "),
             id = client_key.display(),
             kh = known_hosts.display(),
+            proxy = netns
+                .map(|n| format!("    ProxyCommand ip netns exec {n} socat - TCP:%h:%p\n"))
+                .unwrap_or_default(),
         );
         std::fs::write(&ssh_config, sc)
             .with_context(|| format!("writing {}", ssh_config.display()))?;
@@ -143,7 +176,14 @@ impl Sshd {
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
         let log2 = log.try_clone().context("dup sshd log")?;
-        let mut cmd = Command::new(SSHD);
+        let mut cmd = match netns {
+            Some(n) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", n, SSHD]);
+                c
+            }
+            None => Command::new(SSHD),
+        };
         cmd.args(["-D", "-e", "-f"])
             .arg(&config)
             .stdin(Stdio::null())
@@ -161,6 +201,7 @@ impl Sshd {
             dir: dir.to_path_buf(),
             addresses: addresses.to_vec(),
             port,
+            netns: netns.map(str::to_string),
             leases,
             child,
         };
@@ -200,9 +241,10 @@ impl Sshd {
 
     async fn try_login(&self, addr: &str) -> Result<()> {
         let (a, port) = (addr.to_owned(), self.port);
-        let open = tokio::task::spawn_blocking(move || port_is_open(&a, port))
-            .await
-            .context("join port probe")?;
+        let open = self.netns.is_some()
+            || tokio::task::spawn_blocking(move || port_is_open(&a, port))
+                .await
+                .context("join port probe")?;
         if !open {
             bail!("{addr}:{port} not accepting connections yet");
         }

@@ -96,6 +96,17 @@ pub async fn prometheus(State(st): State<AppState>) -> impl IntoResponse {
         |a| st.alarms.is_silenced(&a.key),
         &mut body,
     );
+    if let Ok(lbs) = st.store.lbs(None).await {
+        let live = st.jobs.balancers().all_live();
+        let with: Vec<_> = lbs
+            .into_iter()
+            .map(|l| {
+                let x = live.get(&l.id).cloned();
+                (l, x)
+            })
+            .collect();
+        crate::prom::render_lbs(&with, &mut body);
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,

@@ -361,6 +361,8 @@ impl JobRunner {
                 ro_port,
                 stats_port,
                 host_access,
+                vip,
+                policy,
             } => {
                 let new = nines_store::NewLb {
                     cluster: cluster.clone(),
@@ -370,6 +372,14 @@ impl JobRunner {
                     stats_port: *stats_port,
                     dir: crate::balancers::lb_dir(cluster, host, *rw_port),
                     host_access: host_access.clone(),
+                    // Interface, router id and priority are found by the job.
+                    vip: vip.as_ref().map(|address| nines_store::Vip {
+                        address: address.clone(),
+                        router_id: 0,
+                        priority: 0,
+                        interface: String::new(),
+                    }),
+                    policy: *policy,
                 };
                 crate::balancers::add(ctx, env, &env.balancers, new)
                     .await
@@ -380,6 +390,18 @@ impl JobRunner {
                     .await
                     .map_err(JobError::Failed)
             }
+            JobSpec::RestartLoadBalancer { cluster, host } => {
+                crate::balancers::restart(ctx, env, cluster, host)
+                    .await
+                    .map_err(JobError::Failed)
+            }
+            JobSpec::ReconfigureLoadBalancer {
+                cluster,
+                host,
+                policy,
+            } => crate::balancers::reconfigure(ctx, env, cluster, host, *policy)
+                .await
+                .map_err(JobError::Failed),
         }
     }
 }

@@ -77,6 +77,8 @@ pub enum Source {
     Backup,
     /// Advisor rules, recomputed whole on every run of the rules.
     Advisor,
+    /// Load balancers' watcher, recomputed whole on every look.
+    Balancer,
 }
 
 /// Every kind of alarm nines raises (docs/monitoring.md lists them with what to do).
@@ -102,6 +104,12 @@ pub enum AlarmKind {
     BackupVerify,
     /// The binlog archive fell behind (point-in-time recovery cannot reach now).
     ArchiveLag,
+    /// A load balancer's HAProxy is not running, or its host does not answer.
+    LbDown,
+    /// A load balancer's backend server keeps going down and up (HAProxy's checks).
+    LbBackendFlapping,
+    /// No load balancer holds the virtual IP, or more than one does.
+    LbVip,
     /// An advisor rule (built in, or a user rule) found a problem; the rule's id.
     Advisor(String),
 }
@@ -111,7 +119,7 @@ const ADVISOR_PREFIX: &str = "advisor.";
 
 impl AlarmKind {
     /// The kinds that are not advisor rules, for documentation and validation.
-    pub const BUILT_IN: [AlarmKind; 10] = [
+    pub const BUILT_IN: [AlarmKind; 13] = [
         AlarmKind::NodeDown,
         AlarmKind::ReplicationBroken,
         AlarmKind::ClusterFailed,
@@ -122,6 +130,9 @@ impl AlarmKind {
         AlarmKind::BackupFailed,
         AlarmKind::BackupVerify,
         AlarmKind::ArchiveLag,
+        AlarmKind::LbDown,
+        AlarmKind::LbBackendFlapping,
+        AlarmKind::LbVip,
     ];
 
     pub fn as_string(&self) -> String {
@@ -143,6 +154,9 @@ impl AlarmKind {
             Self::BackupFailed => "backup_failed",
             Self::BackupVerify => "backup_verify",
             Self::ArchiveLag => "archive_lag",
+            Self::LbDown => "lb_down",
+            Self::LbBackendFlapping => "lb_backend_flapping",
+            Self::LbVip => "lb_vip",
             Self::Advisor(_) => "advisor",
         }
     }
@@ -154,6 +168,7 @@ impl AlarmKind {
                 Source::Reconciler
             }
             Self::BackupFailed | Self::BackupVerify | Self::ArchiveLag => Source::Backup,
+            Self::LbDown | Self::LbBackendFlapping | Self::LbVip => Source::Balancer,
             Self::Advisor(_) => Source::Advisor,
         }
     }
@@ -162,7 +177,7 @@ impl AlarmKind {
     pub fn severity(&self) -> Severity {
         match self {
             Self::SemiSync | Self::ArchiveLag | Self::BackupVerify => Severity::Warning,
-            Self::BackupFailed => Severity::Warning,
+            Self::BackupFailed | Self::LbBackendFlapping => Severity::Warning,
             Self::Advisor(_) => Severity::Warning,
             _ => Severity::Critical,
         }
@@ -181,6 +196,9 @@ impl AlarmKind {
             Self::BackupFailed => "backup failed".into(),
             Self::BackupVerify => "backup verification failed".into(),
             Self::ArchiveLag => "binlog archive behind".into(),
+            Self::LbDown => "load balancer down".into(),
+            Self::LbBackendFlapping => "load balancer backend flapping".into(),
+            Self::LbVip => "virtual IP not held by exactly one load balancer".into(),
             Self::Advisor(rule) => crate::advisor::rules::RULES
                 .iter()
                 .find(|r| r.id == rule)

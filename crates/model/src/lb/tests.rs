@@ -240,11 +240,14 @@ fn the_configuration_carries_the_decision() {
         stats_port: 9101,
         socket: "/run/nines/lb.sock".into(),
         pid_file: "/run/nines/lb.pid".into(),
+        vip: Some("10.9.0.100".into()),
         decision: decide(ClusterType::Replication, &nodes, None, LbPolicy::default()),
     };
     let text = render(&c);
     assert!(text.contains("bind 127.0.0.50:3306"), "{text}");
     assert!(text.contains("bind 127.0.0.50:3307"), "{text}");
+    assert!(text.contains("bind 10.9.0.100:3306 transparent"), "{text}");
+    assert!(text.contains("bind 10.9.0.100:3307 transparent"), "{text}");
     assert!(text.contains("stats socket /run/nines/lb.sock mode 600 level admin"));
     assert!(
         text.contains("server 10_0_0_1_3306 10.0.0.1:3306 check\n"),
@@ -282,5 +285,99 @@ fn keepalived_tracks_haproxy_and_talks_unicast() {
     assert!(text.contains("        10.99.0.2\n"), "{text}");
     assert!(text.contains("10.99.0.100/24 dev veth0"));
     assert!(text.contains("kill -0 $(head -n1 /var/lib/nines-lb/shop/haproxy.pid)"));
-    assert!(text.contains("weight -60"));
+    assert!(text.contains("weight 0"));
+    assert!(text.contains("nopreempt"));
+    let alone = render_keepalived(&KeepalivedConfig {
+        cluster: "shop".into(),
+        interface: "veth0".into(),
+        vip: "10.99.0.100/24".into(),
+        virtual_router_id: 51,
+        priority: 150,
+        source: "10.99.0.1".into(),
+        peers: vec![],
+        haproxy_pid_file: "/x/haproxy.pid".into(),
+    });
+    assert!(!alone.contains("unicast"), "{alone}");
+}
+
+#[test]
+fn vrrp_priorities_router_ids_and_prefixes() {
+    assert_eq!(vrrp_priority(0), 150);
+    assert_eq!(vrrp_priority(1), 140);
+    assert_eq!(vrrp_priority(10), 50);
+    assert_eq!(vrrp_priority(99), 50);
+    assert_eq!(free_router_id(&[]), Some(51));
+    assert_eq!(free_router_id(&[51, 52]), Some(53));
+    let all_high: Vec<u8> = (51..=255).collect();
+    assert_eq!(free_router_id(&all_high), Some(1));
+    let every: Vec<u8> = (1..=255).collect();
+    assert_eq!(free_router_id(&every), None);
+    let cases = [
+        ("10.0.0.100", "10.0.0.1", 24, "10.0.0.100/24"),
+        ("10.0.1.100", "10.0.0.1", 24, "10.0.1.100/32"),
+        ("10.0.1.100", "10.0.0.1", 16, "10.0.1.100/16"),
+        ("10.0.0.100", "10.0.0.1", 0, "10.0.0.100/0"),
+        ("fe80::1", "10.0.0.1", 24, "fe80::1/32"),
+    ];
+    for (vip, addr, prefix, want) in cases {
+        assert_eq!(vip_with_prefix(vip, addr, prefix), want, "{vip} {addr}/{prefix}");
+    }
+}
+
+#[test]
+fn downs_are_counted_within_the_window() {
+    let cases: [(&[(i64, u64)], i64, u64); 5] = [
+        (&[], 100, 0),
+        (&[(10, 0), (20, 1), (30, 3)], 40, 3),
+        // Samples older than the window do not count.
+        (&[(10, 0), (20, 5), (700, 6), (710, 8)], 720, 3),
+        // HAProxy restarted: the counter starts again.
+        (&[(10, 4), (20, 5), (30, 0), (40, 2)], 50, 3),
+        (&[(10, 7), (20, 7)], 30, 0),
+    ];
+    for (samples, now, want) in cases {
+        assert_eq!(downs_within(samples, now, 600), want, "{samples:?}");
+    }
+}
+
+fn look(name: &str, vip: Option<&str>, running: Option<bool>, holds: Option<bool>) -> LbLook {
+    LbLook {
+        name: name.into(),
+        vip: vip.map(Into::into),
+        haproxy_running: running,
+        holds_vip: holds,
+        flapping: Vec::new(),
+    }
+}
+
+#[test]
+fn load_balancer_conditions() {
+    use crate::alarm::AlarmKind;
+    let v = Some("10.0.0.100");
+    let flappy = LbLook {
+        flapping: vec![(Pool::Ro, "10.0.0.3:3306".into(), 4)],
+        ..look("a:3306", None, Some(true), None)
+    };
+    let cases: Vec<(&str, Vec<LbLook>, Vec<(AlarmKind, &str)>)> = vec![
+        ("all well", vec![look("a:3306", v, Some(true), Some(true)), look("b:3306", v, Some(true), Some(false))], vec![]),
+        ("haproxy dead", vec![look("a:3306", None, Some(false), None)], vec![(AlarmKind::LbDown, "a:3306")]),
+        ("host silent", vec![look("a:3306", None, None, None)], vec![(AlarmKind::LbDown, "a:3306")]),
+        ("vip lost", vec![look("a:3306", v, Some(true), Some(false)), look("b:3306", v, Some(true), Some(false))], vec![(AlarmKind::LbVip, "10.0.0.100")]),
+        ("vip split", vec![look("a:3306", v, Some(true), Some(true)), look("b:3306", v, Some(true), Some(true))], vec![(AlarmKind::LbVip, "10.0.0.100")]),
+        // A silent peer may hold the VIP: only its own lb_down.
+        ("vip unknown", vec![look("a:3306", v, None, None), look("b:3306", v, Some(true), Some(false))], vec![(AlarmKind::LbDown, "a:3306")]),
+        ("moved to the peer", vec![look("a:3306", v, Some(false), Some(false)), look("b:3306", v, Some(true), Some(true))], vec![(AlarmKind::LbDown, "a:3306")]),
+        ("flapping", vec![flappy], vec![(AlarmKind::LbBackendFlapping, "a:3306")]),
+    ];
+    for (name, looks, want) in cases {
+        let got: Vec<(AlarmKind, String)> = conditions("shop", &looks)
+            .into_iter()
+            .map(|c| (c.key.kind, c.key.node.unwrap_or_default()))
+            .collect();
+        let want: Vec<(AlarmKind, String)> =
+            want.into_iter().map(|(k, n)| (k, n.to_string())).collect();
+        assert_eq!(got, want, "{name}");
+    }
+    let c = conditions("shop", &[look("a:3306", v, Some(true), Some(true)), look("b:3306", v, Some(true), Some(true))]);
+    assert!(c[0].message.contains("a:3306 and b:3306"), "{}", c[0].message);
 }
