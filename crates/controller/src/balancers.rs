@@ -174,6 +174,69 @@ async fn configure_vip_peers(
 pub struct Applied {
     map: std::sync::Mutex<HashMap<i64, Decision>>,
     live: std::sync::Mutex<HashMap<i64, Live>>,
+    /// (cluster, node address): primaries a switchover is about to make read-only, kept
+    /// out of the read-write pool until it ends.
+    held: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+/// A primary held out of every read-write pool of its cluster while it lives.
+pub struct WriterHold {
+    applied: Arc<Applied>,
+    key: (String, String),
+}
+
+impl Drop for WriterHold {
+    fn drop(&mut self) {
+        let mut held = self
+            .applied
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(i) = held.iter().position(|k| *k == self.key) {
+            held.remove(i);
+        }
+    }
+}
+
+/// Takes the primary out of the read-write pool of every running load balancer of the
+/// cluster now (its sessions shut down), before a switchover makes it read-only: no new
+/// connection reaches it while it is read-only and no client keeps writing to it. The
+/// follower keeps it out while the hold lives; after that the decision follows the
+/// topology again (the new primary, or the old one if the switchover rolled back).
+pub async fn hold_writer_out(
+    env: &crate::jobs::JobEnv,
+    cluster: &str,
+    address: &Endpoint,
+) -> WriterHold {
+    let key = (cluster.to_string(), address.to_string());
+    env.balancers
+        .held
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(key.clone());
+    let lbs = env.store.lbs(Some(cluster)).await.unwrap_or_default();
+    for lb in lbs.iter().filter(|l| l.state == LbState::Running) {
+        let Some(ha) = haproxy(lb, env.settings.ssh_config.as_deref()) else {
+            continue;
+        };
+        let server = format!(
+            "{}/{}",
+            lb::backend_name(lb::Pool::Rw),
+            lb::server_name(&key.1)
+        );
+        if let Err(e) = ha
+            .command(&format!(
+                "set server {server} state maint;shutdown sessions server {server}"
+            ))
+            .await
+        {
+            tracing::warn!(lb = lb.id, error = %e, "could not take the primary out of the read-write pool before the switchover");
+        }
+    }
+    WriterHold {
+        applied: Arc::clone(&env.balancers),
+        key,
+    }
 }
 
 /// The watcher's last look at one load balancer.
@@ -219,6 +282,14 @@ impl Applied {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&id)
             .cloned()
+    }
+
+    fn is_held(&self, cluster: &str, address: &str) -> bool {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|(c, a)| c == cluster && a == address)
     }
 
     fn set(&self, id: i64, d: Decision) {
@@ -303,6 +374,12 @@ async fn follow_one(
         && read_only_now(store, &lb.cluster, &n.address).await == Some(false)
     {
         n.read_only = Some(false);
+    }
+    // A primary a switchover is about to demote is read-only as far as the pools go.
+    for n in nodes.iter_mut() {
+        if applied.is_held(&lb.cluster, &n.address) {
+            n.read_only = Some(true);
+        }
     }
     let decision = lb::decide(
         kind,

@@ -351,3 +351,132 @@ async fn galera_behind_haproxy_has_one_writer_and_sheds_desynced_and_maintained_
     );
     drop(leases);
 }
+
+/// What a writer going through the read-write listener saw.
+#[derive(Debug, Default)]
+struct Writes {
+    /// Acknowledged ids, in order.
+    acked: Vec<u32>,
+    /// (time of the ack, id).
+    times: Vec<(Instant, u32)>,
+    /// Writes a server refused as read-only: the listener sent a connection to a
+    /// read-only node.
+    read_only_refusals: Vec<String>,
+}
+
+impl Writes {
+    /// The longest time without an acknowledged write after `from`, until the next ack.
+    fn gap_after(&self, from: Instant) -> Duration {
+        let mut prev = from;
+        let mut longest = Duration::ZERO;
+        for (t, _) in self.times.iter().filter(|(t, _)| *t >= from) {
+            longest = longest.max(t.duration_since(prev));
+            prev = *t;
+        }
+        longest
+    }
+}
+
+/// A writer through `host:3306`, a new connection per write (as an application that
+/// reconnects does), until `stop`.
+fn writer(
+    host: String,
+    first: u32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Writes> {
+    tokio::spawn(async move {
+        let mut w = Writes::default();
+        let mut id = first;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            match insert(&host, id).await {
+                Ok(()) => {
+                    w.acked.push(id);
+                    w.times.push((Instant::now(), id));
+                }
+                Err(e) => {
+                    if e.contains("read-only") || e.contains("1290") {
+                        w.read_only_refusals.push(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            id += 1;
+        }
+        w
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switchover_and_failover_under_a_writer_never_send_it_to_a_read_only_node() {
+    let (leases, lb_host, nodes, ctl, dir) = behind_haproxy("lbw", "replication", 2).await;
+    let (p, r) = (format!("{}:3306", nodes[0]), format!("{}:3306", nodes[1]));
+    let settled = wait_until(Duration::from_secs(10), || async {
+        backend(&ctl, "lbw", &p, "rw") == "up" && backend(&ctl, "lbw", &r, "rw") == "maint"
+    })
+    .await;
+    assert!(settled, "{}", ctl.json(&["lb", "list", "--cluster", "lbw"]));
+    let mut c = conn(&lb_host, 3306).await.unwrap();
+    c.query_drop("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    let _ = c.disconnect().await;
+    assert!(common::wait_failover_armed(&ctl, "lbw").await);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let task = writer(lb_host.clone(), 1, stop.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // A switchover while the writer writes.
+    let switched = Instant::now();
+    let out = ctl.cli(&["cluster", "switchover", "--name", "lbw", "--wait"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // The old primary replicates from the new one before the next step.
+    let replicating = wait_until(Duration::from_secs(30), || async {
+        ctl.nodes("lbw").await.iter().any(|n| {
+            n["address"] == p.as_str() && n["role"] == "replica" && n["state"] == "online"
+        })
+    })
+    .await;
+    assert!(replicating, "{:?}", ctl.nodes("lbw").await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The new primary dies while the writer writes.
+    let killed = Instant::now();
+    common::kill_9_node(&dir, &nodes[1]);
+    let back = wait_until(Duration::from_secs(30), || async {
+        backend(&ctl, "lbw", &p, "rw") == "up"
+    })
+    .await;
+    assert!(back, "{}", ctl.json(&["events", "--cluster", "lbw", "--limit", "100"]));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let w = task.await.unwrap();
+
+    let switch_gap = {
+        let before_kill: Writes = Writes {
+            times: w.times.iter().filter(|(t, _)| *t < killed).cloned().collect(),
+            ..Writes::default()
+        };
+        before_kill.gap_after(switched)
+    };
+    let failover_gap = w.gap_after(killed);
+    eprintln!(
+        "through HAProxy under a writer: switchover pause {switch_gap:?}, kill -9 of the primary -> writes again after {failover_gap:?}; {} writes acknowledged",
+        w.acked.len()
+    );
+    assert!(
+        w.read_only_refusals.is_empty(),
+        "the read-write listener sent writes to a read-only node: {:?}",
+        w.read_only_refusals
+    );
+    assert!(switch_gap < Duration::from_secs(3), "{switch_gap:?}");
+    assert!(failover_gap < Duration::from_secs(3), "{failover_gap:?}");
+    assert!(w.times.iter().any(|(t, _)| *t > killed + failover_gap));
+    // Every acknowledged write is on the surviving primary.
+    let mut c = conn(&lb_host, 3306).await.unwrap();
+    let rows: Vec<u32> = c.query("SELECT id FROM app.t ORDER BY id").await.unwrap();
+    let _ = c.disconnect().await;
+    let missing: Vec<&u32> = w.acked.iter().filter(|id| !rows.contains(id)).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    drop(leases);
+}
