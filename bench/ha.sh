@@ -6,9 +6,12 @@
 #   2. switchover: longest gap between acknowledged writes around `cluster switchover --wait`
 #   3. Galera: kill -9 of all three nodes -> all Synced again and each taking a write
 #   4. Galera: kill -9 of two of three nodes -> the survivor takes a write; all Synced
+#   5. behind HAProxy (nines lb add): kill -9 of the primary -> first write acknowledged
+#      through the same read-write port (a fresh cluster and load balancer per run)
 # A writer inserts every 5 ms and tries the next node on error. Prints a line per run, a
 # summary table, and the job logs of the slowest runs (what dominates).
 # Usage: bash bench/ha.sh [FAILOVERS=10] [SWITCHOVERS=10] [GALERA_CRASHES=10] [GALERA_PARTIAL=10]
+#                         [LB_FAILOVERS=0]   (bench/lb.sh runs part 5 alone)
 #        (0 skips a part)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +19,7 @@ FAILOVERS=${1:-10}
 SWITCHOVERS=${2:-10}
 GALERA_CRASHES=${3:-10}
 GALERA_PARTIAL=${4:-10}
+LB_FAILOVERS=${5:-0}
 source scripts/deps.sh
 nines_install_deps
 cargo build --release --locked -p nines --bin nines --example bench_ha >&2
@@ -58,7 +62,7 @@ export NINES_SERVER="http://127.0.0.1:$PORT" NINES_DATA_DIR="$WORK/data"
 
 echo "nines $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (with uncommitted changes)'), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 ./target/release/examples/bench_ha --nines "$NINES" --work "$WORK" \
-  --failovers "$FAILOVERS" --switchovers "$SWITCHOVERS" --galera-crashes "$GALERA_CRASHES" --galera-partial "$GALERA_PARTIAL" &
+  --failovers "$FAILOVERS" --switchovers "$SWITCHOVERS" --galera-crashes "$GALERA_CRASHES" --galera-partial "$GALERA_PARTIAL" --lb-failovers "$LB_FAILOVERS" &
 BENCH=$!
 status=0
 wait "$BENCH" || status=$?

@@ -13,9 +13,14 @@
 //! 3. **Galera full crash**: one three-node Galera cluster, all three servers killed with
 //!    SIGKILL at once; the time until every node is Synced and accepts a write.
 //!
+//! 4. **Failover behind HAProxy**: as 1, with HAProxy deployed by nines (`lb add`) on a
+//!    fourth address and the writer going through its read-write port only (reconnecting
+//!    on error): the time from the kill to the first write acknowledged through the same
+//!    port.
+//!
 //! Prints a line per run to stderr and a summary table to stdout.
 //! Usage: bench_ha --nines PATH --work DIR [--failovers N] [--switchovers N] [--galera-crashes N]
-//!        [--galera-partial N]
+//!        [--galera-partial N] [--lb-failovers N]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,6 +55,9 @@ struct Args {
     /// Crashes that kill two of the three Galera nodes.
     #[arg(long, default_value_t = 10)]
     galera_partial: usize,
+    /// Failovers to measure behind HAProxy (a fresh cluster and load balancer each).
+    #[arg(long, default_value_t = 0)]
+    lb_failovers: usize,
     /// Pause between two writes of the writer, in milliseconds.
     #[arg(long, default_value_t = 5)]
     write_interval_ms: u64,
@@ -189,6 +197,8 @@ struct Ack {
 struct Writer {
     stop: Arc<AtomicBool>,
     acks: Arc<Mutex<Vec<Ack>>>,
+    /// When writes failed (connection lost, refused, a server error).
+    errors: Arc<Mutex<Vec<Instant>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -196,7 +206,8 @@ impl Writer {
     fn start(addrs: Vec<String>, user: &'static str, pw: &'static str, interval: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let acks = Arc::new(Mutex::new(Vec::new()));
-        let (s, a) = (Arc::clone(&stop), Arc::clone(&acks));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let (s, a, errs) = (Arc::clone(&stop), Arc::clone(&acks), Arc::clone(&errors));
         let task = tokio::spawn(async move {
             let mut conns: Vec<Option<mysql_async::Conn>> = addrs.iter().map(|_| None).collect();
             let mut target = 0usize;
@@ -206,6 +217,9 @@ impl Writer {
                     match connect(&addrs[target], user, pw, Duration::from_millis(500)).await {
                         Ok(c) => conns[target] = Some(c),
                         Err(_) => {
+                            if let Ok(mut v) = errs.lock() {
+                                v.push(Instant::now());
+                            }
                             target = (target + 1) % addrs.len();
                             tokio::time::sleep(Duration::from_millis(2)).await;
                             continue;
@@ -237,16 +251,40 @@ impl Writer {
                     // Read-only (1290), not ready (Galera 1047): the connection is fine,
                     // the node does not take writes; try the next one.
                     Ok(Err(mysql_async::Error::Server(_))) => {
+                        if let Ok(mut v) = errs.lock() {
+                            v.push(Instant::now());
+                        }
+                        if addrs.len() == 1 {
+                            // Behind a load balancer: a new connection may go elsewhere.
+                            conns[target] = None;
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
                         target = (target + 1) % addrs.len();
                     }
                     _ => {
+                        if let Ok(mut v) = errs.lock() {
+                            v.push(Instant::now());
+                        }
                         conns[target] = None;
                         target = (target + 1) % addrs.len();
                     }
                 }
             }
         });
-        Self { stop, acks, task }
+        Self {
+            stop,
+            acks,
+            errors,
+            task,
+        }
+    }
+
+    /// The first write acknowledged after the first failed write after `t` (what the
+    /// dying server acknowledged in flight does not count as the recovery).
+    fn first_after_failure(&self, t: Instant) -> Option<Ack> {
+        let failed = *self.errors.lock().ok()?.iter().find(|e| **e > t)?;
+        let v = self.acks.lock().ok()?;
+        v.iter().find(|a| a.at > failed).copied()
     }
 
     fn acks(&self) -> Vec<Ack> {
@@ -352,6 +390,8 @@ struct Bench {
     work: PathBuf,
     pw_file: String,
     addrs: Vec<String>,
+    /// Where HAProxy listens in the load balancer part.
+    lb_host: String,
     interval: Duration,
     _leases: Vec<nines_testkit::AddressLease>,
 }
@@ -518,6 +558,77 @@ async fn failover_run(b: &Bench, i: usize) -> Result<FailoverRun> {
         .filter_map(|s| s.parse().ok())
         .collect();
     run.lost = acks.iter().filter(|a| !have.contains(&a.id)).count();
+    b.delete(&name).await?;
+    Ok(run)
+}
+
+/// One failover behind HAProxy: a fresh cluster with a load balancer, the writer going
+/// through its read-write port only.
+async fn lb_failover_run(b: &Bench, i: usize) -> Result<FailoverRun> {
+    let name = format!("ha-lb{i}");
+    b.replication(&name).await?;
+    b.nines
+        .run(&[
+            "lb", "add", "--cluster", &name, "--type", "haproxy", "--host", &b.lb_host,
+            "--local", "--wait",
+        ])
+        .await?;
+    let primary = format!("{}:3306", b.addrs[0]);
+    poll(Duration::from_secs(15), || async {
+        let l = b.nines.json(&["lb", "list", "--cluster", &name]).await.ok()?;
+        l[0]["backends"]
+            .as_array()?
+            .iter()
+            .any(|x| x["pool"] == "rw" && x["address"] == primary.as_str() && x["state"] == "up")
+            .then_some(())
+    })
+    .await
+    .context("the primary is not up in the read-write pool within 15 s")?;
+    let writer = Writer::start(vec![b.lb_host.clone()], "app", APP_PW, b.interval);
+    let result = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if !writer.wait_more(50, Duration::from_secs(10)).await {
+            bail!("the writer does not write through HAProxy");
+        }
+        let old = b.addrs[0].clone();
+        let t0 = Instant::now();
+        b.kill9(std::slice::from_ref(&old)).await?;
+        let first = poll(Duration::from_secs(30), || async {
+            writer.first_after_failure(t0)
+        })
+        .await
+        .context("no write acknowledged through HAProxy within 30 s of the kill")?;
+        // Which node took it: the designated primary now.
+        let new = poll(Duration::from_secs(30), || async {
+            let nodes = b.nines.nodes(&name).await.ok()?;
+            nodes
+                .iter()
+                .find(|n| n["role"] == "primary" && n["address"] != primary.as_str())
+                .and_then(|n| n["address"].as_str())
+                .map(|a| a.trim_end_matches(":3306").to_string())
+        })
+        .await
+        .context("no new primary")?;
+        Ok((
+            FailoverRun {
+                first_write: (first.at - t0).as_secs_f64(),
+                ..Default::default()
+            },
+            new,
+        ))
+    }
+    .await;
+    let acks = writer.finish().await;
+    let (mut run, new) = result?;
+    let have: std::collections::BTreeSet<u64> = admin_sql(&new, "SELECT id FROM app.t")
+        .await?
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    run.lost = acks.iter().filter(|a| !have.contains(&a.id)).count();
+    b.nines
+        .run(&["lb", "remove", "--cluster", &name, "--host", &b.lb_host, "--wait"])
+        .await?;
     b.delete(&name).await?;
     Ok(run)
 }
@@ -787,8 +898,9 @@ fn slowest<T>(runs: &[T], key: fn(&T) -> f64) -> Option<&T> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let leases = nines_testkit::lease_addresses(3).context("leasing loopback addresses")?;
-    let addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let leases = nines_testkit::lease_addresses(4).context("leasing loopback addresses")?;
+    let mut addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let lb_host = addrs.pop().context("four leases")?;
     let pw_file = args.work.join("admin.pw");
     std::fs::write(&pw_file, format!("{ADMIN_PW}\n"))?;
     let b = Bench {
@@ -798,6 +910,7 @@ async fn main() -> Result<()> {
         work: args.work.clone(),
         pw_file: pw_file.display().to_string(),
         addrs,
+        lb_host,
         interval: Duration::from_millis(args.write_interval_ms),
         _leases: leases,
     };
@@ -819,6 +932,17 @@ async fn main() -> Result<()> {
             r.lost
         );
         failovers.push(r);
+    }
+    let mut lb_runs = Vec::new();
+    for i in 1..=args.lb_failovers {
+        let r = lb_failover_run(&b, i)
+            .await
+            .with_context(|| format!("failover behind HAProxy, run {i}"))?;
+        eprintln!(
+            "failover behind HAProxy {i}/{}: first write through the read-write port {:.3}s after the kill, {} acknowledged writes lost",
+            args.lb_failovers, r.first_write, r.lost
+        );
+        lb_runs.push(r);
     }
     let switches = if args.switchovers > 0 {
         switchovers(&b, args.switchovers).await?
@@ -864,6 +988,20 @@ async fn main() -> Result<()> {
         let never = failovers.iter().filter(|r| r.rejoin.is_none()).count();
         out.push(format!(
             "  acknowledged writes lost: {lost}; rejoins not done within 120 s: {never}; first writes: {}",
+            all(&fw)
+        ));
+    }
+    if !lb_runs.is_empty() {
+        let fw: Vec<f64> = lb_runs.iter().map(|r| r.first_write).collect();
+        out.push(row(
+            "behind HAProxy: kill -9 primary -> first write acknowledged",
+            &fw,
+            "median <= 1 s",
+            Some(|s| s.median <= 1.0),
+        ));
+        let lost: usize = lb_runs.iter().map(|r| r.lost).sum();
+        out.push(format!(
+            "  acknowledged writes lost: {lost}; first writes: {}",
             all(&fw)
         ));
     }

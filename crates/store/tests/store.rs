@@ -433,3 +433,50 @@ async fn nothing_under_the_data_directory_is_readable_by_others() {
     assert_eq!(mode(&dir.join("nines.db")), 0o600);
     store.close().await;
 }
+
+#[tokio::test]
+async fn load_balancers_keep_their_vip_and_policy_and_ports_are_unique() {
+    use nines_store::{BalancerStore, LbState, NewLb, Vip};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let new = |host: &str, vip: Option<Vip>| NewLb {
+        cluster: "shop".into(),
+        host: host.into(),
+        rw_port: 3306,
+        ro_port: 3307,
+        stats_port: 9101,
+        dir: format!("/var/lib/nines-lb/shop-{host}-3306"),
+        host_access: HostAccessSpec::Local,
+        vip,
+        policy: nines_model::lb::LbPolicy {
+            max_replica_lag_seconds: 30,
+            ro_fallback_to_primary: false,
+        },
+    };
+    let vip = Vip {
+        address: "10.0.0.100".into(),
+        router_id: 51,
+        priority: 140,
+        interface: "eth0".into(),
+    };
+    let a = store.add_lb(&new("10.0.0.1", Some(vip.clone()))).await.unwrap();
+    let b = store.add_lb(&new("10.0.0.2", None)).await.unwrap();
+    assert_eq!(a.vip.as_ref(), Some(&vip));
+    assert_eq!(b.vip, None);
+    assert_eq!(a.state, LbState::Deploying);
+    let dup = store.add_lb(&new("10.0.0.1", None)).await.unwrap_err();
+    assert!(matches!(dup, StoreError::Conflict(_)), "{dup:?}");
+    store
+        .set_lb_policy(b.id, &nines_model::lb::LbPolicy::default())
+        .await
+        .unwrap();
+    drop(store);
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let all = store.lbs(Some("shop")).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].vip.as_ref(), Some(&vip));
+    assert_eq!(all[0].policy.max_replica_lag_seconds, 30);
+    assert!(!all[0].policy.ro_fallback_to_primary);
+    assert_eq!(all[1].policy, nines_model::lb::LbPolicy::default());
+    assert!(store.lbs(Some("other")).await.unwrap().is_empty());
+}
