@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use nines_model::alarm::{AlarmKey, Source};
 use nines_model::ha::maintenance::window_for;
 use nines_model::job::HostAccessSpec;
 use nines_model::lb::{self, Backend, Decision, HaproxyConfig, LbNode, LbPolicy};
 use nines_model::{ClusterType, Endpoint};
-use nines_model::alarm::{AlarmKey, Source};
 use nines_ops::lb::{Haproxy, Keepalived, LbStatus};
 use nines_store::{LbRecord, LbState, NewLb, Store, StoreError, Vip};
 use tokio_util::sync::CancellationToken;
@@ -117,7 +117,12 @@ pub fn config(lb: &LbRecord, ha: &Haproxy, decision: Decision) -> HaproxyConfig 
 
 /// Keepalived's configuration for a load balancer with a VIP, among `peers` (every load
 /// balancer of the cluster sharing the VIP, itself included).
-pub fn keepalived_config(lb: &LbRecord, vip: &Vip, peers: &[LbRecord], prefix: u8) -> lb::KeepalivedConfig {
+pub fn keepalived_config(
+    lb: &LbRecord,
+    vip: &Vip,
+    peers: &[LbRecord],
+    prefix: u8,
+) -> lb::KeepalivedConfig {
     let ha_pid = format!("{}/haproxy.pid", lb.dir);
     lb::KeepalivedConfig {
         cluster: lb.cluster.clone(),
@@ -136,7 +141,11 @@ pub fn keepalived_config(lb: &LbRecord, vip: &Vip, peers: &[LbRecord], prefix: u
 }
 
 /// The load balancers of the cluster sharing `vip` (deploying or running).
-async fn vip_peers(store: &Arc<dyn Store>, cluster: &str, vip: &str) -> Result<Vec<LbRecord>, String> {
+async fn vip_peers(
+    store: &Arc<dyn Store>,
+    cluster: &str,
+    vip: &str,
+) -> Result<Vec<LbRecord>, String> {
     Ok(store
         .lbs(Some(cluster))
         .await
@@ -155,15 +164,18 @@ async fn configure_vip_peers(
     let peers = vip_peers(&env.store, cluster, vip).await?;
     for p in &peers {
         let Some(v) = &p.vip else { continue };
-        let host = crate::hosts::host_access(&p.host_access, &p.host, env.settings.ssh_config.as_deref())
-            .ok_or_else(|| format!("no host access for the load balancer on {}", p.host))?;
+        let host =
+            crate::hosts::host_access(&p.host_access, &p.host, env.settings.ssh_config.as_deref())
+                .ok_or_else(|| format!("no host access for the load balancer on {}", p.host))?;
         let (_, prefix) = nines_ops::lb::interface_of(host.as_ref(), &p.host)
             .await
             .map_err(|e| e.to_string())?;
         let ka = Keepalived::new(host, p.dir.clone());
-        ka.write_config(&lb::render_keepalived(&keepalived_config(p, v, &peers, prefix)))
-            .await
-            .map_err(|e| e.to_string())?;
+        ka.write_config(&lb::render_keepalived(&keepalived_config(
+            p, v, &peers, prefix,
+        )))
+        .await
+        .map_err(|e| e.to_string())?;
         ka.start_or_reload().await.map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -509,7 +521,9 @@ pub async fn add(
         let all = env.store.lbs(None).await.map_err(|e| e.to_string())?;
         let peers: Vec<&LbRecord> = all
             .iter()
-            .filter(|l| l.cluster == new.cluster && l.vip.as_ref().is_some_and(|x| x.address == v.address))
+            .filter(|l| {
+                l.cluster == new.cluster && l.vip.as_ref().is_some_and(|x| x.address == v.address)
+            })
             .collect();
         if let Some(other) = all.iter().find(|l| {
             l.cluster != new.cluster && l.vip.as_ref().is_some_and(|x| x.address == v.address)
@@ -522,7 +536,10 @@ pub async fn add(
         v.router_id = match peers.iter().find_map(|p| p.vip.as_ref()) {
             Some(x) => x.router_id,
             None => {
-                let used: Vec<u8> = all.iter().filter_map(|l| l.vip.as_ref().map(|x| x.router_id)).collect();
+                let used: Vec<u8> = all
+                    .iter()
+                    .filter_map(|l| l.vip.as_ref().map(|x| x.router_id))
+                    .collect();
                 lb::free_router_id(&used).ok_or("every VRRP router id (1-255) is in use")?
             }
         };
@@ -575,7 +592,9 @@ pub async fn add(
         }
         Err(e) => {
             if rec.vip.is_some() {
-                let _ = Keepalived::new(ha.host.clone(), rec.dir.clone()).stop().await;
+                let _ = Keepalived::new(ha.host.clone(), rec.dir.clone())
+                    .stop()
+                    .await;
             }
             let _ = ha.stop().await;
             crate::log_store_error(
@@ -802,7 +821,11 @@ async fn watch_one(
         downs: HashMap::new(),
     });
     let alive = status.as_ref().is_some_and(|s| s.haproxy_running);
-    live.down_since = if alive { None } else { Some(live.down_since.unwrap_or(now)) };
+    live.down_since = if alive {
+        None
+    } else {
+        Some(live.down_since.unwrap_or(now))
+    };
     if let Some(s) = &status {
         for sv in &s.servers {
             let h = live.downs.entry((sv.pool, sv.server.clone())).or_default();
@@ -818,7 +841,11 @@ async fn watch_one(
             (n >= lb::FLAP_DOWNS).then(|| {
                 let address = applied
                     .get(lb.id)
-                    .and_then(|d| d.backends.into_iter().find(|b| lb::server_name(&b.address) == *server))
+                    .and_then(|d| {
+                        d.backends
+                            .into_iter()
+                            .find(|b| lb::server_name(&b.address) == *server)
+                    })
                     .map_or_else(|| server.clone(), |b| b.address);
                 (*pool, address, n)
             })
@@ -834,20 +861,32 @@ async fn watch_one(
     // HAProxy dead (its host answering) for a while: start it again.
     if let (Some(ha), Some(s)) = (&ha, &status)
         && !s.haproxy_running
-        && live.down_since.is_some_and(|t| now.duration_since(t) >= RESTART_AFTER)
-        && live.last_restart.is_none_or(|t| now.duration_since(t) >= RESTART_EVERY)
+        && live
+            .down_since
+            .is_some_and(|t| now.duration_since(t) >= RESTART_AFTER)
+        && live
+            .last_restart
+            .is_none_or(|t| now.duration_since(t) >= RESTART_EVERY)
     {
         live.last_restart = Some(now);
         let outcome = ha.start_or_reload().await;
         applied.reset(lb.id);
         let msg = match &outcome {
-            Ok(()) => format!("HAProxy of the load balancer on {}:{} was not running; started it again", lb.host, lb.rw_port),
-            Err(e) => format!("HAProxy of the load balancer on {}:{} is not running and did not start: {e}", lb.host, lb.rw_port),
+            Ok(()) => format!(
+                "HAProxy of the load balancer on {}:{} was not running; started it again",
+                lb.host, lb.rw_port
+            ),
+            Err(e) => format!(
+                "HAProxy of the load balancer on {}:{} is not running and did not start: {e}",
+                lb.host, lb.rw_port
+            ),
         };
         tracing::warn!(cluster = %lb.cluster, "{msg}");
         crate::log_store_error(
             "a load balancer restart event",
-            store.add_event(&lb.cluster, None, "lb_restarted", &msg).await,
+            store
+                .add_event(&lb.cluster, None, "lb_restarted", &msg)
+                .await,
         );
     }
     live.status = status;

@@ -427,7 +427,11 @@ pub fn render_lbs(
         let labels = vec![("cluster", lb.cluster.clone()), ("lb", name.clone())];
         up.add(
             labels.clone(),
-            if status.is_some_and(|s| s.haproxy_running) { 1.0 } else { 0.0 },
+            if status.is_some_and(|s| s.haproxy_running) {
+                1.0
+            } else {
+                0.0
+            },
         );
         if let Some(v) = &lb.vip {
             let mut l = labels.clone();

@@ -658,7 +658,11 @@ pub fn conditions(cluster: &str, looks: &[LbLook]) -> Vec<crate::alarm::Conditio
             Some(format!(
                 "no load balancer holds the virtual IP {vip} (peers: {}); clients of the VIP \
                  cannot connect. Check Keepalived and HAProxy on the peers.",
-                peers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+                peers
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         } else if holders.len() > 1 {
             Some(format!(

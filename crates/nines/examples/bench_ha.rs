@@ -569,13 +569,25 @@ async fn lb_failover_run(b: &Bench, i: usize) -> Result<FailoverRun> {
     b.replication(&name).await?;
     b.nines
         .run(&[
-            "lb", "add", "--cluster", &name, "--type", "haproxy", "--host", &b.lb_host,
-            "--local", "--wait",
+            "lb",
+            "add",
+            "--cluster",
+            &name,
+            "--type",
+            "haproxy",
+            "--host",
+            &b.lb_host,
+            "--local",
+            "--wait",
         ])
         .await?;
     let primary = format!("{}:3306", b.addrs[0]);
     poll(Duration::from_secs(15), || async {
-        let l = b.nines.json(&["lb", "list", "--cluster", &name]).await.ok()?;
+        let l = b
+            .nines
+            .json(&["lb", "list", "--cluster", &name])
+            .await
+            .ok()?;
         l[0]["backends"]
             .as_array()?
             .iter()
@@ -627,7 +639,15 @@ async fn lb_failover_run(b: &Bench, i: usize) -> Result<FailoverRun> {
         .collect();
     run.lost = acks.iter().filter(|a| !have.contains(&a.id)).count();
     b.nines
-        .run(&["lb", "remove", "--cluster", &name, "--host", &b.lb_host, "--wait"])
+        .run(&[
+            "lb",
+            "remove",
+            "--cluster",
+            &name,
+            "--host",
+            &b.lb_host,
+            "--wait",
+        ])
         .await?;
     b.delete(&name).await?;
     Ok(run)

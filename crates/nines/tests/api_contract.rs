@@ -156,6 +156,11 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/clusters/{name}/load-balancers", "get"),
         ("/api/v1/clusters/{name}/load-balancers", "post"),
         ("/api/v1/clusters/{name}/load-balancers/{host}", "delete"),
+        ("/api/v1/clusters/{name}/load-balancers/{host}", "put"),
+        (
+            "/api/v1/clusters/{name}/load-balancers/{host}/restart",
+            "post",
+        ),
     ];
     // Every documented operation is expected, and every expected one documented.
     let documented: usize = paths

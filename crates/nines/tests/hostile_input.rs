@@ -361,6 +361,62 @@ async fn node_actions_on_dot_dot_and_every_hostile_value_are_refused_and_change_
             String::new(),
             "",
         ),
+        (
+            "POST",
+            "/api/v1/clusters/shop/load-balancers".into(),
+            json!({"host": "..", "local": true}).to_string(),
+            "host",
+        ),
+        (
+            "POST",
+            "/api/v1/clusters/shop/load-balancers".into(),
+            json!({"host": "127.0.0.9", "local": true, "vip": "127.0.0.10", "keepalived": true})
+                .to_string(),
+            "vip",
+        ),
+        (
+            "POST",
+            "/api/v1/clusters/shop/load-balancers".into(),
+            json!({"host": "127.0.0.9", "local": true, "vip": "10.0.0.1/24; reboot", "keepalived": true})
+                .to_string(),
+            "vip",
+        ),
+        (
+            "POST",
+            "/api/v1/clusters/shop/load-balancers".into(),
+            json!({"host": "127.0.0.9", "local": true, "keepalived": true}).to_string(),
+            "vip",
+        ),
+        (
+            "POST",
+            "/api/v1/clusters/shop/load-balancers".into(),
+            json!({"host": "127.0.0.9", "local": true, "vip": "10.0.0.100"}).to_string(),
+            "keepalived",
+        ),
+        (
+            "POST",
+            "/api/v1/clusters/shop/load-balancers".into(),
+            json!({"host": "127.0.0.9", "local": true, "max_replica_lag_seconds": 0}).to_string(),
+            "max_replica_lag_seconds",
+        ),
+        (
+            "POST",
+            "/api/v1/clusters/shop/load-balancers".into(),
+            json!({"host": "127.0.0.9", "local": true, "rw_port": 3307}).to_string(),
+            "ro_port",
+        ),
+        (
+            "PUT",
+            "/api/v1/clusters/shop/load-balancers/..".into(),
+            json!({"max_replica_lag_seconds": 5}).to_string(),
+            "",
+        ),
+        (
+            "POST",
+            "/api/v1/clusters/shop/load-balancers/127.0.0.9/restart".into(),
+            String::new(),
+            "",
+        ),
     ];
     for (method, path, body, field) in &cases {
         let body = (!body.is_empty()).then_some(body.as_str());

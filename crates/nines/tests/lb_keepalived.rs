@@ -111,9 +111,14 @@ async fn the_vip_moves_to_the_peer_when_haproxy_dies_and_nines_restarts_it() {
         &["--local"],
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    lab.forward_into(&nodes.iter().map(|n| format!("{n}:3306")).collect::<Vec<_>>())
-        .await
-        .unwrap();
+    lab.forward_into(
+        &nodes
+            .iter()
+            .map(|n| format!("{n}:3306"))
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
     let hosts: Vec<(String, PathBuf)> = lab
         .hosts()
         .iter()
@@ -176,7 +181,9 @@ async fn the_vip_moves_to_the_peer_when_haproxy_dies_and_nines_restarts_it() {
     assert!(back, "no write through the VIP 20 s after HAProxy died");
     acked.push(next);
     next += 1;
-    eprintln!("kill -9 of the VIP holder's HAProxy -> write acknowledged through the VIP: {took:?}");
+    eprintln!(
+        "kill -9 of the VIP holder's HAProxy -> write acknowledged through the VIP: {took:?}"
+    );
     assert_eq!(lab.holders(VIP), vec![other]);
 
     // nines sees it (lb_down on the dead one), starts HAProxy again, clears the alarm.
@@ -199,8 +206,7 @@ async fn the_vip_moves_to_the_peer_when_haproxy_dies_and_nines_restarts_it() {
         ctl.json(&["alarm", "list", "--cluster", "vipc", "--all"])
     );
     let restarted = wait_until(Duration::from_secs(40), || async {
-        active_lb_alarms(&ctl).is_empty()
-            && lbs(&ctl).iter().all(|l| l["haproxy"] == "running")
+        active_lb_alarms(&ctl).is_empty() && lbs(&ctl).iter().all(|l| l["haproxy"] == "running")
     })
     .await;
     assert!(
@@ -236,7 +242,10 @@ async fn the_vip_moves_to_the_peer_when_haproxy_dies_and_nines_restarts_it() {
         "nines_lb_vip_held{{cluster=\"vipc\",lb=\"{}:3306\",vip=\"{VIP}\"}} 1",
         hosts[other].0
     )));
-    assert!(metrics.contains("nines_lb_backend_sessions_total{"), "{metrics}");
+    assert!(
+        metrics.contains("nines_lb_backend_sessions_total{"),
+        "{metrics}"
+    );
 
     // Removing the holder gives the VIP back to the first one.
     let out = ctl.cli(&[

@@ -432,9 +432,10 @@ async fn switchover_and_failover_under_a_writer_never_send_it_to_a_read_only_nod
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     // The old primary replicates from the new one before the next step.
     let replicating = wait_until(Duration::from_secs(30), || async {
-        ctl.nodes("lbw").await.iter().any(|n| {
-            n["address"] == p.as_str() && n["role"] == "replica" && n["state"] == "online"
-        })
+        ctl.nodes("lbw")
+            .await
+            .iter()
+            .any(|n| n["address"] == p.as_str() && n["role"] == "replica" && n["state"] == "online")
     })
     .await;
     assert!(replicating, "{:?}", ctl.nodes("lbw").await);
@@ -447,14 +448,23 @@ async fn switchover_and_failover_under_a_writer_never_send_it_to_a_read_only_nod
         backend(&ctl, "lbw", &p, "rw") == "up"
     })
     .await;
-    assert!(back, "{}", ctl.json(&["events", "--cluster", "lbw", "--limit", "100"]));
+    assert!(
+        back,
+        "{}",
+        ctl.json(&["events", "--cluster", "lbw", "--limit", "100"])
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let w = task.await.unwrap();
 
     let switch_gap = {
         let before_kill: Writes = Writes {
-            times: w.times.iter().filter(|(t, _)| *t < killed).cloned().collect(),
+            times: w
+                .times
+                .iter()
+                .filter(|(t, _)| *t < killed)
+                .cloned()
+                .collect(),
             ..Writes::default()
         };
         before_kill.gap_after(switched)

@@ -447,7 +447,10 @@ impl Keepalived {
 /// The interface that carries `address` on the host, and that address's prefix length.
 pub async fn interface_of(host: &dyn HostAccess, address: &str) -> Result<(String, u8), OpError> {
     let out = host
-        .run(&HostCommand::new("ip").args(["-o", "-4", "addr", "show"]), SHORT)
+        .run(
+            &HostCommand::new("ip").args(["-o", "-4", "addr", "show"]),
+            SHORT,
+        )
         .await
         .map_err(|e| OpError::Invalid(e.to_string()))?;
     if !out.success() {
@@ -510,7 +513,10 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].pool, Pool::Rw);
         assert_eq!(s[0].server, "127_0_0_1_3306");
-        assert_eq!((s[0].sessions, s[0].sessions_total, s[0].check_downs), (2, 17, 3));
+        assert_eq!(
+            (s[0].sessions, s[0].sessions_total, s[0].check_downs),
+            (2, 17, 3)
+        );
         assert_eq!(s[1].status, "DOWN");
         assert_eq!(s[1].pool, Pool::Ro);
     }

@@ -459,7 +459,10 @@ async fn load_balancers_keep_their_vip_and_policy_and_ports_are_unique() {
         priority: 140,
         interface: "eth0".into(),
     };
-    let a = store.add_lb(&new("10.0.0.1", Some(vip.clone()))).await.unwrap();
+    let a = store
+        .add_lb(&new("10.0.0.1", Some(vip.clone())))
+        .await
+        .unwrap();
     let b = store.add_lb(&new("10.0.0.2", None)).await.unwrap();
     assert_eq!(a.vip.as_ref(), Some(&vip));
     assert_eq!(b.vip, None);

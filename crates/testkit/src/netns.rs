@@ -138,7 +138,15 @@ impl NetnsLab {
         ip(&["netns", "add", &br])?;
         ip(&["-n", &br, "link", "set", "lo", "up"])?;
         ip(&["-n", &br, "link", "add", "br0", "type", "bridge"])?;
-        ip(&["-n", &br, "addr", "add", &format!("{SUBNET}.254/24"), "dev", "br0"])?;
+        ip(&[
+            "-n",
+            &br,
+            "addr",
+            "add",
+            &format!("{SUBNET}.254/24"),
+            "dev",
+            "br0",
+        ])?;
         ip(&["-n", &br, "link", "set", "br0", "up"])?;
         for i in 1..=hosts {
             let ns = format!("{}h{i}", self.prefix);
@@ -159,7 +167,15 @@ impl NetnsLab {
             ip(&["-n", &br, "link", "set", &veth, "master", "br0"])?;
             ip(&["-n", &br, "link", "set", &veth, "up"])?;
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-            ip(&["-n", &ns, "addr", "add", &format!("{address}/24"), "dev", "eth0"])?;
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{address}/24"),
+                "dev",
+                "eth0",
+            ])?;
             ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
         }
         Ok(())

@@ -5,8 +5,8 @@ use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
 use nines_model::api::{LbAddRequest, LbBackendView, LbReconfigureRequest, LbView};
-use nines_model::lb::LbPolicy;
 use nines_model::job::{HostAccessSpec, JobSpec};
+use nines_model::lb::LbPolicy;
 
 use super::AppState;
 use super::auth::Caller;
@@ -75,7 +75,11 @@ pub async fn add_lb(
         }
         (Some(v), true) => Some(check_vip(v, &host)?),
     };
-    let policy = policy(&LbPolicy::default(), req.max_replica_lag_seconds, req.ro_fallback_to_primary)?;
+    let policy = policy(
+        &LbPolicy::default(),
+        req.max_replica_lag_seconds,
+        req.ro_fallback_to_primary,
+    )?;
     let c = cluster(&st, &name).await?;
     let all = st.store.lbs(None).await?;
     if let Some(v) = &vip
@@ -130,7 +134,9 @@ fn check_vip(v: &str, host: &str) -> Result<String, ApiErr> {
     if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
         return Err(ApiErr::field(
             "vip",
-            format!("{ip} cannot be a virtual IP (VRRP needs a real network: not loopback, multicast or broadcast)"),
+            format!(
+                "{ip} cannot be a virtual IP (VRRP needs a real network: not loopback, multicast or broadcast)"
+            ),
         ));
     }
     if ip.to_string() == host {
@@ -195,7 +201,11 @@ pub async fn reconfigure_lb(
     Json(req): Json<LbReconfigureRequest>,
 ) -> Result<Queued, ApiErr> {
     let (c, lb) = existing(&st, &name, &host).await?;
-    let policy = policy(&lb.policy, req.max_replica_lag_seconds, req.ro_fallback_to_primary)?;
+    let policy = policy(
+        &lb.policy,
+        req.max_replica_lag_seconds,
+        req.ro_fallback_to_primary,
+    )?;
     let spec = JobSpec::ReconfigureLoadBalancer {
         cluster: c,
         host: lb.host,
@@ -245,7 +255,9 @@ pub async fn list_lbs(
                 status.as_ref().and_then(|s| {
                     s.servers
                         .iter()
-                        .find(|x| x.pool == pool && x.server == nines_model::lb::server_name(address))
+                        .find(|x| {
+                            x.pool == pool && x.server == nines_model::lb::server_name(address)
+                        })
                         .cloned()
                 })
             };
@@ -259,9 +271,10 @@ pub async fn list_lbs(
                 .to_string(),
                 vip: l.vip.as_ref().map(|v| v.address.clone()),
                 vip_held: status.as_ref().and_then(|s| s.holds_vip),
-                keepalived: status.as_ref().and_then(|s| s.keepalived_running).map(|k| {
-                    if k { "running" } else { "stopped" }.to_string()
-                }),
+                keepalived: status
+                    .as_ref()
+                    .and_then(|s| s.keepalived_running)
+                    .map(|k| if k { "running" } else { "stopped" }.to_string()),
                 policy: l.policy,
                 id: l.id,
                 lb_type: l.kind.clone(),

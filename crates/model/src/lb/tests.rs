@@ -320,7 +320,11 @@ fn vrrp_priorities_router_ids_and_prefixes() {
         ("fe80::1", "10.0.0.1", 24, "fe80::1/32"),
     ];
     for (vip, addr, prefix, want) in cases {
-        assert_eq!(vip_with_prefix(vip, addr, prefix), want, "{vip} {addr}/{prefix}");
+        assert_eq!(
+            vip_with_prefix(vip, addr, prefix),
+            want,
+            "{vip} {addr}/{prefix}"
+        );
     }
 }
 
@@ -359,15 +363,62 @@ fn load_balancer_conditions() {
         ..look("a:3306", None, Some(true), None)
     };
     let cases: Vec<(&str, Vec<LbLook>, Vec<(AlarmKind, &str)>)> = vec![
-        ("all well", vec![look("a:3306", v, Some(true), Some(true)), look("b:3306", v, Some(true), Some(false))], vec![]),
-        ("haproxy dead", vec![look("a:3306", None, Some(false), None)], vec![(AlarmKind::LbDown, "a:3306")]),
-        ("host silent", vec![look("a:3306", None, None, None)], vec![(AlarmKind::LbDown, "a:3306")]),
-        ("vip lost", vec![look("a:3306", v, Some(true), Some(false)), look("b:3306", v, Some(true), Some(false))], vec![(AlarmKind::LbVip, "10.0.0.100")]),
-        ("vip split", vec![look("a:3306", v, Some(true), Some(true)), look("b:3306", v, Some(true), Some(true))], vec![(AlarmKind::LbVip, "10.0.0.100")]),
+        (
+            "all well",
+            vec![
+                look("a:3306", v, Some(true), Some(true)),
+                look("b:3306", v, Some(true), Some(false)),
+            ],
+            vec![],
+        ),
+        (
+            "haproxy dead",
+            vec![look("a:3306", None, Some(false), None)],
+            vec![(AlarmKind::LbDown, "a:3306")],
+        ),
+        (
+            "host silent",
+            vec![look("a:3306", None, None, None)],
+            vec![(AlarmKind::LbDown, "a:3306")],
+        ),
+        (
+            "vip lost",
+            vec![
+                look("a:3306", v, Some(true), Some(false)),
+                look("b:3306", v, Some(true), Some(false)),
+            ],
+            vec![(AlarmKind::LbVip, "10.0.0.100")],
+        ),
+        (
+            "vip split",
+            vec![
+                look("a:3306", v, Some(true), Some(true)),
+                look("b:3306", v, Some(true), Some(true)),
+            ],
+            vec![(AlarmKind::LbVip, "10.0.0.100")],
+        ),
         // A silent peer may hold the VIP: only its own lb_down.
-        ("vip unknown", vec![look("a:3306", v, None, None), look("b:3306", v, Some(true), Some(false))], vec![(AlarmKind::LbDown, "a:3306")]),
-        ("moved to the peer", vec![look("a:3306", v, Some(false), Some(false)), look("b:3306", v, Some(true), Some(true))], vec![(AlarmKind::LbDown, "a:3306")]),
-        ("flapping", vec![flappy], vec![(AlarmKind::LbBackendFlapping, "a:3306")]),
+        (
+            "vip unknown",
+            vec![
+                look("a:3306", v, None, None),
+                look("b:3306", v, Some(true), Some(false)),
+            ],
+            vec![(AlarmKind::LbDown, "a:3306")],
+        ),
+        (
+            "moved to the peer",
+            vec![
+                look("a:3306", v, Some(false), Some(false)),
+                look("b:3306", v, Some(true), Some(true)),
+            ],
+            vec![(AlarmKind::LbDown, "a:3306")],
+        ),
+        (
+            "flapping",
+            vec![flappy],
+            vec![(AlarmKind::LbBackendFlapping, "a:3306")],
+        ),
     ];
     for (name, looks, want) in cases {
         let got: Vec<(AlarmKind, String)> = conditions("shop", &looks)
@@ -378,6 +429,16 @@ fn load_balancer_conditions() {
             want.into_iter().map(|(k, n)| (k, n.to_string())).collect();
         assert_eq!(got, want, "{name}");
     }
-    let c = conditions("shop", &[look("a:3306", v, Some(true), Some(true)), look("b:3306", v, Some(true), Some(true))]);
-    assert!(c[0].message.contains("a:3306 and b:3306"), "{}", c[0].message);
+    let c = conditions(
+        "shop",
+        &[
+            look("a:3306", v, Some(true), Some(true)),
+            look("b:3306", v, Some(true), Some(true)),
+        ],
+    );
+    assert!(
+        c[0].message.contains("a:3306 and b:3306"),
+        "{}",
+        c[0].message
+    );
 }
