@@ -12,6 +12,8 @@ nines_install_deps
 DATA=${NINES_DEMO_DATA:-./nines-demo}
 LISTEN=${NINES_DEMO_LISTEN:-127.0.0.1:9550}
 NODES=${NINES_DEMO_NODES:-127.0.0.11,127.0.0.12,127.0.0.13}
+# HAProxy in front of the cluster (read-write 3306, read-only 3307, stats 9101).
+LB=${NINES_DEMO_LB:-127.0.0.10}
 # Node files outside the checkout: mariadbd runs as mysql and must reach them.
 DB=${NINES_DEMO_DB:-/var/lib/nines-demo}
 echo "== building nines (release)" >&2
@@ -22,7 +24,10 @@ NINES=$(pwd)/target/release/nines
 for pid_file in "$DB"/*.nines/mysqld.pid; do
   [ -f "$pid_file" ] && kill -9 "$(cat "$pid_file")" 2>/dev/null || true
 done
-rm -rf "$DATA" "$DB"
+for pid_file in /var/lib/nines-lb/demo-"$LB"-3306/haproxy.pid; do
+  [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
+done
+rm -rf "$DATA" "$DB" /var/lib/nines-lb/demo-"$LB"-3306
 mkdir -p "$DATA" "$DB"
 chmod 755 "$DB"
 
@@ -38,9 +43,11 @@ chmod 600 "$PASSWORD_FILE"
 "$NINES" cluster create --name demo --type galera --nodes "$NODES" \
   --db-admin-user demo --db-admin-password-file "$PASSWORD_FILE" \
   --datadir "$DB/{host}_{port}" --local --wait
+"$NINES" lb add --cluster demo --type haproxy --host "$LB" --local --wait
 sleep 2
 "$NINES" cluster list
 "$NINES" node list --cluster demo
+"$NINES" lb list --cluster demo
 FIRST=${NODES%%,*}
 cat <<TXT
 
@@ -53,9 +60,12 @@ nines is running, and so is the Galera cluster it deployed.
               $NINES cluster rolling-restart --name demo --wait
               $NINES backup create --cluster demo --wait      (then: backup list, backup restore)
   Cluster:    mariadb -h ${FIRST%:*} -u demo -p"\$(cat $PASSWORD_FILE)"   (nodes: $NODES)
+  HAProxy:    mariadb -h $LB -P 3306 -u demo -p…  (one writer; -P 3307 reads from every Synced node)
+              $NINES lb list --cluster demo      (stats: http://$LB:9101/stats)
   Logs:       $DATA/controller.log, node logs in $DB/*.nines/error.log
 
-Press Ctrl-C to stop the controller (the cluster keeps running; remove it with
+Press Ctrl-C to stop the controller (the cluster and HAProxy keep running; remove them with
+  $NINES lb remove --cluster demo --host $LB --wait
   $NINES cluster delete --name demo --purge --wait   while the controller runs).
 TXT
 wait $CTL

@@ -541,6 +541,13 @@ pub async fn lb_command(client: &Client, f: Format, cmd: crate::LbCmd) -> anyhow
                         .iter()
                         .map(|b| {
                             let mut s = format!("{} {} {}", b.pool, b.address, b.state);
+                            if l.writer.as_deref() == Some(b.address.as_str())
+                                && b.pool == nines_model::lb::Pool::Rw
+                            {
+                                s.push_str(" writer");
+                            } else if b.backup {
+                                s.push_str(" backup");
+                            }
                             if let Some(n) = b.sessions {
                                 s.push_str(&format!(" ({n} sessions)"));
                             }

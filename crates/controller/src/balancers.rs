@@ -26,12 +26,13 @@ use crate::monitor::Monitor;
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 /// How often the watcher looks at each load balancer's host.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
-/// A load balancer condition is raised once it lasted this long (a VRRP move takes a
-/// few seconds, and one look can miss).
-const ALARM_AFTER: Duration = Duration::from_secs(5);
-/// A HAProxy found dead this long is started again (Keepalived has moved the VIP by
-/// then); no more often than [`RESTART_EVERY`].
-const RESTART_AFTER: Duration = Duration::from_secs(6);
+/// A load balancer condition is raised when two looks in a row find it (a VRRP move
+/// leaves the VIP nowhere for a moment; one look can miss).
+const ALARM_AFTER: Duration = Duration::from_secs(2);
+/// A HAProxy found dead by two looks in a row is started again (with a VIP, Keepalived
+/// may have moved it meanwhile; with `nopreempt` it stays there); no more often than
+/// [`RESTART_EVERY`].
+const RESTART_AFTER: Duration = Duration::from_secs(2);
 const RESTART_EVERY: Duration = Duration::from_secs(30);
 
 /// The load balancer's HAProxy.
@@ -482,14 +483,22 @@ pub async fn add(
     let host = crate::hosts::host_access(&new.host_access, &new.host, ssh.as_deref())
         .ok_or("no host access for the load balancer's host")?;
     ctx.progress("packages", 10).await;
+    // $1: the packages (and the commands they bring).
+    let packages = if new.vip.is_some() {
+        "haproxy socat keepalived"
+    } else {
+        "haproxy socat"
+    };
     let out = host
         .run(
             &nines_access::host::HostCommand::shell(
-                "command -v haproxy >/dev/null && command -v socat >/dev/null && exit 0; \
-                 if command -v apt-get >/dev/null; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy socat; \
-                 elif command -v dnf >/dev/null; then dnf install -y haproxy socat; \
-                 else yum install -y haproxy socat; fi",
+                "missing=0; for c in $1; do command -v \"$c\" >/dev/null || missing=1; done; \
+                 [ $missing = 0 ] && exit 0; \
+                 if command -v apt-get >/dev/null; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $1; \
+                 elif command -v dnf >/dev/null; then dnf install -y $1; \
+                 else yum install -y $1; fi",
             )
+            .arg(packages)
             .sudo(true),
             Duration::from_secs(900),
         )
@@ -497,7 +506,7 @@ pub async fn add(
         .map_err(|e| e.to_string())?;
     if !out.success() {
         return Err(format!(
-            "{}: installing haproxy failed: {}",
+            "{}: installing {packages} failed: {}",
             new.host,
             out.stderr_text().trim()
         ));

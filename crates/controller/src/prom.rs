@@ -393,7 +393,11 @@ pub fn render_alarms(
 /// Load balancers: HAProxy up, the VIP held, and per backend server whether HAProxy has it
 /// up and its sessions (now and in total), as the watcher last saw them.
 pub fn render_lbs(
-    lbs: &[(nines_store::LbRecord, Option<crate::balancers::Live>)],
+    lbs: &[(
+        nines_store::LbRecord,
+        Option<crate::balancers::Live>,
+        Option<nines_model::lb::Decision>,
+    )],
     out: &mut String,
 ) {
     let mut up = Family::new(
@@ -421,7 +425,18 @@ pub fn render_lbs(
         "counter",
         "Sessions through the backend server since HAProxy started.",
     );
-    for (lb, live) in lbs {
+    for (lb, live, decision) in lbs {
+        // HAProxy's server names back to the nodes' addresses.
+        let node_of = |server: &str| {
+            decision
+                .as_ref()
+                .and_then(|d| {
+                    d.backends
+                        .iter()
+                        .find(|b| nines_model::lb::server_name(&b.address) == server)
+                })
+                .map_or_else(|| server.to_string(), |b| b.address.clone())
+        };
         let name = format!("{}:{}", lb.host, lb.rw_port);
         let status = live.as_ref().and_then(|l| l.status.as_ref());
         let labels = vec![("cluster", lb.cluster.clone()), ("lb", name.clone())];
@@ -443,7 +458,7 @@ pub fn render_lbs(
         for sv in status.map(|s| s.servers.as_slice()).unwrap_or_default() {
             let mut l = labels.clone();
             l.push(("pool", sv.pool.as_str().to_string()));
-            l.push(("server", sv.server.clone()));
+            l.push(("node", node_of(&sv.server)));
             let is_up = matches!(sv.status.as_str(), "UP" | "DRAIN");
             be_up.add(l.clone(), if is_up { 1.0 } else { 0.0 });
             sessions.add(l.clone(), sv.sessions as f64);

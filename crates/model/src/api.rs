@@ -840,6 +840,8 @@ pub struct LbBackendView {
     pub pool: crate::lb::Pool,
     pub state: crate::lb::BackendState,
     pub reason: String,
+    /// Galera read-write pool: a backup, used by HAProxy only when the writer is down.
+    pub backup: bool,
     /// HAProxy's own word for it at the last look (`UP`, `DOWN`, `MAINT`, `DRAIN`, …).
     pub haproxy_status: Option<String>,
     /// Sessions through this server now, at the last look.

@@ -298,6 +298,7 @@ pub async fn list_lbs(
                                     pool: b.pool,
                                     state: b.state,
                                     reason: b.reason,
+                                    backup: b.backup,
                                 }
                             })
                             .collect()

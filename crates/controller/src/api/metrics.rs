@@ -97,12 +97,14 @@ pub async fn prometheus(State(st): State<AppState>) -> impl IntoResponse {
         &mut body,
     );
     if let Ok(lbs) = st.store.lbs(None).await {
-        let live = st.jobs.balancers().all_live();
+        let applied = st.jobs.balancers();
+        let live = applied.all_live();
         let with: Vec<_> = lbs
             .into_iter()
             .map(|l| {
                 let x = live.get(&l.id).cloned();
-                (l, x)
+                let d = applied.get(l.id);
+                (l, x, d)
             })
             .collect();
         crate::prom::render_lbs(&with, &mut body);
