@@ -124,6 +124,10 @@ async fn the_vip_moves_to_the_peer_when_haproxy_dies_and_nines_restarts_it() {
         .iter()
         .map(|h| (h.address.clone(), h.private_key()))
         .collect();
+    let _leftovers = common::LbLeftovers::new(
+        "vipc",
+        &hosts.iter().map(|h| h.0.clone()).collect::<Vec<_>>(),
+    );
     for (host, key) in &hosts {
         lb_add(&ctl, host, key);
     }

@@ -57,10 +57,12 @@ async fn behind_haproxy(
     Vec<String>,
     Controller,
     DeployDir,
+    common::LbLeftovers,
 ) {
     let leases = nines_testkit::lease_addresses(n + 1).expect("leases");
     let mut addrs: Vec<String> = leases.iter().map(|l| l.addr()).collect();
     let lb_host = addrs.pop().expect("lease");
+    let leftovers = common::LbLeftovers::new(name, std::slice::from_ref(&lb_host));
     let ctl = Controller::start().await;
     let dir = DeployDir::new();
     let out = create_cluster(
@@ -85,7 +87,7 @@ async fn behind_haproxy(
         "--wait",
     ]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    (leases, lb_host, addrs, ctl, dir)
+    (leases, lb_host, addrs, ctl, dir, leftovers)
 }
 
 /// Each node's server id, by address.
@@ -104,7 +106,8 @@ async fn server_ids(ctl: &Controller, cluster: &str) -> std::collections::HashMa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_follows_a_failover_and_no_acknowledged_write_is_lost() {
-    let (leases, lb_host, nodes, ctl, dir) = behind_haproxy("lbr", "replication", 2).await;
+    let (leases, lb_host, nodes, ctl, dir, _leftovers) =
+        behind_haproxy("lbr", "replication", 2).await;
     let nodes = &nodes[..];
 
     let list = ctl.json(&["lb", "list", "--cluster", "lbr"]);
@@ -251,7 +254,7 @@ fn backend(ctl: &Controller, cluster: &str, addr: &str, pool: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn galera_behind_haproxy_has_one_writer_and_sheds_desynced_and_maintained_members() {
-    let (leases, lb_host, nodes, ctl, dir) = behind_haproxy("lbg", "galera", 3).await;
+    let (leases, lb_host, nodes, ctl, dir, _leftovers) = behind_haproxy("lbg", "galera", 3).await;
     let nodes = &nodes[..];
     let ep = |i: usize| format!("{}:3306", nodes[i]);
     let ids = server_ids(&ctl, "lbg").await;
@@ -408,7 +411,8 @@ fn writer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switchover_and_failover_under_a_writer_never_send_it_to_a_read_only_node() {
-    let (leases, lb_host, nodes, ctl, dir) = behind_haproxy("lbw", "replication", 2).await;
+    let (leases, lb_host, nodes, ctl, dir, _leftovers) =
+        behind_haproxy("lbw", "replication", 2).await;
     let (p, r) = (format!("{}:3306", nodes[0]), format!("{}:3306", nodes[1]));
     let settled = wait_until(Duration::from_secs(10), || async {
         backend(&ctl, "lbw", &p, "rw") == "up" && backend(&ctl, "lbw", &r, "rw") == "maint"

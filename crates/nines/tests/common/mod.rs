@@ -450,3 +450,39 @@ pub fn kill_9_node(dir: &DeployDir, addr: &str) {
         .success();
     assert!(ok, "kill -9 {pid}");
 }
+
+/// Stops what nines started for a cluster's load balancers on `hosts` (port 3306) when
+/// dropped, and removes their directories: a test that fails midway leaves no HAProxy or
+/// Keepalived running on an address the kit leases again.
+pub struct LbLeftovers {
+    dirs: Vec<PathBuf>,
+}
+
+impl LbLeftovers {
+    pub fn new(cluster: &str, hosts: &[String]) -> Self {
+        Self {
+            dirs: hosts
+                .iter()
+                .map(|h| PathBuf::from(format!("/var/lib/nines-lb/{cluster}-{h}-3306")))
+                .collect(),
+        }
+    }
+}
+
+impl Drop for LbLeftovers {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            for f in ["keepalived.pid", "haproxy.pid"] {
+                if let Ok(pids) = std::fs::read_to_string(d.join(f)) {
+                    for pid in pids.split_whitespace() {
+                        let _ = std::process::Command::new("kill")
+                            .args(["-9", pid])
+                            .stderr(std::process::Stdio::null())
+                            .status();
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
