@@ -74,6 +74,7 @@ async fn haproxy_follows_the_decision_without_a_reload() {
         stats_port: 9101,
         socket: ha.socket(),
         pid_file: ha.pid_file(),
+        vip: None,
         decision: lb::decide(ClusterType::Replication, nodes, None, LbPolicy::default()),
     };
 
@@ -172,7 +173,20 @@ async fn haproxy_follows_the_decision_without_a_reload() {
         server_id(&host, 3306, &user, &pw).await.unwrap(),
         r.server_id()
     );
+    // One look: alive, no VIP asked about, every server with HAProxy's state.
+    let look = ha.look(None).await.unwrap();
+    assert!(look.haproxy_running);
+    assert_eq!(look.holds_vip, None);
+    assert_eq!(look.servers.len(), 4, "{look:?}");
+    assert!(
+        look.servers.iter().any(|s| s.pool == Pool::Rw
+            && s.server == lb::server_name(&r.endpoint())
+            && s.sessions_total > 0),
+        "{look:?}"
+    );
     ha.purge().await.unwrap();
     assert!(!dir.path().join("lb").exists());
+    let gone = ha.look(None).await.unwrap();
+    assert!(!gone.haproxy_running && gone.servers.is_empty(), "{gone:?}");
     drop(lease);
 }

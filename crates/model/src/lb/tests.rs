@@ -330,7 +330,8 @@ fn vrrp_priorities_router_ids_and_prefixes() {
 
 #[test]
 fn downs_are_counted_within_the_window() {
-    let cases: [(&[(i64, u64)], i64, u64); 5] = [
+    type Case<'a> = (&'a [(i64, u64)], i64, u64);
+    let cases: [Case; 5] = [
         (&[], 100, 0),
         (&[(10, 0), (20, 1), (30, 3)], 40, 3),
         // Samples older than the window do not count.
@@ -362,7 +363,8 @@ fn load_balancer_conditions() {
         flapping: vec![(Pool::Ro, "10.0.0.3:3306".into(), 4)],
         ..look("a:3306", None, Some(true), None)
     };
-    let cases: Vec<(&str, Vec<LbLook>, Vec<(AlarmKind, &str)>)> = vec![
+    type Case<'a> = (&'a str, Vec<LbLook>, Vec<(AlarmKind, &'a str)>);
+    let cases: Vec<Case> = vec![
         (
             "all well",
             vec![
