@@ -190,6 +190,11 @@ pub struct Applied {
     /// (cluster, node address): primaries a switchover is about to make read-only, kept
     /// out of the read-write pool until it ends.
     held: std::sync::Mutex<Vec<(String, String)>>,
+    /// Held by the follower while it decides and applies for a load balancer, and by a
+    /// hold while it takes a primary out: a decision made before a hold can never be
+    /// applied after it (seen under load: it put the primary back for one tick, and an
+    /// admin account's writes reached it after the switchover's fence).
+    applying: tokio::sync::Mutex<()>,
 }
 
 /// A primary held out of every read-write pool of its cluster while it lives.
@@ -222,6 +227,7 @@ pub async fn hold_writer_out(
     address: &Endpoint,
 ) -> WriterHold {
     let key = (cluster.to_string(), address.to_string());
+    let _applying = env.balancers.applying.lock().await;
     env.balancers
         .held
         .lock()
@@ -355,6 +361,7 @@ pub async fn follow(
         };
         applied.forget(&lbs.iter().map(|l| l.id).collect::<Vec<_>>());
         for lb in lbs.iter().filter(|l| l.state == LbState::Running) {
+            let _applying = applied.applying.lock().await;
             if let Err(e) = follow_one(&store, &monitor, &applied, lb, ssh_config.as_deref()).await
             {
                 tracing::warn!(lb = lb.id, host = %lb.host, error = %e, "load balancer not updated; trying again");
