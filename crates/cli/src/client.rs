@@ -14,11 +14,31 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(base: &str, token: Option<String>) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .context("building the HTTP client")?;
+    /// A client of the controller at `base`; `ca_cert`: a PEM file of the CA (or the
+    /// self-signed certificate) an HTTPS controller's certificate is checked against,
+    /// besides the system's roots.
+    pub fn new(
+        base: &str,
+        token: Option<String>,
+        ca_cert: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("--ca-cert {}: cannot read", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("--ca-cert {}: not PEM certificates", path.display()))?;
+            if certs.is_empty() {
+                return Err(anyhow!(
+                    "--ca-cert {}: no certificate in it",
+                    path.display()
+                ));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder.build().context("building the HTTP client")?;
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             token,
@@ -61,10 +81,17 @@ impl Client {
     }
 
     async fn send<T: DeserializeOwned>(&self, r: reqwest::RequestBuilder) -> anyhow::Result<T> {
-        let resp = r
-            .send()
-            .await
-            .map_err(|e| anyhow!("cannot reach the nines controller at {}: {e}", self.base))?;
+        let resp = r.send().await.map_err(|e| {
+            // reqwest's own message hides the cause (refused, TLS, certificate).
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why.push_str(": ");
+                why.push_str(&s.to_string());
+                source = s.source();
+            }
+            anyhow!("cannot reach the nines controller at {}: {why}", self.base)
+        })?;
         let status = resp.status();
         let bytes = resp
             .bytes()

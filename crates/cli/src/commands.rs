@@ -23,7 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .ok()
             .map(|t| t.trim().to_string()),
     };
-    let client = Client::new(&cli.server, token)?;
+    let client = Client::new(&cli.server, token, cli.ca_cert.as_deref())?;
     let f = cli.output;
     match cli.command {
         Command::Serve(_) => bail!("`serve` is run by the binary, not the client"),
@@ -362,6 +362,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Notify(cmd) => crate::alarms::notify_command(&client, f, cmd).await,
         Command::Advisor(cmd) => crate::alarms::advisor_command(&client, f, cmd).await,
         Command::Lb(cmd) => crate::alarms::lb_command(&client, f, cmd).await,
+        Command::User(cmd) => crate::users::user_command(&client, f, cmd).await,
+        Command::Token(cmd) => crate::users::token_command(&client, f, cmd).await,
+        Command::Audit(cmd) => crate::users::audit_command(&client, f, cmd).await,
         Command::Query(crate::QueryCmd::Top {
             cluster,
             node,

@@ -6,6 +6,7 @@ mod alarms;
 pub mod client;
 pub mod commands;
 pub mod output;
+mod users;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,10 @@ pub struct Cli {
     /// API token (default: the admin token file of the data directory).
     #[arg(long, global = true, env = "NINES_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A PEM file of the CA (or self-signed certificate) that an HTTPS controller's
+    /// certificate is checked against, besides the system's roots.
+    #[arg(long, global = true, env = "NINES_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// The controller's data directory (for `serve`, and to find the admin token).
     #[arg(
         long,
@@ -82,6 +87,15 @@ pub enum Command {
     /// Load balancers: HAProxy in front of a cluster, kept pointed at the right nodes.
     #[command(subcommand)]
     Lb(LbCmd),
+    /// Users of the web UI and the API, with their roles (admin, operator, viewer).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// API tokens of users: created (shown once), listed, revoked.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// The audit log: who changed what, from where, and how it ended.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Metric series of a cluster and its nodes, for charts and scripts.
     Metrics {
         #[arg(long)]
@@ -140,6 +154,13 @@ pub struct ServeArgs {
     /// counters, tables, backups, statement digests); 0s turns them off.
     #[arg(long, default_value = "30s", value_parser = parse_interval_or_off)]
     pub advisor_interval: std::time::Duration,
+    /// Serve HTTPS (API, UI, /metrics) on --listen with this PEM certificate chain;
+    /// needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1214,6 +1235,61 @@ pub enum QueryCmd {
         #[arg(long, default_value = "1h")]
         since: String,
         #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user with a role and a password (read from a file, at least 12 characters).
+    Add {
+        name: String,
+        /// admin (everything, users), operator (every cluster action), viewer (read only).
+        #[arg(long)]
+        role: String,
+        /// A file holding the password (its trailing newline is not part of it).
+        #[arg(long)]
+        password_file: PathBuf,
+    },
+    /// The users and their roles.
+    List,
+    /// Delete a user with their tokens and sessions.
+    Delete { name: String },
+    /// Set a user's password (their browser sessions end).
+    Password {
+        name: String,
+        #[arg(long)]
+        password_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create an API token for a user; it is printed once (only its hash is kept).
+    Create {
+        #[arg(long)]
+        user: String,
+        /// A label for the token, unique per user.
+        #[arg(long)]
+        name: String,
+    },
+    /// API tokens (never the tokens themselves).
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a token.
+    Delete { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Changes made through the API and the web UI, and sign-ins, newest first.
+    List {
+        /// How far back, e.g. 1h, 7d.
+        #[arg(long, default_value = "30d")]
+        since: String,
+        #[arg(long, default_value_t = 200)]
         limit: i64,
     },
 }

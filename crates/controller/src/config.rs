@@ -23,6 +23,15 @@ pub struct Config {
     pub hooks: crate::jobs::Hooks,
     /// How often the advisors run over each cluster.
     pub advisor_interval: Duration,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, PEM.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Config {
@@ -52,6 +61,7 @@ impl Config {
                 query: Duration::from_secs(30),
             },
             advisor_interval: Duration::from_secs(30),
+            tls: None,
             history: HistoryConfig {
                 raw_window: Duration::from_secs(15 * 60),
                 rollup_retention: Duration::from_secs(7 * 24 * 3600),

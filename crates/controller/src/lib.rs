@@ -5,6 +5,7 @@
 pub mod advisors;
 pub mod alarms;
 pub mod api;
+pub mod audit;
 pub mod backup_scheduler;
 pub mod balancers;
 pub mod config;
@@ -15,6 +16,8 @@ pub mod jobs;
 pub mod monitor;
 pub mod prom;
 pub mod reconciler;
+pub mod users;
+pub mod web;
 
 /// Logs a failed store write where the caller cannot fail for it (a monitor task, the
 /// clean-up after an error that is reported instead).
@@ -45,6 +48,8 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 /// Runs the controller until `shutdown` is cancelled.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Bad TLS files stop the start before anything else happens.
+    let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
     let store = SqliteStore::open(&config.data_dir)
         .await
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
@@ -164,13 +169,19 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         advisors,
         jobs,
         tokens: Arc::new(TokenCache::default()),
+        web: Arc::new(web::login::WebState::new(tls.is_some())),
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "nines controller ready");
+    tracing::info!(
+        listen = %config.listen,
+        data_dir = %config.data_dir.display(),
+        https = tls.is_some(),
+        "nines controller ready"
+    );
     let app = api::router(state);
-    serve_http(listener, app, shutdown.clone()).await;
+    serve_http(listener, app, tls, shutdown.clone()).await;
 
     // Shutdown: everything got the signal through child tokens; wait with deadlines.
     let _ = tokio::time::timeout(Duration::from_secs(15), runner).await;
@@ -215,9 +226,47 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
 /// most). Unlike `axum::serve`, each connection has a header-read deadline
 /// ([`HEADER_READ_TIMEOUT`]): a client that connects and sends nothing, or trickles its
 /// headers, cannot hold a connection and its task for ever.
+/// A TLS acceptor from PEM files: the certificate chain and its private key.
+pub fn tls_acceptor(files: &config::TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .with_context(|| format!("--tls-cert {}", files.cert.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("--tls-cert {}: not PEM certificates", files.cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("--tls-cert {}: no certificate in it", files.cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).with_context(|| {
+        format!(
+            "--tls-key {}: no PEM private key in it",
+            files.key.display()
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .with_context(|| {
+            format!(
+                "--tls-cert {} and --tls-key {} do not make a usable pair",
+                files.cert.display(),
+                files.key.display()
+            )
+        })?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn serve_http(
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -229,7 +278,7 @@ async fn serve_http(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_headers(100);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(s) => s,
@@ -241,14 +290,46 @@ async fn serve_http(
                 }
             },
         };
-        let conn =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "API connection ended with an error");
+        // Every request knows its client's address (the audit log records it).
+        let service = TowerToHyperService::new(tower_http::add_extension::AddExtension::new(
+            app.clone(),
+            audit::Peer(peer),
+        ));
+        match &tls {
+            None => {
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "API connection ended with an error");
+                    }
+                });
             }
-        });
+            Some(acceptor) => {
+                // The handshake runs in the connection's task: a slow client holds no one
+                // else up.
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream =
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                    let conn =
+                        watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "API connection ended with an error");
+                    }
+                });
+            }
+        }
     }
     if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
         .await

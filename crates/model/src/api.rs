@@ -872,3 +872,93 @@ pub struct LbView {
     pub keepalived: Option<String>,
     pub policy: crate::lb::LbPolicy,
 }
+
+/// A user (never the password's hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserView {
+    pub name: String,
+    pub role: crate::auth::UserRole,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Body of `POST /api/v1/users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserAddRequest {
+    pub name: String,
+    pub role: crate::auth::UserRole,
+    /// At least 12 characters.
+    pub password: String,
+}
+
+/// Body of `PUT /api/v1/users/{name}/password`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordRequest {
+    pub password: String,
+}
+
+/// Body of `POST /api/v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCreateRequest {
+    /// The user the token acts for (with that user's role).
+    pub user: String,
+    /// A label, unique per user.
+    pub name: String,
+}
+
+/// An API token (never the token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    /// None: the bootstrap admin token (`<data-dir>/admin.token`).
+    pub user: Option<String>,
+    pub role: crate::auth::UserRole,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A new token: the only time it is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenCreated {
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenView,
+}
+
+/// Query of `GET /api/v1/tokens`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+pub struct TokenQuery {
+    /// Only this user's tokens.
+    pub user: Option<String>,
+}
+
+/// Query of `GET /api/v1/audit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// How far back (default 30d), e.g. `1h`, `7d`.
+    pub since: Option<String>,
+    /// At most this many, newest first (default 200, at most 10000).
+    pub limit: Option<i64>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditView {
+    pub at: DateTime<Utc>,
+    /// The user (or token label) who asked; `anonymous` without credentials; for a
+    /// login, the name tried.
+    pub who: String,
+    /// Method and route, e.g. `POST /api/v1/clusters/{name}/failover`.
+    pub action: String,
+    /// The path asked for.
+    pub target: String,
+    /// The client's address.
+    pub from: String,
+    /// The answer's status, e.g. `202 Accepted`, `403 Forbidden`.
+    pub outcome: String,
+    /// `api` or `ui`.
+    pub via: String,
+}

@@ -7,6 +7,7 @@
 pub mod advisor;
 pub mod alarm;
 pub mod api;
+pub mod auth;
 pub mod backup;
 pub mod binlog;
 pub mod deploy;

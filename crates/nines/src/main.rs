@@ -69,6 +69,12 @@ async fn serve(cli: &Cli, args: &nines_cli::ServeArgs) -> anyhow::Result<()> {
     config.history.raw_window = args.metrics_raw_window;
     config.history.rollup_retention = args.metrics_retention;
     config.advisor_interval = args.advisor_interval;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(nines_controller::config::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
     config.hooks = nines_controller::jobs::Hooks {
         pre: args.pre_failover_hook.clone(),
         post: args.post_failover_hook.clone(),

@@ -161,6 +161,14 @@ async fn openapi_document_lists_every_route() {
             "/api/v1/clusters/{name}/load-balancers/{host}/restart",
             "post",
         ),
+        ("/api/v1/users", "get"),
+        ("/api/v1/users", "post"),
+        ("/api/v1/users/{name}", "delete"),
+        ("/api/v1/users/{name}/password", "put"),
+        ("/api/v1/tokens", "get"),
+        ("/api/v1/tokens", "post"),
+        ("/api/v1/tokens/{id}", "delete"),
+        ("/api/v1/audit", "get"),
     ];
     // Every documented operation is expected, and every expected one documented.
     let documented: usize = paths

@@ -417,6 +417,42 @@ async fn node_actions_on_dot_dot_and_every_hostile_value_are_refused_and_change_
             String::new(),
             "",
         ),
+        (
+            "POST",
+            "/api/v1/users".into(),
+            json!({"name": "..", "role": "viewer", "password": "long-enough-pw"}).to_string(),
+            "name",
+        ),
+        (
+            "POST",
+            "/api/v1/users".into(),
+            json!({"name": "admin", "role": "viewer", "password": "long-enough-pw"}).to_string(),
+            "name",
+        ),
+        (
+            "POST",
+            "/api/v1/users".into(),
+            json!({"name": "eve", "role": "viewer", "password": "tab\tinside-pw"}).to_string(),
+            "password",
+        ),
+        (
+            "POST",
+            "/api/v1/tokens".into(),
+            json!({"user": "a/b", "name": "x"}).to_string(),
+            "user",
+        ),
+        (
+            "POST",
+            "/api/v1/tokens".into(),
+            json!({"user": "nobody", "name": "x\u{1b}[2J"}).to_string(),
+            "name",
+        ),
+        (
+            "GET",
+            "/api/v1/audit?since=forever".into(),
+            String::new(),
+            "since",
+        ),
     ];
     for (method, path, body, field) in &cases {
         let body = (!body.is_empty()).then_some(body.as_str());

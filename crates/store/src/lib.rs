@@ -12,6 +12,7 @@ pub mod balancers;
 pub mod queries;
 pub mod secret;
 pub mod sqlite;
+pub mod users;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -33,6 +34,7 @@ pub use balancers::{BalancerStore, LbRecord, LbState, NewLb, Vip};
 pub use queries::QueryStore;
 pub use secret::{Secret, SecretBox};
 pub use sqlite::SqliteStore;
+pub use users::{AuditRecord, NewAudit, SessionRecord, TokenInfo, UserRecord, UserStore};
 
 /// What can go wrong with the store; variants a caller can act on.
 #[derive(Debug, thiserror::Error)]
@@ -325,7 +327,7 @@ pub struct Rollup {
 /// The controller's durable state. Every method is one atomic change or one consistent read.
 #[async_trait]
 pub trait Store:
-    BackupStore + AlarmStore + AdvisorStore + QueryStore + BalancerStore + Send + Sync
+    BackupStore + AlarmStore + AdvisorStore + QueryStore + BalancerStore + UserStore + Send + Sync
 {
     // Secrets.
     /// Seals and stores a secret; returns its id.

@@ -483,3 +483,118 @@ async fn load_balancers_keep_their_vip_and_policy_and_ports_are_unique() {
     assert_eq!(all[1].policy, nines_model::lb::LbPolicy::default());
     assert!(store.lbs(Some("other")).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn users_tokens_sessions_and_the_audit_log() {
+    use chrono::Utc;
+    use nines_model::auth::UserRole;
+    use nines_store::{NewAudit, UserStore};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    // The bootstrap token of an older store keeps working after the migration.
+    store.create_token("admin", "h0", "admin").await.unwrap();
+    let ann = store
+        .add_user("ann", UserRole::Operator, "$argon2id$x")
+        .await
+        .unwrap();
+    assert_eq!(ann.role, UserRole::Operator);
+    let dup = store
+        .add_user("ann", UserRole::Viewer, "y")
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, StoreError::Conflict(_)), "{dup:?}");
+    let t = store.add_user_token("ann", "ci", "h1").await.unwrap();
+    assert_eq!(
+        (t.user.as_deref(), t.role),
+        (Some("ann"), UserRole::Operator)
+    );
+    let dup = store.add_user_token("ann", "ci", "h2").await.unwrap_err();
+    assert!(matches!(dup, StoreError::Conflict(_)), "{dup:?}");
+    let missing = store
+        .add_user_token("nobody", "ci", "h3")
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound(_)), "{missing:?}");
+    let boot = store.token_by_hash("h0").await.unwrap().unwrap();
+    assert_eq!((boot.user, boot.role), (None, UserRole::Admin));
+
+    let soon = Utc::now() + chrono::Duration::hours(1);
+    store
+        .add_session("s1", "ann", "c1", soon, "127.0.0.1")
+        .await
+        .unwrap();
+    let s = store
+        .session("s1", Utc::now(), 3600)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (s.user.as_str(), s.role, s.csrf.as_str()),
+        ("ann", UserRole::Operator, "c1")
+    );
+    // Idle too long, or past its end: gone.
+    let later = Utc::now() + chrono::Duration::seconds(7200);
+    assert!(store.session("s1", later, 3600).await.unwrap().is_none());
+    store
+        .add_session(
+            "s2",
+            "ann",
+            "c2",
+            Utc::now() - chrono::Duration::seconds(1),
+            "x",
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .session("s2", Utc::now(), 3600)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A new password ends the sessions; deleting the user takes tokens and sessions.
+    assert!(store.set_password("ann", "$argon2id$z").await.unwrap());
+    assert!(
+        store
+            .session("s1", Utc::now(), 3600)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store
+        .add_session("s3", "ann", "c3", soon, "127.0.0.1")
+        .await
+        .unwrap();
+    assert!(store.delete_user("ann").await.unwrap());
+    assert!(!store.delete_user("ann").await.unwrap());
+    assert!(store.token_by_hash("h1").await.unwrap().is_none());
+    assert!(
+        store
+            .session("s3", Utc::now(), 3600)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    for i in 0..3 {
+        store
+            .add_audit(&NewAudit {
+                who: "ann".into(),
+                action: "POST /api/v1/clusters".into(),
+                target: format!("/api/v1/clusters/{i}"),
+                from: "127.0.0.1".into(),
+                outcome: "202 Accepted".into(),
+                via: "api".into(),
+            })
+            .await
+            .unwrap();
+    }
+    drop(store);
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let a = store
+        .audit(Utc::now() - chrono::Duration::hours(1), 2)
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[0].target, "/api/v1/clusters/2", "newest first");
+}

@@ -19,6 +19,7 @@ mod json;
 mod maintenance;
 mod metrics;
 mod queries;
+mod users;
 
 use std::sync::Arc;
 
@@ -44,7 +45,10 @@ pub struct AppState {
     pub advisors: Arc<crate::advisors::Advisors>,
     pub jobs: Arc<JobRunner>,
     pub tokens: Arc<TokenCache>,
+    pub web: Arc<crate::web::login::WebState>,
 }
+
+pub use clusters::summary as cluster_summary;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -132,6 +136,12 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(metrics::node_metrics))
         .routes(routes!(metrics::prometheus))
+        .routes(routes!(users::list_users, users::add_user))
+        .routes(routes!(users::delete_user))
+        .routes(routes!(users::set_password))
+        .routes(routes!(users::list_tokens, users::create_token))
+        .routes(routes!(users::delete_token))
+        .routes(routes!(users::list_audit))
         .routes(routes!(openapi_json))
         .split_for_parts()
 }
@@ -149,8 +159,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(protected)
+        .merge(crate::web::routes(state.clone()))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::record,
+        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
         // A request (body included) is answered within a minute or dropped with 408.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

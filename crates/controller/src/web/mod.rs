@@ -1,0 +1,151 @@
+//! The web UI, served by `nines serve` on the API's listener: server-rendered pages
+//! (maud), a little of nines's own JavaScript for live updates, browser sessions.
+//!
+//! - `GET /login`, `POST /login`, `POST /logout`: sign in and out. The login form carries
+//!   a signed, time-limited `csrf_token` (no cookie is needed before the session); a
+//!   cross-site `Origin` is refused; failures are rate limited per source address and per
+//!   user name (`nines_model::auth::login_wait`).
+//! - Every other page needs a session (`nines_session` cookie: HttpOnly, SameSite=Lax,
+//!   Secure over TLS; 1 h idle, 12 h at most). A page asked for without one redirects to
+//!   `/login`. Forms that change something carry the session's CSRF token.
+//! - Roles are checked as for the API (`nines_model::auth::allowed`).
+
+pub mod login;
+mod pages;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header::{COOKIE, LOCATION};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use nines_model::auth::UserRole;
+
+use crate::api::AppState;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "nines_session";
+/// A session unused this long ends.
+pub const IDLE_SECS: i64 = 3600;
+/// A session ends this long after the login, used or not.
+pub const MAX_SECS: i64 = 12 * 3600;
+
+/// The person behind a page request.
+#[derive(Debug, Clone)]
+pub struct WebUser {
+    pub name: String,
+    pub role: UserRole,
+    /// The forms' token.
+    pub csrf: String,
+}
+
+/// The UI's routes (state: the API's).
+pub fn routes(state: AppState) -> Router<AppState> {
+    let pages = Router::new()
+        .route("/", get(pages::overview))
+        .route("/logout", post(login::logout))
+        .route_layer(axum::middleware::from_fn_with_state(state, require_session));
+    Router::new()
+        .route("/login", get(login::page).post(login::login))
+        .route("/ui/nines.css", get(pages::css))
+        .route("/ui/nines.js", get(pages::js))
+        .merge(pages)
+}
+
+/// The value of cookie `name` in the request's headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The session's user, when the request carries a live session.
+pub async fn session_user(st: &AppState, headers: &HeaderMap) -> Option<WebUser> {
+    let id = cookie(headers, SESSION_COOKIE)?;
+    if id.len() != 64 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let s = st
+        .store
+        .session(&crate::api::hash_token(&id), Utc::now(), IDLE_SECS)
+        .await
+        .ok()??;
+    Some(WebUser {
+        name: s.user,
+        role: s.role,
+        csrf: s.csrf,
+    })
+}
+
+/// Pages need a session: without one, a GET goes to the login page (and comes back
+/// after), anything else is refused.
+async fn require_session(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    match session_user(&st, req.headers()).await {
+        Some(u) => {
+            crate::audit::set_who(&req, &u.name, "ui");
+            req.extensions_mut().insert(u);
+            next.run(req).await
+        }
+        None if req.method() == Method::GET || req.method() == Method::HEAD => {
+            let next_path = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            let to = if next_path == "/" {
+                "/login".to_string()
+            } else {
+                format!("/login?next={}", urlencoding(next_path))
+            };
+            redirect(&to)
+        }
+        None => (StatusCode::FORBIDDEN, "sign in first: /login").into_response(),
+    }
+}
+
+/// 303 to `to`.
+pub fn redirect(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Where a login may send the browser afterwards: a path of this site only.
+pub fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n
+        }
+        _ => "/",
+    }
+}
+
+/// Whether the UI is served over TLS (cookies get `Secure`).
+#[derive(Debug, Clone, Copy)]
+pub struct Tls(pub bool);

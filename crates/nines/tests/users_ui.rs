@@ -1,0 +1,651 @@
+//! Users, roles, tokens, the audit log, the web UI's sign-in and overview, and HTTPS
+//! (issue 12), against a running controller with a real imported server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{BIN, Controller, password_file, stderr, stdout, wait_until};
+use nines_testkit::MariaDbServer;
+use serde_json::Value;
+
+const PW: &str = "a-long-enough-password";
+
+/// A request with a bearer token; status and JSON body.
+async fn call(ctl: &Controller, token: &str, method: &str, path: &str) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let r = client
+        .request(m, format!("{}{path}", ctl.url))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn token_of(ctl: &Controller, user: &str, label: &str) -> String {
+    let v = ctl.json(&["token", "create", "--user", user, "--name", label]);
+    v["token"].as_str().expect("token").to_string()
+}
+
+/// What a refused request must leave as it was.
+async fn footprint(ctl: &Controller) -> Vec<Value> {
+    let mut out = Vec::new();
+    for p in [
+        "/api/v1/jobs",
+        "/api/v1/clusters",
+        "/api/v1/users",
+        "/api/v1/tokens",
+        "/api/v1/notify-channels",
+        "/api/v1/backup-repos",
+        "/api/v1/alarm-silences",
+    ] {
+        let mut v = ctl.get(p).await.1;
+        // Using a token is not a change of it.
+        if let Some(a) = v.as_array_mut() {
+            for t in a {
+                if let Some(o) = t.as_object_mut() {
+                    o.remove("last_used_at");
+                }
+            }
+        }
+        out.push(v);
+    }
+    out.push(Value::from(
+        ctl.get("/api/v1/events?limit=10000")
+            .await
+            .1
+            .as_array()
+            .map_or(0, Vec::len),
+    ));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_enforced_on_every_route_and_every_change_is_audited() {
+    let ctl = Controller::start().await;
+    let pw = password_file(ctl.data_dir(), PW);
+    let pws = pw.display().to_string();
+    for (name, role) in [("ann", "operator"), ("vic", "viewer"), ("ada", "admin")] {
+        let out = ctl.cli(&["user", "add", name, "--role", role, "--password-file", &pws]);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    }
+    // Bad input is refused, naming the field.
+    let short = password_file(ctl.data_dir(), "short");
+    let out = ctl.cli(&[
+        "user",
+        "add",
+        "bob",
+        "--role",
+        "admin",
+        "--password-file",
+        &short.display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("password"), "{}", stderr(&out));
+    let out = ctl.cli(&[
+        "user",
+        "add",
+        "bob",
+        "--role",
+        "root",
+        "--password-file",
+        &pws,
+    ]);
+    assert!(
+        stderr(&out).contains("admin, operator, viewer"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ctl.cli(&[
+        "user",
+        "add",
+        "ann",
+        "--role",
+        "viewer",
+        "--password-file",
+        &pws,
+    ]);
+    assert!(stderr(&out).contains("exists"), "{}", stderr(&out));
+
+    let users = ctl.json(&["user", "list"]);
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ada", "ann", "vic"]);
+    assert!(!users.to_string().contains("argon2"), "{users}");
+
+    // A token is shown once; the list never shows it.
+    let created = ctl.json(&["token", "create", "--user", "vic", "--name", "grafana"]);
+    let viewer = created["token"].as_str().unwrap().to_string();
+    assert_eq!(viewer.len(), 64);
+    assert_eq!(created["user"], "vic");
+    assert_eq!(created["role"], "viewer");
+    assert!(!ctl.json(&["token", "list"]).to_string().contains(&viewer));
+    let operator = token_of(&ctl, "ann", "ops");
+
+    // A viewer: every POST, PUT and DELETE under /api/v1/ is 403 and changes nothing.
+    let before = footprint(&ctl).await;
+    let (_, doc) = ctl.get("/api/openapi.json").await;
+    let mut changes = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/v1/") {
+            continue;
+        }
+        let concrete = path
+            .replace("{name}", "shop")
+            .replace("{id}", "1")
+            .replace("{host}", "127.0.0.9")
+            .replace("{address}", "127.0.0.9:3306")
+            .replace("{node}", "127.0.0.9:3306")
+            .replace("{rule}", "r1");
+        assert!(!concrete.contains('{'), "a path parameter left in {path}");
+        for method in ["post", "put", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            changes += 1;
+            let (s, body) = call(&ctl, &viewer, &method.to_uppercase(), &concrete).await;
+            assert_eq!(s, 403, "{method} {concrete} as a viewer: {body}");
+            assert!(
+                body["error"].as_str().unwrap_or("").contains("viewer"),
+                "{body}"
+            );
+        }
+        if item.get("get").is_some() && !path.contains('{') {
+            let (s, body) = call(&ctl, &viewer, "GET", &concrete).await;
+            assert_eq!(s, 200, "GET {concrete} as a viewer: {body}");
+        }
+    }
+    assert!(changes >= 46, "only {changes} changing routes found");
+    assert_eq!(
+        footprint(&ctl).await,
+        before,
+        "a viewer's request changed something"
+    );
+
+    // An operator changes clusters, not users or tokens.
+    let (s, body) = call(&ctl, &operator, "POST", "/api/v1/users").await;
+    assert_eq!(s, 403, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("only an admin"),
+        "{body}"
+    );
+    let (s, _) = call(&ctl, &operator, "POST", "/api/v1/tokens").await;
+    assert_eq!(s, 403);
+    let (s, body) = call(&ctl, &operator, "POST", "/api/v1/clusters/shop/start").await;
+    assert_eq!(s, 404, "an operator's change passes the role check: {body}");
+    // An admin user manages users.
+    let admin = token_of(&ctl, "ada", "laptop");
+    let (s, body) = call(&ctl, &admin, "POST", "/api/v1/users").await;
+    assert_eq!(
+        s, 422,
+        "an admin's request reaches the body's checks: {body}"
+    );
+
+    // A deleted user's token stops at once.
+    let out = ctl.cli(&["user", "delete", "ann"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (s, _) = call(&ctl, &operator, "GET", "/api/v1/clusters").await;
+    assert_eq!(s, 401);
+
+    // The audit log has every change: who, what, from where, how it ended.
+    let audit = ctl.json(&["audit", "list", "--limit", "1000"]);
+    let lines = audit.as_array().unwrap();
+    for l in lines {
+        for f in ["at", "who", "action", "target", "from", "outcome"] {
+            assert!(l[f].is_string(), "{f} missing: {l}");
+        }
+        assert_eq!(l["from"], "127.0.0.1", "{l}");
+    }
+    let viewer_refusals = lines
+        .iter()
+        .filter(|l| l["who"] == "vic" && l["outcome"] == "403 Forbidden")
+        .count();
+    assert_eq!(
+        viewer_refusals, changes,
+        "every refused change is in the log"
+    );
+    assert!(lines.iter().any(|l| l["who"] == "admin"
+        && l["action"] == "POST /api/v1/users"
+        && l["outcome"] == "201 Created"));
+    assert!(lines.iter().any(|l| l["who"] == "admin"
+        && l["action"] == "DELETE /api/v1/users/{name}"
+        && l["target"] == "/api/v1/users/ann"));
+    assert!(lines.iter().any(|l| l["who"] == "ann"
+        && l["action"] == "POST /api/v1/clusters/{name}/start"
+        && l["outcome"] == "404 Not Found"));
+    assert!(
+        !audit.to_string().contains(PW),
+        "a password reached the audit log"
+    );
+    assert!(
+        !ctl.log().contains(PW),
+        "a password reached the controller's log"
+    );
+    assert!(
+        !ctl.log().contains(&viewer),
+        "a token reached the controller's log"
+    );
+}
+
+/// A browser: no redirects followed, cookies kept by hand.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf_token\" value=\"")
+        .expect("csrf_token input")
+        + 25;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+async fn login(ctl: &Controller, user: &str, pw: &str) -> reqwest::Response {
+    let c = browser();
+    let page = c
+        .get(format!("{}/login", ctl.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("type=\"hidden\" name=\"csrf_token\""),
+        "{page}"
+    );
+    c.post(format!("{}/login", ctl.url))
+        .form(&[
+            ("username", user),
+            ("password", pw),
+            ("csrf_token", &csrf_of(&page)),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("nines_session=") && !v.starts_with("nines_session=;"))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_needs_a_session_and_shows_every_cluster_with_its_state() {
+    let server = MariaDbServer::start(Default::default())
+        .await
+        .expect("server");
+    let ctl = Controller::start().await;
+    let dbpw = password_file(ctl.data_dir(), server.password());
+    let out = ctl.import(
+        "shop",
+        &server.endpoint(),
+        server.user(),
+        &dbpw,
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let pwf = password_file(ctl.data_dir(), PW);
+    let out = ctl.cli(&[
+        "user",
+        "add",
+        "ann",
+        "--role",
+        "operator",
+        "--password-file",
+        &pwf.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Without a session: to the login page.
+    let r = browser().get(format!("{}/", ctl.url)).send().await.unwrap();
+    assert!(matches!(r.status().as_u16(), 302 | 303), "{}", r.status());
+    assert_eq!(r.headers()["location"], "/login");
+
+    // The right password: a session cookie (HttpOnly, SameSite) and a redirect.
+    let r = login(&ctl, "ann", PW).await;
+    assert!(matches!(r.status().as_u16(), 302 | 303), "{}", r.status());
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite="),
+        "{set}"
+    );
+    let cookie = session_cookie(&r).expect("session cookie");
+    let healthy = wait_until(Duration::from_secs(20), || {
+        let c = cookie.clone();
+        let url = ctl.url.clone();
+        async move {
+            let html = browser()
+                .get(format!("{url}/"))
+                .header("cookie", c)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            html.contains(">shop</a>") && html.contains("healthy</span></td>")
+        }
+    })
+    .await;
+    let html = browser()
+        .get(format!("{}/", ctl.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(healthy, "{html}");
+    assert!(html.contains("ann (operator)"), "{html}");
+    // Filtering by state leaves it out.
+    let failed_only = browser()
+        .get(format!("{}/?state=failed", ctl.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!failed_only.contains(">shop</a>"), "{failed_only}");
+
+    // The API with the session: reads work, a change without the CSRF header does not.
+    let r = browser()
+        .get(format!("{}/api/v1/clusters", ctl.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = browser()
+        .post(format!("{}/api/v1/clusters/shop/rolling-restart", ctl.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // A forged or missing form token: no session.
+    let r = browser()
+        .post(format!("{}/login", ctl.url))
+        .form(&[
+            ("username", "ann"),
+            ("password", PW),
+            ("csrf_token", "1.2.3"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(session_cookie(&r).is_none());
+    // Another site's form: refused.
+    let page = browser()
+        .get(format!("{}/login", ctl.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = browser()
+        .post(format!("{}/login", ctl.url))
+        .header("origin", "https://evil.example")
+        .form(&[
+            ("username", "ann"),
+            ("password", PW),
+            ("csrf_token", &csrf_of(&page)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Sign-ins are rate limited: five wrong passwords, then even the right one waits.
+    for _ in 0..5 {
+        let r = login(&ctl, "ann", "wrong-password-123").await;
+        assert_eq!(r.status(), 401);
+        assert!(session_cookie(&r).is_none());
+    }
+    let r = login(&ctl, "ann", PW).await;
+    assert_eq!(r.status(), 429);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("try again in"), "{body}");
+
+    // Signing out ends the session.
+    let csrf = csrf_of(&html);
+    let r = browser()
+        .post(format!("{}/logout", ctl.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = browser()
+        .get(format!("{}/", ctl.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+
+    // The sign-ins are in the audit log, and no password is.
+    let audit = ctl.json(&["audit", "list"]);
+    let logins: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["action"] == "POST /login")
+        .collect();
+    assert!(
+        logins
+            .iter()
+            .any(|l| l["who"] == "ann" && l["outcome"] == "303 See Other")
+    );
+    assert!(logins.iter().any(|l| l["outcome"] == "401 Unauthorized"));
+    assert!(
+        logins
+            .iter()
+            .any(|l| l["outcome"] == "429 Too Many Requests")
+    );
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["action"] == "POST /logout" && l["via"] == "ui")
+    );
+    assert!(!audit.to_string().contains(PW));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_https_with_the_given_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (ca, ca_key) = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
+    let csr = dir.path().join("srv.csr");
+    let ext = dir.path().join("ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "openssl {args:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    // A small CA, and the server's certificate signed by it.
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec[..],
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=nines-test-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ][..],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec[..],
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "srv.csr",
+            ][..],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+        "-out",
+        "cert.pem",
+    ]);
+    let _ = (&ca_key, &csr);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = dir.path().join("data");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("https://127.0.0.1:{port}");
+    let cli = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["--server", &url, "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let ca = ca.display().to_string();
+    let up = wait_until(Duration::from_secs(30), || async {
+        cli(&["--ca-cert", &ca, "cluster", "list"]).status.success()
+    })
+    .await;
+    assert!(
+        up,
+        "{}",
+        stderr(&cli(&["--ca-cert", &ca, "cluster", "list"]))
+    );
+    // Without the CA the certificate is not trusted, and the error says why.
+    let out = cli(&["cluster", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&out)
+    );
+    // Plain HTTP on the TLS port gets nothing useful; curl over HTTPS gets the login page.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            &ca,
+        ])
+        .arg(format!("{url}/login"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/healthz"))
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&out.stdout), "200");
+    // A bad key file stops the start with its flag named.
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("other"))
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--tls-key"), "{}", stderr(&out));
+    let _ = child.kill();
+    let _ = child.wait();
+}
