@@ -44,6 +44,11 @@ chmod 600 "$PASSWORD_FILE"
   --db-admin-user demo --db-admin-password-file "$PASSWORD_FILE" \
   --datadir "$DB/{host}_{port}" --local --wait
 "$NINES" lb add --cluster demo --type haproxy --host "$LB" --local --wait
+# A person to sign in to the web UI as.
+UI_PASSWORD_FILE="$DATA/demo-ui.password"
+head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$UI_PASSWORD_FILE"
+chmod 600 "$UI_PASSWORD_FILE"
+"$NINES" user add demo --role admin --password-file "$UI_PASSWORD_FILE" >/dev/null
 sleep 2
 "$NINES" cluster list
 "$NINES" node list --cluster demo
@@ -52,6 +57,7 @@ FIRST=${NODES%%,*}
 cat <<TXT
 
 nines is running, and so is the Galera cluster it deployed.
+  Open:       http://$LISTEN/   user demo, password: $(cat "$UI_PASSWORD_FILE")
   API:        http://$LISTEN   (token: $DATA/admin.token)
   OpenAPI:    curl -H "Authorization: Bearer \$(cat $DATA/admin.token)" http://$LISTEN/api/openapi.json
   Prometheus: curl -H "Authorization: Bearer \$(cat $DATA/admin.token)" http://$LISTEN/metrics

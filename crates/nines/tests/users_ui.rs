@@ -649,3 +649,193 @@ async fn serve_answers_https_with_the_given_certificate() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+async fn page(ctl: &Controller, cookie: &str, path: &str) -> (u16, String, Option<String>) {
+    let r = browser()
+        .get(format!("{}{path}", ctl.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, r.text().await.unwrap(), location)
+}
+
+async fn act(ctl: &Controller, cookie: &str, csrf: &str, fields: &[(&str, &str)]) -> String {
+    let mut form = vec![("csrf_token", csrf)];
+    form.extend_from_slice(fields);
+    let r = browser()
+        .post(format!("{}/clusters/shop/actions", ctl.url))
+        .header("cookie", cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{fields:?}");
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_page_shows_its_nodes_and_its_actions_start_the_same_jobs_as_the_cli() {
+    let server = MariaDbServer::start(Default::default())
+        .await
+        .expect("server");
+    let ctl = Controller::start().await;
+    let dbpw = password_file(ctl.data_dir(), server.password());
+    let out = ctl.import(
+        "shop",
+        &server.endpoint(),
+        server.user(),
+        &dbpw,
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let pwf = password_file(ctl.data_dir(), PW).display().to_string();
+    for (n, r) in [("ann", "operator"), ("vic", "viewer")] {
+        let out = ctl.cli(&["user", "add", n, "--role", r, "--password-file", &pwf]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let ann = session_cookie(&login(&ctl, "ann", PW).await).unwrap();
+    let addr = server.endpoint();
+    let shown = wait_until(Duration::from_secs(20), || async {
+        let (_, html, _) = page(&ctl, &ann, "/clusters/shop").await;
+        html.contains(&format!("data-address=\"{addr}\"")) && html.contains("online")
+    })
+    .await;
+    let (status, html, _) = page(&ctl, &ann, "/clusters/shop").await;
+    assert!(shown && status == 200, "{html}");
+    assert!(
+        html.contains("Topology") && html.contains("Rolling restart"),
+        "{html}"
+    );
+    let csrf = csrf_of(&html);
+
+    // Maintenance from the page: the same window the CLI shows.
+    let to = act(&ctl, &ann, &csrf, &[("action", "maintenance_on")]).await;
+    assert_eq!(to, "/clusters/shop");
+    let (_, html, _) = page(&ctl, &ann, "/clusters/shop").await;
+    assert!(html.contains("set from the web UI by ann"), "{html}");
+    let detail = ctl.json(&["cluster", "show", "--name", "shop"]);
+    assert!(
+        detail.to_string().contains("set from the web UI by ann"),
+        "{detail}"
+    );
+    act(&ctl, &ann, &csrf, &[("action", "maintenance_off")]).await;
+
+    // A refused action comes back with the API's own reason, escaped.
+    let to = act(&ctl, &ann, &csrf, &[("action", "switchover")]).await;
+    assert!(to.starts_with("/clusters/shop?error="), "{to}");
+    let (_, html, _) = page(&ctl, &ann, &to).await;
+    assert!(
+        html.contains("role=\"alert\"") && html.contains("replication"),
+        "{html}"
+    );
+    let to = act(&ctl, &ann, &csrf, &[("action", "<script>")]).await;
+    let (_, html, _) = page(&ctl, &ann, &to).await;
+    assert!(
+        html.contains("&lt;script&gt;") && !html.contains("`<script>`"),
+        "{html}"
+    );
+
+    // A job: its page follows it, and the CLI sees the same job, asked by ann.
+    let to = act(&ctl, &ann, &csrf, &[("action", "backup")]).await;
+    let id: i64 = to
+        .strip_prefix("/jobs/")
+        .expect("a job page")
+        .parse()
+        .unwrap();
+    let (_, html, _) = page(&ctl, &ann, &to).await;
+    assert!(
+        html.contains(&format!("Job {id}: backup")) && html.contains("id=\"job-log\""),
+        "{html}"
+    );
+    let job = ctl.json(&["job", "show", &id.to_string()]);
+    assert_eq!(job["requested_by"], "ann", "{job}");
+    // Its live stream carries its log and state.
+    let mut r = browser()
+        .get(format!("{}/ui/jobs/{id}/events", ctl.url))
+        .header("cookie", &ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    assert_eq!(r.headers()["x-accel-buffering"], "no");
+    let chunk = tokio::time::timeout(Duration::from_secs(30), r.chunk())
+        .await
+        .expect("an event within 30 s")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&chunk);
+    assert!(
+        text.contains("event: job") && text.contains("\"lines\""),
+        "{text}"
+    );
+    // The states stream names the cluster and its node.
+    let mut r = browser()
+        .get(format!("{}/ui/stream", ctl.url))
+        .header("cookie", &ann)
+        .send()
+        .await
+        .unwrap();
+    let chunk = tokio::time::timeout(Duration::from_secs(10), r.chunk())
+        .await
+        .expect("states within 10 s")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&chunk);
+    assert!(
+        text.contains("event: states") && text.contains("\"shop\""),
+        "{text}"
+    );
+
+    // A failover needs the cluster's name typed; without it nothing is queued.
+    let jobs_before = ctl.json(&["job", "list"]).as_array().unwrap().len();
+    let to = act(
+        &ctl,
+        &ann,
+        &csrf,
+        &[("action", "failover"), ("confirm", "")],
+    )
+    .await;
+    assert!(to.contains("error="), "{to}");
+    assert_eq!(
+        ctl.json(&["job", "list"]).as_array().unwrap().len(),
+        jobs_before
+    );
+
+    // A viewer sees the page without actions, and a forged action is refused.
+    let vic = session_cookie(&login(&ctl, "vic", PW).await).unwrap();
+    let (_, html, _) = page(&ctl, &vic, "/clusters/shop").await;
+    assert!(!html.contains("Rolling restart"), "{html}");
+    let vcsrf = csrf_of(&html);
+    let to = act(&ctl, &vic, &vcsrf, &[("action", "rolling_restart")]).await;
+    assert!(to.contains("error=") && to.contains("viewer"), "{to}");
+    assert_eq!(
+        ctl.json(&["job", "list"]).as_array().unwrap().len(),
+        jobs_before
+    );
+    // Another session's token does not work.
+    let r = browser()
+        .post(format!("{}/clusters/shop/actions", ctl.url))
+        .header("cookie", &ann)
+        .form(&[
+            ("csrf_token", vcsrf.as_str()),
+            ("action", "rolling_restart"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Everything done through the pages is in the audit log, as the UI's.
+    let audit = ctl.json(&["audit", "list"]);
+    assert!(
+        audit.as_array().unwrap().iter().any(|l| l["who"] == "ann"
+            && l["action"] == "POST /clusters/{name}/actions"
+            && l["via"] == "ui"),
+        "{audit}"
+    );
+}

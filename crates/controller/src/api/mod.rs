@@ -2,24 +2,24 @@
 //! an OpenAPI document generated from the same route declarations (`GET /api/openapi.json`),
 //! so the document cannot drift from the routes.
 
-mod advisors;
-mod alarms;
-mod auth;
-mod backups;
-mod balancers;
-mod clusters;
-mod deploy;
+pub(crate) mod advisors;
+pub(crate) mod alarms;
+pub(crate) mod auth;
+pub(crate) mod backups;
+pub(crate) mod balancers;
+pub(crate) mod clusters;
+pub(crate) mod deploy;
 mod error;
-mod failovers;
-mod galera;
-mod ha;
-mod ha_policy;
-mod jobs;
-mod json;
-mod maintenance;
-mod metrics;
-mod queries;
-mod users;
+pub(crate) mod failovers;
+pub(crate) mod galera;
+pub(crate) mod ha;
+pub(crate) mod ha_policy;
+pub(crate) mod jobs;
+pub(crate) mod json;
+pub(crate) mod maintenance;
+pub(crate) mod metrics;
+pub(crate) mod queries;
+pub(crate) mod users;
 
 use std::sync::Arc;
 

@@ -10,6 +10,9 @@
 //!   `/login`. Forms that change something carry the session's CSRF token.
 //! - Roles are checked as for the API (`nines_model::auth::allowed`).
 
+mod actions;
+mod cluster;
+mod live;
 pub mod login;
 mod pages;
 
@@ -45,6 +48,11 @@ pub struct WebUser {
 pub fn routes(state: AppState) -> Router<AppState> {
     let pages = Router::new()
         .route("/", get(pages::overview))
+        .route("/clusters/{name}", get(cluster::page))
+        .route("/clusters/{name}/actions", post(actions::run))
+        .route("/jobs/{id}", get(live::job_page))
+        .route("/ui/jobs/{id}/events", get(live::job_events))
+        .route("/ui/stream", get(live::stream))
         .route("/logout", post(login::logout))
         .route_layer(axum::middleware::from_fn_with_state(state, require_session));
     Router::new()
@@ -119,7 +127,7 @@ pub fn redirect(to: &str) -> Response {
     r
 }
 
-fn urlencoding(s: &str) -> String {
+pub(crate) fn urlencoding(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {

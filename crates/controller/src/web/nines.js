@@ -12,3 +12,74 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// Buttons that need a confirmation ask for it (failover asks for the cluster's name in
+// its own field, which works without this script too).
+document.addEventListener("submit", (e) => {
+  const form = e.target;
+  const msg = form.dataset && form.dataset.confirm;
+  if (msg && !window.confirm(msg)) e.preventDefault();
+});
+
+const SHAPES = { healthy: "●", degraded: "▲", failed: "✖", online: "●" };
+const CLASSES = { healthy: "ok", online: "ok", degraded: "warn" };
+
+function badge(word) {
+  const span = document.createElement("span");
+  span.className = "state " + (CLASSES[word] || "bad");
+  const shape = document.createElement("span");
+  shape.setAttribute("aria-hidden", "true");
+  shape.textContent = SHAPES[word] || "✖";
+  span.append(shape, " " + word);
+  return span;
+}
+
+// Live states: cluster badges and node badges change in place (server-sent events).
+document.addEventListener("DOMContentLoaded", () => {
+  if (!document.querySelector("[data-cluster-state], [data-node-state]") || !window.EventSource) return;
+  const es = new EventSource("/ui/stream");
+  es.addEventListener("states", (e) => {
+    const data = JSON.parse(e.data);
+    for (const c of data.clusters) {
+      for (const el of document.querySelectorAll("[data-cluster-state]")) {
+        if (el.dataset.clusterState === c.name) el.replaceChildren(badge(c.state));
+      }
+    }
+    for (const n of data.nodes) {
+      for (const card of document.querySelectorAll("article.node[data-address]")) {
+        if (card.dataset.address !== n.address) continue;
+        const el = card.querySelector("[data-node-state]");
+        if (el) { const b = badge(n.state); b.dataset.nodeState = ""; el.replaceWith(b); }
+      }
+    }
+    const stamp = document.getElementById("updated");
+    if (stamp) stamp.textContent = "updated " + new Date(data.at).toLocaleTimeString();
+  });
+});
+
+// A running job's page follows its log and progress.
+document.addEventListener("DOMContentLoaded", () => {
+  const log = document.getElementById("job-log");
+  if (!log || log.dataset.live !== "true" || !window.EventSource) return;
+  const es = new EventSource(`/ui/jobs/${log.dataset.job}/events?after=${log.dataset.after}`);
+  es.addEventListener("job", (e) => {
+    const data = JSON.parse(e.data);
+    for (const l of data.lines) {
+      const t = new Date(l.at).toISOString().slice(11, 19);
+      log.append(`${t} ${l.level}  ${l.message}\n`);
+    }
+    if (data.job) {
+      document.getElementById("job-state").textContent = data.job.state;
+      document.getElementById("job-phase").textContent = data.job.phase;
+      const p = document.getElementById("job-progress");
+      p.value = data.job.percent;
+      p.textContent = data.job.percent + "%";
+      if (data.job.error) {
+        const err = document.getElementById("job-error");
+        err.textContent = data.job.error;
+        err.hidden = false;
+      }
+      if (!["queued", "running"].includes(data.job.state)) es.close();
+    }
+  });
+});

@@ -196,7 +196,7 @@ pub async fn overview(
                 @for r in &rows {
                     tr data-name=(r.name) {
                         td { a href={"/clusters/" (r.name)} { (r.name) } }
-                        td title=(r.reason) { (state_badge(r.state)) }
+                        td title=(r.reason) data-cluster-state=(r.name) { (state_badge(r.state)) }
                         td { (r.kind) }
                         td { (r.online) " / " (r.nodes) }
                         td {

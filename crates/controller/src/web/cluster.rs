@@ -1,0 +1,312 @@
+//! A cluster's page: its topology drawn (load balancers in front; primary and replicas
+//! with their lag, or Galera members with their state), node cards with their actions,
+//! the cluster's actions, active alarms with acknowledgement, recent jobs and events
+//! with their reasons. Everything read through the API's own handlers, so the page shows
+//! what `nines` and the API show.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Response};
+use maud::{Markup, html};
+use nines_model::api::{AlarmView, JobView, LbView, NodeStatus};
+use nines_model::auth::{Access, allowed};
+use nines_model::{ClusterType, NodeState, Role};
+use serde::Deserialize;
+
+use super::WebUser;
+use super::pages::{frame, state_badge};
+use crate::api::AppState;
+
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    /// A refused action's reason, shown on top.
+    error: Option<String>,
+}
+
+fn node_class(s: NodeState) -> &'static str {
+    match s {
+        NodeState::Online => "ok",
+        NodeState::Degraded => "warn",
+        _ => "bad",
+    }
+}
+
+/// A node's state as word and shape.
+pub fn node_badge(s: NodeState) -> Markup {
+    let shape = match s {
+        NodeState::Online => "●",
+        NodeState::Degraded => "▲",
+        _ => "✖",
+    };
+    html! { span class={"state " (node_class(s))} data-node-state { span aria-hidden="true" { (shape) } " " (s.as_str()) } }
+}
+
+/// A form posting one action of the cluster page (with the session's CSRF token).
+fn action(
+    user: &WebUser,
+    cluster: &str,
+    act: &str,
+    label: &str,
+    node: Option<&str>,
+    confirm: Option<&str>,
+) -> Markup {
+    html! {
+        form.action method="post" action={"/clusters/" (cluster) "/actions"}
+            data-confirm=[confirm] {
+            input type="hidden" name="csrf_token" value=(user.csrf);
+            input type="hidden" name="action" value=(act);
+            @if let Some(n) = node { input type="hidden" name="node" value=(n); }
+            button type="submit" { (label) }
+        }
+    }
+}
+
+fn node_card(
+    user: &WebUser,
+    cluster: &str,
+    n: &NodeStatus,
+    kind: ClusterType,
+    may: bool,
+) -> Markup {
+    html! {
+        article.node data-address=(n.address) {
+            header {
+                strong { (n.address) }
+                " " span.role { (n.role.as_str()) }
+                " " (node_badge(n.state))
+            }
+            dl {
+                @if !n.state_reason.is_empty() { dt { "why" } dd { (n.state_reason) } }
+                dt { "read_only" } dd { (if n.read_only { "on" } else { "off" }) }
+                @if n.role == Role::Replica {
+                    dt { "source" } dd { (n.source.as_deref().unwrap_or("-")) }
+                    dt { "lag" } dd {
+                        (n.lag_seconds.map_or("unknown".to_string(), |l| format!("{l} s")))
+                        @if let Some(t) = n.lag_transactions { " (" (t) " transactions)" }
+                    }
+                    dt { "IO / SQL" } dd { (n.io_thread.as_deref().unwrap_or("-")) " / " (n.sql_thread.map_or("-", |s| if s { "running" } else { "stopped" })) }
+                }
+                @if kind == ClusterType::Galera {
+                    dt { "wsrep" } dd { (n.wsrep_state.as_deref().unwrap_or("-")) " in " (n.wsrep_cluster_status.as_deref().unwrap_or("-")) " (size " (n.wsrep_cluster_size.map_or("-".to_string(), |s| s.to_string())) ")" }
+                }
+                dt { "version" } dd { (n.version.as_deref().unwrap_or("-")) }
+                dt { "desired" } dd { (n.desired) }
+                @if let Some(m) = &n.maintenance { dt { "maintenance" } dd { (m) } }
+                @if let Some(f) = &n.fenced { dt { "fenced" } dd { (f) } }
+                @if let Some(t) = n.last_seen { dt { "last seen" } dd { time datetime=(t.to_rfc3339()) { (t.format("%H:%M:%S UTC")) } } }
+            }
+            @if may {
+                div.actions {
+                    (action(user, cluster, "node_restart", "Restart", Some(&n.address), Some(&format!("Restart {}?", n.address))))
+                    @if n.desired == "stopped" || n.state == NodeState::Offline {
+                        (action(user, cluster, "node_start", "Start", Some(&n.address), None))
+                    } @else {
+                        (action(user, cluster, "node_stop", "Stop", Some(&n.address), Some(&format!("Stop {}?", n.address))))
+                    }
+                    @if n.maintenance.is_some() {
+                        (action(user, cluster, "node_maintenance_off", "End maintenance", Some(&n.address), None))
+                    } @else {
+                        (action(user, cluster, "node_maintenance_on", "Maintenance", Some(&n.address), None))
+                    }
+                    @if n.fenced.is_some() {
+                        (action(user, cluster, "rejoin", "Rejoin", Some(&n.address), Some(&format!("Rejoin {} to the primary?", n.address))))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The topology: load balancers, then the primary (or the Galera members), then replicas.
+fn topology(kind: ClusterType, nodes: &[NodeStatus], lbs: &[LbView]) -> Markup {
+    let primaries: Vec<&NodeStatus> = nodes.iter().filter(|n| n.role == Role::Primary).collect();
+    let replicas: Vec<&NodeStatus> = nodes.iter().filter(|n| n.role == Role::Replica).collect();
+    html! {
+        div.topology aria-label="topology" {
+            @if !lbs.is_empty() {
+                div.tier {
+                    @for l in lbs {
+                        div.box.lb {
+                            strong { "HAProxy " (l.host) }
+                            br; "rw :" (l.rw_port) " · ro :" (l.ro_port)
+                            @if let Some(v) = &l.vip { br; "VIP " (v) @if l.vip_held == Some(true) { " (held)" } }
+                            br; span class={"state " (if l.haproxy == "running" { "ok" } else { "bad" })} { (l.haproxy) }
+                        }
+                    }
+                }
+                div.arrow aria-hidden="true" { "↓" }
+            }
+            @match kind {
+                ClusterType::Galera => {
+                    div.tier {
+                        @for n in nodes {
+                            div class={"box " (node_class(n.state))} data-address=(n.address) {
+                                strong { (n.address) } br;
+                                (n.wsrep_state.as_deref().unwrap_or(n.state.as_str()))
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    div.tier {
+                        @for n in &primaries {
+                            div class={"box primary " (node_class(n.state))} data-address=(n.address) {
+                                strong { (n.address) } br; "primary · " (n.state.as_str())
+                            }
+                        }
+                    }
+                    @if !replicas.is_empty() {
+                        div.arrow aria-hidden="true" { "↓" }
+                        div.tier {
+                            @for n in &replicas {
+                                div class={"box " (node_class(n.state))} data-address=(n.address) {
+                                    strong { (n.address) } br;
+                                    "replica · lag " (n.lag_seconds.map_or("?".to_string(), |l| format!("{l} s")))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The cluster's page.
+pub async fn page(
+    State(st): State<AppState>,
+    Extension(user): Extension<WebUser>,
+    Path(name): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let detail = match crate::api::clusters::show_cluster(State(st.clone()), Path(name.clone()))
+        .await
+    {
+        Ok(Json(d)) => d,
+        Err(e) => {
+            let body = html! { h1 { "Cluster" } p.error { (e.body.error) } p { a href="/" { "All clusters" } } };
+            return (e.status, Html(frame("Cluster", &user, body).into_string())).into_response();
+        }
+    };
+    let s = &detail.summary;
+    let lbs = crate::api::balancers::list_lbs(State(st.clone()), Path(name.clone()))
+        .await
+        .map(|Json(l)| l)
+        .unwrap_or_default();
+    let alarms: Vec<AlarmView> = crate::api::alarms::list_alarms(
+        State(st.clone()),
+        Query(crate::api::alarms::AlarmQuery {
+            cluster: Some(name.clone()),
+            all: false,
+            limit: Some(200),
+        }),
+    )
+    .await
+    .map(|Json(a)| a)
+    .unwrap_or_default();
+    let jobs: Vec<JobView> = crate::api::jobs::list_jobs(
+        State(st.clone()),
+        Query(crate::api::jobs::JobQuery {
+            cluster: Some(name.clone()),
+            state: None,
+            limit: Some(15),
+        }),
+    )
+    .await
+    .map(|Json(j)| j)
+    .unwrap_or_default();
+    let may = allowed(user.role, Access::Change);
+    let replication = s.cluster_type == ClusterType::Replication;
+    let body = html! {
+        @if let Some(e) = &q.error { p.error role="alert" { (e) } }
+        h1 { (s.name) " " span data-cluster-state=(s.name) { (state_badge(s.state)) } }
+        p.summary {
+            (s.cluster_type.as_str()) " · " (s.nodes_online) " of " (s.nodes) " nodes online · automatic recovery "
+            (if s.auto_recovery { "on" } else { "off" })
+            @if !s.state_reason.is_empty() { " · " (s.state_reason) }
+        }
+        @for m in &detail.maintenance {
+            p.notice { "Maintenance " (m.node.as_deref().unwrap_or("of the whole cluster")) ": " (m.reason) }
+        }
+        @if may {
+            section.actions aria-label="cluster actions" {
+                (action(&user, &s.name, "rolling_restart", "Rolling restart", None, Some("Restart every node, one at a time?")))
+                @if replication {
+                    (action(&user, &s.name, "switchover", "Switchover", None, Some("Hand the primary role to the most advanced replica?")))
+                    form.action method="post" action={"/clusters/" (s.name) "/actions"} {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="action" value="failover";
+                        input name="confirm" required placeholder={"type " (s.name) " to fail over"} aria-label="type the cluster's name to confirm the failover";
+                        button type="submit" { "Failover" }
+                    }
+                }
+                (action(&user, &s.name, "backup", "Back up now", None, None))
+                @if s.auto_recovery {
+                    (action(&user, &s.name, "recovery_off", "Turn automatic recovery off", None, Some("nines will not repair this cluster by itself. Go on?")))
+                } @else {
+                    (action(&user, &s.name, "recovery_on", "Turn automatic recovery on", None, None))
+                }
+                @if detail.maintenance.iter().any(|m| m.node.is_none()) {
+                    (action(&user, &s.name, "maintenance_off", "End maintenance", None, None))
+                } @else {
+                    (action(&user, &s.name, "maintenance_on", "Maintenance (1 h)", None, None))
+                }
+            }
+        }
+        h2 { "Topology" }
+        (topology(s.cluster_type, &detail.node_list, &lbs))
+        h2 { "Nodes" }
+        div.cards {
+            @for n in &detail.node_list { (node_card(&user, &s.name, n, s.cluster_type, may)) }
+        }
+        h2 { "Active alarms" }
+        @if alarms.is_empty() { p { "None." } }
+        @else {
+            table.list { thead { tr { th { "Severity" } th { "Alarm" } th { "Raised" } th { "Acknowledged" } } } tbody {
+                @for a in &alarms {
+                    tr {
+                        td { span class={"state " (match a.severity { nines_model::alarm::Severity::Critical => "bad", nines_model::alarm::Severity::Warning => "warn", _ => "ok" })} { (a.severity.as_str()) } }
+                        td { strong { (a.title) } br; (a.message) }
+                        td { time datetime=(a.raised_at.to_rfc3339()) { (a.raised_at.format("%Y-%m-%d %H:%M:%S UTC")) } }
+                        td {
+                            @if let Some(by) = &a.acknowledged_by { (by) }
+                            @else if may {
+                                form.action method="post" action={"/clusters/" (s.name) "/actions"} {
+                                    input type="hidden" name="csrf_token" value=(user.csrf);
+                                    input type="hidden" name="action" value="ack";
+                                    input type="hidden" name="alarm" value=(a.id);
+                                    button type="submit" { "Acknowledge" }
+                                }
+                            } @else { "-" }
+                        }
+                    }
+                }
+            } }
+        }
+        h2 { "Recent jobs" }
+        table.list { thead { tr { th { "Job" } th { "Kind" } th { "State" } th { "By" } th { "Created" } } } tbody {
+            @for j in &jobs {
+                tr {
+                    td { a href={"/jobs/" (j.id)} { (j.id) } }
+                    td { (j.kind) }
+                    td { (format!("{:?}", j.state).to_lowercase()) @if let Some(e) = &j.error { br; span.error { (e) } } }
+                    td { (j.requested_by) }
+                    td { (j.created_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                }
+            }
+        } }
+        h2 { "Events" }
+        table.list { thead { tr { th { "Time" } th { "Node" } th { "Kind" } th { "What and why" } } } tbody {
+            @for e in &detail.events {
+                tr {
+                    td { (e.at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                    td { (e.node.as_deref().unwrap_or("-")) }
+                    td { (e.kind) }
+                    td { (e.message) }
+                }
+            }
+        } }
+    };
+    Html(frame(&s.name, &user, body).into_string()).into_response()
+}

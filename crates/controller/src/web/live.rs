@@ -1,0 +1,159 @@
+//! Live updates by server-sent events: the state of every cluster and node every two
+//! seconds (the overview and cluster pages update their badges in place), and a job's
+//! new log lines and progress as they come (the job page). Each stream sends a
+//! keep-alive comment and `X-Accel-Buffering: no` so proxies do not hold it back.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::HeaderValue;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use futures::Stream;
+use maud::html;
+use serde_json::json;
+
+use super::WebUser;
+use super::pages::frame;
+use crate::api::AppState;
+
+fn unbuffered(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
+
+/// The states of every cluster and node, as JSON.
+async fn states(st: &AppState) -> serde_json::Value {
+    let records = st.store.list_clusters().await.unwrap_or_default();
+    let nodes = st.store.list_nodes(None).await.unwrap_or_default();
+    let mut clusters = Vec::new();
+    let mut node_states = Vec::new();
+    for c in &records {
+        let obs = st.monitor.cluster(&c.name);
+        let s = crate::api::cluster_summary(
+            c,
+            nodes.iter().filter(|n| n.cluster_id == c.id).count(),
+            obs.as_deref(),
+        );
+        clusters.push(json!({"name": c.name, "state": s.state.as_str(), "online": s.nodes_online, "nodes": s.nodes}));
+        if let Some(o) = obs {
+            for n in &o.nodes {
+                node_states.push(json!({
+                    "address": n.endpoint.to_string(),
+                    "state": n.state.map(|s| s.as_str()).unwrap_or("unknown"),
+                }));
+            }
+        }
+    }
+    json!({"clusters": clusters, "nodes": node_states, "at": chrono::Utc::now()})
+}
+
+/// Every two seconds, every cluster's and node's state (event `states`).
+pub async fn stream(State(st): State<AppState>, Extension(_user): Extension<WebUser>) -> Response {
+    let s = futures::stream::unfold((st, true), |(st, first)| async move {
+        if !first {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        let data = states(&st).await.to_string();
+        Some((
+            Ok::<Event, Infallible>(Event::default().event("states").data(data)),
+            (st, false),
+        ))
+    });
+    unbuffered(
+        Sse::new(s)
+            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+            .into_response(),
+    )
+}
+
+/// A job's new log lines (event `line`) and its state (event `job`), until it ends.
+pub fn job_stream(
+    st: AppState,
+    id: i64,
+    after: i64,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold((st, after, false), move |(st, after, ended)| async move {
+        if ended {
+            return None;
+        }
+        loop {
+            let lines = st.store.job_logs(id, after).await.unwrap_or_default();
+            let job = st.store.get_job(id).await.ok().flatten();
+            let finished = job.as_ref().is_none_or(|j| j.finished_at.is_some());
+            if !lines.is_empty() || finished {
+                let last = lines.last().map_or(after, |l| l.seq);
+                let mut data = json!({
+                    "lines": lines.iter().map(|l| json!({
+                        "seq": l.seq, "at": l.at, "level": format!("{:?}", l.level).to_lowercase(), "message": l.message,
+                    })).collect::<Vec<_>>(),
+                });
+                if let Some(j) = job {
+                    let v = crate::api::jobs::job_view(j);
+                    data["job"] = json!({"state": v.state, "phase": v.phase, "percent": v.percent, "error": v.error});
+                }
+                let ev = Event::default()
+                    .event("job")
+                    .id(last.to_string())
+                    .data(data.to_string());
+                return Some((Ok(ev), (st, last, finished)));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub struct After {
+    after: Option<i64>,
+}
+
+pub async fn job_events(
+    State(st): State<AppState>,
+    Extension(_user): Extension<WebUser>,
+    Path(id): Path<i64>,
+    axum::extract::Query(q): axum::extract::Query<After>,
+) -> Response {
+    unbuffered(
+        Sse::new(job_stream(st, id, q.after.unwrap_or(0)))
+            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+            .into_response(),
+    )
+}
+
+/// A job's page: what it is, its progress and its log, following it live.
+pub async fn job_page(
+    State(st): State<AppState>,
+    Extension(user): Extension<WebUser>,
+    Path(id): Path<i64>,
+) -> Response {
+    let job = match crate::api::jobs::show_job(State(st.clone()), Path(id)).await {
+        Ok(axum::Json(j)) => j,
+        Err(e) => {
+            let body = html! { h1 { "Job " (id) } p.error { (e.body.error) } };
+            return (e.status, Html(frame("Job", &user, body).into_string())).into_response();
+        }
+    };
+    let lines = st.store.job_logs(id, 0).await.unwrap_or_default();
+    let state = format!("{:?}", job.state).to_lowercase();
+    let body = html! {
+        h1 { "Job " (job.id) ": " (job.kind) }
+        p.summary {
+            "cluster " a href={"/clusters/" (job.cluster)} { (job.cluster) }
+            " · asked by " (job.requested_by)
+            " · " span #job-state { (state) }
+            " · " span #job-phase { (job.phase) } " "
+            progress #job-progress max="100" value=(job.percent) { (job.percent) "%" }
+        }
+        @if let Some(e) = &job.error { p.error #job-error { (e) } } @else { p.error #job-error hidden {} }
+        pre #job-log data-job=(job.id) data-after=(lines.last().map_or(0, |l| l.seq)) data-live=(job.finished_at.is_none()) {
+            @for l in &lines {
+                (l.at.format("%H:%M:%S")) " " (format!("{:?}", l.level).to_lowercase()) "  " (l.message) "\n"
+            }
+        }
+    };
+    Html(frame(&format!("Job {id}"), &user, body).into_string()).into_response()
+}
