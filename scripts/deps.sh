@@ -10,6 +10,7 @@ NINES_APT_PACKAGES=(
   prometheus                                              # promtool checks /metrics
   iptables                                                # failover_cutoff cuts the controller off from a primary
   haproxy keepalived                                      # the load balancers nines deploys
+  chromium chromium-driver openssl                        # the web UI, driven by a real headless browser
   iproute2 procps curl ca-certificates
   python3-venv                                            # the PyPI tools below
 )

@@ -33,6 +33,7 @@
 //! Set `NINES_TESTKIT_KEEP_DIRS=1` to keep server directories (data, logs)
 //! after a test for debugging; the servers are killed all the same.
 
+mod browser;
 mod galera;
 mod lease;
 mod mariadb;
@@ -44,6 +45,7 @@ mod sinks;
 mod sshd;
 mod util;
 
+pub use browser::Chromedriver;
 pub use galera::GaleraCluster;
 pub use lease::{
     AddressLease, FIRST_OCTET, GUARDED_PORTS, LAST_OCTET, SSHD_PORTS, lease_address,
