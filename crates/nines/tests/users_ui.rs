@@ -830,6 +830,104 @@ async fn a_cluster_page_shows_its_nodes_and_its_actions_start_the_same_jobs_as_t
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // Every other page answers for the cluster, and shows what the API has.
+    for (path, want) in [
+        ("/clusters/shop/charts?since=15m", "<svg"),
+        ("/clusters/shop/backups", "Restorable window"),
+        ("/clusters/shop/advisors", "Check now"),
+        ("/clusters/shop/failovers", "None in the last year"),
+        ("/alarms?all=true", "Alarms"),
+        ("/audit", "POST /clusters/{name}/actions"),
+        ("/users", "vic"),
+    ] {
+        let (status, html, _) = page(&ctl, &ann, path).await;
+        assert_eq!(status, 200, "{path}: {html}");
+        assert!(html.contains(want), "{path} lacks {want:?}: {html}");
+    }
+    let (_, html, _) = page(&ctl, &ann, "/clusters/shop/backups").await;
+    let listed = ctl.json(&["backup", "list", "--cluster", "shop"]);
+    let bid = listed[0]["id"]
+        .as_i64()
+        .expect("the backup the page asked for");
+    assert!(
+        html.contains(&format!("<td>{bid}</td>")) && html.contains(&addr),
+        "{html}"
+    );
+    // A server without performance_schema: the page says so, as the API does.
+    let (status, html, _) = page(&ctl, &ann, "/clusters/shop/queries").await;
+    assert_eq!(status, 409);
+    assert!(
+        html.contains("performance_schema is off") && html.contains("Top queries"),
+        "{html}"
+    );
+    let (_, html, _) = page(&ctl, &ann, "/clusters/nowhere/charts").await;
+    assert!(html.contains("not found"), "{html}");
+    // An operator sees users but cannot add one; an admin can, and gets a token once.
+    let (_, html, _) = page(&ctl, &ann, "/users").await;
+    assert!(!html.contains("Add a user"), "{html}");
+    let r = browser()
+        .post(format!("{}/users/add", ctl.url))
+        .header("cookie", &ann)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("name", "eve"),
+            ("role", "admin"),
+            ("password", PW),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().contains("error="));
+    assert!(!ctl.json(&["user", "list"]).to_string().contains("\"eve\""));
+    let out = ctl.cli(&[
+        "user",
+        "add",
+        "ada",
+        "--role",
+        "admin",
+        "--password-file",
+        &pwf,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ada = session_cookie(&login(&ctl, "ada", PW).await).unwrap();
+    let (_, html, _) = page(&ctl, &ada, "/users").await;
+    let acsrf = csrf_of(&html);
+    let r = browser()
+        .post(format!("{}/users/add", ctl.url))
+        .header("cookie", &ada)
+        .form(&[
+            ("csrf_token", acsrf.as_str()),
+            ("name", "eve"),
+            ("role", "viewer"),
+            ("password", PW),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/users");
+    assert!(ctl.json(&["user", "list"]).to_string().contains("\"eve\""));
+    let r = browser()
+        .post(format!("{}/users/token", ctl.url))
+        .header("cookie", &ada)
+        .form(&[
+            ("csrf_token", acsrf.as_str()),
+            ("user", "eve"),
+            ("name", "grafana"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the token is shown in the answer, not a redirect"
+    );
+    let html = r.text().await.unwrap();
+    let at = html.find("id=\"new-token\">").expect("the new token") + 15;
+    let token = &html[at..at + 64];
+    let (s, _) = call(&ctl, token, "GET", "/api/v1/clusters").await;
+    assert_eq!(s, 200, "the token from the page works");
+
     // Everything done through the pages is in the audit log, as the UI's.
     let audit = ctl.json(&["audit", "list"]);
     assert!(

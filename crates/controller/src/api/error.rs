@@ -85,9 +85,21 @@ pub async fn not_found(uri: axum::http::Uri) -> ApiErr {
 /// bodies, which clients then have to guess at. Headers such as `Allow` are kept.
 pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    // The web UI's pages answer their errors as pages.
+    let path = req.uri().path();
+    let page = !(path.starts_with("/api/") || path == "/metrics" || path == "/healthz")
+        && path != "/"
+        && path.len() > 1;
     let res = next.run(req).await;
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_html = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if page && is_html {
         return res;
     }
     let is_json = res

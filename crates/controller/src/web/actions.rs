@@ -20,8 +20,12 @@ pub struct ActionForm {
     action: String,
     node: Option<String>,
     alarm: Option<i64>,
-    /// The cluster's name, typed, for irreversible actions (failover).
+    /// The cluster's name, typed, for irreversible actions (failover, restore).
     confirm: Option<String>,
+    /// A backup's method (`full`, `incremental`, `logical`).
+    method: Option<String>,
+    /// The backup to verify or restore.
+    backup: Option<i64>,
 }
 
 fn back(cluster: &str, error: &str) -> Response {
@@ -109,9 +113,49 @@ pub async fn run(
                 s,
                 caller,
                 p,
-                ApiJson(nines_model::api::BackupCreateRequest::default()),
+                ApiJson(nines_model::api::BackupCreateRequest {
+                    method: f.method.clone(),
+                    ..Default::default()
+                }),
             )
             .await
+        }
+        "verify" => {
+            let Some(id) = f.backup else {
+                return back(&name, "which backup?");
+            };
+            backups::verify_backup(s, caller, Path(id.to_string())).await
+        }
+        "restore" if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) => {
+            return back(
+                &name,
+                "a restore replaces the cluster's data: type the cluster's name to confirm it; nothing was done",
+            );
+        }
+        "restore" => {
+            let Some(id) = f.backup else {
+                return back(&name, "which backup?");
+            };
+            // The typed name is the operator's "yes, over a serving cluster" (--force).
+            backups::restore_backup(
+                s,
+                caller,
+                Path(id.to_string()),
+                ApiJson(nines_model::api::RestoreRequest {
+                    cluster: name.clone(),
+                    force: true,
+                    until: None,
+                    until_gtid: None,
+                }),
+            )
+            .await
+        }
+        "advisors_run" => {
+            let r = crate::api::advisors::run_advisors(s, p).await;
+            return match r {
+                Ok(_) => redirect(&format!("/clusters/{}/advisors", super::urlencoding(&name))),
+                Err(e) => back(&name, &e.body.error),
+            };
         }
         "recovery_on" | "recovery_off" => {
             let r = maintenance::set_recovery(

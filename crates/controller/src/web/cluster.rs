@@ -221,6 +221,7 @@ pub async fn page(
     let body = html! {
         @if let Some(e) = &q.error { p.error role="alert" { (e) } }
         h1 { (s.name) " " span data-cluster-state=(s.name) { (state_badge(s.state)) } }
+        (super::more::tabs(&s.name, ""))
         p.summary {
             (s.cluster_type.as_str()) " · " (s.nodes_online) " of " (s.nodes) " nodes online · automatic recovery "
             (if s.auto_recovery { "on" } else { "off" })

@@ -11,9 +11,11 @@
 //! - Roles are checked as for the API (`nines_model::auth::allowed`).
 
 mod actions;
+mod charts;
 mod cluster;
 mod live;
 pub mod login;
+pub(crate) mod more;
 mod pages;
 
 use axum::Router;
@@ -50,6 +52,15 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/", get(pages::overview))
         .route("/clusters/{name}", get(cluster::page))
         .route("/clusters/{name}/actions", post(actions::run))
+        .route("/clusters/{name}/charts", get(more::charts))
+        .route("/clusters/{name}/backups", get(more::backups))
+        .route("/clusters/{name}/advisors", get(more::advisors))
+        .route("/clusters/{name}/queries", get(more::queries))
+        .route("/clusters/{name}/failovers", get(more::failovers))
+        .route("/alarms", get(more::alarms))
+        .route("/audit", get(more::audit))
+        .route("/users", get(more::users))
+        .route("/users/{op}", post(more::user_form))
         .route("/jobs/{id}", get(live::job_page))
         .route("/ui/jobs/{id}/events", get(live::job_events))
         .route("/ui/stream", get(live::stream))

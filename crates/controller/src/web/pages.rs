@@ -41,6 +41,9 @@ pub fn frame(title: &str, user: &WebUser, body: Markup) -> Markup {
                     a.brand href="/" { "nines" }
                     nav {
                         a href="/" { "Clusters" }
+                        a href="/alarms" { "Alarms" }
+                        a href="/audit" { "Audit" }
+                        a href="/users" { "Users" }
                     }
                     div.who {
                         span { (user.name) " (" (user.role.as_str()) ")" }

@@ -1,0 +1,571 @@
+//! The cluster's other pages — charts, backups, advisors, top queries, failover history —
+//! and the pages across clusters: alarms, the audit log, users and tokens. Each reads
+//! through the API's own handlers; forms post to the cluster's actions or to the user
+//! forms here, with the session's CSRF token.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::{Extension, Form, Json};
+use maud::{Markup, PreEscaped, html};
+use nines_model::auth::{Access, UserRole, allowed};
+use serde::Deserialize;
+
+use super::pages::frame;
+use super::{WebUser, redirect};
+use crate::api::AppState;
+
+/// The links between a cluster's pages.
+pub fn tabs(cluster: &str, here: &str) -> Markup {
+    let links = [
+        ("", "Overview"),
+        ("/charts", "Charts"),
+        ("/backups", "Backups"),
+        ("/advisors", "Advisors"),
+        ("/queries", "Top queries"),
+        ("/failovers", "Failovers"),
+    ];
+    html! {
+        nav.tabs aria-label="cluster pages" {
+            @for (path, label) in links {
+                @if path == here { strong aria-current="page" { (label) } }
+                @else { a href={"/clusters/" (cluster) (path)} { (label) } }
+            }
+        }
+    }
+}
+
+fn failed(user: &WebUser, title: &str, e: crate::api::ApiErr) -> Response {
+    failed_in(user, None, title, e)
+}
+
+/// An API refusal shown as the page (with the cluster's links when there is one).
+fn failed_in(
+    user: &WebUser,
+    cluster: Option<(&str, &str)>,
+    title: &str,
+    e: crate::api::ApiErr,
+) -> Response {
+    let body = html! {
+        h1 { (title) }
+        @if let Some((c, here)) = cluster { (tabs(c, here)) }
+        p.error role="alert" { (e.body.error) }
+        p { a href="/" { "All clusters" } }
+    };
+    (e.status, Html(frame(title, user, body).into_string())).into_response()
+}
+
+#[derive(Deserialize, Default)]
+pub struct ChartQuery {
+    since: Option<String>,
+}
+
+const CHARTS: [&str; 8] = [
+    "queries_per_second",
+    "threads_connected",
+    "threads_running",
+    "replication_lag_seconds",
+    "wsrep_flow_control_paused",
+    "cpu_busy",
+    "innodb_buffer_pool_disk_reads_per_second",
+    "disk_free_bytes",
+];
+
+/// Charts of the key metrics over a window (15m, 1h, 6h, 24h, 7d), drawn by the server.
+pub async fn charts(
+    State(st): State<AppState>,
+    Extension(user): Extension<WebUser>,
+    Path(name): Path<String>,
+    Query(q): Query<ChartQuery>,
+) -> Response {
+    let since = match q.since.as_deref() {
+        Some(s @ ("15m" | "1h" | "6h" | "24h" | "7d")) => s.to_string(),
+        _ => "1h".to_string(),
+    };
+    let m = crate::api::queries::cluster_metrics(
+        State(st.clone()),
+        Path(name.clone()),
+        Query(crate::api::queries::MetricsParams {
+            series: CHARTS.join(","),
+            since: Some(since.clone()),
+            step: None,
+        }),
+    )
+    .await;
+    let m = match m {
+        Ok(Json(m)) => m,
+        Err(e) => return failed(&user, "Charts", e),
+    };
+    let body = html! {
+        h1 { (name) ": charts" }
+        (tabs(&name, "/charts"))
+        form.filters method="get" {
+            label { "Window "
+                select name="since" {
+                    @for w in ["15m", "1h", "6h", "24h", "7d"] { option value=(w) selected[w == since] { (w) } }
+                }
+            }
+            button type="submit" { "Show" }
+            span.muted { "one point every " (format!("{:.0}", m.step_seconds)) " s; per node" }
+        }
+        div.charts {
+            @for metric in CHARTS {
+                @let series: Vec<_> = m.series.iter().filter(|s| s.name == metric && s.node.is_some()).cloned().collect();
+                @let unit = series.first().map(|s| s.unit.clone()).unwrap_or_default();
+                figure { (PreEscaped(super::charts::svg(metric, &unit, &series, 560, 200))) }
+            }
+        }
+    };
+    Html(frame(&format!("{name}: charts"), &user, body).into_string()).into_response()
+}
+
+/// Backups, schedules and the restorable window; back up now, verify, restore.
+pub async fn backups(
+    State(st): State<AppState>,
+    Extension(user): Extension<WebUser>,
+    Path(name): Path<String>,
+) -> Response {
+    let list = match crate::api::backups::list_backups(State(st.clone()), Path(name.clone())).await
+    {
+        Ok(Json(b)) => b,
+        Err(e) => return failed(&user, "Backups", e),
+    };
+    let window = crate::api::backups::backup_window(State(st.clone()), Path(name.clone()))
+        .await
+        .ok()
+        .map(|Json(w)| w);
+    let schedules: Vec<_> = crate::api::backups::list_schedules(State(st.clone()))
+        .await
+        .map(|Json(s)| s)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s.cluster == name)
+        .collect();
+    let may = allowed(user.role, Access::Change);
+    let body = html! {
+        h1 { (name) ": backups" }
+        (tabs(&name, "/backups"))
+        p.summary {
+            "Restorable window: "
+            @match &window {
+                Some(w) => { (w.earliest.format("%Y-%m-%d %H:%M:%S")) " to " (w.latest.format("%Y-%m-%d %H:%M:%S UTC")) },
+                None => "none yet (no completed backup)",
+            }
+        }
+        @if may {
+            section.actions {
+                @for (method, label) in [("full", "Full backup now"), ("incremental", "Incremental now"), ("logical", "Logical dump now")] {
+                    form.action method="post" action={"/clusters/" (name) "/actions"} {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="action" value="backup";
+                        input type="hidden" name="method" value=(method);
+                        button type="submit" { (label) }
+                    }
+                }
+            }
+        }
+        h2 { "Schedules" }
+        @if schedules.is_empty() { p { "None: " code { "nines backup schedule create --cluster " (name) " --cron \"0 3 * * *\"" } } }
+        @else {
+            table.list { thead { tr { th { "Cron" } th { "Zone" } th { "Method" } th { "Next run" } th { "Last run" } } } tbody {
+                @for s in &schedules { tr {
+                    td { code { (s.cron) } } td { (s.tz) } td { (s.method.as_str()) }
+                    td { (s.next_run_at.format("%Y-%m-%d %H:%M UTC")) }
+                    td { (s.last_run_at.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())) }
+                } }
+            } }
+        }
+        h2 { "Backups" }
+        table.list { thead { tr { th { "Id" } th { "Method" } th { "State" } th { "Node" } th { "Taken" } th { "Size / stored" } th { "Verified" } th { "" } } } tbody {
+            @for b in &list { tr {
+                td { (b.id) } td { (b.method.as_str()) }
+                td { (b.state.as_str()) @if let Some(e) = &b.error { br; span.error { (e) } } }
+                td { (b.node) }
+                td { (b.started_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                td { (super::charts::short(b.size_bytes as f64)) "B / " (super::charts::short(b.stored_bytes as f64)) "B" }
+                td { (match b.verified { Some(true) => "yes", Some(false) => "FAILED", None => "not yet" }) }
+                td { @if may && b.state.as_str() == "completed" {
+                    form.action method="post" action={"/clusters/" (name) "/actions"} {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="action" value="verify";
+                        input type="hidden" name="backup" value=(b.id);
+                        button type="submit" { "Verify" }
+                    }
+                    form.action method="post" action={"/clusters/" (name) "/actions"} {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="action" value="restore";
+                        input type="hidden" name="backup" value=(b.id);
+                        input name="confirm" required placeholder={"type " (name) " to restore"} aria-label="type the cluster's name to confirm the restore";
+                        button type="submit" { "Restore" }
+                    }
+                } }
+            } }
+            @if list.is_empty() { tr { td colspan="8" { "No backup yet." } } }
+        } }
+    };
+    Html(frame(&format!("{name}: backups"), &user, body).into_string()).into_response()
+}
+
+/// Advisor results, worst first; run them now.
+pub async fn advisors(
+    State(st): State<AppState>,
+    Extension(user): Extension<WebUser>,
+    Path(name): Path<String>,
+) -> Response {
+    let mut list =
+        match crate::api::advisors::list_advice(State(st.clone()), Path(name.clone())).await {
+            Ok(Json(a)) => a,
+            Err(e) => return failed(&user, "Advisors", e),
+        };
+    list.sort_by(|a, b| b.status.cmp(&a.status).then_with(|| a.rule.cmp(&b.rule)));
+    let body = html! {
+        h1 { (name) ": advisors" }
+        (tabs(&name, "/advisors"))
+        @if allowed(user.role, Access::Change) {
+            form.action method="post" action={"/clusters/" (name) "/actions"} {
+                input type="hidden" name="csrf_token" value=(user.csrf);
+                input type="hidden" name="action" value="advisors_run";
+                button type="submit" { "Check now" }
+            }
+        }
+        table.list { thead { tr { th { "Result" } th { "Rule" } th { "Node" } th { "Found" } th { "Advice" } } } tbody {
+            @for a in &list { tr {
+                td { span class={"state " (match format!("{:?}", a.status).to_lowercase().as_str() { "critical" => "bad", "warning" => "warn", _ => "ok" })} { (format!("{:?}", a.status).to_lowercase()) } }
+                td { strong { (a.title) } br; code { (a.rule) } }
+                td { (a.node.as_deref().unwrap_or("-")) }
+                td { (a.message) }
+                td { (a.advice) }
+            } }
+            @if list.is_empty() { tr { td colspan="5" { "No results yet: the advisors run every 30 s." } } }
+        } }
+    };
+    Html(frame(&format!("{name}: advisors"), &user, body).into_string()).into_response()
+}
+
+/// The statement digests that took the most time.
+pub async fn queries(
+    State(st): State<AppState>,
+    Extension(user): Extension<WebUser>,
+    Path(name): Path<String>,
+    Query(q): Query<ChartQuery>,
+) -> Response {
+    let since = q.since.clone().unwrap_or_else(|| "1h".into());
+    let list = match crate::api::queries::top_queries(
+        State(st.clone()),
+        Path(name.clone()),
+        Query(crate::api::queries::TopQueryParams {
+            node: None,
+            since: Some(since.clone()),
+            limit: Some(50),
+        }),
+    )
+    .await
+    {
+        Ok(Json(l)) => l,
+        Err(e) => {
+            return failed_in(
+                &user,
+                Some((&name, "/queries")),
+                &format!("{name}: top queries"),
+                e,
+            );
+        }
+    };
+    let total: f64 = list.iter().map(|t| t.total_time_ms).sum();
+    let body = html! {
+        h1 { (name) ": top queries" }
+        (tabs(&name, "/queries"))
+        p.summary { "Since " (since) ", by total time, summed over the nodes." }
+        table.list { thead { tr { th { "Statement" } th { "Schema" } th { "Calls" } th { "Total" } th { "Share" } th { "Avg" } th { "Max" } th { "Rows examined / sent" } } } tbody {
+            @for t in &list { tr {
+                td { code { (t.digest_text) } }
+                td { (t.schema) }
+                td { (t.count) }
+                td { (format!("{:.1} ms", t.total_time_ms)) }
+                td { (format!("{:.0}%", if total > 0.0 { t.total_time_ms / total * 100.0 } else { 0.0 })) }
+                td { (format!("{:.2} ms", t.avg_time_ms)) }
+                td { (format!("{:.2} ms", t.max_time_ms)) }
+                td { (t.rows_examined) " / " (t.rows_sent) }
+            } }
+            @if list.is_empty() { tr { td colspan="8" { "No statements recorded in this window." } } }
+        } }
+    };
+    Html(frame(&format!("{name}: top queries"), &user, body).into_string()).into_response()
+}
+
+/// Failovers and switchovers of a replication cluster, newest first.
+pub async fn failovers(
+    State(st): State<AppState>,
+    Extension(user): Extension<WebUser>,
+    Path(name): Path<String>,
+) -> Response {
+    let list = match crate::api::failovers::list_failovers(
+        State(st.clone()),
+        Path(name.clone()),
+        Query(crate::api::failovers::FailoverQuery {
+            since: Some("365d".into()),
+        }),
+    )
+    .await
+    {
+        Ok(Json(l)) => l,
+        Err(e) => return failed(&user, "Failovers", e),
+    };
+    let body = html! {
+        h1 { (name) ": failovers" }
+        (tabs(&name, "/failovers"))
+        table.list { thead { tr { th { "When" } th { "Kind" } th { "From" } th { "To" } th { "Promoted at" } th { "Job" } th { "Acknowledged" } } } tbody {
+            @for f in &list { tr {
+                td { (f.at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                td { (f.kind) (if f.automatic { " (automatic)" } else { "" }) }
+                td { (f.old_primary) } td { (f.new_primary) } td { code { (f.promoted_at) } }
+                td { @if let Some(j) = f.job_id { a href={"/jobs/" (j)} { (j) } } @else { "-" } }
+                td { (if f.acknowledged { "yes" } else { "no" }) }
+            } }
+            @if list.is_empty() { tr { td colspan="7" { "None in the last year." } } }
+        } }
+    };
+    Html(frame(&format!("{name}: failovers"), &user, body).into_string()).into_response()
+}
+
+#[derive(Deserialize, Default)]
+pub struct AlarmsQuery {
+    all: Option<bool>,
+}
+
+/// Alarms of every cluster: the active ones, or all with `?all=true`.
+pub async fn alarms(
+    State(st): State<AppState>,
+    Extension(user): Extension<WebUser>,
+    Query(q): Query<AlarmsQuery>,
+) -> Response {
+    let all = q.all.unwrap_or(false);
+    let list = crate::api::alarms::list_alarms(
+        State(st.clone()),
+        Query(crate::api::alarms::AlarmQuery {
+            cluster: None,
+            all,
+            limit: Some(500),
+        }),
+    )
+    .await
+    .map(|Json(a)| a)
+    .unwrap_or_default();
+    let body = html! {
+        h1 { "Alarms" }
+        p { @if all { a href="/alarms" { "Active only" } } @else { a href="/alarms?all=true" { "With cleared ones" } } }
+        table.list { thead { tr { th { "Severity" } th { "Cluster" } th { "Alarm" } th { "Raised" } th { "Cleared" } th { "Acknowledged" } } } tbody {
+            @for a in &list { tr {
+                td { (a.severity.as_str()) @if a.silenced { " (silenced)" } }
+                td { a href={"/clusters/" (a.cluster)} { (a.cluster) } }
+                td { strong { (a.title) } br; (a.message) }
+                td { (a.raised_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                td { (a.cleared_at.map_or("-".to_string(), |t| t.format("%H:%M:%S UTC").to_string())) }
+                td {
+                    @if let Some(by) = &a.acknowledged_by { (by) }
+                    @else if a.cleared_at.is_none() && allowed(user.role, Access::Change) {
+                        form.action method="post" action={"/clusters/" (a.cluster) "/actions"} {
+                            input type="hidden" name="csrf_token" value=(user.csrf);
+                            input type="hidden" name="action" value="ack";
+                            input type="hidden" name="alarm" value=(a.id);
+                            button type="submit" { "Acknowledge" }
+                        }
+                    } @else { "-" }
+                }
+            } }
+            @if list.is_empty() { tr { td colspan="6" { "No alarm." } } }
+        } }
+    };
+    Html(frame("Alarms", &user, body).into_string()).into_response()
+}
+
+/// The audit log.
+pub async fn audit(State(st): State<AppState>, Extension(user): Extension<WebUser>) -> Response {
+    let lines = crate::api::users::list_audit(
+        State(st.clone()),
+        Query(nines_model::api::AuditQuery {
+            since: Some("30d".into()),
+            limit: Some(500),
+        }),
+    )
+    .await
+    .map(|Json(a)| a)
+    .unwrap_or_default();
+    let body = html! {
+        h1 { "Audit log" }
+        p.summary { "Every change through the API or these pages, and every sign-in, newest first (30 days, 500 lines; " code { "nines audit list" } " for more)." }
+        table.list { thead { tr { th { "When" } th { "Who" } th { "Action" } th { "Target" } th { "From" } th { "Outcome" } th { "Via" } } } tbody {
+            @for l in &lines { tr {
+                td { (l.at.format("%Y-%m-%d %H:%M:%S UTC")) } td { (l.who) } td { code { (l.action) } }
+                td { (l.target) } td { (l.from) } td { (l.outcome) } td { (l.via) }
+            } }
+        } }
+    };
+    Html(frame("Audit log", &user, body).into_string()).into_response()
+}
+
+/// Users and their tokens (an admin adds, deletes, creates and revokes; others read).
+pub async fn users(
+    State(st): State<AppState>,
+    Extension(user): Extension<WebUser>,
+    Query(q): Query<UsersNote>,
+) -> Response {
+    users_page(&st, &user, q.error.as_deref(), None).await
+}
+
+/// The users page, with an error to show or a new token to show once (in the answer to
+/// the form's POST, never in a URL: it would stay in the browser's history).
+async fn users_page(
+    st: &AppState,
+    user: &WebUser,
+    error: Option<&str>,
+    token: Option<&str>,
+) -> Response {
+    let list = crate::api::users::list_users(State(st.clone()))
+        .await
+        .map(|Json(u)| u)
+        .unwrap_or_default();
+    let tokens = crate::api::users::list_tokens(
+        State(st.clone()),
+        Query(nines_model::api::TokenQuery::default()),
+    )
+    .await
+    .map(|Json(t)| t)
+    .unwrap_or_default();
+    let admin = user.role == UserRole::Admin;
+    let body = html! {
+        h1 { "Users" }
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        @if let Some(t) = token { p.notice { "The new token, shown this once: " code #new-token { (t) } } }
+        table.list { thead { tr { th { "Name" } th { "Role" } th { "Since" } th { "" } } } tbody {
+            @for u in &list { tr {
+                td { (u.name) } td { (u.role.as_str()) } td { (u.created_at.format("%Y-%m-%d")) }
+                td { @if admin && u.name != user.name {
+                    form.action method="post" action="/users/delete" data-confirm={"Delete " (u.name) " with their tokens?"} {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="name" value=(u.name);
+                        button type="submit" { "Delete" }
+                    }
+                } }
+            } }
+        } }
+        @if admin {
+            h2 { "Add a user" }
+            form.filters method="post" action="/users/add" {
+                input type="hidden" name="csrf_token" value=(user.csrf);
+                label { "Name " input name="name" required; }
+                label { "Role " select name="role" { option { "viewer" } option { "operator" } option { "admin" } } }
+                label { "Password " input name="password" type="password" required minlength="12" autocomplete="new-password"; }
+                button type="submit" { "Add" }
+            }
+        }
+        h2 { "API tokens" }
+        table.list { thead { tr { th { "Id" } th { "Name" } th { "User" } th { "Role" } th { "Last used" } th { "" } } } tbody {
+            @for t in &tokens { tr {
+                td { (t.id) } td { (t.name) } td { (t.user.as_deref().unwrap_or("(bootstrap)")) } td { (t.role.as_str()) }
+                td { (t.last_used_at.map_or("-".to_string(), |d| d.format("%Y-%m-%d %H:%M UTC").to_string())) }
+                td { @if admin && t.user.is_some() {
+                    form.action method="post" action="/users/revoke" {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="id" value=(t.id);
+                        button type="submit" { "Revoke" }
+                    }
+                } }
+            } }
+        } }
+        @if admin {
+            form.filters method="post" action="/users/token" {
+                input type="hidden" name="csrf_token" value=(user.csrf);
+                label { "User " select name="user" { @for u in &list { option { (u.name) } } } }
+                label { "Name " input name="name" required placeholder="e.g. grafana"; }
+                button type="submit" { "Create token" }
+            }
+        }
+    };
+    Html(frame("Users", user, body).into_string()).into_response()
+}
+
+#[derive(Deserialize, Default)]
+pub struct UsersNote {
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct UserForm {
+    csrf_token: String,
+    name: Option<String>,
+    role: Option<String>,
+    password: Option<String>,
+    user: Option<String>,
+    id: Option<i64>,
+}
+
+fn users_error(e: &str) -> Response {
+    redirect(&format!("/users?error={}", super::urlencoding(e)))
+}
+
+/// The users page's forms: add, delete, token, revoke (admin only).
+pub async fn user_form(
+    State(st): State<AppState>,
+    Extension(user): Extension<WebUser>,
+    Path(op): Path<String>,
+    Form(f): Form<UserForm>,
+) -> Response {
+    if f.csrf_token != user.csrf {
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            "the form's token does not match the session",
+        )
+            .into_response();
+    }
+    if user.role != UserRole::Admin {
+        return users_error("only an admin manages users and tokens");
+    }
+    match op.as_str() {
+        "add" => {
+            let role = match f.role.as_deref().unwrap_or("").parse::<UserRole>() {
+                Ok(r) => r,
+                Err(e) => return users_error(&e),
+            };
+            let r = crate::api::users::add_user(
+                State(st),
+                Json(nines_model::api::UserAddRequest {
+                    name: f.name.unwrap_or_default(),
+                    role,
+                    password: f.password.unwrap_or_default(),
+                }),
+            )
+            .await;
+            match r {
+                Ok(_) => redirect("/users"),
+                Err(e) => users_error(&e.body.error),
+            }
+        }
+        "delete" => {
+            match crate::api::users::delete_user(State(st), Path(f.name.unwrap_or_default())).await
+            {
+                Ok(_) => redirect("/users"),
+                Err(e) => users_error(&e.body.error),
+            }
+        }
+        "token" => {
+            let r = crate::api::users::create_token(
+                State(st.clone()),
+                Json(nines_model::api::TokenCreateRequest {
+                    user: f.user.unwrap_or_default(),
+                    name: f.name.unwrap_or_default(),
+                }),
+            )
+            .await;
+            match r {
+                Ok((_, Json(t))) => users_page(&st, &user, None, Some(&t.token)).await,
+                Err(e) => users_error(&e.body.error),
+            }
+        }
+        "revoke" => match crate::api::users::delete_token(State(st), Path(f.id.unwrap_or(0))).await
+        {
+            Ok(_) => redirect("/users"),
+            Err(e) => users_error(&e.body.error),
+        },
+        _ => users_error("no such form"),
+    }
+}
