@@ -243,13 +243,18 @@ pub async fn hold_writer_out(
             lb::backend_name(lb::Pool::Rw),
             lb::server_name(&key.1)
         );
-        if let Err(e) = ha
+        match ha
             .command(&format!(
                 "set server {server} state maint;shutdown sessions server {server}"
             ))
             .await
         {
-            tracing::warn!(lb = lb.id, error = %e, "could not take the primary out of the read-write pool before the switchover");
+            Ok(_) => {
+                tracing::info!(lb = lb.id, primary = %key.1, "primary taken out of the read-write pool for a switchover")
+            }
+            Err(e) => {
+                tracing::warn!(lb = lb.id, error = %e, "could not take the primary out of the read-write pool before the switchover")
+            }
         }
     }
     WriterHold {

@@ -36,11 +36,36 @@ async fn server_id(host: &str, port: u16) -> Result<u64, String> {
 }
 
 async fn insert(host: &str, id: u32) -> Result<(), String> {
-    let mut c = conn(host, 3306).await?;
+    insert_as(host, id, "dba", ADMIN_PW).await
+}
+
+/// The application's account: no READ_ONLY ADMIN, so a read-only server refuses its
+/// writes (1290) — a connection sent to one shows.
+const APP_PW: &str = "App-Passw0rd-lb";
+
+async fn insert_as(host: &str, id: u32, user: &str, pw: &str) -> Result<(), String> {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(host.to_string())
+        .tcp_port(3306)
+        .user(Some(user))
+        .pass(Some(pw))
+        .prefer_socket(false);
+    let mut c = tokio::time::timeout(Duration::from_secs(2), mysql_async::Conn::new(opts))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
     let r = c
         .query_drop(format!("INSERT INTO app.t VALUES ({id})"))
         .await
         .map_err(|e| e.to_string());
+    // A refusal names the server that refused (the connection still answers).
+    let r = match r {
+        Err(e) if e.contains("1290") => {
+            let sid: Option<u64> = c.query_first("SELECT @@server_id").await.ok().flatten();
+            Err(format!("{e} (server_id {sid:?})"))
+        }
+        other => other,
+    };
     let _ = c.disconnect().await;
     r
 }
@@ -388,17 +413,18 @@ fn writer(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> tokio::task::JoinHandle<Writes> {
     tokio::spawn(async move {
+        let started = Instant::now();
         let mut w = Writes::default();
         let mut id = first;
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            match insert(&host, id).await {
+            match insert_as(&host, id, "app", APP_PW).await {
                 Ok(()) => {
                     w.acked.push(id);
                     w.times.push((Instant::now(), id));
                 }
                 Err(e) => {
                     if e.contains("read-only") || e.contains("1290") {
-                        w.read_only_refusals.push(e);
+                        w.read_only_refusals.push(format!("{:?}: {e}", started.elapsed()));
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -420,18 +446,23 @@ async fn switchover_and_failover_under_a_writer_never_send_it_to_a_read_only_nod
     .await;
     assert!(settled, "{}", ctl.json(&["lb", "list", "--cluster", "lbw"]));
     let mut c = conn(&lb_host, 3306).await.unwrap();
-    c.query_drop("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY)")
-        .await
-        .unwrap();
+    c.query_drop(format!(
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); \
+         CREATE USER app@'%' IDENTIFIED BY '{APP_PW}'; GRANT SELECT, INSERT ON app.* TO app@'%'"
+    ))
+    .await
+    .unwrap();
     let _ = c.disconnect().await;
     assert!(common::wait_failover_armed(&ctl, "lbw").await);
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let begun = Instant::now();
     let task = writer(lb_host.clone(), 1, stop.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // A switchover while the writer writes.
     let switched = Instant::now();
+    eprintln!("switchover asked at {:?}", begun.elapsed());
     let out = ctl.cli(&["cluster", "switchover", "--name", "lbw", "--wait"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     // The old primary replicates from the new one before the next step.
@@ -447,6 +478,7 @@ async fn switchover_and_failover_under_a_writer_never_send_it_to_a_read_only_nod
 
     // The new primary dies while the writer writes.
     let killed = Instant::now();
+    eprintln!("kill -9 at {:?} (server ids: {:?})", begun.elapsed(), server_ids(&ctl, "lbw").await);
     common::kill_9_node(&dir, &nodes[1]);
     let back = wait_until(Duration::from_secs(30), || async {
         backend(&ctl, "lbw", &p, "rw") == "up"

@@ -715,6 +715,8 @@ pub(super) async fn switchover(
         &plan.candidate,
     )
     .await?;
+    // Load balancers stop sending to the primary before it turns read-only.
+    let _hold = crate::balancers::hold_writer_out(env, cluster, &plan.old_primary).await;
     let outcome = match replication::switchover(
         &acc,
         &plan.old_primary,
