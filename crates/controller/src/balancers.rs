@@ -192,8 +192,7 @@ pub struct Applied {
     held: std::sync::Mutex<Vec<(String, String)>>,
     /// Held by the follower while it decides and applies for a load balancer, and by a
     /// hold while it takes a primary out: a decision made before a hold can never be
-    /// applied after it (seen under load: it put the primary back for one tick, and an
-    /// admin account's writes reached it after the switchover's fence).
+    /// applied after it (it would put the primary back for one tick).
     applying: tokio::sync::Mutex<()>,
 }
 
