@@ -424,7 +424,8 @@ fn writer(
                 }
                 Err(e) => {
                     if e.contains("read-only") || e.contains("1290") {
-                        w.read_only_refusals.push(format!("{:?}: {e}", started.elapsed()));
+                        w.read_only_refusals
+                            .push(format!("{:?}: {e}", started.elapsed()));
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -478,7 +479,11 @@ async fn switchover_and_failover_under_a_writer_never_send_it_to_a_read_only_nod
 
     // The new primary dies while the writer writes.
     let killed = Instant::now();
-    eprintln!("kill -9 at {:?} (server ids: {:?})", begun.elapsed(), server_ids(&ctl, "lbw").await);
+    eprintln!(
+        "kill -9 at {:?} (server ids: {:?})",
+        begun.elapsed(),
+        server_ids(&ctl, "lbw").await
+    );
     common::kill_9_node(&dir, &nodes[1]);
     let back = wait_until(Duration::from_secs(30), || async {
         backend(&ctl, "lbw", &p, "rw") == "up"

@@ -234,3 +234,191 @@ async fn an_operator_signs_in_watches_a_node_die_live_and_acts_from_the_page() {
     );
     phone.close().await.unwrap();
 }
+
+/// Where the browser tests leave their screenshots (test artefacts, not committed).
+fn shots_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(shots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn sign_in(c: &Client, url: &str, user: &str, pw: &str) {
+    c.goto(&format!("{url}/login")).await.unwrap();
+    c.find(Locator::Css("input[name=username]"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(pw)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_from_the_page_redraws_the_topology_live_and_a_viewer_is_refused() {
+    let leases = nines_testkit::lease_addresses(2).expect("leases");
+    let nodes: Vec<String> = leases.iter().map(|l| l.addr()).collect();
+    let ctl = Controller::start().await;
+    let dir = common::DeployDir::new();
+    let out = common::create_cluster(
+        &ctl,
+        "web",
+        "replication",
+        &nodes.join(","),
+        &dir.template(),
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(common::wait_failover_armed(&ctl, "web").await);
+    let pwf = password_file(ctl.data_dir(), PW).display().to_string();
+    for (n, r) in [("ann", "operator"), ("vic", "viewer")] {
+        let out = ctl.cli(&["user", "add", n, "--role", r, "--password-file", &pwf]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let (p, r) = (format!("{}:3306", nodes[0]), format!("{}:3306", nodes[1]));
+    let driver = Chromedriver::start().await.expect("chromedriver");
+    let c = browser(&driver, 1280, 1000).await;
+    sign_in(&c, &ctl.url, "ann", PW).await;
+    shot(&c, "overview").await;
+    c.goto(&format!("{}/clusters/web", ctl.url)).await.unwrap();
+    let primary_box = |addr: &str| format!(".topology .box.primary[data-address=\"{addr}\"]");
+    assert!(
+        c.find(Locator::Css(&primary_box(&p))).await.is_ok(),
+        "{}",
+        c.source().await.unwrap()
+    );
+    shot(&c, "cluster").await;
+
+    // The switchover, confirmed in the dialog; its job page follows it to the end.
+    c.find(Locator::XPath("//button[text()='Switchover']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.accept_alert().await.unwrap();
+    let ended = eventually(Duration::from_secs(60), || async {
+        text(&c, "#job-state").await == "succeeded"
+    })
+    .await;
+    shot(&c, "job").await;
+    assert!(ended, "{}", text(&c, "#job-log").await);
+    assert!(
+        text(&c, "#job-log").await.contains("switchover"),
+        "{}",
+        text(&c, "#job-log").await
+    );
+
+    // A page opened before the roles change redraws its topology when the stream reports
+    // them: a second switchover (back to the first node) while the page stays open.
+    c.goto(&format!("{}/clusters/web", ctl.url)).await.unwrap();
+    let drawn = eventually(Duration::from_secs(20), || async {
+        c.refresh().await.ok();
+        c.find(Locator::Css(&primary_box(&r))).await.is_ok()
+    })
+    .await;
+    assert!(drawn, "{}", c.source().await.unwrap());
+    let out = ctl.cli(&["cluster", "switchover", "--name", "web", "--wait"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let moved = eventually(Duration::from_secs(20), || async {
+        c.find(Locator::Css(&primary_box(&p))).await.is_ok()
+    })
+    .await;
+    assert!(
+        moved,
+        "the drawing did not follow: {}",
+        c.source().await.unwrap()
+    );
+    shot(&c, "cluster-after-switchover").await;
+
+    // An alarm, raised while the page is open (the replica killed, nines told not to
+    // restart it), acknowledged there.
+    let out = ctl.cli(&["cluster", "recovery", "disable", "--name", "web"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    c.goto(&format!("{}/clusters/web", ctl.url)).await.unwrap();
+    // (The second switchover made the first node primary again: the second is the replica.)
+    common::kill_9_node(&dir, &nodes[1]);
+    let raised = eventually(Duration::from_secs(30), || async {
+        c.refresh().await.ok();
+        c.find(Locator::XPath("//button[text()='Acknowledge']"))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(raised, "{}", c.source().await.unwrap());
+    shot(&c, "alarm").await;
+    c.find(Locator::XPath("//button[text()='Acknowledge']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let acked = eventually(Duration::from_secs(10), || async {
+        ctl.json(&["alarm", "list", "--cluster", "web"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["acknowledged_by"] == "ann")
+    })
+    .await;
+    assert!(
+        acked,
+        "{}",
+        ctl.json(&["alarm", "list", "--cluster", "web"])
+    );
+    for page in ["charts", "backups", "advisors", "queries", "failovers"] {
+        c.goto(&format!("{}/clusters/web/{page}", ctl.url))
+            .await
+            .unwrap();
+        shot(&c, page).await;
+    }
+    for page in ["alarms", "audit", "users"] {
+        c.goto(&format!("{}/{page}", ctl.url)).await.unwrap();
+        shot(&c, page).await;
+    }
+    c.close().await.unwrap();
+
+    // A viewer: the page has no actions; an action posted anyway is refused, named.
+    let v = browser(&driver, 1280, 900).await;
+    sign_in(&v, &ctl.url, "vic", PW).await;
+    v.goto(&format!("{}/clusters/web", ctl.url)).await.unwrap();
+    assert!(
+        v.find(Locator::XPath("//button[text()='Switchover']"))
+            .await
+            .is_err()
+    );
+    let jobs = ctl.json(&["job", "list"]).as_array().unwrap().len();
+    v.execute(
+        "const f = document.createElement('form'); f.method = 'post'; f.action = '/clusters/web/actions';
+         for (const [k, val] of [['csrf_token', document.querySelector('input[name=csrf_token]').value], ['action', 'switchover']]) {
+           const i = document.createElement('input'); i.name = k; i.value = val; f.append(i); }
+         document.body.append(f); f.submit();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let refused = eventually(Duration::from_secs(10), || async {
+        text(&v, "p.error").await.contains("viewer")
+    })
+    .await;
+    shot(&v, "viewer-refused").await;
+    assert!(refused, "{}", v.source().await.unwrap());
+    assert_eq!(ctl.json(&["job", "list"]).as_array().unwrap().len(), jobs);
+    v.close().await.unwrap();
+    drop(leases);
+}

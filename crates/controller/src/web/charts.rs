@@ -53,9 +53,13 @@ pub fn svg(title: &str, unit: &str, series: &[ChartSeries], w: u32, h: u32) -> S
         .collect();
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" class=\"chart\" aria-label=\"{t}\">\
-         <title>{t}</title><text x=\"{left}\" y=\"14\" class=\"ct\">{t} ({u})</text>",
+         <title>{t}</title><text x=\"{left}\" y=\"14\" class=\"ct\">{t}{u}</text>",
         t = esc(title),
-        u = esc(unit),
+        u = if unit.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", esc(unit))
+        },
     );
     let (Some(&t0), Some(&t1), false) = (times.iter().min(), times.iter().max(), values.is_empty())
     else {
@@ -110,22 +114,29 @@ pub fn svg(title: &str, unit: &str, series: &[ChartSeries], w: u32, h: u32) -> S
     for (i, s) in series.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         let mut d = String::new();
-        let mut pen_down = false;
-        for p in &s.points {
-            match p.value.filter(|v| v.is_finite()) {
-                Some(v) => {
-                    let _ = write!(
-                        d,
-                        "{}{:.1},{:.1} ",
-                        if pen_down { "L" } else { "M" },
-                        x(p.at.timestamp_millis()),
-                        y(v)
-                    );
-                    pen_down = true;
-                }
-                None => pen_down = false,
+        // Points with no neighbour on either side are drawn as dots (a path of one point
+        // draws nothing).
+        let mut dots = String::new();
+        let finite: Vec<Option<f64>> = s
+            .points
+            .iter()
+            .map(|p| p.value.filter(|v| v.is_finite()))
+            .collect();
+        for (k, p) in s.points.iter().enumerate() {
+            let Some(v) = finite[k] else { continue };
+            let before = k > 0 && finite[k - 1].is_some();
+            let after = finite.get(k + 1).copied().flatten().is_some();
+            let (px, py) = (x(p.at.timestamp_millis()), y(v));
+            if !before && !after {
+                let _ = write!(
+                    dots,
+                    "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"2.5\" fill=\"{colour}\"/>"
+                );
+            } else {
+                let _ = write!(d, "{}{px:.1},{py:.1} ", if before { "L" } else { "M" });
             }
         }
+        out.push_str(&dots);
         let name = s.node.as_deref().unwrap_or("cluster");
         let _ = write!(
             out,
@@ -178,7 +189,7 @@ mod tests {
             200,
         );
         assert!(s.starts_with("<svg") && s.ends_with("</svg>"));
-        // The gap starts a new segment: two moves for the first series.
+        // The gap leaves the first point alone (a dot) and starts a new segment after it.
         let first = s
             .split("<path d=\"")
             .nth(1)
@@ -186,8 +197,9 @@ mod tests {
             .split('"')
             .next()
             .unwrap();
-        assert_eq!(first.matches('M').count(), 2, "{first}");
+        assert_eq!(first.matches('M').count(), 1, "{first}");
         assert_eq!(first.matches('L').count(), 1, "{first}");
+        assert_eq!(s.matches("<circle").count(), 2, "two lone points: {s}");
         assert!(s.contains("10.0.0.1:3306"));
         assert!(
             s.contains("&lt;x&gt;") && !s.contains("<x>"),

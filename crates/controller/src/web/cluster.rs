@@ -119,11 +119,11 @@ fn node_card(
 }
 
 /// The topology: load balancers, then the primary (or the Galera members), then replicas.
-fn topology(kind: ClusterType, nodes: &[NodeStatus], lbs: &[LbView]) -> Markup {
+fn topology(cluster: &str, kind: ClusterType, nodes: &[NodeStatus], lbs: &[LbView]) -> Markup {
     let primaries: Vec<&NodeStatus> = nodes.iter().filter(|n| n.role == Role::Primary).collect();
     let replicas: Vec<&NodeStatus> = nodes.iter().filter(|n| n.role == Role::Replica).collect();
     html! {
-        div.topology aria-label="topology" {
+        div.topology aria-label="topology" data-cluster=(cluster) {
             @if !lbs.is_empty() {
                 div.tier {
                     @for l in lbs {
@@ -141,7 +141,7 @@ fn topology(kind: ClusterType, nodes: &[NodeStatus], lbs: &[LbView]) -> Markup {
                 ClusterType::Galera => {
                     div.tier {
                         @for n in nodes {
-                            div class={"box " (node_class(n.state))} data-address=(n.address) {
+                            div class={"box " (node_class(n.state))} data-address=(n.address) data-role=(n.role.as_str()) {
                                 strong { (n.address) } br;
                                 (n.wsrep_state.as_deref().unwrap_or(n.state.as_str()))
                             }
@@ -151,7 +151,7 @@ fn topology(kind: ClusterType, nodes: &[NodeStatus], lbs: &[LbView]) -> Markup {
                 _ => {
                     div.tier {
                         @for n in &primaries {
-                            div class={"box primary " (node_class(n.state))} data-address=(n.address) {
+                            div class={"box primary " (node_class(n.state))} data-address=(n.address) data-role=(n.role.as_str()) {
                                 strong { (n.address) } br; "primary · " (n.state.as_str())
                             }
                         }
@@ -160,7 +160,7 @@ fn topology(kind: ClusterType, nodes: &[NodeStatus], lbs: &[LbView]) -> Markup {
                         div.arrow aria-hidden="true" { "↓" }
                         div.tier {
                             @for n in &replicas {
-                                div class={"box " (node_class(n.state))} data-address=(n.address) {
+                                div class={"box " (node_class(n.state))} data-address=(n.address) data-role=(n.role.as_str()) {
                                     strong { (n.address) } br;
                                     "replica · lag " (n.lag_seconds.map_or("?".to_string(), |l| format!("{l} s")))
                                 }
@@ -256,7 +256,7 @@ pub async fn page(
             }
         }
         h2 { "Topology" }
-        (topology(s.cluster_type, &detail.node_list, &lbs))
+        (topology(&s.name, s.cluster_type, &detail.node_list, &lbs))
         h2 { "Nodes" }
         div.cards {
             @for n in &detail.node_list { (node_card(&user, &s.name, n, s.cluster_type, may)) }
@@ -310,4 +310,23 @@ pub async fn page(
         } }
     };
     Html(frame(&s.name, &user, body).into_string()).into_response()
+}
+
+/// The topology alone, for the page's script to redraw it when roles change.
+pub async fn topology_fragment(
+    State(st): State<AppState>,
+    Extension(_user): Extension<WebUser>,
+    Path(name): Path<String>,
+) -> Response {
+    let detail =
+        match crate::api::clusters::show_cluster(State(st.clone()), Path(name.clone())).await {
+            Ok(Json(d)) => d,
+            Err(e) => return (e.status, e.body.error).into_response(),
+        };
+    let lbs = crate::api::balancers::list_lbs(State(st.clone()), Path(name.clone()))
+        .await
+        .map(|Json(l)| l)
+        .unwrap_or_default();
+    Html(topology(&name, detail.summary.cluster_type, &detail.node_list, &lbs).into_string())
+        .into_response()
 }

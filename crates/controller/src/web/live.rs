@@ -44,6 +44,7 @@ async fn states(st: &AppState) -> serde_json::Value {
                 node_states.push(json!({
                     "address": n.endpoint.to_string(),
                     "state": n.state.map(|s| s.as_str()).unwrap_or("unknown"),
+                    "role": n.role.as_str(),
                 }));
             }
         }

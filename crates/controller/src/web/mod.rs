@@ -52,6 +52,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/", get(pages::overview))
         .route("/clusters/{name}", get(cluster::page))
         .route("/clusters/{name}/actions", post(actions::run))
+        .route("/clusters/{name}/topology", get(cluster::topology_fragment))
         .route("/clusters/{name}/charts", get(more::charts))
         .route("/clusters/{name}/backups", get(more::backups))
         .route("/clusters/{name}/advisors", get(more::advisors))

@@ -54,6 +54,7 @@ document.addEventListener("DOMContentLoaded", () => {
     }
     const stamp = document.getElementById("updated");
     if (stamp) stamp.textContent = "updated " + new Date(data.at).toLocaleTimeString();
+    document.dispatchEvent(new CustomEvent("nines:states", { detail: data }));
   });
 });
 
@@ -82,4 +83,28 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!["queued", "running"].includes(data.job.state)) es.close();
     }
   });
+});
+
+// The topology follows the roles the stream reports: when a node's role differs from the
+// drawing (a switchover or failover happened), the drawing is fetched again.
+document.addEventListener("nines:states", async (e) => {
+  const topo = document.querySelector(".topology[data-cluster]");
+  if (!topo || topo.dataset.loading) return;
+  const changed = e.detail.nodes.some((n) => {
+    const box = topo.querySelector(`.box[data-address="${CSS.escape(n.address)}"]`);
+    return box && box.dataset.role !== undefined && box.dataset.role !== n.role;
+  });
+  if (!changed) return;
+  topo.dataset.loading = "1";
+  try {
+    const r = await fetch(`/clusters/${encodeURIComponent(topo.dataset.cluster)}/topology`, { credentials: "same-origin" });
+    if (r.ok) {
+      const holder = document.createElement("div");
+      holder.innerHTML = await r.text();
+      const fresh = holder.querySelector(".topology");
+      if (fresh) topo.replaceWith(fresh);
+    }
+  } finally {
+    delete topo.dataset.loading;
+  }
 });
