@@ -161,6 +161,9 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// A web UI session unused this long ends (sessions end 12 h after sign-in anyway).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub session_idle: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]

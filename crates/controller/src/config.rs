@@ -25,6 +25,8 @@ pub struct Config {
     pub advisor_interval: Duration,
     /// Serve HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<TlsFiles>,
+    /// A browser session unused this long ends.
+    pub session_idle: Duration,
 }
 
 /// A certificate chain and its private key, PEM.
@@ -62,6 +64,7 @@ impl Config {
             },
             advisor_interval: Duration::from_secs(30),
             tls: None,
+            session_idle: Duration::from_secs(3600),
             history: HistoryConfig {
                 raw_window: Duration::from_secs(15 * 60),
                 rollup_retention: Duration::from_secs(7 * 24 * 3600),

@@ -169,7 +169,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         advisors,
         jobs,
         tokens: Arc::new(TokenCache::default()),
-        web: Arc::new(web::login::WebState::new(tls.is_some())),
+        web: Arc::new(web::login::WebState::new(
+            tls.is_some(),
+            config.session_idle,
+        )),
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

@@ -69,6 +69,7 @@ async fn serve(cli: &Cli, args: &nines_cli::ServeArgs) -> anyhow::Result<()> {
     config.history.raw_window = args.metrics_raw_window;
     config.history.rollup_retention = args.metrics_retention;
     config.advisor_interval = args.advisor_interval;
+    config.session_idle = args.session_idle;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(nines_controller::config::TlsFiles {
             cert: cert.clone(),

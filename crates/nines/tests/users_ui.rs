@@ -937,3 +937,237 @@ async fn a_cluster_page_shows_its_nodes_and_its_actions_start_the_same_jobs_as_t
         "{audit}"
     );
 }
+
+/// The role each operation of the API needs, one row per operation of the OpenAPI
+/// document: a route added without its row here fails `every_route_has_its_role`.
+const ROLES: &[(&str, &str, &str)] = &[
+    ("get", "/api/openapi.json", "viewer"),
+    ("get", "/api/v1/alarm-silences", "viewer"),
+    ("post", "/api/v1/alarm-silences", "operator"),
+    ("delete", "/api/v1/alarm-silences/{id}", "operator"),
+    ("get", "/api/v1/alarms", "viewer"),
+    ("post", "/api/v1/alarms/{id}/ack", "operator"),
+    ("get", "/api/v1/audit", "viewer"),
+    ("get", "/api/v1/backup-repos", "viewer"),
+    ("post", "/api/v1/backup-repos", "operator"),
+    ("get", "/api/v1/backup-schedules", "viewer"),
+    ("delete", "/api/v1/backup-schedules/{id}", "operator"),
+    ("get", "/api/v1/backups/{id}", "viewer"),
+    ("post", "/api/v1/backups/{id}/restore", "operator"),
+    ("post", "/api/v1/backups/{id}/verify", "operator"),
+    ("get", "/api/v1/clusters", "viewer"),
+    ("post", "/api/v1/clusters", "operator"),
+    ("post", "/api/v1/clusters/import", "operator"),
+    ("get", "/api/v1/clusters/{name}", "viewer"),
+    ("delete", "/api/v1/clusters/{name}", "operator"),
+    ("get", "/api/v1/clusters/{name}/advisor-rules", "viewer"),
+    ("post", "/api/v1/clusters/{name}/advisor-rules", "operator"),
+    (
+        "delete",
+        "/api/v1/clusters/{name}/advisor-rules/{rule}",
+        "operator",
+    ),
+    ("get", "/api/v1/clusters/{name}/advisors", "viewer"),
+    ("get", "/api/v1/clusters/{name}/advisors/history", "viewer"),
+    ("post", "/api/v1/clusters/{name}/advisors/run", "operator"),
+    (
+        "post",
+        "/api/v1/clusters/{name}/backup-schedules",
+        "operator",
+    ),
+    ("get", "/api/v1/clusters/{name}/backup-window", "viewer"),
+    ("get", "/api/v1/clusters/{name}/backups", "viewer"),
+    ("post", "/api/v1/clusters/{name}/backups", "operator"),
+    ("post", "/api/v1/clusters/{name}/failover", "operator"),
+    ("get", "/api/v1/clusters/{name}/failovers", "viewer"),
+    (
+        "post",
+        "/api/v1/clusters/{name}/failovers/acknowledge",
+        "operator",
+    ),
+    ("get", "/api/v1/clusters/{name}/ha-policy", "viewer"),
+    ("put", "/api/v1/clusters/{name}/ha-policy", "operator"),
+    ("delete", "/api/v1/clusters/{name}/ha-policy", "operator"),
+    ("get", "/api/v1/clusters/{name}/load-balancers", "viewer"),
+    ("post", "/api/v1/clusters/{name}/load-balancers", "operator"),
+    (
+        "put",
+        "/api/v1/clusters/{name}/load-balancers/{host}",
+        "operator",
+    ),
+    (
+        "delete",
+        "/api/v1/clusters/{name}/load-balancers/{host}",
+        "operator",
+    ),
+    (
+        "post",
+        "/api/v1/clusters/{name}/load-balancers/{host}/restart",
+        "operator",
+    ),
+    ("put", "/api/v1/clusters/{name}/maintenance", "operator"),
+    ("delete", "/api/v1/clusters/{name}/maintenance", "operator"),
+    ("get", "/api/v1/clusters/{name}/metrics", "viewer"),
+    ("post", "/api/v1/clusters/{name}/nodes", "operator"),
+    (
+        "delete",
+        "/api/v1/clusters/{name}/nodes/{address}",
+        "operator",
+    ),
+    (
+        "get",
+        "/api/v1/clusters/{name}/nodes/{address}/metrics",
+        "viewer",
+    ),
+    (
+        "post",
+        "/api/v1/clusters/{name}/nodes/{address}/rejoin",
+        "operator",
+    ),
+    (
+        "post",
+        "/api/v1/clusters/{name}/nodes/{address}/restart",
+        "operator",
+    ),
+    (
+        "post",
+        "/api/v1/clusters/{name}/nodes/{address}/start",
+        "operator",
+    ),
+    (
+        "post",
+        "/api/v1/clusters/{name}/nodes/{address}/stop",
+        "operator",
+    ),
+    ("get", "/api/v1/clusters/{name}/queries/top", "viewer"),
+    ("post", "/api/v1/clusters/{name}/recover", "operator"),
+    ("put", "/api/v1/clusters/{name}/recovery", "operator"),
+    (
+        "post",
+        "/api/v1/clusters/{name}/rolling-restart",
+        "operator",
+    ),
+    ("post", "/api/v1/clusters/{name}/start", "operator"),
+    ("post", "/api/v1/clusters/{name}/stop", "operator"),
+    ("post", "/api/v1/clusters/{name}/switchover", "operator"),
+    ("get", "/api/v1/events", "viewer"),
+    ("get", "/api/v1/jobs", "viewer"),
+    ("get", "/api/v1/jobs/{id}", "viewer"),
+    ("post", "/api/v1/jobs/{id}/cancel", "operator"),
+    ("get", "/api/v1/jobs/{id}/logs", "viewer"),
+    ("get", "/api/v1/nodes", "viewer"),
+    ("get", "/api/v1/notify-channels", "viewer"),
+    ("post", "/api/v1/notify-channels", "operator"),
+    ("delete", "/api/v1/notify-channels/{name}", "operator"),
+    ("get", "/api/v1/notify-channels/{name}/deliveries", "viewer"),
+    ("post", "/api/v1/notify-channels/{name}/test", "operator"),
+    ("get", "/api/v1/tokens", "viewer"),
+    ("post", "/api/v1/tokens", "admin"),
+    ("delete", "/api/v1/tokens/{id}", "admin"),
+    ("get", "/api/v1/users", "viewer"),
+    ("post", "/api/v1/users", "admin"),
+    ("delete", "/api/v1/users/{name}", "admin"),
+    ("put", "/api/v1/users/{name}/password", "admin"),
+    ("get", "/metrics", "viewer"),
+];
+
+/// The role an operation needs, from its row; None when it has none.
+fn needed(method: &str, path: &str) -> Option<&'static str> {
+    ROLES
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|r| r.2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_has_its_role() {
+    let ctl = Controller::start().await;
+    let pw = password_file(ctl.data_dir(), PW).display().to_string();
+    for (name, role) in [("vic", "viewer"), ("ann", "operator"), ("ada", "admin")] {
+        let out = ctl.cli(&["user", "add", name, "--role", role, "--password-file", &pw]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let tokens: std::collections::HashMap<&str, String> = [
+        ("viewer", token_of(&ctl, "vic", "t")),
+        ("operator", token_of(&ctl, "ann", "t")),
+        ("admin", token_of(&ctl, "ada", "t")),
+    ]
+    .into_iter()
+    .collect();
+    let order = ["viewer", "operator", "admin"];
+    let (_, doc) = ctl.get("/api/openapi.json").await;
+    let mut seen = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, _) in item.as_object().unwrap() {
+            if !["get", "post", "put", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            seen += 1;
+            let concrete = path
+                .replace("{name}", "nowhere")
+                .replace("{id}", "999")
+                .replace("{host}", "127.0.0.9")
+                .replace("{address}", "127.0.0.9:3306")
+                .replace("{node}", "127.0.0.9:3306")
+                .replace("{rule}", "r1");
+            let need = needed(method, path).unwrap_or_else(|| {
+                panic!("{method} {path} has no row in ROLES: say which role it needs")
+            });
+            let rank = order.iter().position(|r| *r == need).unwrap();
+            for (i, role) in order.iter().enumerate() {
+                let (s, body) = call(&ctl, &tokens[role], &method.to_uppercase(), &concrete).await;
+                if i < rank {
+                    assert_eq!(s, 403, "{method} {path} as {role} (needs {need}): {body}");
+                } else {
+                    assert_ne!(s, 403, "{method} {path} as {role} (needs {need}): {body}");
+                    assert_ne!(s, 401, "{method} {path} as {role}: {body}");
+                }
+            }
+        }
+    }
+    assert!(seen >= 60, "only {seen} operations in the document");
+    // Every row of the table names a real operation (no stale rows).
+    for (m, p, _) in ROLES {
+        assert!(
+            doc["paths"][*p][*m].is_object(),
+            "the table names {m} {p}, which the API does not have"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unused_session_ends_after_the_idle_time() {
+    let ctl = Controller::start_with(&["--session-idle", "2s"]).await;
+    let pwf = password_file(ctl.data_dir(), PW).display().to_string();
+    let out = ctl.cli(&[
+        "user",
+        "add",
+        "ann",
+        "--role",
+        "viewer",
+        "--password-file",
+        &pwf,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cookie = session_cookie(&login(&ctl, "ann", PW).await).unwrap();
+    // In use, it stays beyond the idle time (every request renews it).
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let (status, _, _) = page(&ctl, &cookie, "/").await;
+        assert_eq!(status, 200, "a session in use ended");
+    }
+    // Left alone, it ends. Each request would renew it, so nothing polls: the condition
+    // is the idle time itself, passed once (3 s for a 2 s limit).
+    let last_use = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(last_use.elapsed() >= Duration::from_secs(3));
+    let (status, _, to) = page(&ctl, &cookie, "/alarms").await;
+    assert_eq!((status, to.as_deref()), (303, Some("/login?next=/alarms")));
+    let r = browser()
+        .get(format!("{}/api/v1/clusters", ctl.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}

@@ -15,7 +15,7 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::{IDLE_SECS, MAX_SECS, SESSION_COOKIE, WebUser, redirect, safe_next};
+use super::{MAX_SECS, SESSION_COOKIE, WebUser, redirect, safe_next};
 use crate::api::AppState;
 
 /// How long a login form's token is good for.
@@ -28,16 +28,19 @@ pub struct WebState {
     key: [u8; 32],
     failures: Mutex<HashMap<String, Vec<i64>>>,
     pub tls: bool,
+    /// A session unused this many seconds ends.
+    pub idle_secs: i64,
 }
 
 impl WebState {
-    pub fn new(tls: bool) -> Self {
+    pub fn new(tls: bool, idle: std::time::Duration) -> Self {
         let mut key = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
         Self {
             key,
             failures: Mutex::new(HashMap::new()),
             tls,
+            idle_secs: i64::try_from(idle.as_secs()).unwrap_or(i64::MAX).max(1),
         }
     }
 
@@ -264,7 +267,6 @@ pub async fn login(
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(SET_COOKIE, v);
     }
-    let _ = IDLE_SECS;
     r
 }
 

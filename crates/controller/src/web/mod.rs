@@ -6,7 +6,7 @@
 //!   cross-site `Origin` is refused; failures are rate limited per source address and per
 //!   user name (`nines_model::auth::login_wait`).
 //! - Every other page needs a session (`nines_session` cookie: HttpOnly, SameSite=Lax,
-//!   Secure over TLS; 1 h idle, 12 h at most). A page asked for without one redirects to
+//!   Secure over TLS; ends after `--session-idle` unused, default 1 h, and 12 h at most). A page asked for without one redirects to
 //!   `/login`. Forms that change something carry the session's CSRF token.
 //! - Roles are checked as for the API (`nines_model::auth::allowed`).
 
@@ -32,8 +32,6 @@ use crate::api::AppState;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "nines_session";
-/// A session unused this long ends.
-pub const IDLE_SECS: i64 = 3600;
 /// A session ends this long after the login, used or not.
 pub const MAX_SECS: i64 = 12 * 3600;
 
@@ -94,7 +92,7 @@ pub async fn session_user(st: &AppState, headers: &HeaderMap) -> Option<WebUser>
     }
     let s = st
         .store
-        .session(&crate::api::hash_token(&id), Utc::now(), IDLE_SECS)
+        .session(&crate::api::hash_token(&id), Utc::now(), st.web.idle_secs)
         .await
         .ok()??;
     Some(WebUser {
