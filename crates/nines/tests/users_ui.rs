@@ -1171,3 +1171,110 @@ async fn an_unused_session_ends_after_the_idle_time() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_come_in_through_the_forms_and_bad_values_come_back_named() {
+    let server = MariaDbServer::start(Default::default())
+        .await
+        .expect("server");
+    let ctl = Controller::start().await;
+    let pwf = password_file(ctl.data_dir(), PW).display().to_string();
+    let out = ctl.cli(&[
+        "user",
+        "add",
+        "ann",
+        "--role",
+        "operator",
+        "--password-file",
+        &pwf,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ann = session_cookie(&login(&ctl, "ann", PW).await).unwrap();
+    let (_, html, _) = page(&ctl, &ann, "/clusters/new").await;
+    assert!(html.contains("Import an existing cluster"), "{html}");
+    let csrf = csrf_of(&html);
+    let post = |path: &'static str, fields: Vec<(&'static str, String)>| {
+        let url = format!("{}{path}", ctl.url);
+        let ann = ann.clone();
+        async move {
+            let r = browser()
+                .post(url)
+                .header("cookie", &ann)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 303);
+            r.headers()["location"].to_str().unwrap().to_string()
+        }
+    };
+    // A seed that is no address: back to the form with the field named, nothing queued.
+    let to = post(
+        "/clusters/new/import",
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("name", "legacy".into()),
+            ("seed", "..".into()),
+            ("db_user", server.user().into()),
+            ("db_password", server.password().into()),
+            ("access", "local".into()),
+        ],
+    )
+    .await;
+    assert!(
+        to.starts_with("/clusters/new?error=") && to.contains("seed"),
+        "{to}"
+    );
+    assert!(ctl.json(&["job", "list"]).as_array().unwrap().is_empty());
+    // The real seed: an import job, followed on its page, and the cluster is there.
+    let to = post(
+        "/clusters/new/import",
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("name", "legacy".into()),
+            ("seed", server.endpoint()),
+            ("db_user", server.user().into()),
+            ("db_password", server.password().into()),
+            ("access", "local".into()),
+        ],
+    )
+    .await;
+    let id = to.strip_prefix("/jobs/").expect("a job page");
+    let done = wait_until(Duration::from_secs(30), || async {
+        ctl.json(&["job", "show", id])["state"] == "succeeded"
+    })
+    .await;
+    assert!(done, "{}", ctl.json(&["job", "show", id]));
+    assert_eq!(ctl.json(&["job", "show", id])["requested_by"], "ann");
+    let (_, html, _) = page(&ctl, &ann, "/").await;
+    assert!(html.contains(">legacy</a>"), "{html}");
+    // The password typed in the form reached no log and no answer.
+    assert!(!ctl.log().contains(server.password()));
+    // A node removal needs its address typed; a load balancer on `..` is refused, named.
+    let node = server.endpoint();
+    let to = post(
+        "/clusters/legacy/members",
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("op", "node_remove".into()),
+            ("node", node.clone()),
+            ("confirm", "yes".into()),
+        ],
+    )
+    .await;
+    assert!(to.contains("error="), "{to}");
+    let to = post(
+        "/clusters/legacy/members",
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("op", "lb_add".into()),
+            ("host", "..".into()),
+            ("access", "local".into()),
+        ],
+    )
+    .await;
+    assert!(to.contains("error="), "{to}");
+    let (_, html, _) = page(&ctl, &ann, &to).await;
+    assert!(html.contains("role=\"alert\""), "{html}");
+    assert_eq!(ctl.json(&["job", "list"]).as_array().unwrap().len(), 1);
+}

@@ -112,6 +112,13 @@ fn node_card(
                     @if n.fenced.is_some() {
                         (action(user, cluster, "rejoin", "Rejoin", Some(&n.address), Some(&format!("Rejoin {} to the primary?", n.address))))
                     }
+                    form.action method="post" action={"/clusters/" (cluster) "/members"} {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="op" value="node_remove";
+                        input type="hidden" name="node" value=(n.address);
+                        input name="confirm" required placeholder={"type " (n.address) " to remove"} aria-label="type the node's address to confirm its removal";
+                        button type="submit" { "Remove" }
+                    }
                 }
             }
         }
@@ -260,6 +267,35 @@ pub async fn page(
         h2 { "Nodes" }
         div.cards {
             @for n in &detail.node_list { (node_card(&user, &s.name, n, s.cluster_type, may)) }
+        }
+        @if may {
+            details.forms {
+                summary { "Add a node or a load balancer" }
+                form.filters method="post" action={"/clusters/" (s.name) "/members"} {
+                    input type="hidden" name="csrf_token" value=(user.csrf);
+                    input type="hidden" name="op" value="node_add";
+                    label { "Node (host[:port]) " input name="node" required; }
+                    label { "Copy from " input name="source" placeholder="(chosen by nines)"; }
+                    button type="submit" { "Add node" }
+                }
+                form.filters method="post" action={"/clusters/" (s.name) "/members"} {
+                    input type="hidden" name="csrf_token" value=(user.csrf);
+                    input type="hidden" name="op" value="lb_add";
+                    label { "HAProxy on host " input name="host" required; }
+                    label { input type="radio" name="access" value="local" checked; " local" }
+                    label { input type="radio" name="access" value="ssh"; " SSH as " input name="ssh_user" placeholder="root" size="8"; }
+                    label { "key " input name="ssh_key" placeholder="/root/.ssh/id_ed25519"; }
+                    button type="submit" { "Add load balancer" }
+                }
+                @for l in &lbs {
+                    form.filters method="post" action={"/clusters/" (s.name) "/members"} data-confirm={"Remove the load balancer on " (l.host) "?"} {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="op" value="lb_remove";
+                        input type="hidden" name="host" value=(l.host);
+                        button type="submit" { "Remove load balancer " (l.host) }
+                    }
+                }
+            }
         }
         h2 { "Active alarms" }
         @if alarms.is_empty() { p { "None." } }

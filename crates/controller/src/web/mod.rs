@@ -13,6 +13,7 @@
 mod actions;
 mod charts;
 mod cluster;
+mod forms;
 mod live;
 pub mod login;
 pub(crate) mod more;
@@ -48,7 +49,10 @@ pub struct WebUser {
 pub fn routes(state: AppState) -> Router<AppState> {
     let pages = Router::new()
         .route("/", get(pages::overview))
+        .route("/clusters/new", get(forms::new_page))
+        .route("/clusters/new/{op}", post(forms::new_cluster))
         .route("/clusters/{name}", get(cluster::page))
+        .route("/clusters/{name}/members", post(forms::member))
         .route("/clusters/{name}/actions", post(actions::run))
         .route("/clusters/{name}/topology", get(cluster::topology_fragment))
         .route("/clusters/{name}/charts", get(more::charts))

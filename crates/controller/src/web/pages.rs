@@ -172,6 +172,9 @@ pub async fn overview(
     });
     let body = html! {
         h1 { "Clusters" }
+        @if nines_model::auth::allowed(user.role, nines_model::auth::Access::Change) {
+            p { a href="/clusters/new" { "Add a cluster (deploy or import)" } }
+        }
         p.summary {
             (counts.0) " clusters: "
             (state_badge(ClusterState::Healthy)) " " (counts.1) ", "
