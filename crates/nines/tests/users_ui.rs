@@ -928,6 +928,46 @@ async fn a_cluster_page_shows_its_nodes_and_its_actions_start_the_same_jobs_as_t
     let (s, _) = call(&ctl, token, "GET", "/api/v1/clusters").await;
     assert_eq!(s, 200, "the token from the page works");
 
+    // A backup schedule from the backups page; a bad cron expression comes back named.
+    let to = act(
+        &ctl,
+        &ann,
+        &csrf,
+        &[
+            ("action", "schedule_create"),
+            ("cron", "0 3 * * *"),
+            ("tz", "Europe/Berlin"),
+            ("method", "full"),
+            ("retention", "14d"),
+        ],
+    )
+    .await;
+    assert_eq!(to, "/clusters/shop/backups");
+    let schedules = ctl.json(&["backup", "schedule", "list"]);
+    assert_eq!(schedules[0]["tz"], "Europe/Berlin", "{schedules}");
+    let to = act(
+        &ctl,
+        &ann,
+        &csrf,
+        &[("action", "schedule_create"), ("cron", "every day")],
+    )
+    .await;
+    assert!(to.contains("error="), "{to}");
+    let sid = schedules[0]["id"].as_i64().unwrap().to_string();
+    act(
+        &ctl,
+        &ann,
+        &csrf,
+        &[("action", "schedule_delete"), ("schedule", sid.as_str())],
+    )
+    .await;
+    assert!(
+        ctl.json(&["backup", "schedule", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
     // Everything done through the pages is in the audit log, as the UI's.
     let audit = ctl.json(&["audit", "list"]);
     assert!(

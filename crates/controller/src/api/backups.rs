@@ -483,13 +483,9 @@ pub async fn create_schedule(
             )
         }
     };
-    let c = cluster(&st, &name).await?;
-    if c.settings.is_none() {
-        return Err(ApiErr::new(
-            StatusCode::BAD_REQUEST,
-            format!("cluster `{name}` was imported: nines backs up clusters it deployed"),
-        ));
-    }
+    // Imported clusters are backed up too (over TCP with their registered account), so
+    // they can have schedules like deployed ones: the cluster must exist, that is all.
+    cluster(&st, &name).await?;
     if repo != DEFAULT_REPO && st.store.repo(&repo).await?.is_none() {
         return Err(ApiErr::field(
             "repo",

@@ -26,6 +26,13 @@ pub struct ActionForm {
     method: Option<String>,
     /// The backup to verify or restore.
     backup: Option<i64>,
+    /// A restore's point in time (RFC 3339) or GTID position.
+    until: Option<String>,
+    /// A schedule's cron expression, time zone and retention; its id to delete.
+    cron: Option<String>,
+    tz: Option<String>,
+    retention: Option<String>,
+    schedule: Option<i64>,
 }
 
 fn back(cluster: &str, error: &str) -> Response {
@@ -144,11 +151,45 @@ pub async fn run(
                 ApiJson(nines_model::api::RestoreRequest {
                     cluster: name.clone(),
                     force: true,
-                    until: None,
-                    until_gtid: None,
+                    // A GTID position has dashes and no `T`; a time has a `T`.
+                    until: f
+                        .until
+                        .clone()
+                        .filter(|u| !u.trim().is_empty() && u.contains('T')),
+                    until_gtid: f
+                        .until
+                        .clone()
+                        .filter(|u| !u.trim().is_empty() && !u.contains('T')),
                 }),
             )
             .await
+        }
+        "schedule_create" => {
+            let r = backups::create_schedule(
+                s,
+                caller,
+                p,
+                ApiJson(nines_model::api::ScheduleCreateRequest {
+                    cron: f.cron.clone().unwrap_or_default(),
+                    tz: f.tz.clone().filter(|t| !t.trim().is_empty()),
+                    method: f.method.clone().filter(|m| !m.trim().is_empty()),
+                    repo: None,
+                    retention: f.retention.clone().filter(|r| !r.trim().is_empty()),
+                }),
+            )
+            .await;
+            return match r {
+                Ok(_) => redirect(&format!("/clusters/{}/backups", super::urlencoding(&name))),
+                Err(e) => back(&name, &e.body.error),
+            };
+        }
+        "schedule_delete" => {
+            let r = backups::delete_schedule(s, caller, Path(f.schedule.unwrap_or(0).to_string()))
+                .await;
+            return match r {
+                Ok(_) => redirect(&format!("/clusters/{}/backups", super::urlencoding(&name))),
+                Err(e) => back(&name, &e.body.error),
+            };
         }
         "advisors_run" => {
             let r = crate::api::advisors::run_advisors(s, p).await;

@@ -164,15 +164,34 @@ pub async fn backups(
             }
         }
         h2 { "Schedules" }
-        @if schedules.is_empty() { p { "None: " code { "nines backup schedule create --cluster " (name) " --cron \"0 3 * * *\"" } } }
+        @if schedules.is_empty() { p { "None yet." } }
         @else {
-            table.list { thead { tr { th { "Cron" } th { "Zone" } th { "Method" } th { "Next run" } th { "Last run" } } } tbody {
+            table.list { thead { tr { th { "Cron" } th { "Zone" } th { "Method" } th { "Next run" } th { "Last run" } th { "" } } } tbody {
                 @for s in &schedules { tr {
                     td { code { (s.cron) } } td { (s.tz) } td { (s.method.as_str()) }
                     td { (s.next_run_at.format("%Y-%m-%d %H:%M UTC")) }
                     td { (s.last_run_at.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())) }
+                    td { @if may {
+                        form.action method="post" action={"/clusters/" (name) "/actions"} data-confirm="Delete this schedule? Its backups stay." {
+                            input type="hidden" name="csrf_token" value=(user.csrf);
+                            input type="hidden" name="action" value="schedule_delete";
+                            input type="hidden" name="schedule" value=(s.id);
+                            button type="submit" { "Delete" }
+                        }
+                    } }
                 } }
             } }
+        }
+        @if may {
+            form.filters method="post" action={"/clusters/" (name) "/actions"} {
+                input type="hidden" name="csrf_token" value=(user.csrf);
+                input type="hidden" name="action" value="schedule_create";
+                label { "Cron " input name="cron" required placeholder="0 3 * * *"; }
+                label { "Zone " input name="tz" placeholder="UTC"; }
+                label { "Method " select name="method" { option { "full" } option { "incremental" } option { "logical" } } }
+                label { "Keep " input name="retention" placeholder="14d"; }
+                button type="submit" { "Add schedule" }
+            }
         }
         h2 { "Backups" }
         table.list { thead { tr { th { "Id" } th { "Method" } th { "State" } th { "Node" } th { "Taken" } th { "Size / stored" } th { "Verified" } th { "" } } } tbody {
@@ -194,6 +213,7 @@ pub async fn backups(
                         input type="hidden" name="csrf_token" value=(user.csrf);
                         input type="hidden" name="action" value="restore";
                         input type="hidden" name="backup" value=(b.id);
+                        input name="until" placeholder="to a time (2026-11-30T10:00:00Z) or GTID, optional" aria-label="restore up to this time or GTID position (optional)";
                         input name="confirm" required placeholder={"type " (name) " to restore"} aria-label="type the cluster's name to confirm the restore";
                         button type="submit" { "Restore" }
                     }
