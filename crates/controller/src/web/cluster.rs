@@ -151,6 +151,10 @@ fn topology(cluster: &str, kind: ClusterType, nodes: &[NodeStatus], lbs: &[LbVie
                             div class={"box " (node_class(n.state))} data-address=(n.address) data-role=(n.role.as_str()) {
                                 strong { (n.address) } br;
                                 (n.wsrep_state.as_deref().unwrap_or(n.state.as_str()))
+                                // The node the load balancers send writes to (one writer).
+                                @if lbs.iter().any(|l| l.writer.as_deref() == Some(n.address.as_str())) {
+                                    " · writer"
+                                }
                             }
                         }
                     }
