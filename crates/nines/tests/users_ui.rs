@@ -968,6 +968,47 @@ async fn a_cluster_page_shows_its_nodes_and_its_actions_start_the_same_jobs_as_t
             .is_empty()
     );
 
+    // Silences from the alarms page: a kind silenced, listed, ended; a bad kind named.
+    let post_alarm = |fields: Vec<(&'static str, String)>| {
+        let url = format!("{}/alarms/silences", ctl.url);
+        let ann = ann.clone();
+        async move {
+            let r = browser()
+                .post(url)
+                .header("cookie", &ann)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            r.headers()["location"].to_str().unwrap().to_string()
+        }
+    };
+    let to = post_alarm(vec![
+        ("csrf_token", csrf.clone()),
+        ("kind", "node_down".into()),
+        ("cluster", "shop".into()),
+        ("duration", "2h".into()),
+    ])
+    .await;
+    assert_eq!(to, "/alarms");
+    let silences = ctl.json(&["alarm", "silences"]);
+    assert_eq!(silences[0]["created_by"], "ann", "{silences}");
+    let to = post_alarm(vec![
+        ("csrf_token", csrf.clone()),
+        ("kind", "node_dwn".into()),
+        ("duration", "2h".into()),
+    ])
+    .await;
+    assert!(to.contains("error=") && to.contains("node_down"), "{to}");
+    let sid = silences[0]["id"].as_i64().unwrap().to_string();
+    post_alarm(vec![("csrf_token", csrf.clone()), ("end", sid)]).await;
+    assert!(
+        ctl.json(&["alarm", "silences"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
     // Everything done through the pages is in the audit log, as the UI's.
     let audit = ctl.json(&["audit", "list"]);
     assert!(

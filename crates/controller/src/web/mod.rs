@@ -61,6 +61,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/clusters/{name}/queries", get(more::queries))
         .route("/clusters/{name}/failovers", get(more::failovers))
         .route("/alarms", get(more::alarms))
+        .route("/alarms/{op}", post(more::alarm_form))
         .route("/audit", get(more::audit))
         .route("/users", get(more::users))
         .route("/users/{op}", post(more::user_form))

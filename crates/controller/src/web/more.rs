@@ -350,6 +350,9 @@ pub async fn failovers(
 #[derive(Deserialize, Default)]
 pub struct AlarmsQuery {
     all: Option<bool>,
+    error: Option<String>,
+    /// A channel test's outcome.
+    tested: Option<String>,
 }
 
 /// Alarms of every cluster: the active ones, or all with `?all=true`.
@@ -370,8 +373,19 @@ pub async fn alarms(
     .await
     .map(|Json(a)| a)
     .unwrap_or_default();
+    let silences = crate::api::alarms::list_silences(State(st.clone()))
+        .await
+        .map(|Json(s)| s)
+        .unwrap_or_default();
+    let channels = crate::api::alarms::list_channels(State(st.clone()))
+        .await
+        .map(|Json(c)| c)
+        .unwrap_or_default();
+    let may = allowed(user.role, Access::Change);
     let body = html! {
         h1 { "Alarms" }
+        @if let Some(e) = &q.error { p.error role="alert" { (e) } }
+        @if let Some(t) = &q.tested { p.notice { (t) } }
         p { @if all { a href="/alarms" { "Active only" } } @else { a href="/alarms?all=true" { "With cleared ones" } } }
         table.list { thead { tr { th { "Severity" } th { "Cluster" } th { "Alarm" } th { "Raised" } th { "Cleared" } th { "Acknowledged" } } } tbody {
             @for a in &list { tr {
@@ -394,8 +408,124 @@ pub async fn alarms(
             } }
             @if list.is_empty() { tr { td colspan="6" { "No alarm." } } }
         } }
+        h2 { "Silences" }
+        p.muted { "A silenced kind is still raised and listed; no notification is sent for it." }
+        table.list { thead { tr { th { "Kind" } th { "Cluster" } th { "Until" } th { "By" } th { "Note" } th { "" } } } tbody {
+            @for x in &silences { tr {
+                td { code { (x.kind) } } td { (x.cluster.as_deref().unwrap_or("all")) }
+                td { (x.until.format("%Y-%m-%d %H:%M UTC")) } td { (x.created_by) } td { (x.note) }
+                td { @if may {
+                    form.action method="post" action="/alarms/silences" {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="end" value=(x.id);
+                        button type="submit" { "End" }
+                    }
+                } }
+            } }
+            @if silences.is_empty() { tr { td colspan="6" { "None." } } }
+        } }
+        @if may {
+            form.filters method="post" action="/alarms/silences" {
+                input type="hidden" name="csrf_token" value=(user.csrf);
+                label { "Kind " input name="kind" required placeholder="node_down"; }
+                label { "Cluster " input name="cluster" placeholder="(all)"; }
+                label { "For " input name="duration" required value="2h"; }
+                label { "Note " input name="note"; }
+                button type="submit" { "Silence" }
+            }
+        }
+        h2 { "Notification channels" }
+        table.list { thead { tr { th { "Name" } th { "Kind" } th { "To" } th { "Minimum" } th { "Cluster" } th { "Last delivery" } th { "" } } } tbody {
+            @for c in &channels { tr {
+                td { (c.name) } td { (format!("{:?}", c.kind).to_lowercase()) } td { (c.target) }
+                td { (c.min_severity.as_str()) } td { (c.cluster.as_deref().unwrap_or("all")) }
+                td { (c.last_state.as_deref().unwrap_or("-")) @if let Some(e) = &c.last_error { br; span.error { (e) } } }
+                td { @if may {
+                    form.action method="post" action="/alarms/channels" {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="test" value=(c.name);
+                        button type="submit" { "Send a test" }
+                    }
+                } }
+            } }
+            @if channels.is_empty() { tr { td colspan="7" { "None: " code { "nines notify add NAME --webhook URL" } } } }
+        } }
     };
     Html(frame("Alarms", &user, body).into_string()).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct SilenceForm {
+    csrf_token: String,
+    end: Option<i64>,
+    kind: Option<String>,
+    cluster: Option<String>,
+    duration: Option<String>,
+    note: Option<String>,
+    test: Option<String>,
+}
+
+fn alarms_back(key: &str, msg: &str) -> Response {
+    redirect(&format!("/alarms?{key}={}", super::urlencoding(msg)))
+}
+
+/// Silences a kind, ends a silence, or sends a channel a test notice.
+pub async fn alarm_form(
+    State(st): State<AppState>,
+    Extension(user): Extension<WebUser>,
+    Path(op): Path<String>,
+    Form(f): Form<SilenceForm>,
+) -> Response {
+    if f.csrf_token != user.csrf {
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            "the form's token does not match the session",
+        )
+            .into_response();
+    }
+    if !allowed(user.role, Access::Change) {
+        return alarms_back(
+            "error",
+            &format!("{} is a viewer: viewers change nothing", user.name),
+        );
+    }
+    let caller = Extension(crate::api::auth::Caller(user.name.clone()));
+    match (op.as_str(), f.end, f.test) {
+        ("silences", Some(id), _) => {
+            match crate::api::alarms::delete_silence(State(st), Path(id)).await {
+                Ok(_) => redirect("/alarms"),
+                Err(e) => alarms_back("error", &e.body.error),
+            }
+        }
+        ("silences", None, _) => {
+            let req = nines_model::api::SilenceRequest {
+                kind: f.kind.unwrap_or_default(),
+                cluster: f.cluster.filter(|c| !c.trim().is_empty()),
+                duration: f.duration.unwrap_or_default(),
+                note: f.note.filter(|n| !n.trim().is_empty()),
+            };
+            match crate::api::alarms::add_silence(State(st), caller, Json(req)).await {
+                Ok(_) => redirect("/alarms"),
+                Err(e) => alarms_back("error", &e.body.error),
+            }
+        }
+        ("channels", _, Some(name)) => {
+            match crate::api::alarms::test_channel(State(st), Path(name.clone())).await {
+                Ok(Json(r)) if r.sent => {
+                    alarms_back("tested", &format!("a test notice went to {name}"))
+                }
+                Ok(Json(r)) => alarms_back(
+                    "error",
+                    &format!(
+                        "the test notice to {name} failed: {}",
+                        r.error.unwrap_or_default()
+                    ),
+                ),
+                Err(e) => alarms_back("error", &e.body.error),
+            }
+        }
+        _ => alarms_back("error", "no such form"),
+    }
 }
 
 /// The audit log.
