@@ -4,7 +4,7 @@
 //! cluster's page with the reason.
 
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Form, Json};
 use nines_model::auth::{Access, allowed};
 use serde::Deserialize;
@@ -59,12 +59,8 @@ pub async fn run(
     Path(name): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    if f.csrf_token != user.csrf {
-        return (
-            axum::http::StatusCode::FORBIDDEN,
-            "the form's token does not match the session; reload the page",
-        )
-            .into_response();
+    if let Some(r) = super::forged(&user, &f.csrf_token) {
+        return r;
     }
     if !allowed(user.role, Access::Change) {
         return back(

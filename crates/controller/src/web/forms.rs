@@ -143,12 +143,8 @@ pub async fn new_cluster(
     Path(op): Path<String>,
     Form(f): Form<NewForm>,
 ) -> Response {
-    if f.csrf_token != user.csrf {
-        return (
-            axum::http::StatusCode::FORBIDDEN,
-            "the form's token does not match the session",
-        )
-            .into_response();
+    if let Some(r) = super::forged(&user, &f.csrf_token) {
+        return r;
     }
     if !allowed(user.role, Access::Change) {
         return new_error("viewers cannot add clusters");
@@ -230,12 +226,8 @@ pub async fn member(
     Path(name): Path<String>,
     Form(f): Form<MemberForm>,
 ) -> Response {
-    if f.csrf_token != user.csrf {
-        return (
-            axum::http::StatusCode::FORBIDDEN,
-            "the form's token does not match the session",
-        )
-            .into_response();
+    if let Some(r) = super::forged(&user, &f.csrf_token) {
+        return r;
     }
     if !allowed(user.role, Access::Change) {
         return back(

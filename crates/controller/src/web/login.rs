@@ -282,12 +282,8 @@ pub async fn logout(
     headers: HeaderMap,
     Form(form): Form<LogoutForm>,
 ) -> Response {
-    if form.csrf_token != user.csrf {
-        return (
-            StatusCode::FORBIDDEN,
-            "the form's token does not match the session",
-        )
-            .into_response();
+    if let Some(r) = super::forged(&user, &form.csrf_token) {
+        return r;
     }
     if let Some(id) = super::cookie(&headers, SESSION_COOKIE) {
         let _ = st.store.delete_session(&crate::api::hash_token(&id)).await;

@@ -133,6 +133,18 @@ async fn require_session(State(st): State<AppState>, mut req: Request, next: Nex
     }
 }
 
+/// The 403 for a form whose CSRF token is not the session's (a stale page, or a form
+/// posted from elsewhere); None when it is.
+pub fn forged(user: &WebUser, token: &str) -> Option<Response> {
+    (token != user.csrf).then(|| {
+        (
+            StatusCode::FORBIDDEN,
+            "the form's token does not match the session; reload the page",
+        )
+            .into_response()
+    })
+}
+
 /// 303 to `to`.
 pub fn redirect(to: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();

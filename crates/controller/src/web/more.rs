@@ -476,12 +476,8 @@ pub async fn alarm_form(
     Path(op): Path<String>,
     Form(f): Form<SilenceForm>,
 ) -> Response {
-    if f.csrf_token != user.csrf {
-        return (
-            axum::http::StatusCode::FORBIDDEN,
-            "the form's token does not match the session",
-        )
-            .into_response();
+    if let Some(r) = super::forged(&user, &f.csrf_token) {
+        return r;
     }
     if !allowed(user.role, Access::Change) {
         return alarms_back(
@@ -660,12 +656,8 @@ pub async fn user_form(
     Path(op): Path<String>,
     Form(f): Form<UserForm>,
 ) -> Response {
-    if f.csrf_token != user.csrf {
-        return (
-            axum::http::StatusCode::FORBIDDEN,
-            "the form's token does not match the session",
-        )
-            .into_response();
+    if let Some(r) = super::forged(&user, &f.csrf_token) {
+        return r;
     }
     if user.role != UserRole::Admin {
         return users_error("only an admin manages users and tokens");
