@@ -566,18 +566,29 @@ async fn serve_answers_https_with_the_given_certificate() {
         .unwrap()
         .port();
     let data = dir.path().join("data");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    /// Ends the HTTPS controller when the test ends, passed or not (one outlived a
+    /// failed run).
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Killed(
+        Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("https://127.0.0.1:{port}");
     let cli = |extra: &[&str]| {
         Command::new(BIN)
@@ -646,8 +657,6 @@ async fn serve_answers_https_with_the_given_certificate() {
         .unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--tls-key"), "{}", stderr(&out));
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 async fn page(ctl: &Controller, cookie: &str, path: &str) -> (u16, String, Option<String>) {
