@@ -134,11 +134,11 @@ async fn an_operator_signs_in_watches_a_node_die_live_and_acts_from_the_page() {
         "article.node[data-address=\"{}\"] [data-node-state]",
         server.endpoint()
     );
-    assert!(
-        text(&c, &card).await.contains("online"),
-        "{}",
-        c.source().await.unwrap()
-    );
+    let shown = eventually(Duration::from_secs(10), || async {
+        text(&c, &card).await.contains("online")
+    })
+    .await;
+    assert!(shown, "{}", c.source().await.unwrap());
     server.kill_9().unwrap();
     let killed = tokio::time::Instant::now();
     let live = eventually(Duration::from_secs(15), || async {
