@@ -136,6 +136,9 @@ async fn the_vip_moves_to_the_peer_when_haproxy_dies_and_nines_restarts_it() {
     let one = wait_until(Duration::from_secs(20), || async {
         lab.holders(VIP).len() == 1
             && lbs(&ctl).iter().filter(|l| l["vip_held"] == true).count() == 1
+            && lbs(&ctl)
+                .iter()
+                .all(|l| l["haproxy"] == "running" && l["keepalived"] == "running")
     })
     .await;
     assert!(one, "holders {:?}: {:?}", lab.holders(VIP), lbs(&ctl));
