@@ -331,9 +331,20 @@ async fn replication_rules_and_user_rules_judge_real_settings() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let list = results(&ctl, "radv");
     assert_eq!(status(&list, "replica_writable", None), "ok");
+    // The host rules (disk, memory, I/O wait) judge the machine the test runs on, which a test
+    // cannot put right: a CI runner with a nearly full disk raises them. Left out here;
+    // their thresholds have table tests in the model.
     let left: Vec<String> = advisor_alarms(&ctl, "radv")
         .iter()
         .map(|a| a["kind"].as_str().unwrap().to_string())
+        .filter(|k| {
+            ![
+                "advisor.disk_space",
+                "advisor.memory_available",
+                "advisor.cpu_iowait",
+            ]
+            .contains(&k.as_str())
+        })
         .collect();
     assert_eq!(
         left,
