@@ -33,6 +33,26 @@ pub fn verify_password(hash: Option<&str>, password: &str) -> bool {
         && real
 }
 
+/// The user `name` when `password` is theirs. The one place a sign-in is decided (the
+/// login form and its rate limit call only this): a directory service (LDAP) would be
+/// asked here, its groups mapped to roles. Unknown users cost the same time as known
+/// ones (no timing oracle for names).
+pub async fn verify_login(
+    store: &dyn nines_store::Store,
+    name: &str,
+    password: String,
+) -> Option<nines_store::UserRecord> {
+    let user = match nines_model::auth::check_user_name("username", name) {
+        Ok(_) => store.user(name).await.ok().flatten(),
+        Err(_) => None,
+    };
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), &password))
+        .await
+        .unwrap_or(false);
+    user.filter(|_| ok)
+}
+
 /// 32 random bytes, hex: a token, a session id, a CSRF token.
 pub fn new_secret() -> String {
     let mut b = [0u8; 32];

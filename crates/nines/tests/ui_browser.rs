@@ -381,7 +381,14 @@ async fn a_switchover_from_the_page_redraws_the_topology_live_and_a_viewer_is_re
         "{}",
         ctl.json(&["alarm", "list", "--cluster", "web"])
     );
-    for page in ["charts", "backups", "advisors", "queries", "failovers"] {
+    for page in [
+        "charts",
+        "backups",
+        "advisors",
+        "queries",
+        "failovers",
+        "settings",
+    ] {
         c.goto(&format!("{}/clusters/web/{page}", ctl.url))
             .await
             .unwrap();
@@ -391,6 +398,24 @@ async fn a_switchover_from_the_page_redraws_the_topology_live_and_a_viewer_is_re
         c.goto(&format!("{}/{page}", ctl.url)).await.unwrap();
         shot(&c, page).await;
     }
+    // Times are shown in the browser's zone; the header's switch goes back to UTC, as
+    // each time's title says it.
+    assert_eq!(text(&c, "#tz-toggle").await, "times: local");
+    c.find(Locator::Css("#tz-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text(&c, "#tz-toggle").await, "times: UTC");
+    let first = c.find(Locator::Css("time[datetime]")).await.unwrap();
+    let shown = first.text().await.unwrap();
+    assert_eq!(
+        Some(shown.clone()),
+        first.attr("title").await.unwrap(),
+        "{shown}"
+    );
+    assert!(shown.ends_with(" UTC"), "{shown}");
     c.close().await.unwrap();
 
     // A viewer: the page has no actions; an action posted anyway is refused, named.

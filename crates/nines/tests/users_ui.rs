@@ -1368,3 +1368,315 @@ async fn clusters_come_in_through_the_forms_and_bad_values_come_back_named() {
     assert!(html.contains("role=\"alert\""), "{html}");
     assert_eq!(ctl.json(&["job", "list"]).as_array().unwrap().len(), 1);
 }
+
+/// POSTs a form to `path` with the session's cookie; the redirect's target.
+async fn post_form(ctl: &Controller, cookie: &str, path: &str, form: &[(&str, &str)]) -> String {
+    let r = browser()
+        .post(format!("{}{path}", ctl.url))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{path} {form:?}");
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_rules_channels_passwords_and_deletion_are_managed_from_the_pages() {
+    let server = MariaDbServer::start(Default::default())
+        .await
+        .expect("server");
+    let ctl = Controller::start().await;
+    let dbpw = password_file(ctl.data_dir(), server.password());
+    let out = ctl.import(
+        "shop",
+        &server.endpoint(),
+        server.user(),
+        &dbpw,
+        &["--local"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let pwf = password_file(ctl.data_dir(), PW).display().to_string();
+    for (n, r) in [("ann", "operator"), ("vic", "viewer")] {
+        let out = ctl.cli(&["user", "add", n, "--role", r, "--password-file", &pwf]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let ann = session_cookie(&login(&ctl, "ann", PW).await).unwrap();
+    let vic = session_cookie(&login(&ctl, "vic", PW).await).unwrap();
+    let (status, html, _) = page(&ctl, &ann, "/clusters/shop/settings").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("name=\"failover_block_window\" value=\"5m\"")
+            && html.contains("controller default"),
+        "{html}"
+    );
+    let csrf = csrf_of(&html);
+    let (_, vhtml, _) = page(&ctl, &vic, "/clusters/shop/settings").await;
+    let vcsrf = csrf_of(&vhtml);
+    assert!(!vhtml.contains("Save the policy"), "{vhtml}");
+
+    // The HA policy from the page: every setting posted back, one changed; the CLI sees it.
+    let policy_form = |html: &str| -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut rest = html;
+        while let Some(at) = rest.find("<input id=\"p-") {
+            rest = &rest[at..];
+            let name = rest
+                .split("name=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let value = rest
+                .split("value=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            out.push((name.to_string(), value.to_string()));
+            rest = &rest[1..];
+        }
+        out
+    };
+    let mut fields = policy_form(&html);
+    assert!(fields.len() >= 10, "{fields:?}");
+    for (k, v) in fields.iter_mut() {
+        if k == "failover_block_window" {
+            *v = "10m".into();
+        }
+    }
+    let send = |fields: Vec<(String, String)>, cookie: String, token: String| {
+        let url = format!("{}/clusters/shop/policy", ctl.url);
+        async move {
+            let mut form = vec![("csrf_token".to_string(), token)];
+            form.extend(fields);
+            let r = browser()
+                .post(url)
+                .header("cookie", cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 303);
+            r.headers()["location"].to_str().unwrap().to_string()
+        }
+    };
+    let to = send(fields.clone(), ann.clone(), csrf.clone()).await;
+    assert!(to.contains("saved="), "{to}");
+    let (_, shown, _) = page(&ctl, &ann, &to).await;
+    assert!(shown.contains("failover_block_window: 5m → 10m"), "{shown}");
+    let p = ctl.json(&["cluster", "ha-policy", "--name", "shop"]);
+    assert_eq!(p["policy"]["failover_block_window"], 600_000, "{p}");
+    assert_eq!(p["source"], "cluster", "{p}");
+    let events = ctl.json(&["events", "--cluster", "shop"]);
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "ha_policy" && e["message"].as_str().unwrap().contains("ann")),
+        "{events}"
+    );
+    // A bad value is named and nothing is saved; a viewer changes nothing.
+    let bad: Vec<(String, String)> = vec![
+        ("failover_block_window".into(), "20m".into()),
+        ("daily_failover_budget".into(), "three".into()),
+    ];
+    let to = send(bad.clone(), ann.clone(), csrf.clone()).await;
+    assert!(
+        to.contains("error=") && to.contains("daily_failover_budget"),
+        "{to}"
+    );
+    let to = send(bad, vic.clone(), vcsrf.clone()).await;
+    assert!(to.contains("viewer"), "{to}");
+    let p = ctl.json(&["cluster", "ha-policy", "--name", "shop"]);
+    assert_eq!(p["policy"]["failover_block_window"], 600_000, "{p}");
+    // Back to the default.
+    let to = send(
+        vec![("reset".into(), "1".into())],
+        ann.clone(),
+        csrf.clone(),
+    )
+    .await;
+    assert!(to.contains("saved="), "{to}");
+    let p = ctl.json(&["cluster", "ha-policy", "--name", "shop"]);
+    assert_eq!(p["source"], "controller default", "{p}");
+
+    // A user advisor rule added and deleted from the advisors page; a bad threshold named.
+    let to = act(
+        &ctl,
+        &ann,
+        &csrf,
+        &[
+            ("action", "rule_add"),
+            ("rule", "threads"),
+            ("sql", "SELECT COUNT(*) FROM information_schema.PROCESSLIST"),
+            ("warning", "ten"),
+            ("message", "{value} threads"),
+        ],
+    )
+    .await;
+    assert!(to.contains("error=") && to.contains("warning"), "{to}");
+    let to = act(
+        &ctl,
+        &ann,
+        &csrf,
+        &[
+            ("action", "rule_add"),
+            ("rule", "threads"),
+            ("sql", "SELECT COUNT(*) FROM information_schema.PROCESSLIST"),
+            ("warning", "1000"),
+            ("critical", "2000"),
+            ("message", "{value} threads"),
+            ("every", "30s"),
+            ("nodes", "all"),
+        ],
+    )
+    .await;
+    assert_eq!(to, "/clusters/shop/advisors");
+    let rules = ctl.json(&["advisor", "rule", "list", "--cluster", "shop"]);
+    assert_eq!(rules[0]["name"], "threads", "{rules}");
+    assert_eq!(rules[0]["every_seconds"], 30, "{rules}");
+    let (_, html, _) = page(&ctl, &ann, "/clusters/shop/advisors").await;
+    assert!(html.contains("information_schema.PROCESSLIST"), "{html}");
+    act(
+        &ctl,
+        &ann,
+        &csrf,
+        &[("action", "rule_delete"), ("rule", "threads")],
+    )
+    .await;
+    let rules = ctl.json(&["advisor", "rule", "list", "--cluster", "shop"]);
+    assert!(rules.as_array().unwrap().is_empty(), "{rules}");
+
+    // A notification channel added and deleted from the alarms page; its HMAC key is
+    // never shown back.
+    let to = post_form(
+        &ctl,
+        &ann,
+        "/alarms/channels",
+        &[
+            ("csrf_token", &csrf),
+            ("name", "oncall"),
+            ("kind", "webhook"),
+            ("target", "http://127.0.0.1:9/hook"),
+            ("hmac_key", "sekrit-hmac-key-123"),
+            ("min_severity", "critical"),
+        ],
+    )
+    .await;
+    assert_eq!(to, "/alarms");
+    let channels = ctl.json(&["notify", "list"]);
+    assert_eq!(channels[0]["name"], "oncall", "{channels}");
+    assert_eq!(channels[0]["min_severity"], "critical", "{channels}");
+    let (_, html, _) = page(&ctl, &ann, "/alarms").await;
+    assert!(
+        html.contains("oncall") && !html.contains("sekrit-hmac-key-123"),
+        "{html}"
+    );
+    let to = post_form(
+        &ctl,
+        &ann,
+        "/alarms/channels",
+        &[
+            ("csrf_token", &csrf),
+            ("name", "bad"),
+            ("kind", "webhook"),
+            ("target", "ftp://x"),
+        ],
+    )
+    .await;
+    assert!(to.contains("error="), "{to}");
+    post_form(
+        &ctl,
+        &ann,
+        "/alarms/channels",
+        &[("csrf_token", &csrf), ("delete", "oncall")],
+    )
+    .await;
+    assert!(ctl.json(&["notify", "list"]).as_array().unwrap().is_empty());
+
+    // Passwords: a viewer changes their own, not another's.
+    let new_pw = "another-long-password";
+    let to = post_form(
+        &ctl,
+        &vic,
+        "/users/password",
+        &[
+            ("csrf_token", &vcsrf),
+            ("name", "ann"),
+            ("password", new_pw),
+        ],
+    )
+    .await;
+    assert!(to.contains("error="), "{to}");
+    let to = post_form(
+        &ctl,
+        &vic,
+        "/users/password",
+        &[
+            ("csrf_token", &vcsrf),
+            ("name", "vic"),
+            ("password", new_pw),
+        ],
+    )
+    .await;
+    assert!(to.contains("note="), "{to}");
+    assert!(session_cookie(&login(&ctl, "vic", new_pw).await).is_some());
+    assert!(session_cookie(&login(&ctl, "ann", new_pw).await).is_none());
+
+    // A job cancelled from its page (a viewer may not); the cluster deleted with its name
+    // typed, not without.
+    let to = act(&ctl, &ann, &csrf, &[("action", "backup")]).await;
+    let id = to.strip_prefix("/jobs/").expect("a job page").to_string();
+    let r = browser()
+        .post(format!("{}/jobs/{id}/cancel", ctl.url))
+        .header("cookie", &vic)
+        .form(&[("csrf_token", vcsrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let to = post_form(
+        &ctl,
+        &ann,
+        &format!("/jobs/{id}/cancel"),
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(to, format!("/jobs/{id}"));
+    let ended = wait_until(Duration::from_secs(60), || async {
+        let j = ctl.json(&["job", "show", &id]);
+        j["state"] == "cancelled" || j["state"] == "succeeded"
+    })
+    .await;
+    assert!(ended, "{}", ctl.json(&["job", "show", &id]));
+    let to = act(
+        &ctl,
+        &ann,
+        &csrf,
+        &[("action", "delete"), ("confirm", "sho")],
+    )
+    .await;
+    assert!(to.contains("error="), "{to}");
+    assert_eq!(ctl.json(&["cluster", "list"]).as_array().unwrap().len(), 1);
+    let to = act(
+        &ctl,
+        &ann,
+        &csrf,
+        &[("action", "delete"), ("confirm", "shop")],
+    )
+    .await;
+    assert!(to.starts_with("/jobs/"), "{to}");
+    let gone = wait_until(Duration::from_secs(60), || async {
+        ctl.json(&["cluster", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    assert!(gone, "{}", ctl.json(&["cluster", "list"]));
+}

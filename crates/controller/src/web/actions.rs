@@ -33,6 +33,62 @@ pub struct ActionForm {
     tz: Option<String>,
     retention: Option<String>,
     schedule: Option<i64>,
+    /// The node a switchover or failover promotes; empty: nines chooses.
+    to: Option<String>,
+    /// A checkbox: `--force` (Galera recovery from a node nines would not choose).
+    force: Option<String>,
+    /// A checkbox: deleting a cluster also stops its servers and deletes their files.
+    purge: Option<String>,
+    /// A load balancer's host, and its settings.
+    host: Option<String>,
+    max_replica_lag: Option<String>,
+    ro_fallback: Option<String>,
+    /// A user advisor rule.
+    rule: Option<String>,
+    sql: Option<String>,
+    warning: Option<String>,
+    critical: Option<String>,
+    below: Option<String>,
+    message: Option<String>,
+    every: Option<String>,
+    nodes: Option<String>,
+}
+
+/// A text field: None when absent or blank.
+fn text(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+}
+
+/// A number typed into field `field`; None when blank.
+fn number<T: std::str::FromStr>(field: &str, v: &Option<String>) -> Result<Option<T>, String> {
+    match text(v) {
+        None => Ok(None),
+        Some(t) => t.parse().map(Some).map_err(|_| {
+            format!(
+                "{field}: `{}` is not a number",
+                nines_model::input::printable(&t)
+            )
+        }),
+    }
+}
+
+/// Whether an action needs the cluster's name typed to confirm it (it cannot be undone,
+/// or it overrides nines's own safety checks), and what the refusal says.
+pub fn needs_typed_name(action: &str, force: bool) -> Option<&'static str> {
+    match action {
+        "failover" => Some("a failover needs the cluster's name typed to confirm it"),
+        "restore" => {
+            Some("a restore replaces the cluster's data: type the cluster's name to confirm it")
+        }
+        "delete" => Some("deleting a cluster needs its name typed to confirm it"),
+        "recover" if force => Some(
+            "a forced recovery overrides nines's checks: type the cluster's name to confirm it",
+        ),
+        _ => None,
+    }
 }
 
 fn back(cluster: &str, error: &str) -> Response {
@@ -74,7 +130,112 @@ pub async fn run(
     let node = || f.node.clone().unwrap_or_default();
     let np = || Path((name.clone(), node()));
     use crate::api::{alarms, backups, deploy, ha, maintenance};
+    let force = f.force.is_some();
+    if let Some(why) = needs_typed_name(&f.action, force)
+        && f.confirm.as_deref().map(str::trim) != Some(name.as_str())
+    {
+        return back(&name, &format!("{why}; nothing was done"));
+    }
     let job = match f.action.as_str() {
+        "cluster_stop" => deploy::stop_cluster(s, caller, p).await,
+        "cluster_start" => deploy::start_cluster(s, caller, p).await,
+        "recover" => {
+            crate::api::galera::recover(
+                s,
+                caller,
+                p,
+                ApiJson(nines_model::api::RecoverRequest {
+                    bootstrap_from: text(&f.node),
+                    force,
+                }),
+            )
+            .await
+        }
+        "delete" => {
+            deploy::delete_cluster(
+                s,
+                caller,
+                p,
+                Query(deploy::DeleteQuery {
+                    purge: f.purge.is_some(),
+                }),
+            )
+            .await
+        }
+        "failovers_ack" => {
+            let r = crate::api::failovers::acknowledge_failovers(s, caller, p).await;
+            return match r {
+                Ok(_) => redirect(&format!(
+                    "/clusters/{}/failovers",
+                    super::urlencoding(&name)
+                )),
+                Err(e) => back(&name, &e.body.error),
+            };
+        }
+        "lb_restart" => {
+            let host = text(&f.host).unwrap_or_default();
+            crate::api::balancers::restart_lb(s, caller, Path((name.clone(), host))).await
+        }
+        "lb_reconfigure" => {
+            let max_replica_lag_seconds = match number::<u64>("max replica lag", &f.max_replica_lag)
+            {
+                Ok(v) => v,
+                Err(e) => return back(&name, &e),
+            };
+            let ro_fallback_to_primary = match text(&f.ro_fallback).as_deref() {
+                None => None,
+                Some("yes") => Some(true),
+                Some("no") => Some(false),
+                Some(_) => return back(&name, "read-only fallback: yes or no"),
+            };
+            let host = text(&f.host).unwrap_or_default();
+            crate::api::balancers::reconfigure_lb(
+                s,
+                caller,
+                Path((name.clone(), host)),
+                Json(nines_model::api::LbReconfigureRequest {
+                    max_replica_lag_seconds,
+                    ro_fallback_to_primary,
+                }),
+            )
+            .await
+        }
+        "rule_add" => {
+            let (warning, critical) = match (
+                number::<f64>("warning", &f.warning),
+                number::<f64>("critical", &f.critical),
+            ) {
+                (Ok(w), Ok(c)) => (w, c),
+                (Err(e), _) | (_, Err(e)) => return back(&name, &e),
+            };
+            let r = crate::api::advisors::add_user_rule(
+                s,
+                p,
+                Json(nines_model::api::UserRuleRequest {
+                    name: text(&f.rule).unwrap_or_default(),
+                    sql: text(&f.sql).unwrap_or_default(),
+                    warning,
+                    critical,
+                    below: f.below.is_some(),
+                    message: text(&f.message).unwrap_or_default(),
+                    every: text(&f.every),
+                    nodes: text(&f.nodes),
+                }),
+            )
+            .await;
+            return match r {
+                Ok(_) => redirect(&format!("/clusters/{}/advisors", super::urlencoding(&name))),
+                Err(e) => back(&name, &e.body.error),
+            };
+        }
+        "rule_delete" => {
+            let rule = text(&f.rule).unwrap_or_default();
+            let r = crate::api::advisors::delete_user_rule(s, Path((name.clone(), rule))).await;
+            return match r {
+                Ok(_) => redirect(&format!("/clusters/{}/advisors", super::urlencoding(&name))),
+                Err(e) => back(&name, &e.body.error),
+            };
+        }
         "node_stop" => {
             deploy::stop_node(s, caller, np(), Query(deploy::ForceQuery { force: false })).await
         }
@@ -89,15 +250,9 @@ pub async fn run(
                 s,
                 caller,
                 p,
-                ApiJson(nines_model::api::SwitchoverRequest { to: None }),
+                ApiJson(nines_model::api::SwitchoverRequest { to: text(&f.to) }),
             )
             .await
-        }
-        "failover" if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) => {
-            return back(
-                &name,
-                "a failover needs the cluster's name typed to confirm it; nothing was done",
-            );
         }
         "failover" => {
             ha::failover(
@@ -105,8 +260,8 @@ pub async fn run(
                 caller,
                 p,
                 ApiJson(nines_model::api::FailoverRequest {
-                    to: None,
-                    force: false,
+                    to: text(&f.to),
+                    force,
                 }),
             )
             .await
@@ -128,12 +283,6 @@ pub async fn run(
                 return back(&name, "which backup?");
             };
             backups::verify_backup(s, caller, Path(id.to_string())).await
-        }
-        "restore" if f.confirm.as_deref().map(str::trim) != Some(name.as_str()) => {
-            return back(
-                &name,
-                "a restore replaces the cluster's data: type the cluster's name to confirm it; nothing was done",
-            );
         }
         "restore" => {
             let Some(id) = f.backup else {

@@ -62,6 +62,16 @@ fn action(
     }
 }
 
+/// A choice of the replica to promote; the first, empty, lets nines choose.
+fn candidates(replicas: &[&str], label: &str) -> Markup {
+    html! {
+        select name="to" aria-label=(label) {
+            option value="" { "most advanced replica" }
+            @for r in replicas { option value=(r) { (r) } }
+        }
+    }
+}
+
 fn node_card(
     user: &WebUser,
     cluster: &str,
@@ -94,7 +104,7 @@ fn node_card(
                 dt { "desired" } dd { (n.desired) }
                 @if let Some(m) = &n.maintenance { dt { "maintenance" } dd { (m) } }
                 @if let Some(f) = &n.fenced { dt { "fenced" } dd { (f) } }
-                @if let Some(t) = n.last_seen { dt { "last seen" } dd { time datetime=(t.to_rfc3339()) { (t.format("%H:%M:%S UTC")) } } }
+                @if let Some(t) = n.last_seen { dt { "last seen" } dd { (super::pages::when(t)) } }
             }
             @if may {
                 div.actions {
@@ -229,6 +239,12 @@ pub async fn page(
     .unwrap_or_default();
     let may = allowed(user.role, Access::Change);
     let replication = s.cluster_type == ClusterType::Replication;
+    let replicas: Vec<&str> = detail
+        .node_list
+        .iter()
+        .filter(|n| n.role == Role::Replica)
+        .map(|n| n.address.as_str())
+        .collect();
     let body = html! {
         @if let Some(e) = &q.error { p.error role="alert" { (e) } }
         h1 { (s.name) " " span data-cluster-state=(s.name) { (state_badge(s.state)) } }
@@ -245,14 +261,36 @@ pub async fn page(
             section.actions aria-label="cluster actions" {
                 (action(&user, &s.name, "rolling_restart", "Rolling restart", None, Some("Restart every node, one at a time?")))
                 @if replication {
-                    (action(&user, &s.name, "switchover", "Switchover", None, Some("Hand the primary role to the most advanced replica?")))
+                    form.action method="post" action={"/clusters/" (s.name) "/actions"} data-confirm="Hand the primary role to this replica?" {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="action" value="switchover";
+                        (candidates(&replicas, "switchover to"))
+                        button type="submit" { "Switchover" }
+                    }
                     form.action method="post" action={"/clusters/" (s.name) "/actions"} {
                         input type="hidden" name="csrf_token" value=(user.csrf);
                         input type="hidden" name="action" value="failover";
+                        (candidates(&replicas, "fail over to"))
+                        label title="fail over even when the primary answers (it is fenced first) or the replica lacks transactions" { input type="checkbox" name="force"; " force" }
                         input name="confirm" required placeholder={"type " (s.name) " to fail over"} aria-label="type the cluster's name to confirm the failover";
                         button type="submit" { "Failover" }
                     }
                 }
+                @if s.cluster_type == ClusterType::Galera {
+                    form.action method="post" action={"/clusters/" (s.name) "/actions"} data-confirm="Bootstrap a new Primary component and join the other nodes to it?" {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="action" value="recover";
+                        select name="node" aria-label="bootstrap from" {
+                            option value="" { "bootstrap from the most advanced" }
+                            @for n in &detail.node_list { option value=(n.address) { (n.address) } }
+                        }
+                        label title="bootstrap the chosen node although nines would not (a silent node may be alive elsewhere)" { input type="checkbox" name="force"; " force" }
+                        input name="confirm" placeholder={"with force: type " (s.name)} aria-label="with force, type the cluster's name to confirm";
+                        button type="submit" { "Recover" }
+                    }
+                }
+                (action(&user, &s.name, "cluster_stop", "Stop cluster", None, Some("Stop every node of the cluster? Applications lose their database.")))
+                (action(&user, &s.name, "cluster_start", "Start cluster", None, None))
                 (action(&user, &s.name, "backup", "Back up now", None, None))
                 @if s.auto_recovery {
                     (action(&user, &s.name, "recovery_off", "Turn automatic recovery off", None, Some("nines will not repair this cluster by itself. Go on?")))
@@ -309,7 +347,7 @@ pub async fn page(
                     tr {
                         td { span class={"state " (match a.severity { nines_model::alarm::Severity::Critical => "bad", nines_model::alarm::Severity::Warning => "warn", _ => "ok" })} { (a.severity.as_str()) } }
                         td { strong { (a.title) } br; (a.message) }
-                        td { time datetime=(a.raised_at.to_rfc3339()) { (a.raised_at.format("%Y-%m-%d %H:%M:%S UTC")) } }
+                        td { (super::pages::when(a.raised_at)) }
                         td {
                             @if let Some(by) = &a.acknowledged_by { (by) }
                             @else if may {
@@ -333,7 +371,7 @@ pub async fn page(
                     td { (j.kind) }
                     td { (format!("{:?}", j.state).to_lowercase()) @if let Some(e) = &j.error { br; span.error { (e) } } }
                     td { (j.requested_by) }
-                    td { (j.created_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                    td { (super::pages::when(j.created_at)) }
                 }
             }
         } }
@@ -341,7 +379,7 @@ pub async fn page(
         table.list { thead { tr { th { "Time" } th { "Node" } th { "Kind" } th { "What and why" } } } tbody {
             @for e in &detail.events {
                 tr {
-                    td { (e.at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                    td { (super::pages::when(e.at)) }
                     td { (e.node.as_deref().unwrap_or("-")) }
                     td { (e.kind) }
                     td { (e.message) }

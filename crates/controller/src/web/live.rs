@@ -150,6 +150,12 @@ pub async fn job_page(
             progress #job-progress max="100" value=(job.percent) { (job.percent) "%" }
         }
         @if let Some(e) = &job.error { p.error #job-error { (e) } } @else { p.error #job-error hidden {} }
+        @if job.finished_at.is_none() && nines_model::auth::allowed(user.role, nines_model::auth::Access::Change) {
+            form.action #job-cancel method="post" action={"/jobs/" (job.id) "/cancel"} data-confirm="Cancel this job? It stops at its next safe point." {
+                input type="hidden" name="csrf_token" value=(user.csrf);
+                button type="submit" { "Cancel the job" }
+            }
+        }
         pre #job-log data-job=(job.id) data-after=(lines.last().map_or(0, |l| l.seq)) data-live=(job.finished_at.is_none()) {
             @for l in &lines {
                 (l.at.format("%H:%M:%S")) " " (format!("{:?}", l.level).to_lowercase()) "  " (l.message) "\n"
@@ -157,4 +163,32 @@ pub async fn job_page(
         }
     };
     Html(frame(&format!("Job {id}"), &user, body).into_string()).into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub struct CancelForm {
+    csrf_token: String,
+}
+
+/// Cancels a job (as `nines job cancel`), back to its page.
+pub async fn cancel_job(
+    State(st): State<AppState>,
+    Extension(user): Extension<WebUser>,
+    Path(id): Path<i64>,
+    axum::Form(f): axum::Form<CancelForm>,
+) -> Response {
+    if let Some(r) = super::forged(&user, &f.csrf_token) {
+        return r;
+    }
+    if !nines_model::auth::allowed(user.role, nines_model::auth::Access::Change) {
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            format!("{} is a viewer: viewers change nothing", user.name),
+        )
+            .into_response();
+    }
+    match crate::api::jobs::cancel_job(State(st), Path(id)).await {
+        Ok(_) => super::redirect(&format!("/jobs/{id}")),
+        Err(e) => (e.status, e.body.error).into_response(),
+    }
 }

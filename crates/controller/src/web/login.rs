@@ -222,19 +222,8 @@ pub async fn login(
             &format!("Too many failed sign-ins; try again in {wait} s."),
         );
     }
-    let user = match nines_model::auth::check_user_name("username", &name) {
-        Ok(_) => st.store.user(&name).await.ok().flatten(),
-        Err(_) => None,
-    };
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let password = form.password;
-    // Unknown users cost the same as known ones (no timing oracle for names).
-    let ok = tokio::task::spawn_blocking(move || {
-        crate::users::verify_password(hash.as_deref(), &password)
-    })
-    .await
-    .unwrap_or(false);
-    let Some(user) = user.filter(|_| ok) else {
+    let Some(user) = crate::users::verify_login(st.store.as_ref(), &name, form.password).await
+    else {
         st.web.failed(&keys, now);
         return fail(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
     };

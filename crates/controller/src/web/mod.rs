@@ -18,6 +18,7 @@ mod live;
 pub mod login;
 pub(crate) mod more;
 mod pages;
+mod settings;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -60,12 +61,15 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/clusters/{name}/advisors", get(more::advisors))
         .route("/clusters/{name}/queries", get(more::queries))
         .route("/clusters/{name}/failovers", get(more::failovers))
+        .route("/clusters/{name}/settings", get(settings::page))
+        .route("/clusters/{name}/policy", post(settings::save_policy))
         .route("/alarms", get(more::alarms))
         .route("/alarms/{op}", post(more::alarm_form))
         .route("/audit", get(more::audit))
         .route("/users", get(more::users))
         .route("/users/{op}", post(more::user_form))
         .route("/jobs/{id}", get(live::job_page))
+        .route("/jobs/{id}/cancel", post(live::cancel_job))
         .route("/ui/jobs/{id}/events", get(live::job_events))
         .route("/ui/stream", get(live::stream))
         .route("/logout", post(login::logout))

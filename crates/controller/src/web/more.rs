@@ -10,7 +10,7 @@ use maud::{Markup, PreEscaped, html};
 use nines_model::auth::{Access, UserRole, allowed};
 use serde::Deserialize;
 
-use super::pages::frame;
+use super::pages::{frame, when, when_opt};
 use super::{WebUser, redirect};
 use crate::api::AppState;
 
@@ -23,6 +23,7 @@ pub fn tabs(cluster: &str, here: &str) -> Markup {
         ("/advisors", "Advisors"),
         ("/queries", "Top queries"),
         ("/failovers", "Failovers"),
+        ("/settings", "Settings"),
     ];
     html! {
         nav.tabs aria-label="cluster pages" {
@@ -147,7 +148,7 @@ pub async fn backups(
         p.summary {
             "Restorable window: "
             @match &window {
-                Some(w) => { (w.earliest.format("%Y-%m-%d %H:%M:%S")) " to " (w.latest.format("%Y-%m-%d %H:%M:%S UTC")) },
+                Some(w) => { (when(w.earliest)) " to " (when(w.latest)) },
                 None => "none yet (no completed backup)",
             }
         }
@@ -169,8 +170,8 @@ pub async fn backups(
             table.list { thead { tr { th { "Cron" } th { "Zone" } th { "Method" } th { "Next run" } th { "Last run" } th { "" } } } tbody {
                 @for s in &schedules { tr {
                     td { code { (s.cron) } } td { (s.tz) } td { (s.method.as_str()) }
-                    td { (s.next_run_at.format("%Y-%m-%d %H:%M UTC")) }
-                    td { (s.last_run_at.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())) }
+                    td { (when(s.next_run_at)) }
+                    td { (when_opt(s.last_run_at)) }
                     td { @if may {
                         form.action method="post" action={"/clusters/" (name) "/actions"} data-confirm="Delete this schedule? Its backups stay." {
                             input type="hidden" name="csrf_token" value=(user.csrf);
@@ -199,7 +200,7 @@ pub async fn backups(
                 td { (b.id) } td { (b.method.as_str()) }
                 td { (b.state.as_str()) @if let Some(e) = &b.error { br; span.error { (e) } } }
                 td { (b.node) }
-                td { (b.started_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                td { (when(b.started_at)) }
                 td { (super::charts::short(b.size_bytes as f64)) "B / " (super::charts::short(b.stored_bytes as f64)) "B" }
                 td { (match b.verified { Some(true) => "yes", Some(false) => "FAILED", None => "not yet" }) }
                 td { @if may && b.state.as_str() == "completed" {
@@ -237,6 +238,11 @@ pub async fn advisors(
             Err(e) => return failed(&user, "Advisors", e),
         };
     list.sort_by(|a, b| b.status.cmp(&a.status).then_with(|| a.rule.cmp(&b.rule)));
+    let rules = crate::api::advisors::list_user_rules(State(st.clone()), Path(name.clone()))
+        .await
+        .map(|Json(r)| r)
+        .unwrap_or_default();
+    let may = allowed(user.role, Access::Change);
     let body = html! {
         h1 { (name) ": advisors" }
         (tabs(&name, "/advisors"))
@@ -257,6 +263,52 @@ pub async fn advisors(
             } }
             @if list.is_empty() { tr { td colspan="5" { "No results yet: the advisors run every 30 s." } } }
         } }
+        h2 { "Your own rules" }
+        p.muted { "A query returning one number, compared with thresholds on the chosen nodes; a failing result raises an alarm like any advisor." }
+        table.list #user-rules { thead { tr { th { "Rule" } th { "Query" } th { "Warning / critical" } th { "Every" } th { "Nodes" } th { "" } } } tbody {
+            @for r in &rules { tr {
+                td { code { (r.name) } br; (r.message) }
+                td { code { (r.sql) } }
+                td {
+                    (r.warning.map_or("-".to_string(), |w| w.to_string())) " / " (r.critical.map_or("-".to_string(), |c| c.to_string()))
+                    (if r.direction == nines_model::advisor::user::Direction::Below { " (or below)" } else { " (or above)" })
+                }
+                td { (nines_model::ha::policy::human_millis(r.every_seconds as i64 * 1000)) }
+                td { @match &r.nodes {
+                    nines_model::advisor::user::NodeSelector::All => "all",
+                    nines_model::advisor::user::NodeSelector::Primary => "primary",
+                    nines_model::advisor::user::NodeSelector::Replicas => "replicas",
+                    nines_model::advisor::user::NodeSelector::Nodes(n) => (n.join(", ")),
+                } }
+                td { @if may {
+                    form.action method="post" action={"/clusters/" (name) "/actions"} data-confirm={"Delete the rule " (r.name) "?"} {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="action" value="rule_delete";
+                        input type="hidden" name="rule" value=(r.name);
+                        button type="submit" { "Delete" }
+                    }
+                } }
+            } }
+            @if rules.is_empty() { tr { td colspan="6" { "None." } } }
+        } }
+        @if may {
+            details.forms {
+                summary { "Add a rule" }
+                form.stack method="post" action={"/clusters/" (name) "/actions"} {
+                    input type="hidden" name="csrf_token" value=(user.csrf);
+                    input type="hidden" name="action" value="rule_add";
+                    label { "Name " input name="rule" required placeholder="queue_length"; }
+                    label { "Query (one number) " input name="sql" required placeholder="SELECT COUNT(*) FROM app.queue"; }
+                    label { "Warning at " input name="warning" inputmode="decimal"; }
+                    label { "Critical at " input name="critical" inputmode="decimal"; }
+                    label { input type="checkbox" name="below"; " the value goes wrong downward" }
+                    label { "Message ({value} is the number) " input name="message" required placeholder="{value} jobs waiting"; }
+                    label { "Every " input name="every" value="60s"; }
+                    label { "Nodes (all, primary, replicas or host:port,…) " input name="nodes" value="all"; }
+                    button type="submit" { "Add the rule" }
+                }
+            }
+        }
     };
     Html(frame(&format!("{name}: advisors"), &user, body).into_string()).into_response()
 }
@@ -330,12 +382,20 @@ pub async fn failovers(
         Ok(Json(l)) => l,
         Err(e) => return failed(&user, "Failovers", e),
     };
+    let unacknowledged = list.iter().filter(|f| !f.acknowledged).count();
     let body = html! {
         h1 { (name) ": failovers" }
         (tabs(&name, "/failovers"))
+        @if unacknowledged > 0 && allowed(user.role, Access::Change) {
+            form.action method="post" action={"/clusters/" (name) "/actions"} {
+                input type="hidden" name="csrf_token" value=(user.csrf);
+                input type="hidden" name="action" value="failovers_ack";
+                button type="submit" { "Acknowledge " (unacknowledged) " (nines may fail over automatically again)" }
+            }
+        }
         table.list { thead { tr { th { "When" } th { "Kind" } th { "From" } th { "To" } th { "Promoted at" } th { "Job" } th { "Acknowledged" } } } tbody {
             @for f in &list { tr {
-                td { (f.at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                td { (when(f.at)) }
                 td { (f.kind) (if f.automatic { " (automatic)" } else { "" }) }
                 td { (f.old_primary) } td { (f.new_primary) } td { code { (f.promoted_at) } }
                 td { @if let Some(j) = f.job_id { a href={"/jobs/" (j)} { (j) } } @else { "-" } }
@@ -392,8 +452,8 @@ pub async fn alarms(
                 td { (a.severity.as_str()) @if a.silenced { " (silenced)" } }
                 td { a href={"/clusters/" (a.cluster)} { (a.cluster) } }
                 td { strong { (a.title) } br; (a.message) }
-                td { (a.raised_at.format("%Y-%m-%d %H:%M:%S UTC")) }
-                td { (a.cleared_at.map_or("-".to_string(), |t| t.format("%H:%M:%S UTC").to_string())) }
+                td { (when(a.raised_at)) }
+                td { (when_opt(a.cleared_at)) }
                 td {
                     @if let Some(by) = &a.acknowledged_by { (by) }
                     @else if a.cleared_at.is_none() && allowed(user.role, Access::Change) {
@@ -413,7 +473,7 @@ pub async fn alarms(
         table.list { thead { tr { th { "Kind" } th { "Cluster" } th { "Until" } th { "By" } th { "Note" } th { "" } } } tbody {
             @for x in &silences { tr {
                 td { code { (x.kind) } } td { (x.cluster.as_deref().unwrap_or("all")) }
-                td { (x.until.format("%Y-%m-%d %H:%M UTC")) } td { (x.created_by) } td { (x.note) }
+                td { (when(x.until)) } td { (x.created_by) } td { (x.note) }
                 td { @if may {
                     form.action method="post" action="/alarms/silences" {
                         input type="hidden" name="csrf_token" value=(user.csrf);
@@ -446,10 +506,40 @@ pub async fn alarms(
                         input type="hidden" name="test" value=(c.name);
                         button type="submit" { "Send a test" }
                     }
+                    form.action method="post" action="/alarms/channels" data-confirm={"Delete the channel " (c.name) "?"} {
+                        input type="hidden" name="csrf_token" value=(user.csrf);
+                        input type="hidden" name="delete" value=(c.name);
+                        button type="submit" { "Delete" }
+                    }
                 } }
             } }
-            @if channels.is_empty() { tr { td colspan="7" { "None: " code { "nines notify add NAME --webhook URL" } } } }
+            @if channels.is_empty() { tr { td colspan="7" { "None yet." } } }
         } }
+        @if may {
+            details.forms {
+                summary { "Add a channel" }
+                form.stack #add-channel method="post" action="/alarms/channels" {
+                    input type="hidden" name="csrf_token" value=(user.csrf);
+                    label { "Name " input name="name" required placeholder="oncall"; }
+                    label { "Kind "
+                        select name="kind" {
+                            option value="webhook" { "webhook (JSON POST)" }
+                            option value="slack" { "Slack incoming webhook" }
+                            option value="email" { "e-mail" }
+                        }
+                    }
+                    label { "To (URL, or the e-mail address) " input name="target" required; }
+                    label { "SMTP server host:port (e-mail) " input name="smtp" placeholder="127.0.0.1:25"; }
+                    label { "From (e-mail) " input name="from" placeholder="nines@example.net"; }
+                    label { "HMAC key (webhook; signs each body) " input name="hmac_key" type="password" autocomplete="off"; }
+                    label { "Lowest severity "
+                        select name="min_severity" { option { "warning" } option { "critical" } option { "info" } }
+                    }
+                    label { "Only cluster " input name="cluster" placeholder="(all)"; }
+                    button type="submit" { "Add the channel" }
+                }
+            }
+        }
     };
     Html(frame("Alarms", &user, body).into_string()).into_response()
 }
@@ -463,6 +553,14 @@ pub struct SilenceForm {
     duration: Option<String>,
     note: Option<String>,
     test: Option<String>,
+    /// A channel to delete, or the fields of a new one.
+    delete: Option<String>,
+    name: Option<String>,
+    target: Option<String>,
+    smtp: Option<String>,
+    from: Option<String>,
+    hmac_key: Option<String>,
+    min_severity: Option<String>,
 }
 
 fn alarms_back(key: &str, msg: &str) -> Response {
@@ -520,6 +618,40 @@ pub async fn alarm_form(
                 Err(e) => alarms_back("error", &e.body.error),
             }
         }
+        ("channels", _, None) if f.delete.is_some() => {
+            let name = f.delete.unwrap_or_default();
+            match crate::api::alarms::delete_channel(State(st), Path(name)).await {
+                Ok(_) => redirect("/alarms"),
+                Err(e) => alarms_back("error", &e.body.error),
+            }
+        }
+        ("channels", _, None) => {
+            let blank = |v: Option<String>| v.filter(|t| !t.trim().is_empty());
+            let target = blank(f.target);
+            let min_severity = match blank(f.min_severity) {
+                None => None,
+                Some(s) => match s.parse::<nines_model::alarm::Severity>() {
+                    Ok(s) => Some(s),
+                    Err(e) => return alarms_back("error", &format!("min severity: {e}")),
+                },
+            };
+            let kind = f.kind.unwrap_or_default();
+            let req = nines_model::api::ChannelAddRequest {
+                name: f.name.unwrap_or_default(),
+                webhook: target.clone().filter(|_| kind == "webhook"),
+                slack: target.clone().filter(|_| kind == "slack"),
+                email: target.filter(|_| kind == "email"),
+                smtp: blank(f.smtp),
+                from: blank(f.from),
+                hmac_key: blank(f.hmac_key),
+                min_severity,
+                cluster: blank(f.cluster),
+            };
+            match crate::api::alarms::add_channel(State(st), Json(req)).await {
+                Ok(_) => redirect("/alarms"),
+                Err(e) => alarms_back("error", &e.body.error),
+            }
+        }
         _ => alarms_back("error", "no such form"),
     }
 }
@@ -541,7 +673,7 @@ pub async fn audit(State(st): State<AppState>, Extension(user): Extension<WebUse
         p.summary { "Every change through the API or these pages, and every sign-in, newest first (30 days, 500 lines; " code { "nines audit list" } " for more)." }
         table.list { thead { tr { th { "When" } th { "Who" } th { "Action" } th { "Target" } th { "From" } th { "Outcome" } th { "Via" } } } tbody {
             @for l in &lines { tr {
-                td { (l.at.format("%Y-%m-%d %H:%M:%S UTC")) } td { (l.who) } td { code { (l.action) } }
+                td { (when(l.at)) } td { (l.who) } td { code { (l.action) } }
                 td { (l.target) } td { (l.from) } td { (l.outcome) } td { (l.via) }
             } }
         } }
@@ -555,7 +687,7 @@ pub async fn users(
     Extension(user): Extension<WebUser>,
     Query(q): Query<UsersNote>,
 ) -> Response {
-    users_page(&st, &user, q.error.as_deref(), None).await
+    users_page(&st, &user, q.error.as_deref(), q.note.as_deref(), None).await
 }
 
 /// The users page, with an error to show or a new token to show once (in the answer to
@@ -564,6 +696,7 @@ async fn users_page(
     st: &AppState,
     user: &WebUser,
     error: Option<&str>,
+    note: Option<&str>,
     token: Option<&str>,
 ) -> Response {
     let list = crate::api::users::list_users(State(st.clone()))
@@ -581,6 +714,7 @@ async fn users_page(
     let body = html! {
         h1 { "Users" }
         @if let Some(e) = error { p.error role="alert" { (e) } }
+        @if let Some(n) = note { p.notice role="status" { (n) } }
         @if let Some(t) = token { p.notice { "The new token, shown this once: " code #new-token { (t) } } }
         table.list { thead { tr { th { "Name" } th { "Role" } th { "Since" } th { "" } } } tbody {
             @for u in &list { tr {
@@ -594,6 +728,18 @@ async fn users_page(
                 } }
             } }
         } }
+        h2 { "Change a password" }
+        form.filters #set-password method="post" action="/users/password" {
+            input type="hidden" name="csrf_token" value=(user.csrf);
+            @if admin {
+                label { "User " select name="name" { @for u in &list { option selected[u.name == user.name] { (u.name) } } } }
+            } @else {
+                input type="hidden" name="name" value=(user.name);
+                span { "Yours (" (user.name) ")" }
+            }
+            label { "New password " input name="password" type="password" required minlength="12" autocomplete="new-password"; }
+            button type="submit" { "Change" }
+        }
         @if admin {
             h2 { "Add a user" }
             form.filters method="post" action="/users/add" {
@@ -608,7 +754,7 @@ async fn users_page(
         table.list { thead { tr { th { "Id" } th { "Name" } th { "User" } th { "Role" } th { "Last used" } th { "" } } } tbody {
             @for t in &tokens { tr {
                 td { (t.id) } td { (t.name) } td { (t.user.as_deref().unwrap_or("(bootstrap)")) } td { (t.role.as_str()) }
-                td { (t.last_used_at.map_or("-".to_string(), |d| d.format("%Y-%m-%d %H:%M UTC").to_string())) }
+                td { (when_opt(t.last_used_at)) }
                 td { @if admin && t.user.is_some() {
                     form.action method="post" action="/users/revoke" {
                         input type="hidden" name="csrf_token" value=(user.csrf);
@@ -633,6 +779,7 @@ async fn users_page(
 #[derive(Deserialize, Default)]
 pub struct UsersNote {
     error: Option<String>,
+    note: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -659,10 +806,29 @@ pub async fn user_form(
     if let Some(r) = super::forged(&user, &f.csrf_token) {
         return r;
     }
-    if user.role != UserRole::Admin {
+    // Anyone may change their own password; an admin anybody's.
+    let own_password = op == "password" && f.name.as_deref() == Some(user.name.as_str());
+    if user.role != UserRole::Admin && !own_password {
         return users_error("only an admin manages users and tokens");
     }
     match op.as_str() {
+        "password" => {
+            let r = crate::api::users::set_password(
+                State(st),
+                Path(f.name.clone().unwrap_or_default()),
+                Json(nines_model::api::PasswordRequest {
+                    password: f.password.unwrap_or_default(),
+                }),
+            )
+            .await;
+            match r {
+                Ok(Json(u)) => redirect(&format!(
+                    "/users?note={}",
+                    super::urlencoding(&format!("the password of {} was changed", u.name))
+                )),
+                Err(e) => users_error(&e.body.error),
+            }
+        }
         "add" => {
             let role = match f.role.as_deref().unwrap_or("").parse::<UserRole>() {
                 Ok(r) => r,
@@ -699,7 +865,7 @@ pub async fn user_form(
             )
             .await;
             match r {
-                Ok((_, Json(t))) => users_page(&st, &user, None, Some(&t.token)).await,
+                Ok((_, Json(t))) => users_page(&st, &user, None, None, Some(&t.token)).await,
                 Err(e) => users_error(&e.body.error),
             }
         }

@@ -108,3 +108,39 @@ document.addEventListener("nines:states", async (e) => {
     delete topo.dataset.loading;
   }
 });
+
+// Times: the server writes UTC; they are shown in the browser's time zone unless the
+// reader chose UTC (kept in this browser). The UTC time stays in each one's title.
+function showTimes() {
+  const utc = localStorage.getItem("nines-tz") === "UTC";
+  const fmt = utc ? null : new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short",
+  });
+  for (const t of document.querySelectorAll("time[datetime]")) {
+    if (!t.dataset.utc) t.dataset.utc = t.textContent;
+    const d = new Date(t.getAttribute("datetime"));
+    if (utc || isNaN(d)) { t.textContent = t.dataset.utc; continue; }
+    // 2026-11-30 13:53:36 CET: the same shape as the UTC text, in the local zone.
+    const p = Object.fromEntries(fmt.formatToParts(d).map((x) => [x.type, x.value]));
+    t.textContent = `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${p.timeZoneName}`;
+  }
+  const toggle = document.getElementById("tz-toggle");
+  if (toggle) toggle.textContent = utc ? "times: UTC" : "times: local";
+}
+document.addEventListener("DOMContentLoaded", () => {
+  const who = document.querySelector("header.top .who");
+  if (who) {
+    const b = document.createElement("button");
+    b.id = "tz-toggle";
+    b.type = "button";
+    b.className = "link";
+    b.title = "show times in UTC or in this browser's time zone";
+    b.addEventListener("click", () => {
+      localStorage.setItem("nines-tz", localStorage.getItem("nines-tz") === "UTC" ? "local" : "UTC");
+      showTimes();
+    });
+    who.prepend(b);
+  }
+  showTimes();
+});

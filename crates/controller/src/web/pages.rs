@@ -59,6 +59,20 @@ pub fn frame(title: &str, user: &WebUser, body: Markup) -> Markup {
     }
 }
 
+/// A moment, written in UTC by the server; the page's script shows it in the browser's
+/// time zone (or UTC, as the reader chooses), the UTC time staying in its title.
+pub fn when(t: chrono::DateTime<chrono::Utc>) -> Markup {
+    html! { time datetime=(t.to_rfc3339()) title=(t.format("%Y-%m-%d %H:%M:%S UTC")) { (t.format("%Y-%m-%d %H:%M:%S UTC")) } }
+}
+
+/// [`when`], or `-` for never.
+pub fn when_opt(t: Option<chrono::DateTime<chrono::Utc>>) -> Markup {
+    match t {
+        Some(t) => when(t),
+        None => html! { "-" },
+    }
+}
+
 /// The state as a word, a shape and a colour (never colour alone).
 pub fn state_badge(state: ClusterState) -> Markup {
     let (shape, class) = match state {
@@ -75,6 +89,10 @@ pub struct OverviewQuery {
     q: Option<String>,
     /// Only clusters in this state.
     state: Option<String>,
+    /// Only clusters of this type.
+    kind: Option<String>,
+    /// Only clusters with active alarms.
+    alarmed: Option<String>,
 }
 
 /// One row of the overview.
@@ -158,6 +176,10 @@ pub async fn overview(
             && q.state
                 .as_deref()
                 .is_none_or(|s| s.is_empty() || r.state.as_str() == s)
+            && q.kind
+                .as_deref()
+                .is_none_or(|k| k.is_empty() || r.kind == k)
+            && (q.alarmed.is_none() || r.alarms > 0)
     });
     // The worst first, then by name.
     rows.sort_by(|a, b| {
@@ -191,6 +213,15 @@ pub async fn overview(
                     }
                 }
             }
+            label { "Type "
+                select name="kind" {
+                    option value="" { "any" }
+                    @for k in ["replication", "galera", "standalone"] {
+                        option value=(k) selected[q.kind.as_deref() == Some(k)] { (k) }
+                    }
+                }
+            }
+            label { input type="checkbox" name="alarmed" value="1" checked[q.alarmed.is_some()]; " with active alarms" }
             button type="submit" { "Filter" }
         }
         table #clusters.list {
@@ -211,7 +242,7 @@ pub async fn overview(
                         }
                         td {
                             @match r.last_backup {
-                                Some(t) => time datetime=(t.to_rfc3339()) title=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M UTC")) },
+                                Some(t) => (when(t)),
                                 None => "never",
                             }
                         }

@@ -521,6 +521,91 @@ impl HaPolicy {
             .collect()
     }
 
+    /// The JSON patch (for [`Self::patched`]) of the settings a person typed, as
+    /// (dotted field, text) written the way [`Self::entries`] shows them: `5m` for a
+    /// duration, `none` for no limit or an empty list, a comma-separated list, `true` or
+    /// `false`. Only settings whose text differs from what `entries` shows are in it; an
+    /// unknown field or a value that cannot be read is an error naming the field.
+    pub fn patch_from_text(
+        &self,
+        typed: &[(String, String)],
+    ) -> Result<serde_json::Map<String, serde_json::Value>, PolicyError> {
+        use serde_json::Value;
+        let mut current = Vec::new();
+        if let Ok(v) = serde_json::to_value(self) {
+            leaves("", &v, &mut current);
+        }
+        let mut patch = serde_json::Map::new();
+        for (field, text) in typed {
+            let text = text.trim();
+            let Some((_, now)) = current.iter().find(|(k, _)| k == field) else {
+                return Err(PolicyError::new(field, format!("unknown field `{field}`")));
+            };
+            if describe(field, now) == text {
+                continue;
+            }
+            let duration = |scale: u128| -> Result<Value, PolicyError> {
+                let d = crate::api::parse_duration(text).map_err(|e| PolicyError::new(field, e))?;
+                Ok(Value::from((d.as_millis() / scale) as u64))
+            };
+            let number = || -> Result<Value, PolicyError> {
+                text.parse::<u64>()
+                    .map(Value::from)
+                    .map_err(|_| PolicyError::new(field, format!("`{text}` is not a whole number")))
+            };
+            let value = if DURATION_FIELDS.contains(&field.as_str()) {
+                duration(1)?
+            } else if SECONDS_FIELDS.contains(&field.as_str()) {
+                if text == "none" {
+                    Value::Null
+                } else {
+                    duration(1000)?
+                }
+            } else {
+                match now {
+                    Value::Bool(_) => match text {
+                        "true" | "on" | "yes" => Value::Bool(true),
+                        "false" | "off" | "no" => Value::Bool(false),
+                        _ => {
+                            return Err(PolicyError::new(
+                                field,
+                                format!("`{text}` is not true or false"),
+                            ));
+                        }
+                    },
+                    Value::Array(_) => Value::Array(
+                        text.split(',')
+                            .map(str::trim)
+                            .filter(|i| !i.is_empty() && *i != "none")
+                            .map(|i| Value::String(i.to_string()))
+                            .collect(),
+                    ),
+                    Value::String(_) => Value::String(text.to_string()),
+                    // A number, or a limit that is off (null).
+                    _ if text == "none" => Value::Null,
+                    _ => number()?,
+                }
+            };
+            // Nested fields (`max_candidate_lag.max_seconds_behind`) as nested objects.
+            let mut parts = field.split('.').peekable();
+            let mut cursor = &mut patch;
+            while let Some(part) = parts.next() {
+                if parts.peek().is_none() {
+                    cursor.insert(part.to_string(), value);
+                    break;
+                }
+                let next = cursor
+                    .entry(part.to_string())
+                    .or_insert_with(|| Value::Object(Default::default()));
+                match next {
+                    Value::Object(m) => cursor = m,
+                    _ => return Err(PolicyError::new(field, "not a group of settings")),
+                }
+            }
+        }
+        Ok(patch)
+    }
+
     /// What differs from `before` to `self`, one `field: old → new` per changed setting.
     pub fn changes_from(&self, before: &HaPolicy) -> Vec<String> {
         let old = before.entries();
@@ -558,6 +643,63 @@ mod millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_settings_become_a_patch_of_what_changed() {
+        let p = HaPolicy::default();
+        let t = |k: &str, v: &str| (k.to_string(), v.to_string());
+        type Case = (Vec<(String, String)>, Result<serde_json::Value, &'static str>);
+        let cases: Vec<Case> = vec![
+            // What entries shows, typed back: nothing changes.
+            (p.entries(), Ok(serde_json::json!({}))),
+            (
+                vec![t("failover_block_window", "10m")],
+                Ok(serde_json::json!({"failover_block_window": 600_000})),
+            ),
+            (
+                vec![t("switchover_max_lag_seconds", "5s")],
+                Ok(serde_json::json!({"switchover_max_lag_seconds": 5})),
+            ),
+            (
+                vec![t("max_candidate_lag.max_seconds_behind", "none")],
+                Ok(serde_json::json!({"max_candidate_lag": {"max_seconds_behind": null}})),
+            ),
+            (
+                vec![t("max_candidate_lag.max_missing_transactions", " 4 ")],
+                Ok(serde_json::json!({"max_candidate_lag": {"max_missing_transactions": 4}})),
+            ),
+            (
+                vec![t("excluded_candidates", "10.0.0.2:3306, 10.0.0.3")],
+                Ok(serde_json::json!({"excluded_candidates": ["10.0.0.2:3306", "10.0.0.3"]})),
+            ),
+            (
+                vec![t("require_semi_sync_ack", "on")],
+                Ok(serde_json::json!({"require_semi_sync_ack": true})),
+            ),
+            (
+                vec![t("daily_failover_budget", "three")],
+                Err("daily_failover_budget"),
+            ),
+            (vec![t("restart_grace", "5 parsecs")], Err("restart_grace")),
+            (
+                vec![t("require_semi_sync_ack", "maybe")],
+                Err("require_semi_sync_ack"),
+            ),
+            (vec![t("no_such_setting", "1")], Err("no_such_setting")),
+        ];
+        for (typed, want) in cases {
+            let got = p.patch_from_text(&typed);
+            match (got, want) {
+                (Ok(patch), Ok(want)) => {
+                    assert_eq!(serde_json::Value::Object(patch.clone()), want, "{typed:?}");
+                    // And the patch is one the policy takes.
+                    assert!(p.patched(&patch).is_ok(), "{typed:?}");
+                }
+                (Err(e), Err(field)) => assert_eq!(e.field, field, "{typed:?}: {e}"),
+                (got, want) => panic!("{typed:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 
     #[test]
     fn serializes_durations_as_millis_and_fills_defaults() {
