@@ -5,8 +5,8 @@
 # every second, then, signed in as an admin through the login form:
 #   - p50/p99 of GET / (the overview of every cluster), GET /?q=… (filtered),
 #     GET /clusters/NAME (a cluster's page);
-#   - the overview's size, and the size of one `states` event of /ui/stream (what every
-#     open page receives every two seconds).
+#   - the overview's size, and the size of the `states` events of /ui/stream (all states
+#     first, then what changed, every two seconds, to every open page).
 # Usage: bash bench/ui.sh [CLUSTERS=500] [REQUESTS=200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,8 +88,9 @@ s = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 s.request("GET", "/ui/stream", headers={"Cookie": cookie})
 r = s.getresponse()
 buf = b""
-while b"\n\n" not in buf:
+while buf.count(b"event: states") < 3 or not buf.endswith(b"\n\n"):
     buf += r.read1(65536)
-event = buf.split(b"\n\n")[0]
-print(f"/ui/stream states event: {len(event) // 1024}KiB every 2 s per open page")
+events = [e for e in buf.split(b"\n\n") if b"event: states" in e]
+print(f"/ui/stream: first states event {len(events[0]) / 1024:.0f}KiB (every cluster and node), "
+      f"then {len(events[1])}B and {len(events[2])}B every 2 s (what changed)")
 PY

@@ -52,16 +52,38 @@ async fn states(st: &AppState) -> serde_json::Value {
     json!({"clusters": clusters, "nodes": node_states, "at": chrono::Utc::now()})
 }
 
-/// Every two seconds, every cluster's and node's state (event `states`).
+/// What changed from `before` to `now` (both as [`states`] makes them): the clusters and
+/// nodes whose entry differs or is new, and the time. With no `before`, all of `now`.
+pub fn states_changed(
+    before: Option<&serde_json::Value>,
+    now: &serde_json::Value,
+) -> serde_json::Value {
+    let Some(before) = before else {
+        return now.clone();
+    };
+    let changed = |list: &str| -> Vec<serde_json::Value> {
+        let old = before[list].as_array().cloned().unwrap_or_default();
+        now[list]
+            .as_array()
+            .map(|items| items.iter().filter(|i| !old.contains(i)).cloned().collect())
+            .unwrap_or_default()
+    };
+    json!({"clusters": changed("clusters"), "nodes": changed("nodes"), "at": now["at"]})
+}
+
+/// Every cluster's and node's state (event `states`): all of them first, then every two
+/// seconds the ones that changed (an idle fleet of hundreds of clusters costs a page a
+/// few bytes, not its whole list, every two seconds).
 pub async fn stream(State(st): State<AppState>, Extension(_user): Extension<WebUser>) -> Response {
-    let s = futures::stream::unfold((st, true), |(st, first)| async move {
-        if !first {
+    let s = futures::stream::unfold((st, None), |(st, last)| async move {
+        if last.is_some() {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        let data = states(&st).await.to_string();
+        let now = states(&st).await;
+        let data = states_changed(last.as_ref(), &now).to_string();
         Some((
             Ok::<Event, Infallible>(Event::default().event("states").data(data)),
-            (st, false),
+            (st, Some(now)),
         ))
     });
     unbuffered(
@@ -190,5 +212,39 @@ pub async fn cancel_job(
     match crate::api::jobs::cancel_job(State(st), Path(id)).await {
         Ok(_) => super::redirect(&format!("/jobs/{id}")),
         Err(e) => (e.status, e.body.error).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_changed_is_sent_after_the_first_event() {
+        let a = json!({"clusters": [{"name": "a", "state": "healthy"}, {"name": "b", "state": "healthy"}],
+                       "nodes": [{"address": "x:1", "state": "online", "role": "primary"}], "at": 1});
+        let b = json!({"clusters": [{"name": "a", "state": "healthy"}, {"name": "b", "state": "degraded"}, {"name": "c", "state": "healthy"}],
+                       "nodes": [{"address": "x:1", "state": "online", "role": "replica"}], "at": 2});
+        let cases = [
+            (None, a.clone(), a.clone()),
+            (
+                Some(a.clone()),
+                a.clone(),
+                json!({"clusters": [], "nodes": [], "at": 1}),
+            ),
+            (
+                Some(a.clone()),
+                b.clone(),
+                json!({"clusters": [{"name": "b", "state": "degraded"}, {"name": "c", "state": "healthy"}],
+                       "nodes": [{"address": "x:1", "state": "online", "role": "replica"}], "at": 2}),
+            ),
+        ];
+        for (before, now, want) in cases {
+            assert_eq!(
+                states_changed(before.as_ref(), &now),
+                want,
+                "{before:?} → {now}"
+            );
+        }
     }
 }

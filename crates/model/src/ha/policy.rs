@@ -648,7 +648,10 @@ mod tests {
     fn typed_settings_become_a_patch_of_what_changed() {
         let p = HaPolicy::default();
         let t = |k: &str, v: &str| (k.to_string(), v.to_string());
-        type Case = (Vec<(String, String)>, Result<serde_json::Value, &'static str>);
+        type Case = (
+            Vec<(String, String)>,
+            Result<serde_json::Value, &'static str>,
+        );
         let cases: Vec<Case> = vec![
             // What entries shows, typed back: nothing changes.
             (p.entries(), Ok(serde_json::json!({}))),
