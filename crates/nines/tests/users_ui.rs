@@ -1628,6 +1628,27 @@ async fn settings_rules_channels_passwords_and_deletion_are_managed_from_the_pag
     assert!(session_cookie(&login(&ctl, "vic", new_pw).await).is_some());
     assert!(session_cookie(&login(&ctl, "ann", new_pw).await).is_none());
 
+    // Actions the cluster cannot take come back with the API's reason, naming what is
+    // wrong: no load balancer on that host; Galera recovery of a standalone server; a
+    // forced recovery without the name typed.
+    let to = act(
+        &ctl,
+        &ann,
+        &csrf,
+        &[("action", "lb_restart"), ("host", "127.0.0.9")],
+    )
+    .await;
+    let (_, html, _) = page(&ctl, &ann, &to).await;
+    assert!(html.contains("127.0.0.9"), "{html}");
+    let to = act(&ctl, &ann, &csrf, &[("action", "recover")]).await;
+    let (_, html, _) = page(&ctl, &ann, &to).await;
+    assert!(
+        html.contains("role=\"alert\"") && html.contains("Galera"),
+        "{html}"
+    );
+    let to = act(&ctl, &ann, &csrf, &[("action", "recover"), ("force", "on")]).await;
+    assert!(to.contains("cluster%27s%20name%20to%20confirm"), "{to}");
+
     // A job cancelled from its page (a viewer may not); the cluster deleted with its name
     // typed, not without.
     let to = act(&ctl, &ann, &csrf, &[("action", "backup")]).await;

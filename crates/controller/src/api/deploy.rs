@@ -29,7 +29,7 @@ pub(super) async fn queue(st: &AppState, caller: &Caller, spec: JobSpec) -> Resu
 }
 
 /// The cluster named, or 400 for a name no cluster can have, or 404.
-pub(super) async fn cluster(st: &AppState, name: &str) -> Result<ClusterRecord, ApiErr> {
+pub(crate) async fn cluster(st: &AppState, name: &str) -> Result<ClusterRecord, ApiErr> {
     validate_name("name", name)?;
     st.store
         .get_cluster(name)

@@ -98,7 +98,7 @@ fn node_card(
                     dt { "IO / SQL" } dd { (n.io_thread.as_deref().unwrap_or("-")) " / " (n.sql_thread.map_or("-", |s| if s { "running" } else { "stopped" })) }
                 }
                 @if kind == ClusterType::Galera {
-                    dt { "wsrep" } dd { (n.wsrep_state.as_deref().unwrap_or("-")) " in " (n.wsrep_cluster_status.as_deref().unwrap_or("-")) " (size " (n.wsrep_cluster_size.map_or("-".to_string(), |s| s.to_string())) ")" }
+                    dt { @if n.state == NodeState::Offline { "wsrep (last seen)" } @else { "wsrep" } } dd { (n.wsrep_state.as_deref().unwrap_or("-")) " in " (n.wsrep_cluster_status.as_deref().unwrap_or("-")) " (size " (n.wsrep_cluster_size.map_or("-".to_string(), |s| s.to_string())) ")" }
                 }
                 dt { "version" } dd { (n.version.as_deref().unwrap_or("-")) }
                 dt { "desired" } dd { (n.desired) }
@@ -160,7 +160,9 @@ fn topology(cluster: &str, kind: ClusterType, nodes: &[NodeStatus], lbs: &[LbVie
                         @for n in nodes {
                             div class={"box " (node_class(n.state))} data-address=(n.address) data-role=(n.role.as_str()) {
                                 strong { (n.address) } br;
-                                (n.wsrep_state.as_deref().unwrap_or(n.state.as_str()))
+                                // An unreachable node's wsrep state is only what it was.
+                                @if n.state == NodeState::Offline { (n.state.as_str()) }
+                                @else { (n.wsrep_state.as_deref().unwrap_or(n.state.as_str())) }
                                 // The node the load balancers send writes to (one writer).
                                 @if lbs.iter().any(|l| l.writer.as_deref() == Some(n.address.as_str())) {
                                     " · writer"
@@ -183,7 +185,8 @@ fn topology(cluster: &str, kind: ClusterType, nodes: &[NodeStatus], lbs: &[LbVie
                             @for n in &replicas {
                                 div class={"box " (node_class(n.state))} data-address=(n.address) data-role=(n.role.as_str()) {
                                     strong { (n.address) } br;
-                                    "replica · lag " (n.lag_seconds.map_or("?".to_string(), |l| format!("{l} s")))
+                                    @if n.state == NodeState::Offline { "replica · offline" }
+                                    @else { "replica · lag " (n.lag_seconds.map_or("?".to_string(), |l| format!("{l} s"))) }
                                 }
                             }
                         }

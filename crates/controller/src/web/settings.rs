@@ -50,6 +50,10 @@ pub async fn page(
         .map(|Json(l)| l)
         .unwrap_or_default();
     let may = allowed(user.role, Access::Change);
+    // The read-only pool's lag limit and fallback concern replicas only.
+    let replication = crate::api::deploy::cluster(&st, &name)
+        .await
+        .is_ok_and(|c| c.cluster_type == nines_model::ClusterType::Replication);
     let entries: Vec<(String, String)> = policy
         .policy
         .entries()
@@ -93,7 +97,7 @@ pub async fn page(
         @for l in &lbs {
             article.node {
                 header { strong { "HAProxy " (l.host) } " " span.muted { "rw :" (l.rw_port) " · ro :" (l.ro_port) " · " (l.haproxy) } }
-                @if may {
+                @if may && replication {
                     form.filters method="post" action={"/clusters/" (name) "/actions"} {
                         input type="hidden" name="csrf_token" value=(user.csrf);
                         input type="hidden" name="action" value="lb_reconfigure";
@@ -107,13 +111,15 @@ pub async fn page(
                         }
                         button type="submit" { "Apply" }
                     }
+                }
+                @if may {
                     form.action method="post" action={"/clusters/" (name) "/actions"} data-confirm={"Restart HAProxy on " (l.host) "? Its connections are cut."} {
                         input type="hidden" name="csrf_token" value=(user.csrf);
                         input type="hidden" name="action" value="lb_restart";
                         input type="hidden" name="host" value=(l.host);
                         button type="submit" { "Restart HAProxy" }
                     }
-                } @else {
+                } @else if replication {
                     p { "Max replica lag " (l.policy.max_replica_lag_seconds) " s; primary serves reads when no replica qualifies: "
                         (if l.policy.ro_fallback_to_primary { "yes" } else { "no" }) }
                 }
