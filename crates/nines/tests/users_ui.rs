@@ -1624,8 +1624,13 @@ async fn settings_rules_channels_passwords_and_deletion_are_managed_from_the_pag
         ],
     )
     .await;
-    assert!(to.contains("note="), "{to}");
-    assert!(session_cookie(&login(&ctl, "vic", new_pw).await).is_some());
+    // Their sessions ended with the old password: back to the login page.
+    assert_eq!(to, "/login");
+    let (_, _, gone) = page(&ctl, &vic, "/users").await;
+    assert!(gone.is_some_and(|l| l.starts_with("/login")));
+    let vic = session_cookie(&login(&ctl, "vic", new_pw).await).expect("the new password");
+    let (_, vhtml, _) = page(&ctl, &vic, "/users").await;
+    let vcsrf = csrf_of(&vhtml);
     assert!(session_cookie(&login(&ctl, "ann", new_pw).await).is_none());
 
     // Actions the cluster cannot take come back with the API's reason, naming what is
@@ -1661,6 +1666,7 @@ async fn settings_rules_channels_passwords_and_deletion_are_managed_from_the_pag
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("viewer"));
     let to = post_form(
         &ctl,
         &ann,

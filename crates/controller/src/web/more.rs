@@ -822,6 +822,8 @@ pub async fn user_form(
             )
             .await;
             match r {
+                // A new password ends the user's sessions, this one too.
+                Ok(Json(u)) if u.name == user.name => redirect("/login"),
                 Ok(Json(u)) => redirect(&format!(
                     "/users?note={}",
                     super::urlencoding(&format!("the password of {} was changed", u.name))
