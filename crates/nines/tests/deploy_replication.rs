@@ -225,4 +225,12 @@ async fn replication_over_ssh_deploy_scale_and_restart() {
         vec!["0".to_string()],
         "the primary must be writable after its restart"
     );
+    // Restarted to stay the primary, it ran without the semi-sync binlog cut its option
+    // file asks for (which would leave its replicas ahead of it after a crash); the
+    // replicas keep the file's role.
+    // (`init_rpl_role` is a start option, not a variable: read from the command line.)
+    let primary = common::node_cmdline(&dir, &addrs[0]);
+    assert!(primary.contains("--init-rpl-role=MASTER"), "{primary}");
+    let replica = common::node_cmdline(&dir, &addrs[1]);
+    assert!(!replica.contains("--init-rpl-role"), "{replica}");
 }

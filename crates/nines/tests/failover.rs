@@ -622,9 +622,10 @@ async fn a_switchover_whose_candidate_cannot_catch_up_restores_writes_on_the_old
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crashed_primary_drops_the_commit_no_replica_acknowledged() {
+async fn a_primary_restarted_in_place_keeps_what_its_replica_already_received() {
     let c = Cluster::deploy("phantom").await;
     let p = c.addrs[0].clone();
+    let (r1, r2) = (c.addrs[1].clone(), c.addrs[2].clone());
     let out = c.ctl.cli(&[
         "maintenance",
         "on",
@@ -634,26 +635,39 @@ async fn a_crashed_primary_drops_the_commit_no_replica_acknowledged() {
         "test",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    for r in &c.addrs[1..] {
-        admin(r, "STOP SLAVE IO_THREAD").await;
-    }
-    let before = admin(&p, "SELECT @@gtid_binlog_pos").await.concat();
-    // This commit is in the primary's binlog but waits for an acknowledgement that cannot
-    // come: the client is never told it committed.
+    // r1 receives the primary's binlog but never acknowledges it (its semi-sync side
+    // off); r2 receives nothing. A commit then sits in the primary's binlog, prepared,
+    // waiting for an acknowledgement that cannot come, while r1 already applied it.
+    admin(
+        &r1,
+        "STOP SLAVE IO_THREAD; SET GLOBAL rpl_semi_sync_slave_enabled=OFF; START SLAVE IO_THREAD",
+    )
+    .await;
+    admin(&r2, "STOP SLAVE IO_THREAD").await;
     let mut app = connect(&p).await.expect("app connects");
     let pending = tokio::spawn(async move { app.query_drop("INSERT INTO app.t VALUES (7)").await });
-    let waiting = wait_until(Duration::from_secs(5), || async {
-        sql(&p, "dba", ADMIN_PW, "SELECT @@gtid_binlog_pos")
-            .await
-            .is_ok_and(|g| g.concat() != before)
-    })
-    .await;
-    assert!(waiting, "the insert did not reach the binlog");
+    let has = |addr: String, id: u32| async move {
+        sql(
+            &addr,
+            "dba",
+            ADMIN_PW,
+            &format!("SELECT COUNT(*) FROM app.t WHERE id = {id}"),
+        )
+        .await
+        .is_ok_and(|r| r == vec!["1".to_string()])
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || has(r1.clone(), 7)).await,
+        "r1 did not receive the commit"
+    );
     c.signal(&p, "-9");
     assert!(
         pending.await.unwrap().is_err(),
         "the insert was acknowledged"
     );
+    // Started again to stay the primary: crash recovery commits what its binlog holds.
+    // (The option file's semi-sync cut, meant for a primary coming back as a replica,
+    // would drop it and leave r1 ahead of its primary, replication broken.)
     let node = format!("{p}:3306");
     let out = c.ctl.cli(&[
         "node",
@@ -665,14 +679,23 @@ async fn a_crashed_primary_drops_the_commit_no_replica_acknowledged() {
         "--wait",
     ]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    // Crash recovery as a semi-sync replica-to-be cut the unacknowledged commit.
-    let after = admin(&p, "SELECT @@gtid_binlog_pos").await.concat();
-    assert_eq!(
-        after, before,
-        "the unacknowledged commit survived the crash"
-    );
-    let rows = admin(&p, "SELECT COUNT(*) FROM app.t WHERE id = 7").await;
-    assert_eq!(rows, vec!["0".to_string()]);
+    assert!(has(p.clone(), 7).await, "the primary lost what r1 holds");
+    // Both replicas follow it again: the next commit reaches both.
+    admin(
+        &r1,
+        "STOP SLAVE IO_THREAD; SET GLOBAL rpl_semi_sync_slave_enabled=ON; START SLAVE IO_THREAD",
+    )
+    .await;
+    admin(&r2, "START SLAVE IO_THREAD").await;
+    admin(&p, "INSERT INTO app.t VALUES (8)").await;
+    for r in [&r1, &r2] {
+        assert!(
+            wait_until(Duration::from_secs(20), || has(r.clone(), 8)).await,
+            "{r} does not replicate from the restarted primary: {:?}",
+            sql(r, "dba", ADMIN_PW, "SHOW SLAVE STATUS").await
+        );
+    }
+    assert!(has(r2.clone(), 7).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,6 +60,20 @@ pub async fn check_stop_allowed(
     Ok(())
 }
 
+/// The extra server arguments a node is started with in its part. A semi-sync cluster's
+/// option file says `init_rpl_role = SLAVE`, so that a crashed primary that comes back as
+/// a replica after a failover cuts from its binlog what no replica acknowledged
+/// (MDEV-21117). A primary started to stay the primary (restarted in place, the cluster
+/// started) must not cut anything: its replicas may already hold those transactions and
+/// would then be ahead of it (MDEV-33465 made the cut depend on the role). The command
+/// line overrides the file for this start only.
+pub fn start_args(part: NodePart) -> &'static [&'static str] {
+    match part {
+        NodePart::Primary => &["--init-rpl-role=MASTER"],
+        _ => &[],
+    }
+}
+
 /// Starts a node and waits until it does its job: Synced (Galera), writable (primary),
 /// replicating (replica), answering (standalone).
 pub async fn start_node(
@@ -85,7 +99,7 @@ pub async fn start_node_among(
                 crate::wait::report_while(
                     reporter,
                     &format!("{} to start", n.endpoint),
-                    n.start(&[]),
+                    n.start(start_args(part)),
                 )
                 .await?;
             }
@@ -140,4 +154,22 @@ pub async fn stop_cluster(
         stop_node(n, reporter).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_primary_starts_without_the_semi_sync_cut() {
+        for (part, want) in [
+            (NodePart::Primary, &["--init-rpl-role=MASTER"][..]),
+            (NodePart::Replica, &[][..]),
+            (NodePart::Fenced, &[][..]),
+            (NodePart::Galera, &[][..]),
+            (NodePart::Standalone, &[][..]),
+        ] {
+            assert_eq!(start_args(part), want, "{part:?}");
+        }
+    }
 }

@@ -49,7 +49,8 @@ rpl_semi_sync_master_wait_point = AFTER_SYNC
 rpl_semi_sync_master_timeout    = {{ semi_sync_timeout_ms }}
 # After a crash, roll back and cut from the binlog the transactions no replica had
 # acknowledged (MDEV-21117): a failed-over primary then holds nothing the cluster lacks,
-# and no client was told they committed.
+# and no client was told they committed. nines starts a primary that stays the primary
+# (restarted in place) with --init-rpl-role=MASTER, which keeps its binlog whole.
 init_rpl_role                   = SLAVE
 {%- endif %}
 

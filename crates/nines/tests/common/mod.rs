@@ -436,6 +436,17 @@ pub async fn wait_failover_armed(ctl: &Controller, cluster: &str) -> bool {
     .await
 }
 
+/// The command line of a deployed node's running server (arguments joined by spaces).
+pub fn node_cmdline(dir: &DeployDir, addr: &str) -> String {
+    let pid = std::fs::read_to_string(format!(
+        "{}.nines/mysqld.pid",
+        dir.datadir(addr, 3306).display()
+    ))
+    .expect("pid file");
+    let raw = std::fs::read(format!("/proc/{}/cmdline", pid.trim())).expect("cmdline");
+    String::from_utf8_lossy(&raw).replace('\0', " ")
+}
+
 /// `kill -9` of a deployed node's server (its pid file beside the datadir).
 pub fn kill_9_node(dir: &DeployDir, addr: &str) {
     let pid = std::fs::read_to_string(format!(
