@@ -104,6 +104,7 @@ async fn an_operator_signs_in_watches_a_node_die_live_and_acts_from_the_page() {
         .click()
         .await
         .unwrap();
+    wait_signed_in(&c, "ann").await;
     let healthy = eventually(Duration::from_secs(20), || async {
         c.refresh().await.ok();
         text(&c, "td[data-cluster-state=shop]")
@@ -194,32 +195,19 @@ async fn an_operator_signs_in_watches_a_node_die_live_and_acts_from_the_page() {
 
     // On a phone-sized screen the list stacks and nothing is wider than the screen.
     let phone = browser(&driver, 390, 844).await;
-    phone.goto(&format!("{}/login", ctl.url)).await.unwrap();
-    phone
-        .find(Locator::Css("input[name=username]"))
-        .await
-        .unwrap()
-        .send_keys("ann")
-        .await
-        .unwrap();
-    phone
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(PW)
-        .await
-        .unwrap();
-    phone
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&phone, &ctl.url, "ann", PW).await;
     phone
         .goto(&format!("{}/clusters/shop", ctl.url))
         .await
         .unwrap();
+    assert!(
+        phone
+            .find(Locator::Css(".topology[data-cluster=shop]"))
+            .await
+            .is_ok(),
+        "{}",
+        phone.source().await.unwrap()
+    );
     let widths = phone
         .execute(
             "return [document.documentElement.scrollWidth, window.innerWidth];",
@@ -267,6 +255,17 @@ async fn sign_in(c: &Client, url: &str, user: &str, pw: &str) {
         .click()
         .await
         .unwrap();
+    wait_signed_in(c, user).await;
+}
+
+/// Signed in once the page that follows the login shows who is: the next navigation
+/// must not race the login's answer (it would cancel it, and the browser stay signed out).
+async fn wait_signed_in(c: &Client, user: &str) {
+    let signed_in = eventually(Duration::from_secs(10), || async {
+        text(c, "header.top .who span").await.starts_with(user)
+    })
+    .await;
+    assert!(signed_in, "{}", c.source().await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -422,6 +421,13 @@ async fn a_switchover_from_the_page_redraws_the_topology_live_and_a_viewer_is_re
     let v = browser(&driver, 1280, 900).await;
     sign_in(&v, &ctl.url, "vic", PW).await;
     v.goto(&format!("{}/clusters/web", ctl.url)).await.unwrap();
+    assert!(
+        v.find(Locator::Css(".topology[data-cluster=\"web\"]"))
+            .await
+            .is_ok(),
+        "{}",
+        v.source().await.unwrap()
+    );
     assert!(
         v.find(Locator::XPath("//button[text()='Switchover']"))
             .await
