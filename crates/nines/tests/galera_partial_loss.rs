@@ -47,6 +47,17 @@ async fn deployed(rows: usize) -> (Vec<nines_testkit::AddressLease>, DeployDir, 
     ] {
         sql(&addrs[0], "dba", ADMIN_PW, q).await.unwrap();
     }
+    // DDL is certified everywhere at once but applied on the other nodes a moment later
+    // (wsrep_sync_wait is off): wait until each has the table before writing through it.
+    for a in &addrs {
+        let there = wait_until(Duration::from_secs(10), || async {
+            sql(a, "dba", ADMIN_PW, "SELECT COUNT(*) FROM app.t")
+                .await
+                .is_ok()
+        })
+        .await;
+        assert!(there, "{a} never got app.t");
+    }
     for i in 0..rows {
         insert(&addrs[i % 3], i).await.unwrap();
     }

@@ -114,6 +114,12 @@ async fn an_operator_signs_in_watches_a_node_die_live_and_acts_from_the_page() {
     .await;
     assert!(healthy, "{}", c.source().await.unwrap_or_default());
     assert!(text(&c, "header .who").await.contains("ann (operator)"));
+    // The page says it is live (the stream's events arrive).
+    let live = eventually(Duration::from_secs(10), || async {
+        text(&c, "#updated").await.starts_with("live, updated")
+    })
+    .await;
+    assert!(live, "{}", text(&c, "#updated").await);
 
     // The name filter hides rows as one types (the page's own script).
     let filter = c.find(Locator::Css("input[name=q]")).await.unwrap();

@@ -256,6 +256,7 @@ pub async fn page(
             (s.cluster_type.as_str()) " · " (s.nodes_online) " of " (s.nodes) " nodes online · automatic recovery "
             (if s.auto_recovery { "on" } else { "off" })
             @if !s.state_reason.is_empty() { " · " (s.state_reason) }
+            " · " span #updated.muted { "as of " (super::pages::when(chrono::Utc::now())) }
         }
         @for m in &detail.maintenance {
             p.notice { "Maintenance " (m.node.as_deref().unwrap_or("of the whole cluster")) ": " (m.reason) }

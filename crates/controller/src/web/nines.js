@@ -38,6 +38,15 @@ function badge(word) {
 document.addEventListener("DOMContentLoaded", () => {
   if (!document.querySelector("[data-cluster-state], [data-node-state]") || !window.EventSource) return;
   const es = new EventSource("/ui/stream");
+  // A page left open (a wall screen) says when what it shows stopped being live; the
+  // browser reconnects by itself, and the first event after that carries every state.
+  es.addEventListener("error", () => {
+    const stamp = document.getElementById("updated");
+    if (stamp) {
+      stamp.textContent = "not live: reconnecting to nines…";
+      stamp.classList.add("error");
+    }
+  });
   es.addEventListener("states", (e) => {
     const data = JSON.parse(e.data);
     for (const c of data.clusters) {
@@ -53,7 +62,10 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     }
     const stamp = document.getElementById("updated");
-    if (stamp) stamp.textContent = "updated " + new Date(data.at).toLocaleTimeString();
+    if (stamp) {
+      stamp.textContent = "live, updated " + new Date(data.at).toLocaleTimeString(undefined, { hourCycle: "h23" });
+      stamp.classList.remove("error");
+    }
     document.dispatchEvent(new CustomEvent("nines:states", { detail: data }));
   });
 });

@@ -202,6 +202,7 @@ pub async fn overview(
             (state_badge(ClusterState::Healthy)) " " (counts.1) ", "
             (state_badge(ClusterState::Degraded)) " " (counts.2) ", "
             (state_badge(ClusterState::Failed)) " " (counts.3)
+            " · " span #updated.muted { "as of " (when(chrono::Utc::now())) }
         }
         form.filters method="get" action="/" role="search" {
             label { "Name " input type="search" name="q" value=[q.q.as_deref()] placeholder="filter" data-filter="clusters"; }
