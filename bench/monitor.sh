@@ -101,32 +101,8 @@ if [ "$SIMULATED" -gt 0 ]; then
   for _ in $(seq 1 120); do [ -s "$WORK/sim.txt" ] && break; sleep 0.5; done
   [ -s "$WORK/sim.txt" ] || { echo "simulated fleet did not start" >&2; exit 1; }
   start_controller "$WORK/sim-data"
-  # One standalone cluster per server, imported through the API (a CLI process each
-  # would take longer than the imports).
-  python3 - "$PORT" "$NINES_DATA_DIR/admin.token" "$WORK/sim.txt" <<'PY'
-import http.client, json, sys, time
-port, token, fleet = int(sys.argv[1]), open(sys.argv[2]).read().strip(), sys.argv[3]
-conn = http.client.HTTPConnection("127.0.0.1", port)
-h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-for i, line in enumerate(open(fleet).read().split("\n")):
-    if not line.strip():
-        continue
-    seed, user, pwfile = line.split()
-    body = {"name": f"s{i}", "seed": seed, "db_user": user, "db_password": open(pwfile).read().strip()}
-    conn.request("POST", "/api/v1/clusters/import", body=json.dumps(body), headers=h)
-    r = conn.getresponse(); r.read()
-    assert r.status == 202, (r.status, line)
-deadline = time.time() + 600
-while time.time() < deadline:
-    conn.request("GET", "/api/v1/jobs?state=queued", headers=h); q = json.loads(conn.getresponse().read())
-    conn.request("GET", "/api/v1/jobs?state=running", headers=h); r = json.loads(conn.getresponse().read())
-    if not q and not r:
-        break
-    time.sleep(1)
-conn.request("GET", "/api/v1/jobs?state=failed", headers=h)
-failed = json.loads(conn.getresponse().read())
-assert not failed, f"{len(failed)} imports failed: {failed[:1]}"
-PY
+  # One standalone cluster per server.
+  python3 bench/import_fleet.py "$PORT" "$NINES_DATA_DIR/admin.token" "$WORK/sim.txt"
   NODES=$(./target/release/nines -o json node list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
   sleep 10  # every probe task reaches its steady state before the window opens
   measure "$NODES"

@@ -86,25 +86,7 @@ async fn an_operator_signs_in_watches_a_node_die_live_and_acts_from_the_page() {
     // The overview needs a session: the browser lands on the sign-in form.
     c.goto(&format!("{}/", ctl.url)).await.unwrap();
     assert!(c.current_url().await.unwrap().path().ends_with("/login"));
-    c.find(Locator::Css("input[name=username]"))
-        .await
-        .unwrap()
-        .send_keys("ann")
-        .await
-        .unwrap();
-    c.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(PW)
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_signed_in(&c, "ann").await;
+    fill_login(&c, "ann", PW).await;
     let healthy = eventually(Duration::from_secs(20), || async {
         c.refresh().await.ok();
         text(&c, "td[data-cluster-state=shop]")
@@ -243,18 +225,19 @@ async fn shot(c: &Client, name: &str) {
 
 async fn sign_in(c: &Client, url: &str, user: &str, pw: &str) {
     c.goto(&format!("{url}/login")).await.unwrap();
-    c.find(Locator::Css("input[name=username]"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    c.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(pw)
-        .await
-        .unwrap();
+    fill_login(c, user, pw).await;
+}
+
+/// Fills and sends the sign-in form the browser shows, and waits until it is signed in.
+async fn fill_login(c: &Client, user: &str, pw: &str) {
+    for (field, value) in [("username", user), ("password", pw)] {
+        c.find(Locator::Css(&format!("input[name={field}]")))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
     c.find(Locator::Css("button[type=submit]"))
         .await
         .unwrap()

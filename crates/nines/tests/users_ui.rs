@@ -674,22 +674,9 @@ async fn page(ctl: &Controller, cookie: &str, path: &str) -> (u16, String, Optio
     (status, r.text().await.unwrap(), location)
 }
 
-async fn act(ctl: &Controller, cookie: &str, csrf: &str, fields: &[(&str, &str)]) -> String {
-    let mut form = vec![("csrf_token", csrf)];
-    form.extend_from_slice(fields);
-    let r = browser()
-        .post(format!("{}/clusters/shop/actions", ctl.url))
-        .header("cookie", cookie)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "{fields:?}");
-    r.headers()["location"].to_str().unwrap().to_string()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cluster_page_shows_its_nodes_and_its_actions_start_the_same_jobs_as_the_cli() {
+/// A controller with one real server imported as cluster `shop` and two people signed
+/// up: ann (operator) and vic (viewer), both with password PW (its file's path returned).
+async fn shop_with_ann_and_vic() -> (MariaDbServer, Controller, String) {
     let server = MariaDbServer::start(Default::default())
         .await
         .expect("server");
@@ -708,6 +695,26 @@ async fn a_cluster_page_shows_its_nodes_and_its_actions_start_the_same_jobs_as_t
         let out = ctl.cli(&["user", "add", n, "--role", r, "--password-file", &pwf]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
+    (server, ctl, pwf)
+}
+
+async fn act(ctl: &Controller, cookie: &str, csrf: &str, fields: &[(&str, &str)]) -> String {
+    let mut form = vec![("csrf_token", csrf)];
+    form.extend_from_slice(fields);
+    let r = browser()
+        .post(format!("{}/clusters/shop/actions", ctl.url))
+        .header("cookie", cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{fields:?}");
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_page_shows_its_nodes_and_its_actions_start_the_same_jobs_as_the_cli() {
+    let (server, ctl, pwf) = shop_with_ann_and_vic().await;
     let ann = session_cookie(&login(&ctl, "ann", PW).await).unwrap();
     let addr = server.endpoint();
     let shown = wait_until(Duration::from_secs(20), || async {
@@ -800,6 +807,24 @@ async fn a_cluster_page_shows_its_nodes_and_its_actions_start_the_same_jobs_as_t
         text.contains("event: states") && text.contains("\"shop\""),
         "{text}"
     );
+    // A second page open at once gets every state too, from the same shared feed.
+    let mut second = browser()
+        .get(format!("{}/ui/stream", ctl.url))
+        .header("cookie", &ann)
+        .send()
+        .await
+        .unwrap();
+    let chunk = tokio::time::timeout(Duration::from_secs(10), second.chunk())
+        .await
+        .expect("states within 10 s")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&chunk);
+    assert!(
+        text.contains("event: states") && text.contains("\"shop\"") && text.contains(&addr),
+        "{text}"
+    );
+    drop((r, second));
 
     // A failover needs the cluster's name typed; without it nothing is queued.
     let jobs_before = ctl.json(&["job", "list"]).as_array().unwrap().len();
@@ -1384,24 +1409,7 @@ async fn post_form(ctl: &Controller, cookie: &str, path: &str, form: &[(&str, &s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_rules_channels_passwords_and_deletion_are_managed_from_the_pages() {
-    let server = MariaDbServer::start(Default::default())
-        .await
-        .expect("server");
-    let ctl = Controller::start().await;
-    let dbpw = password_file(ctl.data_dir(), server.password());
-    let out = ctl.import(
-        "shop",
-        &server.endpoint(),
-        server.user(),
-        &dbpw,
-        &["--local"],
-    );
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let pwf = password_file(ctl.data_dir(), PW).display().to_string();
-    for (n, r) in [("ann", "operator"), ("vic", "viewer")] {
-        let out = ctl.cli(&["user", "add", n, "--role", r, "--password-file", &pwf]);
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
+    let (_server, ctl, _) = shop_with_ann_and_vic().await;
     let ann = session_cookie(&login(&ctl, "ann", PW).await).unwrap();
     let vic = session_cookie(&login(&ctl, "vic", PW).await).unwrap();
     let (status, html, _) = page(&ctl, &ann, "/clusters/shop/settings").await;

@@ -174,6 +174,9 @@ pub trait BackupStore: Send + Sync {
     async fn backup(&self, id: i64) -> Result<Option<BackupRecord>>;
     /// Backups, newest first; of one cluster when named.
     async fn backups(&self, cluster: Option<&str>) -> Result<Vec<BackupRecord>>;
+    /// When each cluster's newest completed backup finished (clusters with none are not
+    /// named): one grouped read for the overview, not every backup of every cluster.
+    async fn last_backups(&self) -> Result<Vec<(String, DateTime<Utc>)>>;
     /// Marks backups a previous controller left running as failed; returns how many.
     async fn fail_running_backups(&self, reason: &str) -> Result<u64>;
     /// Forgets a backup whose files retention removed.
@@ -455,6 +458,18 @@ impl BackupStore for SqliteStore {
         .iter()
         .map(backup_from_row)
         .collect()
+    }
+
+    async fn last_backups(&self) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let rows = sqlx::query(
+            "SELECT cluster_name, MAX(finished_at) AS finished FROM backups \
+             WHERE state = 'completed' AND finished_at IS NOT NULL GROUP BY cluster_name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("cluster_name")?, to_time(r.try_get("finished")?))))
+            .collect()
     }
 
     async fn delete_backup_record(&self, id: i64) -> Result<()> {

@@ -598,3 +598,59 @@ async fn users_tokens_sessions_and_the_audit_log() {
     assert_eq!(a.len(), 2);
     assert_eq!(a[0].target, "/api/v1/clusters/2", "newest first");
 }
+
+#[tokio::test]
+async fn the_last_backup_of_each_cluster_is_its_newest_completed_one() {
+    use nines_model::backup::BackupMethod;
+    use nines_store::{BackupOutcome, BackupStore, NewBackup};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let begin = |cluster: &str| NewBackup {
+        cluster: cluster.into(),
+        repo: "local".into(),
+        method: BackupMethod::Full,
+        node: "127.0.0.1:3306".into(),
+        parent_id: None,
+        job_id: None,
+        epoch: 0,
+    };
+    let done = BackupOutcome::Completed {
+        size_bytes: 1,
+        stored_bytes: 1,
+        gtid_position: "0-1-1".into(),
+        to_lsn: None,
+    };
+    let failed = BackupOutcome::Failed {
+        error: "disk full".into(),
+    };
+    // a: two completed, then a failed one (newer, not counted); b: still running;
+    // c: one completed.
+    let mut a_done = Vec::new();
+    for outcome in [&done, &done, &failed] {
+        let b = store.begin_backup(&begin("a")).await.unwrap();
+        store.finish_backup(b.id, outcome).await.unwrap();
+        let rec = store.backup(b.id).await.unwrap().unwrap();
+        if *outcome == done {
+            a_done.push(rec.finished_at.unwrap());
+        }
+    }
+    store.begin_backup(&begin("b")).await.unwrap();
+    let c = store.begin_backup(&begin("c")).await.unwrap();
+    store.finish_backup(c.id, &done).await.unwrap();
+    let c_at = store
+        .backup(c.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .finished_at
+        .unwrap();
+    let mut last = store.last_backups().await.unwrap();
+    last.sort();
+    assert_eq!(
+        last,
+        vec![
+            ("a".to_string(), *a_done.iter().max().unwrap()),
+            ("c".to_string(), c_at)
+        ]
+    );
+}

@@ -6,7 +6,6 @@
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::{Extension, Form, Json};
-use nines_model::auth::{Access, allowed};
 use serde::Deserialize;
 
 use super::{WebUser, redirect};
@@ -92,20 +91,7 @@ pub fn needs_typed_name(action: &str, force: bool) -> Option<&'static str> {
 }
 
 fn back(cluster: &str, error: &str) -> Response {
-    let q: String = error
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    redirect(&format!(
-        "/clusters/{}?error={q}",
-        super::urlencoding(cluster)
-    ))
+    super::cluster_error(cluster, error)
 }
 
 /// Runs a cluster page's action.
@@ -115,14 +101,8 @@ pub async fn run(
     Path(name): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    if let Some(r) = super::forged(&user, &f.csrf_token) {
+    if let Some(r) = super::may_change(&user, &f.csrf_token, |why| back(&name, why)) {
         return r;
-    }
-    if !allowed(user.role, Access::Change) {
-        return back(
-            &name,
-            &format!("{} is a viewer: viewers change nothing", user.name),
-        );
     }
     let caller = Extension(Caller(user.name.clone()));
     let s = State(st.clone());

@@ -62,6 +62,18 @@ fn action(
     }
 }
 
+/// The button that acknowledges alarm `id` of `cluster`.
+pub fn ack_button(user: &WebUser, cluster: &str, id: i64) -> Markup {
+    html! {
+        form.action method="post" action={"/clusters/" (cluster) "/actions"} {
+            input type="hidden" name="csrf_token" value=(user.csrf);
+            input type="hidden" name="action" value="ack";
+            input type="hidden" name="alarm" value=(id);
+            button type="submit" { "Acknowledge" }
+        }
+    }
+}
+
 /// A choice of the replica to promote; the first, empty, lets nines choose.
 fn candidates(replicas: &[&str], label: &str) -> Markup {
     html! {
@@ -355,12 +367,7 @@ pub async fn page(
                         td {
                             @if let Some(by) = &a.acknowledged_by { (by) }
                             @else if may {
-                                form.action method="post" action={"/clusters/" (s.name) "/actions"} {
-                                    input type="hidden" name="csrf_token" value=(user.csrf);
-                                    input type="hidden" name="action" value="ack";
-                                    input type="hidden" name="alarm" value=(a.id);
-                                    button type="submit" { "Acknowledge" }
-                                }
+                                (ack_button(&user, &s.name, a.id))
                             } @else { "-" }
                         }
                     }

@@ -133,7 +133,7 @@ pub struct NewForm {
 }
 
 fn new_error(e: &str) -> Response {
-    redirect(&format!("/clusters/new?error={}", super::urlencoding(e)))
+    super::back_to("/clusters/new", "error", e)
 }
 
 /// Creates or imports a cluster (a job; its page follows it).
@@ -143,11 +143,8 @@ pub async fn new_cluster(
     Path(op): Path<String>,
     Form(f): Form<NewForm>,
 ) -> Response {
-    if let Some(r) = super::forged(&user, &f.csrf_token) {
+    if let Some(r) = super::may_change(&user, &f.csrf_token, new_error) {
         return r;
-    }
-    if !allowed(user.role, Access::Change) {
-        return new_error("viewers cannot add clusters");
     }
     let (ssh, local) = match f.access.request() {
         Ok(a) => a,
@@ -211,14 +208,6 @@ pub struct MemberForm {
     access: Access2,
 }
 
-fn back(cluster: &str, e: &str) -> Response {
-    redirect(&format!(
-        "/clusters/{}?error={}",
-        super::urlencoding(cluster),
-        super::urlencoding(e)
-    ))
-}
-
 /// Adds or removes a node or a load balancer of a cluster (a job).
 pub async fn member(
     State(st): State<AppState>,
@@ -226,14 +215,9 @@ pub async fn member(
     Path(name): Path<String>,
     Form(f): Form<MemberForm>,
 ) -> Response {
-    if let Some(r) = super::forged(&user, &f.csrf_token) {
+    if let Some(r) = super::may_change(&user, &f.csrf_token, |why| super::cluster_error(&name, why))
+    {
         return r;
-    }
-    if !allowed(user.role, Access::Change) {
-        return back(
-            &name,
-            &format!("{} is a viewer: viewers change nothing", user.name),
-        );
     }
     let caller = Extension(Caller(user.name.clone()));
     let s = State(st);
@@ -252,7 +236,7 @@ pub async fn member(
             .await
         }
         "node_remove" if f.confirm.as_deref().map(str::trim) != f.node.as_deref() => {
-            return back(
+            return super::cluster_error(
                 &name,
                 "removing a node needs its address typed to confirm it; nothing was done",
             );
@@ -269,7 +253,7 @@ pub async fn member(
         "lb_add" => {
             let (ssh, local) = match f.access.request() {
                 Ok(a) => a,
-                Err(e) => return back(&name, &e),
+                Err(e) => return super::cluster_error(&name, &e),
             };
             crate::api::balancers::add_lb(
                 s,
@@ -292,10 +276,10 @@ pub async fn member(
             )
             .await
         }
-        _ => return back(&name, "no such form"),
+        _ => return super::cluster_error(&name, "no such form"),
     };
     match r {
         Ok((_, Json(created))) => redirect(&format!("/jobs/{}", created.job_id)),
-        Err(e) => back(&name, &e.body.error),
+        Err(e) => super::cluster_error(&name, &e.body.error),
     }
 }

@@ -4,6 +4,8 @@
 //! keep-alive comment and `X-Accel-Buffering: no` so proxies do not hold it back.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Extension;
@@ -61,30 +63,93 @@ pub fn states_changed(
     let Some(before) = before else {
         return now.clone();
     };
-    let changed = |list: &str| -> Vec<serde_json::Value> {
-        let old = before[list].as_array().cloned().unwrap_or_default();
+    // Entries are matched by their key (a cluster's name, a node's address): one map per
+    // list, not a scan of the old list for every entry.
+    let changed = |list: &str, key: &str| -> Vec<serde_json::Value> {
+        let old: std::collections::HashMap<&str, &serde_json::Value> = before[list]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| Some((i[key].as_str()?, i)))
+                    .collect()
+            })
+            .unwrap_or_default();
         now[list]
             .as_array()
-            .map(|items| items.iter().filter(|i| !old.contains(i)).cloned().collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|i| {
+                        i[key]
+                            .as_str()
+                            .and_then(|k| old.get(k))
+                            .is_none_or(|was| *was != *i)
+                    })
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    json!({"clusters": changed("clusters"), "nodes": changed("nodes"), "at": now["at"]})
+    json!({"clusters": changed("clusters", "name"), "nodes": changed("nodes", "address"), "at": now["at"]})
 }
 
-/// Every cluster's and node's state (event `states`): all of them first, then every two
-/// seconds the ones that changed (an idle fleet of hundreds of clusters costs a page a
-/// few bytes, not its whole list, every two seconds).
-pub async fn stream(State(st): State<AppState>, Extension(_user): Extension<WebUser>) -> Response {
-    let s = futures::stream::unfold((st, None), |(st, last)| async move {
-        if last.is_some() {
-            tokio::time::sleep(Duration::from_secs(2)).await;
+/// The one producer of the states every open page listens to: started by the first page
+/// that asks, it reads the store and the monitor every two seconds whatever the number
+/// of pages (a page polling on its own would multiply that by the tabs and wall screens
+/// left open).
+pub struct StatesFeed {
+    tx: tokio::sync::watch::Sender<Option<Arc<serde_json::Value>>>,
+    started: AtomicBool,
+}
+
+impl Default for StatesFeed {
+    fn default() -> Self {
+        Self {
+            tx: tokio::sync::watch::channel(None).0,
+            started: AtomicBool::new(false),
         }
-        let now = states(&st).await;
-        let data = states_changed(last.as_ref(), &now).to_string();
-        Some((
-            Ok::<Event, Infallible>(Event::default().event("states").data(data)),
-            (st, Some(now)),
-        ))
+    }
+}
+
+impl StatesFeed {
+    /// A receiver of the latest states, starting the producer the first time.
+    fn subscribe(
+        &self,
+        st: &AppState,
+    ) -> tokio::sync::watch::Receiver<Option<Arc<serde_json::Value>>> {
+        if !self.started.swap(true, Ordering::SeqCst) {
+            let (st, tx) = (st.clone(), self.tx.clone());
+            tokio::spawn(async move {
+                loop {
+                    tx.send_replace(Some(Arc::new(states(&st).await)));
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            });
+        }
+        self.tx.subscribe()
+    }
+}
+
+/// Every cluster's and node's state (event `states`): all of them first, then, as the
+/// feed moves every two seconds, the ones that changed (an idle fleet of hundreds of
+/// clusters costs a page a few bytes, not its whole list, every two seconds).
+pub async fn stream(State(st): State<AppState>, Extension(_user): Extension<WebUser>) -> Response {
+    let rx = st.web.states.subscribe(&st);
+    let s = futures::stream::unfold((rx, None), |(mut rx, last)| async move {
+        loop {
+            let now: Option<Arc<serde_json::Value>> = rx.borrow_and_update().clone();
+            if let Some(now) = now
+                && last.as_ref().is_none_or(|l| !Arc::ptr_eq(l, &now))
+            {
+                let data = states_changed(last.as_deref(), &now).to_string();
+                return Some((
+                    Ok::<Event, Infallible>(Event::default().event("states").data(data)),
+                    (rx, Some(now)),
+                ));
+            }
+            rx.changed().await.ok()?;
+        }
     });
     unbuffered(
         Sse::new(s)
@@ -199,15 +264,10 @@ pub async fn cancel_job(
     Path(id): Path<i64>,
     axum::Form(f): axum::Form<CancelForm>,
 ) -> Response {
-    if let Some(r) = super::forged(&user, &f.csrf_token) {
+    if let Some(r) = super::may_change(&user, &f.csrf_token, |why| {
+        (axum::http::StatusCode::FORBIDDEN, why.to_string()).into_response()
+    }) {
         return r;
-    }
-    if !nines_model::auth::allowed(user.role, nines_model::auth::Access::Change) {
-        return (
-            axum::http::StatusCode::FORBIDDEN,
-            format!("{} is a viewer: viewers change nothing", user.name),
-        )
-            .into_response();
     }
     match crate::api::jobs::cancel_job(State(st), Path(id)).await {
         Ok(_) => super::redirect(&format!("/jobs/{id}")),

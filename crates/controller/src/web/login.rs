@@ -30,6 +30,8 @@ pub struct WebState {
     pub tls: bool,
     /// A session unused this many seconds ends.
     pub idle_secs: i64,
+    /// The states the open pages follow.
+    pub states: super::live::StatesFeed,
 }
 
 impl WebState {
@@ -41,6 +43,7 @@ impl WebState {
             failures: Mutex::new(HashMap::new()),
             tls,
             idle_secs: i64::try_from(idle.as_secs()).unwrap_or(i64::MAX).max(1),
+            states: Default::default(),
         }
     }
 

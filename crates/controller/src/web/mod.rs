@@ -149,6 +149,35 @@ pub fn forged(user: &WebUser, token: &str) -> Option<Response> {
     })
 }
 
+/// The check every changing form passes first: the session's own CSRF token (else 403),
+/// then a role that may change things (else `refused`, given the reason to show).
+pub fn may_change(
+    user: &WebUser,
+    token: &str,
+    refused: impl FnOnce(&str) -> Response,
+) -> Option<Response> {
+    if let Some(r) = forged(user, token) {
+        return Some(r);
+    }
+    (!nines_model::auth::allowed(user.role, nines_model::auth::Access::Change)).then(|| {
+        refused(&format!(
+            "{} is a viewer: viewers change nothing",
+            user.name
+        ))
+    })
+}
+
+/// 303 back to page `to` with `key=msg` in its query: a form's refusal (`error`) or
+/// outcome, shown on top of the page.
+pub fn back_to(to: &str, key: &str, msg: &str) -> Response {
+    redirect(&format!("{to}?{key}={}", urlencoding(msg)))
+}
+
+/// Back to a cluster's page with an error on top.
+pub fn cluster_error(cluster: &str, msg: &str) -> Response {
+    back_to(&format!("/clusters/{}", urlencoding(cluster)), "error", msg)
+}
+
 /// 303 to `to`.
 pub fn redirect(to: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();

@@ -457,12 +457,7 @@ pub async fn alarms(
                 td {
                     @if let Some(by) = &a.acknowledged_by { (by) }
                     @else if a.cleared_at.is_none() && allowed(user.role, Access::Change) {
-                        form.action method="post" action={"/clusters/" (a.cluster) "/actions"} {
-                            input type="hidden" name="csrf_token" value=(user.csrf);
-                            input type="hidden" name="action" value="ack";
-                            input type="hidden" name="alarm" value=(a.id);
-                            button type="submit" { "Acknowledge" }
-                        }
+                        (super::cluster::ack_button(&user, &a.cluster, a.id))
                     } @else { "-" }
                 }
             } }
@@ -564,7 +559,7 @@ pub struct SilenceForm {
 }
 
 fn alarms_back(key: &str, msg: &str) -> Response {
-    redirect(&format!("/alarms?{key}={}", super::urlencoding(msg)))
+    super::back_to("/alarms", key, msg)
 }
 
 /// Silences a kind, ends a silence, or sends a channel a test notice.
@@ -574,14 +569,8 @@ pub async fn alarm_form(
     Path(op): Path<String>,
     Form(f): Form<SilenceForm>,
 ) -> Response {
-    if let Some(r) = super::forged(&user, &f.csrf_token) {
+    if let Some(r) = super::may_change(&user, &f.csrf_token, |why| alarms_back("error", why)) {
         return r;
-    }
-    if !allowed(user.role, Access::Change) {
-        return alarms_back(
-            "error",
-            &format!("{} is a viewer: viewers change nothing", user.name),
-        );
     }
     let caller = Extension(crate::api::auth::Caller(user.name.clone()));
     match (op.as_str(), f.end, f.test) {
@@ -793,7 +782,7 @@ pub struct UserForm {
 }
 
 fn users_error(e: &str) -> Response {
-    redirect(&format!("/users?error={}", super::urlencoding(e)))
+    super::back_to("/users", "error", e)
 }
 
 /// The users page's forms: add, delete, token, revoke (admin only).
@@ -824,10 +813,11 @@ pub async fn user_form(
             match r {
                 // A new password ends the user's sessions, this one too.
                 Ok(Json(u)) if u.name == user.name => redirect("/login"),
-                Ok(Json(u)) => redirect(&format!(
-                    "/users?note={}",
-                    super::urlencoding(&format!("the password of {} was changed", u.name))
-                )),
+                Ok(Json(u)) => super::back_to(
+                    "/users",
+                    "note",
+                    &format!("the password of {} was changed", u.name),
+                ),
                 Err(e) => users_error(&e.body.error),
             }
         }

@@ -119,9 +119,12 @@ pub async fn overview(
     let records = st.store.list_clusters().await.unwrap_or_default();
     let nodes = st.store.list_nodes(None).await.unwrap_or_default();
     let alarms = st.alarms.active();
-    let backups = nines_store::BackupStore::backups(st.store.as_ref(), None)
-        .await
-        .unwrap_or_default();
+    let last_backups: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> =
+        nines_store::BackupStore::last_backups(st.store.as_ref())
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
     let lbs = nines_store::BalancerStore::lbs(st.store.as_ref(), None)
         .await
         .unwrap_or_default();
@@ -146,14 +149,7 @@ pub async fn overview(
                     .iter()
                     .filter(|a| a.severity == nines_model::alarm::Severity::Critical)
                     .count(),
-                last_backup: backups
-                    .iter()
-                    .filter(|b| {
-                        b.cluster == c.name
-                            && b.state == nines_model::backup::BackupState::Completed
-                    })
-                    .filter_map(|b| b.finished_at)
-                    .max(),
+                last_backup: last_backups.get(&c.name).copied(),
                 lbs: lbs.iter().filter(|l| l.cluster == c.name).count(),
             }
         })

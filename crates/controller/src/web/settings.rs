@@ -10,8 +10,8 @@ use maud::html;
 use nines_model::auth::{Access, allowed};
 use serde::Deserialize;
 
+use super::WebUser;
 use super::pages::frame;
-use super::{WebUser, redirect};
 use crate::api::AppState;
 
 #[derive(Deserialize, Default)]
@@ -22,11 +22,11 @@ pub struct SettingsQuery {
 
 /// Back to the settings page with a note.
 fn back(cluster: &str, key: &str, msg: &str) -> Response {
-    redirect(&format!(
-        "/clusters/{}/settings?{key}={}",
-        super::urlencoding(cluster),
-        super::urlencoding(msg)
-    ))
+    super::back_to(
+        &format!("/clusters/{}/settings", super::urlencoding(cluster)),
+        key,
+        msg,
+    )
 }
 
 /// The settings page.
@@ -152,15 +152,8 @@ pub async fn save_policy(
         .find(|(k, _)| k == "csrf_token")
         .map(|(_, v)| v.as_str())
         .unwrap_or("");
-    if let Some(r) = super::forged(&user, token) {
+    if let Some(r) = super::may_change(&user, token, |why| back(&name, "error", why)) {
         return r;
-    }
-    if !allowed(user.role, Access::Change) {
-        return back(
-            &name,
-            "error",
-            &format!("{} is a viewer: viewers change nothing", user.name),
-        );
     }
     let caller = Extension(crate::api::auth::Caller(user.name.clone()));
     if fields.iter().any(|(k, _)| k == "reset") {
