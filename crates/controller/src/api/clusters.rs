@@ -116,6 +116,24 @@ fn event_view(e: nines_store::EventRecord) -> EventView {
     }
 }
 
+/// The role a node is shown with, from the role the monitor saw: a replication node
+/// without a source reads as a primary, but only the designated one is (a fenced former
+/// primary waits, read-only, for its rejoin, and mid-switchover both can look writable).
+/// The node list, the topology drawing and the pages' live feed all use this one answer,
+/// so a page never redraws towards a role the drawing would not show.
+/// `designated` is the cluster's designated primary ([`ClusterRecord::primary`]).
+pub fn shown_role(
+    designated: Option<&Endpoint>,
+    endpoint: &Endpoint,
+    seen: nines_model::Role,
+) -> nines_model::Role {
+    if seen == nines_model::Role::Primary && designated.is_some_and(|p| p != endpoint) {
+        nines_model::Role::Replica
+    } else {
+        seen
+    }
+}
+
 /// A node's status from its record and what the monitor saw.
 pub fn node_status(
     record: &nines_store::ClusterRecord,
@@ -134,14 +152,11 @@ pub fn node_status(
     let sample = seen.and_then(|n| n.sample.as_ref());
     let channel = sample.and_then(|s| s.replication.first());
     let wsrep = sample.and_then(|s| s.wsrep.as_ref());
-    let mut role = seen.map(|n| n.role).unwrap_or(rec.role);
-    // A replication node without a source reads as a primary; only the designated one is
-    // (a fenced former primary waits, read-only, for its rejoin).
-    if role == nines_model::Role::Primary
-        && record.primary.as_ref().is_some_and(|p| *p != rec.endpoint)
-    {
-        role = nines_model::Role::Replica;
-    }
+    let role = shown_role(
+        record.primary.as_ref(),
+        &rec.endpoint,
+        seen.map_or(rec.role, |n| n.role),
+    );
     let is_replica = role == nines_model::Role::Replica;
     NodeStatus {
         cluster: record.name.clone(),
@@ -324,4 +339,32 @@ pub async fn import_cluster(
         }
     };
     Ok((StatusCode::ACCEPTED, Json(JobCreated { job_id: job.id })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nines_model::Role;
+
+    #[test]
+    fn only_the_designated_primary_is_shown_as_primary() {
+        let a: Endpoint = "127.0.0.1:3306".parse().unwrap();
+        let b: Endpoint = "127.0.0.2:3306".parse().unwrap();
+        let table = [
+            // designated, node, seen, shown
+            (Some(&a), &a, Role::Primary, Role::Primary),
+            (Some(&a), &b, Role::Primary, Role::Replica),
+            (Some(&a), &b, Role::Replica, Role::Replica),
+            (None, &b, Role::Primary, Role::Primary),
+            (Some(&a), &a, Role::Replica, Role::Replica),
+            (Some(&a), &b, Role::Galera, Role::Galera),
+        ];
+        for (designated, node, seen, shown) in table {
+            assert_eq!(
+                shown_role(designated, node, seen),
+                shown,
+                "{designated:?} {node} {seen:?}"
+            );
+        }
+    }
 }

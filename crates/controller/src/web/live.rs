@@ -46,7 +46,7 @@ async fn states(st: &AppState) -> serde_json::Value {
                 node_states.push(json!({
                     "address": n.endpoint.to_string(),
                     "state": n.state.map(|s| s.as_str()).unwrap_or("unknown"),
-                    "role": n.role.as_str(),
+                    "role": crate::api::clusters::shown_role(c.primary.as_ref(), &n.endpoint, n.role).as_str(),
                 }));
             }
         }

@@ -98,13 +98,19 @@ document.addEventListener("DOMContentLoaded", () => {
 });
 
 // The topology follows the roles the stream reports: when a node's role differs from the
-// drawing (a switchover or failover happened), the drawing is fetched again.
+// drawing (a switchover or failover happened), the drawing is fetched again. The stream
+// sends only what changed, so the page keeps the latest role of every node and compares
+// the whole drawing with it at each event (one every two seconds): a change that arrived
+// while a drawing was loading, or a drawing fetched a moment before the change was
+// recorded, is caught at the next event instead of being lost.
+const knownRoles = new Map();
 document.addEventListener("nines:states", async (e) => {
+  for (const n of e.detail.nodes) knownRoles.set(n.address, n.role);
   const topo = document.querySelector(".topology[data-cluster]");
   if (!topo || topo.dataset.loading) return;
-  const changed = e.detail.nodes.some((n) => {
-    const box = topo.querySelector(`.box[data-address="${CSS.escape(n.address)}"]`);
-    return box && box.dataset.role !== undefined && box.dataset.role !== n.role;
+  const changed = [...topo.querySelectorAll(".box[data-address][data-role]")].some((box) => {
+    const role = knownRoles.get(box.dataset.address);
+    return role !== undefined && role !== box.dataset.role;
   });
   if (!changed) return;
   topo.dataset.loading = "1";
