@@ -116,8 +116,7 @@ impl Advisors {
             .ok_or_else(|| format!("cluster `{cluster}` not found"))?;
         if record
             .deploy_state
-            .as_deref()
-            .is_some_and(|s| s != "deployed")
+            .is_some_and(|s| s != nines_model::DeployState::Deployed)
         {
             return Ok(());
         }

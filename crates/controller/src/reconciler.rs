@@ -287,8 +287,7 @@ async fn pass(
         // A cluster being deployed (or whose deploy failed) is the deploy job's.
         if cluster
             .deploy_state
-            .as_deref()
-            .is_some_and(|s| s != "deployed")
+            .is_some_and(|s| s != nines_model::DeployState::Deployed)
         {
             continue;
         }
@@ -434,7 +433,7 @@ async fn snapshot(
             NodeFacts {
                 endpoint: n.endpoint.clone(),
                 deployed: rec.is_some_and(|r| r.settings.is_some()),
-                desired_running: rec.is_none_or(|r| r.desired == "running"),
+                desired_running: rec.is_none_or(|r| r.desired == nines_model::Desired::Running),
                 fence: rec.and_then(|r| r.fenced.clone()),
                 state: n.state,
                 probe: n.probe,
@@ -480,7 +479,7 @@ async fn snapshot(
         id: cluster.id,
         name: cluster.name.clone(),
         cluster_type: cluster.cluster_type,
-        deployed: cluster.deploy_state.as_deref() == Some("deployed"),
+        deployed: cluster.deploy_state == Some(nines_model::DeployState::Deployed),
         policy: crate::jobs::ha::cluster_policy(base, cluster),
         maintenance,
         nodes,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::job::{JobState, LogLevel};
-use crate::topology::{ClusterState, ClusterType, NodeState, Role};
+use crate::topology::{ClusterState, ClusterType, DeployState, Desired, NodeState, Role};
 
 /// Every error the API returns: a message, and the request field at fault when there is one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -33,7 +33,7 @@ pub struct ClusterSummary {
     pub nodes_online: usize,
     pub created_at: DateTime<Utc>,
     /// For clusters nines deployed: deploying, failed or deployed; null for imported ones.
-    pub deploy_state: Option<String>,
+    pub deploy_state: Option<DeployState>,
     /// Whether nines repairs the cluster by itself (`cluster recovery enable|disable`).
     pub auto_recovery: bool,
 }
@@ -84,7 +84,7 @@ pub struct NodeStatus {
     /// The node's host, where the cluster has host access.
     pub host: Option<HostStatus>,
     /// What the operator wants: `running` or `stopped` (set by node and cluster stop/start).
-    pub desired: String,
+    pub desired: Desired,
     /// Why the node is in maintenance (its own window or its cluster's); null when not.
     pub maintenance: Option<String>,
     /// Why nines keeps the node read-only and out of replication (a failed-over primary

@@ -28,4 +28,4 @@ pub mod snapshot;
 pub mod topology;
 
 pub use endpoint::{Endpoint, EndpointError};
-pub use topology::{ClusterState, ClusterType, NodeState, Role};
+pub use topology::{ClusterState, ClusterType, DeployState, Desired, NodeState, Role};

@@ -52,6 +52,28 @@ pub enum ClusterState {
     Failed,
 }
 
+/// What the operator wants of a node: whether nines keeps it running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Desired {
+    /// nines starts it when it stops (the default).
+    Running,
+    /// Stopped on purpose (`node stop`): nines leaves it down.
+    Stopped,
+}
+
+/// How far nines got deploying a cluster it created (imported clusters have none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployState {
+    /// The deploy job is running.
+    Deploying,
+    /// Every node was installed and started.
+    Deployed,
+    /// The deploy job failed; `cluster create` with the same name tries again.
+    Failed,
+}
+
 macro_rules! str_enum {
     ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
         impl $t {
@@ -83,6 +105,8 @@ str_enum!(ClusterType { Galera => "galera", Replication => "replication", Standa
 str_enum!(Role { Primary => "primary", Replica => "replica", Galera => "galera", Standalone => "standalone" });
 str_enum!(NodeState { Online => "online", Degraded => "degraded", Offline => "offline" });
 str_enum!(ClusterState { Healthy => "healthy", Degraded => "degraded", Failed => "failed" });
+str_enum!(Desired { Running => "running", Stopped => "stopped" });
+str_enum!(DeployState { Deploying => "deploying", Deployed => "deployed", Failed => "failed" });
 
 #[cfg(test)]
 mod tests {
@@ -97,6 +121,18 @@ mod tests {
         ] {
             assert_eq!(t.as_str().parse::<ClusterType>().unwrap(), t);
             assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{t}\""));
+        }
+        for d in [Desired::Running, Desired::Stopped] {
+            assert_eq!(d.as_str().parse::<Desired>().unwrap(), d);
+            assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{d}\""));
+        }
+        for d in [
+            DeployState::Deploying,
+            DeployState::Deployed,
+            DeployState::Failed,
+        ] {
+            assert_eq!(d.as_str().parse::<DeployState>().unwrap(), d);
+            assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{d}\""));
         }
         assert!(
             "gallera"

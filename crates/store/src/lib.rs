@@ -18,8 +18,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nines_model::deploy::{ClusterSettings, NodeSettings};
 use nines_model::ha::HaPolicy;
+use nines_model::ha::fence::Fence;
 use nines_model::job::{FailureKind, HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
-use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
+use nines_model::{ClusterState, ClusterType, DeployState, Desired, Endpoint, NodeState, Role};
 
 pub use advisors::{AdviceChange, AdviceRecord, AdvisorStore};
 pub use alarms::{
@@ -81,7 +82,7 @@ pub struct ClusterRecord {
     /// How nines deployed it; None for imported clusters.
     pub settings: Option<ClusterSettings>,
     /// deploying, failed or deployed; None for imported clusters.
-    pub deploy_state: Option<String>,
+    pub deploy_state: Option<DeployState>,
     /// Whether nines repairs this cluster by itself (on by default).
     pub auto_recovery: bool,
     /// The designated primary of a replication cluster, kept by nines (deploy, import,
@@ -105,11 +106,11 @@ pub struct NodeRecord {
     pub created_at: DateTime<Utc>,
     /// Layout and service of a node nines deployed; None for imported nodes.
     pub settings: Option<NodeSettings>,
-    /// `running` or `stopped`: what the operator wants.
-    pub desired: String,
-    /// Why the node is kept read-only and out of the cluster (errant GTIDs after a
-    /// failover…); None when it is not fenced.
-    pub fenced: Option<String>,
+    /// What the operator wants: running (kept up) or stopped.
+    pub desired: Desired,
+    /// Why the node is kept read-only and out of the cluster (a former primary waiting
+    /// for its rejoin check, errant GTIDs…); None when it is not fenced.
+    pub fenced: Option<Fence>,
 }
 
 /// A node to register.
@@ -138,7 +139,7 @@ pub struct NewCluster {
     pub db_password_secret: i64,
     pub nodes: Vec<NewNode>,
     pub settings: Option<ClusterSettings>,
-    pub deploy_state: Option<String>,
+    pub deploy_state: Option<DeployState>,
     /// The designated primary of a replication cluster; None for other types.
     pub primary: Option<Endpoint>,
 }
@@ -231,7 +232,7 @@ pub struct PromotionRecord {
     /// Node id and its role after the promotion.
     pub roles: Vec<(i64, Role)>,
     /// Node id and its fence (None: not fenced); nodes not listed keep theirs.
-    pub fences: Vec<(i64, Option<String>)>,
+    pub fences: Vec<(i64, Option<Fence>)>,
 }
 
 /// What a failover or switchover is about to do, written before its first change.
@@ -353,8 +354,8 @@ pub trait Store:
     async fn set_cluster_primary(&self, cluster_id: i64, primary: Option<&Endpoint>) -> Result<()>;
     /// Fences a node with the reason, or with None lifts the fence; NotFound when there is
     /// no such node.
-    async fn set_node_fenced(&self, node_id: i64, reason: Option<&str>) -> Result<()>;
-    async fn set_deploy_state(&self, cluster_id: i64, state: &str) -> Result<()>;
+    async fn set_node_fenced(&self, node_id: i64, fence: Option<&Fence>) -> Result<()>;
+    async fn set_deploy_state(&self, cluster_id: i64, state: DeployState) -> Result<()>;
     async fn set_auto_recovery(&self, cluster_id: i64, enabled: bool) -> Result<()>;
     /// Stores the whole HA policy of a cluster, or with None forgets it (back to the
     /// controller's default); NotFound when there is no such cluster.
@@ -362,7 +363,7 @@ pub trait Store:
     /// Adds a node to a cluster; Conflict when the address is managed already.
     async fn add_node(&self, cluster_id: i64, node: NewNode) -> Result<NodeRecord>;
     async fn remove_node(&self, node_id: i64) -> Result<()>;
-    async fn set_node_desired(&self, node_id: i64, desired: &str) -> Result<()>;
+    async fn set_node_desired(&self, node_id: i64, desired: Desired) -> Result<()>;
     /// Deletes a cluster with its nodes, accounts and their secrets.
     async fn delete_cluster(&self, cluster_id: i64) -> Result<()>;
     /// Records (or replaces) an account of a cluster.

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use nines_model::ha::fence::Fence;
 use nines_model::job::{FailureKind, JobSpec, JobState, LogLevel, Progress};
-use nines_model::{ClusterState, ClusterType, Endpoint, NodeState, Role};
+use nines_model::{ClusterState, ClusterType, DeployState, Desired, Endpoint, NodeState, Role};
 use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -244,7 +245,11 @@ impl SqliteStore {
             state_reason: row.try_get("state_reason")?,
             created_at: to_time(row.try_get("created_at")?),
             settings: json_opt("cluster settings", row.try_get("settings")?)?,
-            deploy_state: row.try_get("deploy_state")?,
+            deploy_state: row
+                .try_get::<Option<String>, _>("deploy_state")?
+                .as_deref()
+                .map(|s| parse::<DeployState>("deploy state", s))
+                .transpose()?,
             auto_recovery: row.try_get::<i64, _>("auto_recovery")? != 0,
             primary: row
                 .try_get::<Option<String>, _>("primary_node")?
@@ -272,8 +277,11 @@ impl SqliteStore {
                 .transpose()?,
             created_at: to_time(row.try_get("created_at")?),
             settings: json_opt("node settings", row.try_get("settings")?)?,
-            desired: row.try_get("desired")?,
-            fenced: row.try_get("fenced")?,
+            desired: parse::<Desired>("desired state", &row.try_get::<String, _>("desired")?)?,
+            fenced: row
+                .try_get::<Option<String>, _>("fenced")?
+                .as_deref()
+                .map(Fence::from_stored),
         })
     }
 
@@ -420,7 +428,7 @@ impl Store for SqliteStore {
         .bind(&new.db_user)
         .bind(new.db_password_secret)
         .bind(settings)
-        .bind(new.deploy_state.as_deref())
+        .bind(new.deploy_state.map(DeployState::as_str))
         .bind(new.primary.as_ref().map(ToString::to_string))
         .bind(now_ms())
         .fetch_one(&mut *tx)
@@ -526,18 +534,18 @@ impl Store for SqliteStore {
         found(&done, || format!("cluster {cluster_id}"))
     }
 
-    async fn set_node_fenced(&self, node_id: i64, reason: Option<&str>) -> Result<()> {
+    async fn set_node_fenced(&self, node_id: i64, fence: Option<&Fence>) -> Result<()> {
         let done = sqlx::query("UPDATE nodes SET fenced = ? WHERE id = ?")
-            .bind(reason)
+            .bind(fence.map(ToString::to_string))
             .bind(node_id)
             .execute(&self.pool)
             .await?;
         found(&done, || format!("node {node_id}"))
     }
 
-    async fn set_deploy_state(&self, cluster_id: i64, state: &str) -> Result<()> {
+    async fn set_deploy_state(&self, cluster_id: i64, state: DeployState) -> Result<()> {
         sqlx::query("UPDATE clusters SET deploy_state = ? WHERE id = ?")
-            .bind(state)
+            .bind(state.as_str())
             .bind(cluster_id)
             .execute(&self.pool)
             .await?;
@@ -582,9 +590,9 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn set_node_desired(&self, node_id: i64, desired: &str) -> Result<()> {
+    async fn set_node_desired(&self, node_id: i64, desired: Desired) -> Result<()> {
         sqlx::query("UPDATE nodes SET desired = ? WHERE id = ?")
-            .bind(desired)
+            .bind(desired.as_str())
             .bind(node_id)
             .execute(&self.pool)
             .await?;
@@ -829,7 +837,7 @@ impl Store for SqliteStore {
         }
         for (node, fence) in &p.fences {
             let done = sqlx::query("UPDATE nodes SET fenced = ? WHERE id = ? AND cluster_id = ?")
-                .bind(fence.as_deref())
+                .bind(fence.as_ref().map(ToString::to_string))
                 .bind(node)
                 .bind(f.cluster_id)
                 .execute(&mut *tx)

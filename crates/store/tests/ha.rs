@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{DateTime, Duration, Utc};
+use nines_model::ha::fence::Fence;
 use nines_model::job::{HostAccessSpec, JobSpec};
 use nines_model::{ClusterType, Endpoint, Role};
 use nines_store::{
@@ -168,14 +169,14 @@ async fn nodes_are_fenced_and_unfenced_and_change_role() {
         .find(|n| n.endpoint == ep("127.0.0.2:3306"))
         .unwrap();
 
-    let reason = "errant GTIDs 0-11-57 after failover at 2025-01-01T00:00:00Z";
-    store.set_node_fenced(old.id, Some(reason)).await.unwrap();
+    let reason = Fence::Held("errant GTIDs 0-11-57 after failover at 2025-01-01T00:00:00Z".into());
+    store.set_node_fenced(old.id, Some(&reason)).await.unwrap();
     store.set_node_role(old.id, Role::Replica).await.unwrap();
     store.set_node_role(new.id, Role::Primary).await.unwrap();
     let nodes = store.list_nodes(Some(c.id)).await.unwrap();
     let old_now = nodes.iter().find(|n| n.id == old.id).unwrap();
     let new_now = nodes.iter().find(|n| n.id == new.id).unwrap();
-    assert_eq!(old_now.fenced.as_deref(), Some(reason));
+    assert_eq!(old_now.fenced.as_ref(), Some(&reason));
     assert_eq!(old_now.role, Role::Replica);
     assert_eq!(new_now.fenced, None);
     assert_eq!(new_now.role, Role::Primary);
@@ -187,7 +188,10 @@ async fn nodes_are_fenced_and_unfenced_and_change_role() {
     assert!(nodes.iter().all(|n| n.fenced.is_none()));
 
     for err in [
-        store.set_node_fenced(9999, Some("x")).await.unwrap_err(),
+        store
+            .set_node_fenced(9999, Some(&Fence::Held("x".into())))
+            .await
+            .unwrap_err(),
         store.set_node_role(9999, Role::Replica).await.unwrap_err(),
     ] {
         assert!(
@@ -607,7 +611,7 @@ async fn a_promotion_is_an_intent_then_one_transaction() {
         roles,
         fences: vec![(
             id_of("10.0.0.1:3306"),
-            Some("pending rejoin: failed over".into()),
+            Some(Fence::PendingRejoin("failed over".into())),
         )],
     };
     // A part that fails (a node of no cluster) writes nothing at all.
@@ -636,9 +640,10 @@ async fn a_promotion_is_an_intent_then_one_transaction() {
     let nodes = store.list_nodes(Some(c.id)).await.unwrap();
     let node = |a: &str| nodes.iter().find(|n| n.endpoint == ep(a)).unwrap().clone();
     assert_eq!(node("10.0.0.2:3306").role, Role::Primary);
+    // Stored as the one line it always was, and read back as the fence it is.
     assert_eq!(
-        node("10.0.0.1:3306").fenced.as_deref(),
-        Some("pending rejoin: failed over")
+        node("10.0.0.1:3306").fenced,
+        Some(Fence::PendingRejoin("failed over".into()))
     );
     assert_eq!(store.failovers(c.id, at(0)).await.unwrap().len(), 1);
     assert!(store.open_promotions().await.unwrap().is_empty());

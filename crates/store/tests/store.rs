@@ -330,12 +330,15 @@ async fn deployed_clusters_keep_accounts_and_delete_takes_their_secrets() {
         )
         .await
         .unwrap();
-    assert_eq!(added.desired, "running");
-    store.set_node_desired(added.id, "stopped").await.unwrap();
+    assert_eq!(added.desired, nines_model::Desired::Running);
+    store
+        .set_node_desired(added.id, nines_model::Desired::Stopped)
+        .await
+        .unwrap();
     let nodes = store.list_nodes(Some(id)).await.unwrap();
     assert_eq!(
         nodes.iter().find(|n| n.id == added.id).unwrap().desired,
-        "stopped"
+        nines_model::Desired::Stopped
     );
 
     let cluster = store.get_cluster("d").await.unwrap().unwrap();

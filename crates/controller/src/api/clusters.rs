@@ -68,7 +68,7 @@ pub fn summary(
         nodes: node_count,
         nodes_online,
         created_at: c.created_at,
-        deploy_state: c.deploy_state.clone(),
+        deploy_state: c.deploy_state,
         auto_recovery: c.auto_recovery,
     }
 }
@@ -207,9 +207,9 @@ pub fn node_status(
             })
             .unwrap_or_default(),
         host: seen.and_then(|n| n.host.clone()),
-        desired: rec.desired.clone(),
+        desired: rec.desired,
         maintenance: in_maintenance,
-        fenced: rec.fenced.clone(),
+        fenced: rec.fenced.as_ref().map(ToString::to_string),
     }
 }
 

@@ -173,7 +173,7 @@ pub async fn create_cluster(
     }
     if let Some(existing) = st.store.get_cluster(&req.name).await? {
         // A deploy that failed may be retried under the same name; anything else is a conflict.
-        if existing.deploy_state.as_deref() != Some("failed") {
+        if existing.deploy_state != Some(nines_model::DeployState::Failed) {
             return Err(ApiErr::conflict(
                 "name",
                 format!("a cluster named `{}` already exists", req.name),

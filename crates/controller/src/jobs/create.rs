@@ -71,7 +71,7 @@ async fn create(
     };
     let store = &env.store;
     if let Some(old) = store.get_cluster(name).await.map_err(|e| e.to_string())? {
-        if old.deploy_state.as_deref() != Some("failed") {
+        if old.deploy_state != Some(nines_model::DeployState::Failed) {
             return Err(JobError::refused(format!(
                 "a cluster named `{name}` already exists"
             )));
@@ -148,7 +148,7 @@ async fn create(
     match result {
         Ok(()) => {
             store
-                .set_deploy_state(cluster_id, "deployed")
+                .set_deploy_state(cluster_id, nines_model::DeployState::Deployed)
                 .await
                 .map_err(|e| e.to_string())?;
             let msg = format!(
@@ -169,7 +169,9 @@ async fn create(
         Err(e) => {
             crate::log_store_error(
                 "the failed deploy state",
-                store.set_deploy_state(cluster_id, "failed").await,
+                store
+                    .set_deploy_state(cluster_id, nines_model::DeployState::Failed)
+                    .await,
             );
             Err(JobError::from(format!(
                 "{e}. The cluster stays registered as failed: run the same create command again to retry, or `nines cluster delete --name {name} --purge` to remove what was done"
@@ -249,7 +251,7 @@ async fn register(
                 config_template: config_template.clone(),
                 innodb_buffer_pool_size: *innodb_buffer_pool_size,
             }),
-            deploy_state: Some("deploying".into()),
+            deploy_state: Some(nines_model::DeployState::Deploying),
             primary: match cluster_type {
                 ClusterType::Replication => targets.first().map(|t| t.endpoint.clone()),
                 ClusterType::Galera | ClusterType::Standalone => None,

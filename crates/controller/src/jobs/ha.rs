@@ -33,7 +33,7 @@ use super::targets::{Loaded, load};
 use super::{JobContext, JobEnv};
 use crate::haview;
 
-pub use nines_model::ha::reconcile::PENDING_REJOIN;
+use nines_model::ha::fence::Fence;
 
 /// Scripts run around failovers and switchovers, on the controller's host.
 #[derive(Debug, Clone, Default)]
@@ -253,7 +253,7 @@ async fn record_outcome(
     automatic: bool,
     old: &Endpoint,
     outcome: &PromotionOutcome,
-    fence: &[(Endpoint, String)],
+    fence: &[(Endpoint, Fence)],
 ) -> Result<(), JobError> {
     let store = &env.store;
     let new = &outcome.new_primary;
@@ -642,17 +642,17 @@ pub(super) async fn failover(
     let old = &plan.old_primary;
     let mut fence = vec![(
         old.clone(),
-        format!(
-            "{PENDING_REJOIN}failed over at {} (job {}); read-only until its GTIDs are proven to be in {}'s history",
+        Fence::PendingRejoin(format!(
+            "failed over at {} (job {}); read-only until its GTIDs are proven to be in {}'s history",
             Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
             ctx.id,
             outcome.new_primary
-        ),
+        )),
     )];
     for (e, why) in &outcome.not_repointed {
         fence.push((
             e.clone(),
-            format!("{PENDING_REJOIN}not repointed during the failover ({why})"),
+            Fence::PendingRejoin(format!("not repointed during the failover ({why})")),
         ));
     }
     record_outcome(ctx, env, &c, FAILOVER, automatic, old, &outcome, &fence).await?;
@@ -733,13 +733,13 @@ pub(super) async fn switchover(
             return Err(JobError::from(op(e)));
         }
     };
-    let fence: Vec<(Endpoint, String)> = outcome
+    let fence: Vec<(Endpoint, Fence)> = outcome
         .not_repointed
         .iter()
         .map(|(e, why)| {
             (
                 e.clone(),
-                format!("{PENDING_REJOIN}not repointed during the switchover ({why})"),
+                Fence::PendingRejoin(format!("not repointed during the switchover ({why})")),
             )
         })
         .collect();
@@ -852,7 +852,7 @@ pub(super) async fn rejoin(
                 "errant transactions {errant}: {node} has transactions the cluster lacks (or that cannot be proven to be in its history); it stays read-only and out of the cluster until a person saves them and rebuilds or rejoins it"
             );
             env.store
-                .set_node_fenced(rec.id, Some(&reason))
+                .set_node_fenced(rec.id, Some(&Fence::Held(reason.clone())))
                 .await
                 .map_err(store_err)?;
             let msg = format!("alarm: {reason}. {}", decision.explain());

@@ -1,9 +1,9 @@
 //! Jobs that stop, start and restart nodes and clusters, and delete clusters.
 
-use nines_model::ClusterType;
 use nines_model::Endpoint;
 use nines_model::job::JobError;
 use nines_model::job::{ClusterAction, NodeAction};
+use nines_model::{ClusterType, Desired};
 use nines_ops::Reporter;
 use nines_ops::lifecycle::{self, NodePart};
 use nines_ops::node::NodeTarget;
@@ -33,14 +33,14 @@ pub(super) async fn node_action(
                 .await
                 .map_err(op)?;
             env.store
-                .set_node_desired(rec.id, "stopped")
+                .set_node_desired(rec.id, Desired::Stopped)
                 .await
                 .map_err(|e| e.to_string())?;
             lifecycle::stop_node(&t, ctx).await.map_err(op)?;
         }
         NodeAction::Start => {
             env.store
-                .set_node_desired(rec.id, "running")
+                .set_node_desired(rec.id, Desired::Running)
                 .await
                 .map_err(|e| e.to_string())?;
             lifecycle::start_node(&t, p, ctx).await.map_err(op)?;
@@ -52,7 +52,7 @@ pub(super) async fn node_action(
             lifecycle::stop_node(&t, ctx).await.map_err(op)?;
             lifecycle::start_node(&t, p, ctx).await.map_err(op)?;
             env.store
-                .set_node_desired(rec.id, "running")
+                .set_node_desired(rec.id, Desired::Running)
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -69,7 +69,7 @@ pub(super) async fn cluster_action(
     let c = load(env, cluster).await?;
     let targets = c.targets(env)?;
     let t = c.record.cluster_type;
-    let desired = |d: &'static str| {
+    let desired = |d: Desired| {
         let store = env.store.clone();
         let ids: Vec<i64> = c.nodes.iter().map(|n| n.id).collect();
         async move {
@@ -84,17 +84,17 @@ pub(super) async fn cluster_action(
     };
     match action {
         ClusterAction::Stop => {
-            desired("stopped").await?;
+            desired(Desired::Stopped).await?;
             lifecycle::stop_cluster(t, &targets, ctx)
                 .await
                 .map_err(op)?;
         }
         ClusterAction::Start if t == ClusterType::Galera => {
-            desired("running").await?;
+            desired(Desired::Running).await?;
             super::galera::recover(ctx, env, cluster, super::galera::Mode::Start).await?;
         }
         ClusterAction::Start => {
-            desired("running").await?;
+            desired(Desired::Running).await?;
             start_cluster(&targets, ctx).await?;
         }
         ClusterAction::RollingRestart => {

@@ -121,7 +121,7 @@ fn node_card(
             @if may {
                 div.actions {
                     (action(user, cluster, "node_restart", "Restart", Some(&n.address), Some(&format!("Restart {}?", n.address))))
-                    @if n.desired == "stopped" || n.state == NodeState::Offline {
+                    @if n.desired == nines_model::Desired::Stopped || n.state == NodeState::Offline {
                         (action(user, cluster, "node_start", "Start", Some(&n.address), None))
                     } @else {
                         (action(user, cluster, "node_stop", "Stop", Some(&n.address), Some(&format!("Stop {}?", n.address))))

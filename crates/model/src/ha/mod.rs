@@ -33,6 +33,7 @@
 pub mod candidate;
 pub mod detect;
 pub mod failover;
+pub mod fence;
 pub mod galera;
 pub mod maintenance;
 pub mod memory;

@@ -40,6 +40,7 @@ use chrono::{DateTime, Utc};
 
 use crate::endpoint::Endpoint;
 use crate::ha::Maintenance;
+use crate::ha::fence::Fence;
 use crate::ha::memory::{AlarmKind, HaMemory, Refusal, Repair};
 use crate::ha::policy::HaPolicy;
 use crate::ha::retry::RetryBudget;
@@ -48,10 +49,6 @@ use crate::job::JobSpec;
 use crate::lanes::{Lock, startable};
 use crate::replication::WsrepStatus;
 use crate::topology::{ClusterType, NodeState};
-
-/// The prefix of a fence that the reconciler lifts by itself (a rejoin job) once the node
-/// answers; other fences (errant transactions) wait for a person.
-pub const PENDING_REJOIN: &str = "pending rejoin: ";
 
 /// One cluster as the reconciler decides on it.
 #[derive(Debug, Clone)]
@@ -92,7 +89,7 @@ pub struct NodeFacts {
     /// The operator wants it running (not stopped by `node stop` or `cluster stop`).
     pub desired_running: bool,
     /// Why it is fenced, when it is.
-    pub fence: Option<String>,
+    pub fence: Option<Fence>,
     /// The monitor's state after hysteresis; None until first probed.
     pub state: Option<NodeState>,
     pub probe: ProbeStatus,
@@ -114,9 +111,7 @@ impl NodeFacts {
     }
 
     fn pending_rejoin(&self) -> bool {
-        self.fence
-            .as_deref()
-            .is_some_and(|f| f.starts_with(PENDING_REJOIN))
+        self.fence.as_ref().is_some_and(Fence::pending_rejoin)
     }
 }
 
@@ -172,7 +167,7 @@ pub enum Intent {
     Adopt {
         primary: Endpoint,
         old: Endpoint,
-        fence: String,
+        fence: Fence,
         note: Note,
     },
 }

@@ -14,7 +14,8 @@ use crate::ha::view::{KnownTopology, ReplicationView, channel_from};
 use crate::job::JobSpec;
 use crate::replication::IoThreadState;
 
-use super::{Intent, Note, Observations, PENDING_REJOIN, Pass};
+use super::{Intent, Note, Observations, Pass};
+use crate::ha::fence::Fence;
 
 /// True when a failover is due or under way (node restarts then wait).
 pub(super) fn decide(out: &mut Pass<'_>, obs: &mut Observations) -> bool {
@@ -37,9 +38,9 @@ pub(super) fn decide(out: &mut Pass<'_>, obs: &mut Observations) -> bool {
         out.intents.push(Intent::Adopt {
             primary: adopted.clone(),
             old: primary.clone(),
-            fence: format!(
-                "{PENDING_REJOIN}replaced by {adopted} as the primary while it was down; read-only until its GTIDs are proven to be in {adopted}'s history"
-            ),
+            fence: Fence::PendingRejoin(format!(
+                "replaced by {adopted} as the primary while it was down; read-only until its GTIDs are proven to be in {adopted}'s history"
+            )),
             note: Note {
                 kind: "primary_adopted",
                 node: Some(adopted.clone()),

@@ -505,7 +505,7 @@ fn reconcile_scenarios() {
             "a fenced former primary that answers is rejoined",
             {
                 let mut facts = replication_facts();
-                facts[2].fence = Some(format!("{PENDING_REJOIN}failed over"));
+                facts[2].fence = Some(Fence::PendingRejoin("failed over".into()));
                 replication(healthy_replication.clone(), facts)
             },
             Observations::default(),
