@@ -440,7 +440,7 @@ async fn failovers(
         for x in l {
             t.add_row(vec![
                 time(&x.at),
-                x.kind.clone(),
+                x.kind.to_string(),
                 yes_no(x.automatic),
                 x.old_primary.clone(),
                 x.new_primary.clone(),

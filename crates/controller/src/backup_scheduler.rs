@@ -5,6 +5,7 @@
 //! The job lane for backups keeps one backup of a cluster at a time; a schedule whose
 //! previous backup still runs skips this run and says so.
 
+use nines_model::event::EventKind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,7 +110,7 @@ async fn tick(
         );
         tracing::info!("{msg}");
         store
-            .add_event(&s.cluster, None, "backup_scheduled", &msg)
+            .add_event(&s.cluster, None, EventKind::BackupScheduled, &msg)
             .await?;
     }
     Ok(())

@@ -6,6 +6,7 @@
 //! alive, VIP held, servers' sessions and checks) for lists, metrics and the load
 //! balancer alarms, and starts a HAProxy found dead again.
 
+use nines_model::event::EventKind;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -436,7 +437,7 @@ async fn follow_one(
                 .add_event(
                     &lb.cluster,
                     None,
-                    "lb_backends",
+                    EventKind::LbBackends,
                     &format!(
                         "load balancer {}:{}: {}",
                         lb.host,
@@ -605,7 +606,7 @@ pub async fn add(
             }
             ctx.info(&msg).await;
             env.store
-                .add_event(&rec.cluster, None, "lb_added", &msg)
+                .add_event(&rec.cluster, None, EventKind::LbAdded, &msg)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(())
@@ -667,7 +668,7 @@ pub async fn remove(
         let msg = format!("load balancer on {}:{} removed", lb.host, lb.rw_port);
         ctx.info(&msg).await;
         env.store
-            .add_event(cluster, None, "lb_removed", &msg)
+            .add_event(cluster, None, EventKind::LbRemoved, &msg)
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -713,7 +714,7 @@ pub async fn restart(
     let msg = format!("load balancer on {}:{} restarted", lb.host, lb.rw_port);
     ctx.info(&msg).await;
     env.store
-        .add_event(cluster, None, "lb_restarted", &msg)
+        .add_event(cluster, None, EventKind::LbRestarted, &msg)
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -749,7 +750,7 @@ pub async fn reconfigure(
     );
     ctx.info(&msg).await;
     env.store
-        .add_event(cluster, None, "lb_reconfigured", &msg)
+        .add_event(cluster, None, EventKind::LbReconfigured, &msg)
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -905,7 +906,7 @@ async fn watch_one(
         crate::log_store_error(
             "a load balancer restart event",
             store
-                .add_event(&lb.cluster, None, "lb_restarted", &msg)
+                .add_event(&lb.cluster, None, EventKind::LbRestarted, &msg)
                 .await,
         );
     }

@@ -49,7 +49,7 @@ pub async fn recent_failovers(
         .failovers(cluster_id, now - Duration::hours(24))
         .await?
         .into_iter()
-        .filter(|f| f.automatic && f.kind == nines_store::FAILOVER)
+        .filter(|f| f.automatic && f.kind == nines_model::ha::PromotionKind::Failover)
         .map(|f| FailoverRecord {
             at: f.at,
             acknowledged: f.acknowledged,

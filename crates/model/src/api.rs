@@ -388,7 +388,7 @@ pub struct FailoverView {
     /// When the new primary was promoted.
     pub at: DateTime<Utc>,
     /// `failover` or `switchover`.
-    pub kind: String,
+    pub kind: crate::ha::PromotionKind,
     /// Decided by nines (true) or asked for by an operator (false).
     pub automatic: bool,
     /// `host:port` of the primary before.

@@ -12,6 +12,7 @@ pub mod backup;
 pub mod binlog;
 pub mod deploy;
 pub mod endpoint;
+pub mod event;
 pub mod galera;
 pub mod gtid;
 pub mod ha;

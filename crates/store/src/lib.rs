@@ -17,8 +17,9 @@ pub mod users;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nines_model::deploy::{ClusterSettings, NodeSettings};
-use nines_model::ha::HaPolicy;
+use nines_model::event::EventKind;
 use nines_model::ha::fence::Fence;
+use nines_model::ha::{HaPolicy, PromotionKind};
 use nines_model::job::{FailureKind, HostAccessSpec, JobSpec, JobState, LogLevel, Progress};
 use nines_model::{ClusterState, ClusterType, DeployState, Desired, Endpoint, NodeState, Role};
 
@@ -189,8 +190,7 @@ pub struct FailoverRecord {
     pub id: i64,
     pub cluster_id: i64,
     pub at: DateTime<Utc>,
-    /// [`FAILOVER`] or [`SWITCHOVER`].
-    pub kind: String,
+    pub kind: PromotionKind,
     /// Decided by nines (true) or asked by an operator (false).
     pub automatic: bool,
     pub old_primary: Endpoint,
@@ -203,18 +203,12 @@ pub struct FailoverRecord {
     pub acknowledged: bool,
 }
 
-/// [`FailoverRecord::kind`] of a failover: the primary was lost.
-pub const FAILOVER: &str = "failover";
-/// [`FailoverRecord::kind`] of a switchover: the primary was handed over.
-pub const SWITCHOVER: &str = "switchover";
-
 /// A failover or switchover to record (unacknowledged).
 #[derive(Debug, Clone)]
 pub struct NewFailover {
     pub cluster_id: i64,
     pub at: DateTime<Utc>,
-    /// [`FAILOVER`] or [`SWITCHOVER`]; anything else is refused.
-    pub kind: String,
+    pub kind: PromotionKind,
     pub automatic: bool,
     pub old_primary: Endpoint,
     pub new_primary: Endpoint,
@@ -240,8 +234,7 @@ pub struct PromotionRecord {
 pub struct NewPromotionIntent {
     pub cluster_id: i64,
     pub job_id: Option<i64>,
-    /// [`FAILOVER`] or [`SWITCHOVER`].
-    pub kind: String,
+    pub kind: PromotionKind,
     pub old_primary: Endpoint,
     pub candidate: Endpoint,
     /// The candidate's GTID set when the promotion was planned; may be empty.
@@ -301,6 +294,8 @@ pub struct EventRecord {
     pub at: DateTime<Utc>,
     pub cluster: String,
     pub node: Option<String>,
+    /// The stored word: one of [`EventKind`]'s when this version wrote it, kept as text
+    /// so that a history written by another version reads back whole.
     pub kind: String,
     pub message: String,
 }
@@ -398,8 +393,7 @@ pub trait Store:
     ) -> Result<Vec<MaintenanceRecord>>;
 
     // Failovers and switchovers.
-    /// Records one; returns its id. Invalid when the kind is neither [`FAILOVER`] nor
-    /// [`SWITCHOVER`], NotFound when the cluster does not exist.
+    /// Records one; returns its id. NotFound when the cluster does not exist.
     async fn record_failover(&self, f: &NewFailover) -> Result<i64>;
     /// Those of a cluster at or after `since`, oldest first.
     async fn failovers(&self, cluster_id: i64, since: DateTime<Utc>)
@@ -466,7 +460,7 @@ pub trait Store:
         &self,
         cluster: &str,
         node: Option<&str>,
-        kind: &str,
+        kind: EventKind,
         message: &str,
     ) -> Result<i64>;
     async fn list_events(&self, cluster: Option<&str>, limit: i64) -> Result<Vec<EventRecord>>;

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use nines_model::event::EventKind;
+use nines_model::ha::PromotionKind;
 use nines_model::ha::fence::Fence;
 use nines_model::job::{FailureKind, JobSpec, JobState, LogLevel, Progress};
 use nines_model::{ClusterState, ClusterType, DeployState, Desired, Endpoint, NodeState, Role};
@@ -18,27 +20,17 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    AccountRecord, ClusterRecord, EventRecord, FAILOVER, FailoverRecord, HaAttempt, JobFilter,
-    JobLogRecord, JobRecord, MaintenanceRecord, NewCluster, NewFailover, NewNode,
-    NewPromotionIntent, NodeRecord, PromotionIntent, PromotionRecord, RaisedAlarm, Result, Rollup,
-    SWITCHOVER, Secret, SecretBox, Store, StoreError, TokenRecord,
+    AccountRecord, ClusterRecord, EventRecord, FailoverRecord, HaAttempt, JobFilter, JobLogRecord,
+    JobRecord, MaintenanceRecord, NewCluster, NewFailover, NewNode, NewPromotionIntent, NodeRecord,
+    PromotionIntent, PromotionRecord, RaisedAlarm, Result, Rollup, Secret, SecretBox, Store,
+    StoreError, TokenRecord,
 };
 
-fn check_failover_kind(kind: &str) -> Result<()> {
-    if kind != FAILOVER && kind != SWITCHOVER {
-        return Err(StoreError::Invalid(format!(
-            "failover kind `{kind}` is not one of: {FAILOVER}, {SWITCHOVER}"
-        )));
-    }
-    Ok(())
-}
-
-/// Inserts a failovers row in `tx`, checking its kind, cluster and job.
+/// Inserts a failovers row in `tx`, checking its cluster and job.
 async fn insert_failover(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     f: &NewFailover,
 ) -> Result<i64> {
-    check_failover_kind(&f.kind)?;
     if sqlx::query("SELECT 1 FROM clusters WHERE id = ?")
         .bind(f.cluster_id)
         .fetch_optional(&mut **tx)
@@ -62,7 +54,7 @@ async fn insert_failover(
     )
     .bind(f.cluster_id)
     .bind(f.at.timestamp_millis())
-    .bind(&f.kind)
+    .bind(f.kind.as_str())
     .bind(i64::from(f.automatic))
     .bind(f.old_primary.to_string())
     .bind(f.new_primary.to_string())
@@ -326,7 +318,7 @@ impl SqliteStore {
             id: row.try_get("id")?,
             cluster_id: row.try_get("cluster_id")?,
             at: to_time(row.try_get("at")?),
-            kind: row.try_get("kind")?,
+            kind: parse::<PromotionKind>("failover kind", &row.try_get::<String, _>("kind")?)?,
             automatic: row.try_get::<i64, _>("automatic")? != 0,
             old_primary: endpoint("old primary", &row.try_get::<String, _>("old_primary")?)?,
             new_primary: endpoint("new primary", &row.try_get::<String, _>("new_primary")?)?,
@@ -749,7 +741,6 @@ impl Store for SqliteStore {
     }
 
     async fn begin_promotion(&self, i: &NewPromotionIntent) -> Result<i64> {
-        check_failover_kind(&i.kind)?;
         let row = sqlx::query(
             "INSERT INTO promotion_intents (cluster_id, job_id, kind, old_primary, candidate, \
              planned_position, primary_sample, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
@@ -757,7 +748,7 @@ impl Store for SqliteStore {
         )
         .bind(i.cluster_id)
         .bind(i.job_id)
-        .bind(&i.kind)
+        .bind(i.kind.as_str())
         .bind(i.old_primary.to_string())
         .bind(i.candidate.to_string())
         .bind(&i.planned_position)
@@ -794,7 +785,10 @@ impl Store for SqliteStore {
                     intent: NewPromotionIntent {
                         cluster_id: r.try_get("cluster_id")?,
                         job_id: r.try_get("job_id")?,
-                        kind: r.try_get("kind")?,
+                        kind: parse::<PromotionKind>(
+                            "promotion kind",
+                            &r.try_get::<String, _>("kind")?,
+                        )?,
                         old_primary: endpoint(r, "old_primary")?,
                         candidate: endpoint(r, "candidate")?,
                         planned_position: r.try_get("planned_position")?,
@@ -1137,15 +1131,14 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO events (at, cluster, node, kind, message) VALUES (?, ?, ?, 'alarm', ?)",
-        )
-        .bind(now_ms())
-        .bind(&a.cluster)
-        .bind((!a.subject.is_empty()).then_some(a.subject.as_str()))
-        .bind(&a.message)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO events (at, cluster, node, kind, message) VALUES (?, ?, ?, ?, ?)")
+            .bind(now_ms())
+            .bind(&a.cluster)
+            .bind((!a.subject.is_empty()).then_some(a.subject.as_str()))
+            .bind(EventKind::Alarm.as_str())
+            .bind(&a.message)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1186,7 +1179,7 @@ impl Store for SqliteStore {
         &self,
         cluster: &str,
         node: Option<&str>,
-        kind: &str,
+        kind: EventKind,
         message: &str,
     ) -> Result<i64> {
         let row = sqlx::query(
@@ -1195,7 +1188,7 @@ impl Store for SqliteStore {
         .bind(now_ms())
         .bind(cluster)
         .bind(node)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(message)
         .fetch_one(&self.pool)
         .await?;

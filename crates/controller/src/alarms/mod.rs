@@ -10,6 +10,7 @@
 
 pub mod notifier;
 
+use nines_model::event::EventKind;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -176,7 +177,7 @@ impl Alarms {
                     .add_event(
                         &rec.key.cluster,
                         rec.key.node.as_deref(),
-                        "alarm",
+                        EventKind::Alarm,
                         &format!("alarm: {}: {}", rec.title, rec.message),
                     )
                     .await,
@@ -205,7 +206,7 @@ impl Alarms {
                 .add_event(
                     &rec.key.cluster,
                     rec.key.node.as_deref(),
-                    "alarm_cleared",
+                    EventKind::AlarmCleared,
                     &format!("alarm cleared: {}", rec.title),
                 )
                 .await,

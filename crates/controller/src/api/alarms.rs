@@ -13,6 +13,7 @@ use nines_model::api::{
     AckRequest, AlarmView, ChannelAddRequest, ChannelTestResult, ChannelView, DeliveryView,
     SilenceRequest, SilenceView, parse_duration,
 };
+use nines_model::event::EventKind;
 use nines_model::input::{ClusterName, Text};
 use nines_store::{AlarmRecord, ChannelRecord, DeliveryState, NewChannel, SilenceRecord};
 use serde::Deserialize;
@@ -106,7 +107,7 @@ pub async fn ack_alarm(
         .add_event(
             &a.key.cluster,
             a.key.node.as_deref(),
-            "alarm_acknowledged",
+            EventKind::AlarmAcknowledged,
             &format!(
                 "alarm {id} ({}) acknowledged by {}{}",
                 a.title,

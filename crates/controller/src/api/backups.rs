@@ -12,6 +12,7 @@ use nines_model::api::{
     BackupCreateRequest, BackupView, JobCreated, RepoAddRequest, RepoView, RestoreRequest,
 };
 use nines_model::backup::BackupMethod;
+use nines_model::event::EventKind;
 use nines_model::input::ClusterName;
 use nines_model::job::JobSpec;
 use nines_store::{BackupRecord, RepoLocation, RepoRecord};
@@ -511,7 +512,7 @@ pub async fn create_schedule(
         .add_event(
             &name,
             None,
-            "backup_schedule",
+            EventKind::BackupSchedule,
             &format!(
                 "backup schedule {} added by {}: {} `{}` {}, next at {}",
                 rec.id,
@@ -556,7 +557,7 @@ pub async fn delete_schedule(
         .add_event(
             &rec.cluster,
             None,
-            "backup_schedule",
+            EventKind::BackupSchedule,
             &format!(
                 "backup schedule {id} (`{}` {}) deleted by {}",
                 rec.cron, rec.tz, caller.0

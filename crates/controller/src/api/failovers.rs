@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, TimeDelta, Utc};
 use nines_model::api::{FailoverView, FailoversAcknowledged, parse_duration};
+use nines_model::event::EventKind;
 use nines_store::FailoverRecord;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -24,7 +25,7 @@ const DEFAULT_SINCE: &str = "30d";
 fn view(f: &FailoverRecord) -> FailoverView {
     FailoverView {
         at: f.at,
-        kind: f.kind.clone(),
+        kind: f.kind,
         automatic: f.automatic,
         old_primary: f.old_primary.to_string(),
         new_primary: f.new_primary.to_string(),
@@ -86,7 +87,7 @@ pub async fn acknowledge_failovers(
         caller.0
     );
     st.store
-        .add_event(&name, None, "failover_acknowledged", &msg)
+        .add_event(&name, None, EventKind::FailoverAcknowledged, &msg)
         .await?;
     Ok(Json(FailoversAcknowledged { acknowledged: n }))
 }

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use nines_model::Endpoint;
 use nines_model::api::{HA_POLICY_FROM_CLUSTER, HA_POLICY_FROM_DEFAULT, HaPolicyView};
+use nines_model::event::EventKind;
 use nines_model::ha::HaPolicy;
 use nines_store::ClusterRecord;
 use serde_json::{Map, Value};
@@ -21,7 +22,7 @@ use super::json::ApiJson;
 use crate::jobs::ha::cluster_policy;
 
 /// The event kind of every change of a cluster's HA policy.
-const EVENT: &str = "ha_policy";
+const EVENT: EventKind = EventKind::HaPolicy;
 
 /// The policy of clusters without their own: the controller's (`Config::ha`, which
 /// `nines serve` leaves at `HaPolicy::default()`).

@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use nines_model::Endpoint;
 use nines_model::api::{MaintenanceRequest, MaintenanceView, parse_duration};
+use nines_model::event::EventKind;
 use nines_model::input::Text;
 use nines_store::MaintenanceRecord;
 use serde::Deserialize;
@@ -106,7 +107,7 @@ pub async fn start_maintenance(
             .unwrap_or_default()
     );
     st.store
-        .add_event(&name, node.as_deref(), "maintenance_on", &msg)
+        .add_event(&name, node.as_deref(), EventKind::MaintenanceOn, &msg)
         .await?;
     let record = st
         .store
@@ -157,7 +158,7 @@ pub async fn end_maintenance(
     }
     let msg = format!("maintenance off for {scope} by {}{why}", caller.0);
     st.store
-        .add_event(&name, node.as_deref(), "maintenance_off", &msg)
+        .add_event(&name, node.as_deref(), EventKind::MaintenanceOff, &msg)
         .await?;
     let left = st.store.maintenance(c.id, chrono::Utc::now()).await?;
     Ok(Json(left.iter().map(|m| view(&name, m)).collect()))
@@ -180,7 +181,9 @@ pub async fn set_recovery(
         if req.enabled { "enabled" } else { "disabled" },
         caller.0
     );
-    st.store.add_event(&name, None, "recovery", &msg).await?;
+    st.store
+        .add_event(&name, None, EventKind::Recovery, &msg)
+        .await?;
     let c = super::deploy::cluster(&st, &name).await?;
     let nodes = st.store.list_nodes(Some(c.id)).await?;
     Ok(Json(super::clusters::summary(

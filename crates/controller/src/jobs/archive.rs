@@ -158,7 +158,7 @@ async fn pass(
     let Some(repo_name) = archive_repo(env, cluster).await? else {
         return Ok(None);
     };
-    let c = load(env, cluster).await?;
+    let c = load(env, cluster).await.map_err(|e| e.to_string())?;
     let prev = env
         .store
         .archive_state(cluster)
@@ -239,7 +239,10 @@ async fn archive(
     let Some(node) = node else {
         return Err("no writer (or Synced Galera node) to archive from".into());
     };
-    let node = c.backup_target(env, node).await?;
+    let node = c
+        .backup_target(env, node)
+        .await
+        .map_err(|e| e.to_string())?;
     let (repo, repo_key) = super::backup::open_repo(env, repo_name)
         .await
         .map_err(|e| e.to_string())?;

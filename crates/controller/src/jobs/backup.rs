@@ -5,6 +5,7 @@
 //! transport's stdout), where `nines_backup` cuts it into chunks, compresses, encrypts and
 //! stores them; nothing lands uncompressed on any disk. docs/backups.md is the story.
 
+use nines_model::event::EventKind;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,19 +30,11 @@ use nines_ops::node::{NodeTarget, READY_TIMEOUT};
 use nines_store::{BackupOutcome, BackupRecord, NewBackup, RepoLocation};
 
 use super::targets::{Loaded, load};
-use super::{JobContext, JobEnv};
+use super::{JobContext, JobEnv, op, store_err};
 
 /// The repository a backup goes to when none is named: a directory under the
 /// controller's data directory, made on first use.
 pub const DEFAULT_REPO: &str = "local";
-
-fn store_err(e: nines_store::StoreError) -> JobError {
-    JobError::Failed(e.to_string())
-}
-
-fn op(e: nines_ops::OpError) -> JobError {
-    JobError::Failed(e.to_string())
-}
 
 /// Opens repository `name` with its key (the default one is made when missing).
 pub(super) async fn open_repo(env: &JobEnv, name: &str) -> Result<(Repository, Key), JobError> {
@@ -191,7 +184,7 @@ pub(super) async fn create(
     repo_name: &str,
     verify_restore: bool,
 ) -> Result<(), JobError> {
-    let c = load(env, cluster).await.map_err(JobError::refused)?;
+    let c = load(env, cluster).await?;
     let (repo, repo_key) = open_repo(env, repo_name).await?;
     // An incremental builds on the newest physical backup of this repository.
     let mut parent: Option<BackupRecord> = None;
@@ -225,8 +218,8 @@ pub(super) async fn create(
         })?),
         None => None,
     };
-    let rec = c.node(&choice.node).map_err(JobError::refused)?;
-    let node = c.backup_target(env, rec).await.map_err(JobError::refused)?;
+    let rec = c.node(&choice.node)?;
+    let node = c.backup_target(env, rec).await?;
     ctx.info(&format!(
         "{method} backup of `{cluster}` from {} ({}) into repository `{repo_name}` ({}){}",
         choice.node,
@@ -347,7 +340,7 @@ pub(super) async fn create(
                 .add_event(
                     cluster,
                     Some(&choice.node.to_string()),
-                    "backup_completed",
+                    EventKind::BackupCompleted,
                     &msg,
                 )
                 .await
@@ -744,9 +737,7 @@ async fn own_accounts(
     id: i64,
     from_cluster: &str,
 ) -> Result<(), JobError> {
-    let accounts = super::scale::cluster_accounts(env, c.record.id)
-        .await
-        .map_err(JobError::Failed)?;
+    let accounts = super::scale::cluster_accounts(env, c.record.id).await?;
     let galera = c.record.cluster_type == ClusterType::Galera;
     if let Err(e) = first
         .sql(&nines_ops::deploy::accounts_sql(&accounts, galera))
@@ -777,7 +768,7 @@ async fn verify_node(
     id: i64,
     taken_from: &str,
 ) -> Result<NodeTarget, JobError> {
-    let c = load(env, cluster).await.map_err(JobError::refused)?;
+    let c = load(env, cluster).await?;
     let from: Option<Endpoint> = taken_from.parse().ok();
     let rec = c
         .nodes
@@ -789,7 +780,7 @@ async fn verify_node(
                 "cluster `{cluster}` has no node to verify backup {id} on"
             ))
         })?;
-    c.backup_target(env, rec).await.map_err(JobError::refused)
+    c.backup_target(env, rec).await
 }
 
 /// Unpacks a chain into `base` (the full) and `base.inc-N` (incrementals) and prepares.
@@ -1072,13 +1063,13 @@ pub(super) async fn restore(
     force: bool,
     target: &RollForward,
 ) -> Result<(), JobError> {
-    let c = load(env, cluster).await.map_err(JobError::refused)?;
+    let c = load(env, cluster).await?;
     if c.record.settings.is_none() {
         return Err(JobError::refused(format!(
             "cluster `{cluster}` was imported: nines restores only onto servers it deployed (it replaces their data directories and starts their services); restore onto a new cluster instead: `nines cluster create --name NEW --type standalone …`, then `nines backup restore {id} --cluster NEW --force`"
         )));
     }
-    let targets = c.targets(env).map_err(JobError::refused)?;
+    let targets = c.targets(env)?;
     let links = chain(env, id).await?;
     let serving: Vec<String> = candidates(env, &c)
         .into_iter()
@@ -1126,7 +1117,7 @@ pub(super) async fn restore(
         );
         ctx.info(&msg).await;
         env.store
-            .add_event(cluster, None, "backup_restored", &msg)
+            .add_event(cluster, None, EventKind::BackupRestored, &msg)
             .await
             .map_err(store_err)?;
         return Ok(());
@@ -1234,9 +1225,7 @@ pub(super) async fn restore(
             }
         }
         ClusterType::Replication => {
-            let repl = super::scale::replication_account(env, c.record.id)
-                .await
-                .map_err(JobError::Failed)?;
+            let repl = super::scale::replication_account(env, c.record.id).await?;
             for (t, _) in targets.iter().filter(|(t, _)| t.endpoint != first.endpoint) {
                 ctx.info(&format!(
                     "{}: copying the restored data from {}",
@@ -1280,7 +1269,7 @@ pub(super) async fn restore(
     );
     ctx.info(&msg).await;
     env.store
-        .add_event(cluster, None, "backup_restored", &msg)
+        .add_event(cluster, None, EventKind::BackupRestored, &msg)
         .await
         .map_err(store_err)?;
     Ok(())
@@ -1369,7 +1358,7 @@ pub(super) async fn purge(
         );
         ctx.info(&msg).await;
         env.store
-            .add_event(cluster, None, "backup_purged", &msg)
+            .add_event(cluster, None, EventKind::BackupPurged, &msg)
             .await
             .map_err(store_err)?;
     }
@@ -1440,7 +1429,7 @@ async fn purge_binlogs(
             .add_event(
                 cluster,
                 None,
-                "backup_purged",
+                EventKind::BackupPurged,
                 &format!("retention: removed {removed} archived binlog file(s) from `{repo_name}`"),
             )
             .await

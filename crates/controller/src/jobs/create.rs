@@ -4,6 +4,7 @@
 //! behind anywhere), in state `deploying`; a deploy that fails leaves it `failed`, to be
 //! retried with the same command or removed with `cluster delete --purge`.
 
+use nines_model::event::EventKind;
 use nines_model::job::JobError;
 use std::collections::BTreeMap;
 
@@ -157,7 +158,7 @@ async fn create(
             );
             ctx.info(&msg).await;
             store
-                .add_event(name, None, "cluster_deployed", &msg)
+                .add_event(name, None, EventKind::ClusterDeployed, &msg)
                 .await
                 .map_err(|e| e.to_string())?;
             env.monitor

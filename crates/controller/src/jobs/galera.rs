@@ -8,6 +8,7 @@
 //! `forced_galera_recovery` for a person's `--force`), logs the plan's reasons and carries
 //! out exactly that plan with `nines_ops::galera::execute`.
 
+use nines_model::event::EventKind;
 use nines_model::ha::{
     GaleraAction, GaleraDecision, GaleraView, forced_galera_recovery, plan_galera_recovery,
 };
@@ -20,7 +21,7 @@ use nines_ops::lifecycle::{self, NodePart};
 use nines_ops::node::NodeTarget;
 
 use super::targets::load;
-use super::{JobContext, JobEnv};
+use super::{JobContext, JobEnv, op};
 use crate::haview;
 
 /// What asked for the recovery.
@@ -34,10 +35,6 @@ pub(super) enum Mode<'a> {
     },
     /// `cluster start`: the nodes nines deployed all run, in one Primary component.
     Start,
-}
-
-fn op(e: nines_ops::OpError) -> String {
-    e.to_string()
 }
 
 pub(super) async fn recover(
@@ -114,10 +111,11 @@ async fn collect_positions(
         match t.is_running().await {
             Ok(false) => Ok(Some(galera::position(t, ctx).await.map_err(op)?)),
             // It refuses connections yet runs: starting, or receiving a state transfer.
-            Ok(true) if *refused => Err(format!(
+            // A failure, not a refusal: a joiner finishes soon, and the next try may go on.
+            Ok(true) if *refused => Err(JobError::Failed(format!(
                 "{}: refuses connections but its server process runs (starting, or in a state transfer): not recovering while it may be joining",
                 t.endpoint
-            )),
+            ))),
             // It does not answer and runs (hung, frozen, cut off): it stays unknown.
             Ok(true) => {
                 ctx.warn(&format!(
@@ -202,7 +200,7 @@ async fn carry_out(
                 .add_event(
                     cluster,
                     Some(&plan.node.to_string()),
-                    "galera_recovered",
+                    EventKind::GaleraRecovered,
                     &msg,
                 )
                 .await

@@ -12,6 +12,7 @@
 //! start-up queues the same promotion again ([`resume_promotions`]): it completes when the
 //! plan made again holds, and its first steps are rolled back when it does not.
 
+use nines_model::event::EventKind;
 use nines_model::job::JobError;
 use std::path::Path;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use chrono::Utc;
 use nines_access::server::{Credentials, Timeouts};
 use nines_model::deploy::accounts as purpose;
 use nines_model::gtid::GtidSet;
+use nines_model::ha::PromotionKind;
 use nines_model::ha::{
     HaPolicy, RejoinAction, old_primary_rejoin, requested_failover, switchover_preflight,
 };
@@ -27,10 +29,10 @@ use nines_model::job::LogLevel;
 use nines_model::{ClusterType, Endpoint, Role};
 use nines_ops::Reporter;
 use nines_ops::replication::{self, PromotionOutcome, ReplicationAccess};
-use nines_store::{FAILOVER, NewFailover, NewPromotionIntent, PromotionRecord, SWITCHOVER};
+use nines_store::{NewFailover, NewPromotionIntent, PromotionRecord};
 
 use super::targets::{Loaded, load};
-use super::{JobContext, JobEnv};
+use super::{JobContext, JobEnv, op, store_err};
 use crate::haview;
 
 use nines_model::ha::fence::Fence;
@@ -46,21 +48,13 @@ pub struct Hooks {
     pub timeout: Duration,
 }
 
-fn store_err(e: nines_store::StoreError) -> String {
-    e.to_string()
-}
-
-fn op(e: nines_ops::OpError) -> String {
-    e.to_string()
-}
-
 /// The connections the steps use: nines's admin account of a deployed cluster (the
 /// import account otherwise), the replication account where nines knows it.
 async fn access(
     env: &JobEnv,
     c: &Loaded,
     observed: &crate::monitor::ClusterObserved,
-) -> Result<ReplicationAccess, String> {
+) -> Result<ReplicationAccess, JobError> {
     let accounts = env.store.accounts(c.record.id).await.map_err(store_err)?;
     let creds = |p: &str| accounts.iter().find(|a| a.purpose == p);
     let admin = match creds(purpose::ADMIN) {
@@ -146,13 +140,13 @@ pub fn cluster_policy(base: &HaPolicy, record: &nines_store::ClusterRecord) -> H
 async fn replication_cluster(
     env: &JobEnv,
     cluster: &str,
-) -> Result<(Loaded, std::sync::Arc<crate::monitor::ClusterObserved>), String> {
+) -> Result<(Loaded, std::sync::Arc<crate::monitor::ClusterObserved>), JobError> {
     let c = load(env, cluster).await?;
     if c.record.cluster_type != ClusterType::Replication {
-        return Err(format!(
+        return Err(JobError::refused(format!(
             "cluster `{cluster}` is a {} cluster: failover, switchover and rejoin apply to replication clusters",
             c.record.cluster_type
-        ));
+        )));
     }
     let observed = haview::probed_view(&env.monitor, cluster, None).await?;
     Ok((c, observed))
@@ -192,7 +186,7 @@ async fn run_hook(
 
 fn hook_vars(
     cluster: &str,
-    kind: &str,
+    kind: PromotionKind,
     old: &Endpoint,
     new: &Endpoint,
 ) -> Vec<(&'static str, String)> {
@@ -249,7 +243,7 @@ async fn record_outcome(
     ctx: &JobContext,
     env: &JobEnv,
     c: &Loaded,
-    kind: &str,
+    kind: PromotionKind,
     automatic: bool,
     old: &Endpoint,
     outcome: &PromotionOutcome,
@@ -279,7 +273,7 @@ async fn record_outcome(
             failover: NewFailover {
                 cluster_id: c.record.id,
                 at: Utc::now(),
-                kind: kind.to_string(),
+                kind,
                 automatic,
                 old_primary: old.clone(),
                 new_primary: new.clone(),
@@ -314,7 +308,12 @@ async fn record_outcome(
     }
     ctx.info(&msg).await;
     store
-        .add_event(&c.record.name, Some(&new.to_string()), kind, &msg)
+        .add_event(
+            &c.record.name,
+            Some(&new.to_string()),
+            kind.event_kind(),
+            &msg,
+        )
         .await
         .map_err(store_err)?;
     Ok(())
@@ -326,10 +325,10 @@ async fn begin_intent(
     env: &JobEnv,
     c: &Loaded,
     observed: &crate::monitor::ClusterObserved,
-    kind: &str,
+    kind: PromotionKind,
     old: &Endpoint,
     candidate: &Endpoint,
-) -> Result<i64, String> {
+) -> Result<i64, JobError> {
     let node = |e: &Endpoint| observed.nodes.iter().find(|n| &n.endpoint == e);
     let planned_position = node(candidate)
         .and_then(|n| n.sample.as_ref())
@@ -341,7 +340,7 @@ async fn begin_intent(
         .begin_promotion(&NewPromotionIntent {
             cluster_id: c.record.id,
             job_id: Some(ctx.id),
-            kind: kind.to_string(),
+            kind,
             old_primary: old.clone(),
             candidate: candidate.clone(),
             planned_position,
@@ -419,7 +418,7 @@ pub async fn resume_promotions(
             open.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
         );
         tracing::warn!(cluster = %open.cluster, "{why}");
-        let spec = if i.kind == SWITCHOVER {
+        let spec = if i.kind == PromotionKind::Switchover {
             nines_model::job::JobSpec::Switchover {
                 cluster: open.cluster.clone(),
                 to: Some(i.candidate.clone()),
@@ -438,7 +437,7 @@ pub async fn resume_promotions(
             .add_event(
                 &open.cluster,
                 Some(&i.candidate.to_string()),
-                "promotion_resumed",
+                EventKind::PromotionResumed,
                 &format!("{why} (job {})", job.id),
             )
             .await?;
@@ -484,7 +483,12 @@ async fn roll_back_interrupted(
         );
         ctx.warn(&msg).await;
         env.store
-            .add_event(&c.record.name, Some(&primary.to_string()), "alarm", &msg)
+            .add_event(
+                &c.record.name,
+                Some(&primary.to_string()),
+                EventKind::Alarm,
+                &msg,
+            )
             .await
             .map_err(store_err)?;
         return Ok(());
@@ -517,9 +521,9 @@ async fn roll_back_interrupted(
             &c.record.name,
             Some(&primary.to_string()),
             if failed.is_empty() {
-                "promotion_rolled_back"
+                EventKind::PromotionRolledBack
             } else {
-                "alarm"
+                EventKind::Alarm
             },
             &msg,
         )
@@ -547,7 +551,7 @@ async fn after_promotion_problems(
         .add_event(
             cluster,
             Some(&outcome.new_primary.to_string()),
-            "alarm",
+            EventKind::Alarm,
             &format!("alarm: {msg}"),
         )
         .await
@@ -609,7 +613,12 @@ pub(super) async fn failover(
         ))
         .await;
     }
-    let vars = hook_vars(cluster, "failover", &plan.old_primary, &plan.candidate);
+    let vars = hook_vars(
+        cluster,
+        PromotionKind::Failover,
+        &plan.old_primary,
+        &plan.candidate,
+    );
     pre_hook(ctx, &env.settings.hooks, &vars).await?;
     let acc = access(env, &c, &observed).await?;
     let intent = begin_intent(
@@ -617,7 +626,7 @@ pub(super) async fn failover(
         env,
         &c,
         &observed,
-        FAILOVER,
+        PromotionKind::Failover,
         &plan.old_primary,
         &plan.candidate,
     )
@@ -636,7 +645,7 @@ pub(super) async fn failover(
         Ok(o) => o,
         Err(e) => {
             abandon_intent(ctx, env, intent).await;
-            return Err(JobError::from(op(e)));
+            return Err(op(e));
         }
     };
     let old = &plan.old_primary;
@@ -655,8 +664,18 @@ pub(super) async fn failover(
             Fence::PendingRejoin(format!("not repointed during the failover ({why})")),
         ));
     }
-    record_outcome(ctx, env, &c, FAILOVER, automatic, old, &outcome, &fence).await?;
-    let vars = hook_vars(cluster, "failover", old, &outcome.new_primary);
+    record_outcome(
+        ctx,
+        env,
+        &c,
+        PromotionKind::Failover,
+        automatic,
+        old,
+        &outcome,
+        &fence,
+    )
+    .await?;
+    let vars = hook_vars(cluster, PromotionKind::Failover, old, &outcome.new_primary);
     post_hook(ctx, &env.settings.hooks, &vars).await;
     after_promotion_problems(env, cluster, &outcome).await
 }
@@ -699,7 +718,12 @@ pub(super) async fn switchover(
     for r in &plan.reasons {
         ctx.info(&format!("  - {r}")).await;
     }
-    let vars = hook_vars(cluster, "switchover", &plan.old_primary, &plan.candidate);
+    let vars = hook_vars(
+        cluster,
+        PromotionKind::Switchover,
+        &plan.old_primary,
+        &plan.candidate,
+    );
     pre_hook(ctx, &env.settings.hooks, &vars).await?;
     let timeout = policy
         .relay_log_apply_timeout
@@ -710,7 +734,7 @@ pub(super) async fn switchover(
         env,
         &c,
         &observed,
-        SWITCHOVER,
+        PromotionKind::Switchover,
         &plan.old_primary,
         &plan.candidate,
     )
@@ -730,7 +754,7 @@ pub(super) async fn switchover(
         Ok(o) => o,
         Err(e) => {
             abandon_intent(ctx, env, intent).await;
-            return Err(JobError::from(op(e)));
+            return Err(op(e));
         }
     };
     let fence: Vec<(Endpoint, Fence)> = outcome
@@ -747,7 +771,7 @@ pub(super) async fn switchover(
         ctx,
         env,
         &c,
-        SWITCHOVER,
+        PromotionKind::Switchover,
         false,
         &plan.old_primary,
         &outcome,
@@ -842,7 +866,7 @@ pub(super) async fn rejoin(
                 decision.explain()
             );
             env.store
-                .add_event(cluster, Some(&node.to_string()), "rejoin", &msg)
+                .add_event(cluster, Some(&node.to_string()), EventKind::Rejoin, &msg)
                 .await
                 .map_err(store_err)?;
             Ok(())
@@ -857,7 +881,7 @@ pub(super) async fn rejoin(
                 .map_err(store_err)?;
             let msg = format!("alarm: {reason}. {}", decision.explain());
             env.store
-                .add_event(cluster, Some(&node.to_string()), "alarm", &msg)
+                .add_event(cluster, Some(&node.to_string()), EventKind::Alarm, &msg)
                 .await
                 .map_err(store_err)?;
             Err(JobError::refused(reason))

@@ -1,5 +1,6 @@
 //! The import job: discover the seed's cluster, then register it and start watching it.
 
+use nines_model::event::EventKind;
 use nines_model::job::JobError;
 use std::sync::Arc;
 
@@ -131,7 +132,7 @@ async fn import(
     );
     ctx.info(&summary).await;
     store
-        .add_event(&cluster.name, None, "cluster_registered", &summary)
+        .add_event(&cluster.name, None, EventKind::ClusterRegistered, &summary)
         .await
         .map_err(|e| e.to_string())?;
     monitor

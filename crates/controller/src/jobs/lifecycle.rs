@@ -1,6 +1,7 @@
 //! Jobs that stop, start and restart nodes and clusters, and delete clusters.
 
 use nines_model::Endpoint;
+use nines_model::event::EventKind;
 use nines_model::job::JobError;
 use nines_model::job::{ClusterAction, NodeAction};
 use nines_model::{ClusterType, Desired};
@@ -9,11 +10,7 @@ use nines_ops::lifecycle::{self, NodePart};
 use nines_ops::node::NodeTarget;
 
 use super::targets::{load, part};
-use super::{JobContext, JobEnv};
-
-fn op(e: nines_ops::OpError) -> String {
-    e.to_string()
-}
+use super::{JobContext, JobEnv, op};
 
 pub(super) async fn node_action(
     ctx: &JobContext,
@@ -188,7 +185,7 @@ pub(super) async fn delete_cluster(
     );
     ctx.info(&msg).await;
     env.store
-        .add_event(cluster, None, "cluster_deleted", &msg)
+        .add_event(cluster, None, EventKind::ClusterDeleted, &msg)
         .await
         .map_err(|e| e.to_string())?;
     Ok(())

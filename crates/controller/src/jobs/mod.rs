@@ -36,6 +36,20 @@ pub use ha::Hooks;
 
 use crate::monitor::Monitor;
 
+/// A store error in a job: a failure (the store may answer next time).
+fn store_err(e: StoreError) -> JobError {
+    JobError::Failed(e.to_string())
+}
+
+/// An operation's error in a job: a step that went wrong is a failure; a cancelled one
+/// stays a cancellation. (Refusals are decided by the job itself, from what it found.)
+fn op(e: nines_ops::OpError) -> JobError {
+    match e {
+        nines_ops::OpError::Cancelled => JobError::Cancelled,
+        e => JobError::Failed(e.to_string()),
+    }
+}
+
 /// What every job can reach.
 pub struct JobEnv {
     pub store: Arc<dyn Store>,

@@ -6,6 +6,7 @@
 //! (socat on the new node's address, port 4444, as Galera's own SST does), prepared, and
 //! started replicating from the primary at the backup's GTID position.
 
+use nines_model::event::EventKind;
 use nines_model::job::JobError;
 use std::time::Duration;
 
@@ -21,11 +22,7 @@ use nines_store::NewNode;
 
 use super::lifecycle::purge_node;
 use super::targets::{Loaded, load, part};
-use super::{JobContext, JobEnv};
-
-fn op(e: nines_ops::OpError) -> String {
-    e.to_string()
-}
+use super::{JobContext, JobEnv, op};
 
 pub(super) async fn add_node(
     ctx: &JobContext,
@@ -176,7 +173,6 @@ pub(super) async fn add_node(
                     .map_err(op),
                 Err(e) => Err(e),
             };
-            let r = r.map_err(JobError::from);
             if r.is_ok() {
                 let rewrite: Vec<&NodeTarget> = existing.iter().map(|(n, _)| n).collect();
                 update_cluster_addresses(ctx, &c, &rewrite, &all, &settings).await;
@@ -205,7 +201,7 @@ pub(super) async fn add_node(
     let msg = format!("node {node} added to `{cluster}`");
     ctx.info(&msg).await;
     env.store
-        .add_event(cluster, Some(&node.to_string()), "node_added", &msg)
+        .add_event(cluster, Some(&node.to_string()), EventKind::NodeAdded, &msg)
         .await
         .map_err(|e| e.to_string())?;
     env.monitor
@@ -386,7 +382,7 @@ async fn provision_replica(
                 .await;
                 return Ok(());
             }
-            Err(e) if tokio::time::Instant::now() >= deadline => return Err(JobError::from(op(e))),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(op(e)),
             Err(_) => {}
         }
     }
@@ -396,14 +392,14 @@ async fn provision_replica(
 pub(super) async fn cluster_accounts(
     env: &JobEnv,
     cluster_id: i64,
-) -> Result<nines_ops::deploy::Accounts, String> {
+) -> Result<nines_ops::deploy::Accounts, JobError> {
     use nines_model::deploy::accounts;
     let stored = env
         .store
         .accounts(cluster_id)
         .await
         .map_err(|e| e.to_string())?;
-    let get = async |purpose: &str| -> Result<Account, String> {
+    let get = async |purpose: &str| -> Result<Account, JobError> {
         let a = stored
             .iter()
             .find(|a| a.purpose == purpose)
@@ -426,7 +422,10 @@ pub(super) async fn cluster_accounts(
     })
 }
 
-pub(super) async fn replication_account(env: &JobEnv, cluster_id: i64) -> Result<Account, String> {
+pub(super) async fn replication_account(
+    env: &JobEnv,
+    cluster_id: i64,
+) -> Result<Account, JobError> {
     let accounts = env
         .store
         .accounts(cluster_id)
@@ -536,7 +535,12 @@ pub(super) async fn remove_node(
     }
     let msg = format!("node {node} removed from `{cluster}`");
     env.store
-        .add_event(cluster, Some(&node.to_string()), "node_removed", &msg)
+        .add_event(
+            cluster,
+            Some(&node.to_string()),
+            EventKind::NodeRemoved,
+            &msg,
+        )
         .await
         .map_err(|e| e.to_string())?;
     env.monitor

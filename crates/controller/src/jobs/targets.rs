@@ -1,7 +1,7 @@
 //! Loading a cluster for a job: its record, its nodes, and a [`NodeTarget`] per node
 //! nines can control (deployed nodes, whose files and service it knows).
 
-use nines_model::job::HostAccessSpec;
+use nines_model::job::{HostAccessSpec, JobError};
 use nines_model::{ClusterType, Endpoint, Role};
 use nines_ops::lifecycle::NodePart;
 use nines_ops::node::NodeTarget;
@@ -15,13 +15,15 @@ pub(super) struct Loaded {
     pub nodes: Vec<NodeRecord>,
 }
 
-pub(super) async fn load(env: &JobEnv, name: &str) -> Result<Loaded, String> {
+/// A missing cluster or node, or one nines cannot control, is a refusal (the same job
+/// fails the same way until a person changes something); a store error is a failure.
+pub(super) async fn load(env: &JobEnv, name: &str) -> Result<Loaded, JobError> {
     let record = env
         .store
         .get_cluster(name)
         .await
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("cluster `{name}` not found"))?;
+        .ok_or_else(|| JobError::refused(format!("cluster `{name}` not found")))?;
     let nodes = env
         .store
         .list_nodes(Some(record.id))
@@ -31,30 +33,43 @@ pub(super) async fn load(env: &JobEnv, name: &str) -> Result<Loaded, String> {
 }
 
 impl Loaded {
-    pub fn node(&self, ep: &Endpoint) -> Result<&NodeRecord, String> {
-        self.nodes
-            .iter()
-            .find(|n| &n.endpoint == ep)
-            .ok_or_else(|| format!("node {ep} is not part of cluster `{}`", self.record.name))
-    }
-
-    /// The node's target; an error for nodes nines did not deploy.
-    pub fn target(&self, env: &JobEnv, node: &NodeRecord) -> Result<NodeTarget, String> {
-        let Some(settings) = node.settings.clone() else {
-            return Err(format!(
-                "node {} was imported, not deployed by nines: its files and service are unknown to nines",
-                node.endpoint
-            ));
-        };
-        if self.record.host_access == HostAccessSpec::None {
-            return Err(format!("cluster `{}` has no host access", self.record.name));
-        }
-        let host = crate::hosts::host_access(
+    /// How nines reaches the node's host; a refusal when the cluster has none.
+    fn host(
+        &self,
+        env: &JobEnv,
+        node: &NodeRecord,
+    ) -> Result<std::sync::Arc<dyn nines_access::host::HostAccess>, JobError> {
+        crate::hosts::host_access(
             &self.record.host_access,
             &node.endpoint.host,
             env.settings.ssh_config.as_deref(),
         )
-        .ok_or_else(|| format!("cluster `{}` has no host access", self.record.name))?;
+        .ok_or_else(|| {
+            JobError::refused(format!("cluster `{}` has no host access", self.record.name))
+        })
+    }
+
+    pub fn node(&self, ep: &Endpoint) -> Result<&NodeRecord, JobError> {
+        self.nodes
+            .iter()
+            .find(|n| &n.endpoint == ep)
+            .ok_or_else(|| {
+                JobError::refused(format!(
+                    "node {ep} is not part of cluster `{}`",
+                    self.record.name
+                ))
+            })
+    }
+
+    /// The node's target; an error for nodes nines did not deploy.
+    pub fn target(&self, env: &JobEnv, node: &NodeRecord) -> Result<NodeTarget, JobError> {
+        let Some(settings) = node.settings.clone() else {
+            return Err(JobError::refused(format!(
+                "node {} was imported, not deployed by nines: its files and service are unknown to nines",
+                node.endpoint
+            )));
+        };
+        let host = self.host(env, node)?;
         Ok(NodeTarget::new(node.endpoint.clone(), settings, host))
     }
 
@@ -65,22 +80,17 @@ impl Loaded {
         &self,
         env: &JobEnv,
         node: &NodeRecord,
-    ) -> Result<NodeTarget, String> {
+    ) -> Result<NodeTarget, JobError> {
         if node.settings.is_some() {
             return self.target(env, node);
         }
         if self.record.host_access == HostAccessSpec::None {
-            return Err(format!(
+            return Err(JobError::refused(format!(
                 "cluster `{}` was imported without host access: backups run mariabackup or mariadb-dump on the node's host; import it again with --local or --ssh-user/--ssh-key",
                 self.record.name
-            ));
+            )));
         }
-        let host = crate::hosts::host_access(
-            &self.record.host_access,
-            &node.endpoint.host,
-            env.settings.ssh_config.as_deref(),
-        )
-        .ok_or_else(|| format!("cluster `{}` has no host access", self.record.name))?;
+        let host = self.host(env, node)?;
         let password = env
             .store
             .get_secret(self.record.db_password_secret)
@@ -95,10 +105,10 @@ impl Loaded {
             password,
         )
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| JobError::Failed(e.to_string()))
     }
 
-    pub fn targets(&self, env: &JobEnv) -> Result<Vec<(NodeTarget, NodePart)>, String> {
+    pub fn targets(&self, env: &JobEnv) -> Result<Vec<(NodeTarget, NodePart)>, JobError> {
         self.nodes
             .iter()
             .map(|n| Ok((self.target(env, n)?, part(&self.record, n))))

@@ -1,5 +1,6 @@
 //! One cluster's watch: per-node probe tasks feeding one aggregating task.
 
+use nines_model::event::EventKind;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -236,7 +237,7 @@ impl ClusterTask {
                     crate::log_store_error(
                         "a cluster state event",
                         store
-                            .add_event(&self.record.name, None, "cluster_state", &msg)
+                            .add_event(&self.record.name, None, EventKind::ClusterState, &msg)
                             .await,
                     );
                     crate::log_store_error(
@@ -353,7 +354,7 @@ impl ClusterTask {
             crate::log_store_error(
                 "a node state event",
                 store
-                    .add_event(&self.record.name, Some(&addr), "node_state", &msg)
+                    .add_event(&self.record.name, Some(&addr), EventKind::NodeState, &msg)
                     .await,
             );
             crate::log_store_error(

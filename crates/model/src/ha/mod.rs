@@ -92,6 +92,50 @@ impl<A> Decision<A> {
     }
 }
 
+/// Which way a primary changed: a failover (the primary was lost) or a switchover (it
+/// was handed over while alive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PromotionKind {
+    Failover,
+    Switchover,
+}
+
+impl PromotionKind {
+    /// The word stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failover => "failover",
+            Self::Switchover => "switchover",
+        }
+    }
+
+    /// The event that records a finished promotion of this kind.
+    pub fn event_kind(self) -> crate::event::EventKind {
+        match self {
+            Self::Failover => crate::event::EventKind::Failover,
+            Self::Switchover => crate::event::EventKind::Switchover,
+        }
+    }
+}
+
+impl std::fmt::Display for PromotionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PromotionKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "failover" => Ok(Self::Failover),
+            "switchover" => Ok(Self::Switchover),
+            other => Err(format!("`{other}` is not one of: failover, switchover")),
+        }
+    }
+}
+
 /// A point in time as reasons print it (RFC 3339, milliseconds, UTC).
 pub(crate) fn at(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -114,6 +158,21 @@ pub(crate) fn span(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn promotion_kinds_read_back_as_written() {
+        for k in [PromotionKind::Failover, PromotionKind::Switchover] {
+            assert_eq!(k.as_str().parse::<PromotionKind>().unwrap(), k);
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
+            assert_eq!(k.event_kind().as_str(), k.as_str());
+        }
+        assert!(
+            "failback"
+                .parse::<PromotionKind>()
+                .unwrap_err()
+                .contains("switchover")
+        );
+    }
 
     #[test]
     fn spans_print_for_people() {

@@ -132,7 +132,7 @@ pub struct Observations {
 /// same intent submitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
-    pub kind: &'static str,
+    pub kind: crate::event::EventKind,
     pub node: Option<Endpoint>,
     pub message: String,
 }

@@ -76,7 +76,7 @@ pub(super) fn decide(out: &mut Pass<'_>, obs: &mut Observations) -> bool {
                         spec,
                         Some((Repair::GaleraRecovery, String::new())),
                         Note {
-                            kind: "auto_galera_recovery",
+                            kind: crate::event::EventKind::AutoGaleraRecovery,
                             node: None,
                             message,
                         },

@@ -42,7 +42,7 @@ pub(super) fn decide(out: &mut Pass<'_>, obs: &mut Observations) -> bool {
                 "replaced by {adopted} as the primary while it was down; read-only until its GTIDs are proven to be in {adopted}'s history"
             )),
             note: Note {
-                kind: "primary_adopted",
+                kind: crate::event::EventKind::PrimaryAdopted,
                 node: Some(adopted.clone()),
                 message: format!(
                     "{adopted} is the primary now: the designated primary {primary} does not answer, and {adopted} is the only writable node without a source, with every other reachable node replicating from it; {primary} is fenced until its rejoin check"
@@ -65,7 +65,7 @@ pub(super) fn decide(out: &mut Pass<'_>, obs: &mut Observations) -> bool {
                 .filter(|n| n.endpoint != primary && n.is_reachable())
                 .count();
             out.intents.push(Intent::Event(Note {
-                kind: "failover_armed",
+                kind: crate::event::EventKind::FailoverArmed,
                 node: Some(primary.clone()),
                 message: format!(
                     "{primary} seen as the primary with its {replicas} reachable replica(s) replicating: nines knows this topology, and automatic failover can act should the primary fail"
@@ -139,7 +139,7 @@ pub(super) fn decide(out: &mut Pass<'_>, obs: &mut Observations) -> bool {
                 spec,
                 Some((Repair::Failover, String::new())),
                 Note {
-                    kind: "auto_failover",
+                    kind: crate::event::EventKind::AutoFailover,
                     node: Some(old),
                     message,
                 },
@@ -215,7 +215,7 @@ fn rejoins(out: &mut Pass<'_>, view: &ReplicationView, policy: &crate::ha::HaPol
             spec,
             Some((Repair::Rejoin, addr)),
             Note {
-                kind: "auto_rejoin",
+                kind: crate::event::EventKind::AutoRejoin,
                 node: Some(node.endpoint.clone()),
                 message,
             },
@@ -240,7 +240,7 @@ fn semi_sync(out: &mut Pass<'_>, view: &ReplicationView) {
         out.raise(AlarmKind::SemiSync, "", message);
     } else if state.clients > 0 {
         let note = Note {
-            kind: "semi_sync",
+            kind: crate::event::EventKind::SemiSync,
             node: None,
             message: format!(
                 "semi-synchronous replication is on again ({} replica(s) acknowledging)",

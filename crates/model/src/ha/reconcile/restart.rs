@@ -80,7 +80,7 @@ pub(super) fn decide(out: &mut Pass<'_>, obs: &mut Observations) {
                     spec,
                     Some((Repair::NodeRestart, addr)),
                     Note {
-                        kind: "auto_restart",
+                        kind: crate::event::EventKind::AutoRestart,
                         node: Some(node.endpoint.clone()),
                         message,
                     },

@@ -584,7 +584,9 @@ fn observations_follow_the_cluster() {
     );
     let first = reconcile(&healthy, &mut obs, &m, t(7));
     assert_eq!(obs.confirmed.get(&7), Some(&(ep(1), t(7))));
-    assert!(matches!(&first[..], [Intent::Event(n)] if n.kind == "failover_armed"));
+    assert!(
+        matches!(&first[..], [Intent::Event(n)] if n.kind == crate::event::EventKind::FailoverArmed)
+    );
     let again = reconcile(&healthy, &mut obs, &m, t(8));
     assert!(again.is_empty(), "armed once: {again:?}");
     assert_eq!(obs.confirmed.get(&7), Some(&(ep(1), t(8))));
