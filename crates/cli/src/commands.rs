@@ -503,14 +503,30 @@ fn node_table(nodes: &[NodeStatus]) -> comfy_table::Table {
                 _ => "-".into(),
             },
             opt(&n.version),
-            match &n.fenced {
-                Some(f) if n.state_reason.is_empty() => format!("fenced: {f}"),
-                Some(f) => format!("fenced: {f}; {}", n.state_reason),
-                None => n.state_reason.clone(),
-            },
+            node_reason(n),
         ]);
     }
     t
+}
+
+/// The REASON column of `node list`: what a person set (a fence, a stop, a maintenance
+/// window) before what the monitor saw, so a node stopped on purpose does not read as a
+/// crash.
+fn node_reason(n: &NodeStatus) -> String {
+    let mut parts = Vec::new();
+    if let Some(f) = &n.fenced {
+        parts.push(format!("fenced: {f}"));
+    }
+    if n.desired == nines_model::Desired::Stopped {
+        parts.push("stopped on purpose (`nines node start` starts it)".to_string());
+    }
+    if let Some(m) = &n.maintenance {
+        parts.push(format!("maintenance: {m}"));
+    }
+    if !n.state_reason.is_empty() {
+        parts.push(n.state_reason.clone());
+    }
+    parts.join("; ")
 }
 
 /// A cluster name as a URL path segment: checked as the API will check it (so `..`, `.`
@@ -985,6 +1001,50 @@ async fn backup_command(client: &Client, f: Format, cmd: crate::BackupCmd) -> an
                 ),
             }
             Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(
+        desired: &str,
+        fenced: Option<&str>,
+        maintenance: Option<&str>,
+        reason: &str,
+    ) -> NodeStatus {
+        serde_json::from_value(serde_json::json!({
+            "cluster": "shop", "address": "127.0.0.1:3306", "role": "replica",
+            "state": "offline", "state_reason": reason, "read_only": true,
+            "desired": desired, "fenced": fenced, "maintenance": maintenance,
+            "rates": {},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn what_a_person_set_comes_before_what_the_monitor_saw() {
+        let refused = "connection refused (is the server running?)";
+        let table = [
+            (node("running", None, None, ""), ""),
+            (node("running", None, None, refused), refused),
+            (
+                node("stopped", None, None, refused),
+                "stopped on purpose (`nines node start` starts it); connection refused (is the server running?)",
+            ),
+            (
+                node("running", Some("pending rejoin: failed over"), None, ""),
+                "fenced: pending rejoin: failed over",
+            ),
+            (
+                node("running", None, Some("disk swap"), refused),
+                "maintenance: disk swap; connection refused (is the server running?)",
+            ),
+        ];
+        for (n, want) in table {
+            assert_eq!(node_reason(&n), want);
         }
     }
 }
