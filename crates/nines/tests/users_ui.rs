@@ -1002,6 +1002,72 @@ async fn a_cluster_page_shows_its_nodes_and_its_actions_start_the_same_jobs_as_t
             .is_empty()
     );
 
+    // A repository from the backups page (a directory on the controller), then a backup
+    // into it from the same page. A repository with no place is refused, the field named,
+    // and nothing is added.
+    let repo_path = ctl.data_dir().join("offsite").display().to_string();
+    let to = act(
+        &ctl,
+        &ann,
+        &csrf,
+        &[
+            ("action", "repo_add"),
+            ("repo", "offsite"),
+            ("path", repo_path.as_str()),
+        ],
+    )
+    .await;
+    assert!(to.starts_with("/clusters/shop/backups?done="), "{to}");
+    let to = act(
+        &ctl,
+        &ann,
+        &csrf,
+        &[("action", "repo_add"), ("repo", "nowhere")],
+    )
+    .await;
+    assert!(
+        to.starts_with("/clusters/shop/backups?error=") && to.contains("path"),
+        "{to}"
+    );
+    let repos = ctl.json(&["backup", "repo", "list"]).to_string();
+    assert!(
+        repos.contains("\"offsite\"") && !repos.contains("nowhere"),
+        "{repos}"
+    );
+    let (_, html, _) = page(&ctl, &ann, "/clusters/shop/backups").await;
+    assert!(
+        html.contains("<option value=\"offsite\">") && html.contains(&repo_path),
+        "{html}"
+    );
+    let to = act(
+        &ctl,
+        &ann,
+        &csrf,
+        &[
+            ("action", "backup"),
+            ("method", "logical"),
+            ("repo", "offsite"),
+        ],
+    )
+    .await;
+    let job = to.strip_prefix("/jobs/").expect("a job page").to_string();
+    let ended = common::wait_until(Duration::from_secs(120), || async {
+        let j = ctl.json(&["job", "show", &job]);
+        j["state"] != "queued" && j["state"] != "running"
+    })
+    .await;
+    assert!(ended, "{}", ctl.json(&["job", "show", &job]));
+    assert_eq!(ctl.json(&["job", "show", &job])["state"], "succeeded");
+    let listed = ctl.json(&["backup", "list", "--cluster", "shop"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["repo"] == "offsite" && b["method"] == "logical"),
+        "{listed}"
+    );
+
     // Silences from the alarms page: a kind silenced, listed, ended; a bad kind named.
     let post_alarm = |fields: Vec<(&'static str, String)>| {
         let url = format!("{}/alarms/silences", ctl.url);

@@ -51,6 +51,14 @@ pub struct ActionForm {
     message: Option<String>,
     every: Option<String>,
     nodes: Option<String>,
+    /// The repository a backup or schedule goes to; a new repository's name and place.
+    repo: Option<String>,
+    path: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_bucket: Option<String>,
+    s3_region: Option<String>,
+    s3_access_key: Option<String>,
+    s3_secret_key: Option<String>,
 }
 
 /// A text field: None when absent or blank.
@@ -92,6 +100,15 @@ pub fn needs_typed_name(action: &str, force: bool) -> Option<&'static str> {
 
 fn back(cluster: &str, error: &str) -> Response {
     super::cluster_error(cluster, error)
+}
+
+/// Back to a cluster's backups page with `key=msg` on top.
+fn backups_back(cluster: &str, key: &str, msg: &str) -> Response {
+    super::back_to(
+        &format!("/clusters/{}/backups", super::urlencoding(cluster)),
+        key,
+        msg,
+    )
 }
 
 /// Runs a cluster page's action.
@@ -253,6 +270,7 @@ pub async fn run(
                 p,
                 ApiJson(nines_model::api::BackupCreateRequest {
                     method: f.method.clone(),
+                    repo: text(&f.repo),
                     ..Default::default()
                 }),
             )
@@ -298,14 +316,37 @@ pub async fn run(
                     cron: f.cron.clone().unwrap_or_default(),
                     tz: f.tz.clone().filter(|t| !t.trim().is_empty()),
                     method: f.method.clone().filter(|m| !m.trim().is_empty()),
-                    repo: None,
+                    repo: text(&f.repo),
                     retention: f.retention.clone().filter(|r| !r.trim().is_empty()),
                 }),
             )
             .await;
             return match r {
                 Ok(_) => redirect(&format!("/clusters/{}/backups", super::urlencoding(&name))),
-                Err(e) => back(&name, &e.body.error),
+                Err(e) => backups_back(&name, "error", &e.body.error),
+            };
+        }
+        "repo_add" => {
+            let req = nines_model::api::RepoAddRequest {
+                name: text(&f.repo).unwrap_or_default(),
+                path: text(&f.path),
+                s3_endpoint: text(&f.s3_endpoint),
+                s3_bucket: text(&f.s3_bucket),
+                s3_region: text(&f.s3_region),
+                s3_access_key: text(&f.s3_access_key),
+                s3_secret_key: text(&f.s3_secret_key),
+            };
+            return match backups::add_repo(s, ApiJson(req)).await {
+                Ok((_, Json(r))) => backups_back(
+                    &name,
+                    "done",
+                    &format!("repository `{}` added ({})", r.name, r.kind),
+                ),
+                Err(e) => backups_back(
+                    &name,
+                    "error",
+                    &format!("nothing was added: {}", e.body.error),
+                ),
             };
         }
         "schedule_delete" => {

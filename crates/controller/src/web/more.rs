@@ -120,10 +120,20 @@ pub async fn charts(
 }
 
 /// Backups, schedules and the restorable window; back up now, verify, restore.
+/// A backups page form's refusal or outcome, shown on top.
+#[derive(Deserialize, Default)]
+pub struct BackupsQuery {
+    error: Option<String>,
+    done: Option<String>,
+}
+
+/// A cluster's backups, schedules and restorable window, and the repositories backups go
+/// to (shared by every cluster).
 pub async fn backups(
     State(st): State<AppState>,
     Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
+    Query(q): Query<BackupsQuery>,
 ) -> Response {
     let list = match crate::api::backups::list_backups(State(st.clone()), Path(name.clone())).await
     {
@@ -141,10 +151,27 @@ pub async fn backups(
         .into_iter()
         .filter(|s| s.cluster == name)
         .collect();
+    let repos = crate::api::backups::list_repos(State(st.clone()))
+        .await
+        .map(|Json(r)| r)
+        .unwrap_or_default();
     let may = allowed(user.role, Access::Change);
+    // The repository a backup or schedule goes to; `local` (made on first use) by default.
+    let repo_select = html! {
+        label { "Repository "
+            select name="repo" {
+                option value="" { "local (the default)" }
+                @for r in repos.iter().filter(|r| r.name != crate::jobs::backup::DEFAULT_REPO) {
+                    option value=(r.name) { (r.name) }
+                }
+            }
+        }
+    };
     let body = html! {
         h1 { (name) ": backups" }
         (tabs(&name, "/backups"))
+        @if let Some(e) = &q.error { p.error role="alert" { (e) } }
+        @if let Some(d) = &q.done { p.notice { (d) } }
         p.summary {
             "Restorable window: "
             @match &window {
@@ -153,15 +180,18 @@ pub async fn backups(
             }
         }
         @if may {
-            section.actions {
-                @for (method, label) in [("full", "Full backup now"), ("incremental", "Incremental now"), ("logical", "Logical dump now")] {
-                    form.action method="post" action={"/clusters/" (name) "/actions"} {
-                        input type="hidden" name="csrf_token" value=(user.csrf);
-                        input type="hidden" name="action" value="backup";
-                        input type="hidden" name="method" value=(method);
-                        button type="submit" { (label) }
+            form.filters #backup-now method="post" action={"/clusters/" (name) "/actions"} {
+                input type="hidden" name="csrf_token" value=(user.csrf);
+                input type="hidden" name="action" value="backup";
+                label { "Method "
+                    select name="method" {
+                        option value="full" { "full" }
+                        option value="incremental" { "incremental" }
+                        option value="logical" { "logical dump" }
                     }
                 }
+                (repo_select)
+                button type="submit" { "Back up now" }
             }
         }
         h2 { "Schedules" }
@@ -191,6 +221,7 @@ pub async fn backups(
                 label { "Zone " input name="tz" placeholder="UTC"; }
                 label { "Method " select name="method" { option { "full" } option { "incremental" } option { "logical" } } }
                 label { "Keep " input name="retention" placeholder="14d"; }
+                (repo_select)
                 button type="submit" { "Add schedule" }
             }
         }
@@ -203,7 +234,7 @@ pub async fn backups(
                 td { (when(b.started_at)) }
                 td { (super::charts::short(b.size_bytes as f64)) "B / " (super::charts::short(b.stored_bytes as f64)) "B" }
                 td { (match b.verified { Some(true) => "yes", Some(false) => "FAILED", None => "not yet" }) }
-                td { @if may && b.state.as_str() == "completed" {
+                td { @if may && b.state == nines_model::backup::BackupState::Completed {
                     form.action method="post" action={"/clusters/" (name) "/actions"} {
                         input type="hidden" name="csrf_token" value=(user.csrf);
                         input type="hidden" name="action" value="verify";
@@ -222,6 +253,45 @@ pub async fn backups(
             } }
             @if list.is_empty() { tr { td colspan="8" { "No backup yet." } } }
         } }
+        h2 { "Repositories" }
+        p.muted { "Shared by every cluster. Each is encrypted with its own key, which nines keeps; S3 keys are never shown again." }
+        table.list { thead { tr { th { "Name" } th { "Kind" } th { "Where" } th { "Added" } } } tbody {
+            @for r in &repos { tr {
+                td { (r.name) } td { (r.kind) }
+                td {
+                    @if let Some(p) = &r.path { code { (p) } }
+                    @if let (Some(e), Some(b)) = (&r.s3_endpoint, &r.s3_bucket) {
+                        code { (e) "/" (b) } " (" (r.s3_region.as_deref().unwrap_or("")) ")"
+                    }
+                }
+                td { (when(r.created_at)) }
+            } }
+            @if repos.is_empty() { tr { td colspan="4" { "Only " code { "local" } ", made under the controller's data directory on the first backup." } } }
+        } }
+        @if may {
+            details.forms {
+                summary { "Add a repository" }
+                p.muted { "nines writes, reads back and deletes a probe object before it keeps the repository." }
+                form.stack #add-repo method="post" action={"/clusters/" (name) "/actions"} {
+                    input type="hidden" name="csrf_token" value=(user.csrf);
+                    input type="hidden" name="action" value="repo_add";
+                    label { "Name " input name="repo" required placeholder="offsite"; }
+                    fieldset {
+                        legend { "A directory on the controller" }
+                        label { "Path " input name="path" placeholder="/srv/backups"; }
+                    }
+                    fieldset {
+                        legend { "Or an S3-compatible bucket" }
+                        label { "Endpoint " input name="s3_endpoint" placeholder="https://s3.example.net"; }
+                        label { "Bucket " input name="s3_bucket"; }
+                        label { "Region " input name="s3_region" placeholder="us-east-1"; }
+                        label { "Access key " input name="s3_access_key" autocomplete="off"; }
+                        label { "Secret key " input name="s3_secret_key" type="password" autocomplete="off"; }
+                    }
+                    button type="submit" { "Add the repository" }
+                }
+            }
+        }
     };
     Html(frame(&format!("{name}: backups"), &user, body).into_string()).into_response()
 }
