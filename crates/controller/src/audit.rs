@@ -1,7 +1,10 @@
 //! The audit log's middleware: every request that may change something (anything but
 //! GET and HEAD), through the API or the web UI, is recorded after its answer — who (the
 //! token's or session's user, the name a login tried, or `anonymous`), the route, the
-//! path, the client's address, and the answer's status.
+//! path, the client's address, and the answer's status. A web form's answer is a redirect,
+//! so the line also says where it went: the job it started, or the refusal it showed
+//! ([`outcome`]); and the web action names what was asked (`switchover to …`), since every
+//! cluster page form posts to the same route.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -25,6 +28,7 @@ pub struct AuditSlot(Arc<Mutex<Filled>>);
 struct Filled {
     who: Option<(String, &'static str)>,
     route: Option<String>,
+    detail: Option<String>,
 }
 
 impl AuditSlot {
@@ -39,6 +43,18 @@ impl AuditSlot {
     pub fn route(&self, route: &str) {
         if let Ok(mut s) = self.0.lock() {
             s.route = Some(route.to_string());
+        }
+    }
+
+    /// What a form asked for, when its route alone does not say (the cluster page's
+    /// actions all post to one route). Never a secret: callers pick the fields.
+    pub fn detail(&self, what: &str) {
+        if let Ok(mut s) = self.0.lock() {
+            let text: String = nines_model::input::printable(what)
+                .chars()
+                .take(200)
+                .collect();
+            s.detail = Some(text);
         }
     }
 
@@ -89,20 +105,103 @@ pub async fn record(State(st): State<AppState>, mut req: Request, next: Next) ->
         )
     });
     let status = response.status();
+    let location = response
+        .headers()
+        .get(axum::http::header::LOCATION)
+        .and_then(|l| l.to_str().ok());
+    let mut action = format!("{method} {}", route.as_deref().unwrap_or(&path));
+    if let Some(d) = filled.detail {
+        action = format!("{action}: {d}");
+    }
     let line = nines_store::NewAudit {
         who,
-        action: format!("{method} {}", route.as_deref().unwrap_or(&path)),
+        action,
         target: nines_model::input::printable(&path).into_owned(),
         from,
-        outcome: format!(
-            "{} {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        )
-        .trim()
-        .to_string(),
+        outcome: outcome(status, location),
         via: via.to_string(),
     };
     crate::log_store_error("an audit line", st.store.add_audit(&line).await);
     response
+}
+
+/// The outcome an audit line shows: the status, and for a redirect where it went when that
+/// says how the request ended (a web form answers 303 either way): `job N` for a job it
+/// started, `refused: …` with the message the page showed.
+pub fn outcome(status: axum::http::StatusCode, location: Option<&str>) -> String {
+    let mut out = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )
+    .trim()
+    .to_string();
+    if !status.is_redirection() {
+        return out;
+    }
+    let Some(location) = location else {
+        return out;
+    };
+    let Ok(uri) = location.parse::<axum::http::Uri>() else {
+        return out;
+    };
+    let query =
+        axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(&uri)
+            .map(|q| q.0)
+            .unwrap_or_default();
+    if let Some(id) = uri.path().strip_prefix("/jobs/")
+        && !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_digit())
+    {
+        out.push_str(&format!(": job {id}"));
+    } else if let Some(msg) = query.get("error") {
+        let msg: String = nines_model::input::printable(msg)
+            .chars()
+            .take(300)
+            .collect();
+        out.push_str(&format!(": refused: {msg}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    #[test]
+    fn a_redirect_says_how_the_form_ended() {
+        let table = [
+            (StatusCode::CREATED, None, "201 Created"),
+            (StatusCode::FORBIDDEN, None, "403 Forbidden"),
+            (StatusCode::SEE_OTHER, Some("/"), "303 See Other"),
+            (
+                StatusCode::SEE_OTHER,
+                Some("/jobs/42"),
+                "303 See Other: job 42",
+            ),
+            (StatusCode::SEE_OTHER, Some("/jobs/new"), "303 See Other"),
+            (
+                StatusCode::SEE_OTHER,
+                Some(
+                    "/clusters/shop?error=node+127.0.0.9%3A3306+is+not+part+of+cluster+%60shop%60",
+                ),
+                "303 See Other: refused: node 127.0.0.9:3306 is not part of cluster `shop`",
+            ),
+            (
+                StatusCode::SEE_OTHER,
+                Some("/clusters/shop/backups?done=repository+added"),
+                "303 See Other",
+            ),
+            // A bad escape is kept, a terminal escape is not printed raw.
+            (
+                StatusCode::SEE_OTHER,
+                Some("/alarms?error=100%+sure%1b%5b2J"),
+                "303 See Other: refused: 100% sure\\u{1b}[2J",
+            ),
+        ];
+        for (status, location, want) in table {
+            assert_eq!(outcome(status, location), want, "{location:?}");
+        }
+    }
 }

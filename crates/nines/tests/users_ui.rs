@@ -1067,6 +1067,31 @@ async fn a_cluster_page_shows_its_nodes_and_its_actions_start_the_same_jobs_as_t
             .any(|b| b["repo"] == "offsite" && b["method"] == "logical"),
         "{listed}"
     );
+    // The audit says what each form asked and how it ended: the job it started, or the
+    // refusal the page showed.
+    let audit = ctl.json(&["audit", "list"]);
+    let line = |action: &str| {
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["action"] == format!("POST /clusters/{{name}}/actions: {action}"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no audit line for {action}: {audit}"))
+    };
+    assert_eq!(
+        line("backup method logical repo offsite")["outcome"],
+        format!("303 See Other: job {job}")
+    );
+    let refused = line("repo_add repo nowhere");
+    assert!(
+        refused["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("303 See Other: refused: nothing was added: give a path"),
+        "{refused}"
+    );
+    assert_eq!(refused["who"], "ann");
 
     // Silences from the alarms page: a kind silenced, listed, ended; a bad kind named.
     let post_alarm = |fields: Vec<(&'static str, String)>| {
@@ -1113,7 +1138,7 @@ async fn a_cluster_page_shows_its_nodes_and_its_actions_start_the_same_jobs_as_t
     let audit = ctl.json(&["audit", "list"]);
     assert!(
         audit.as_array().unwrap().iter().any(|l| l["who"] == "ann"
-            && l["action"] == "POST /clusters/{name}/actions"
+            && l["action"] == "POST /clusters/{name}/actions: maintenance_on"
             && l["via"] == "ui"),
         "{audit}"
     );

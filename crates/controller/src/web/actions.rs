@@ -111,13 +111,46 @@ fn backups_back(cluster: &str, key: &str, msg: &str) -> Response {
     )
 }
 
+/// What an action asked for, for the audit line: its name and the fields that say what
+/// it acts on (never a password, key or SQL text).
+fn audit_detail(f: &ActionForm) -> String {
+    let mut d = f.action.clone();
+    for (label, v) in [
+        ("node", text(&f.node)),
+        ("to", text(&f.to)),
+        ("host", text(&f.host)),
+        ("method", text(&f.method)),
+        ("repo", text(&f.repo)),
+        ("rule", text(&f.rule)),
+        ("backup", f.backup.map(|b| b.to_string())),
+        ("schedule", f.schedule.map(|b| b.to_string())),
+        ("alarm", f.alarm.map(|b| b.to_string())),
+        ("until", text(&f.until)),
+    ] {
+        if let Some(v) = v {
+            d.push_str(&format!(" {label} {v}"));
+        }
+    }
+    if f.force.is_some() {
+        d.push_str(" forced");
+    }
+    if f.purge.is_some() {
+        d.push_str(" purge");
+    }
+    d
+}
+
 /// Runs a cluster page's action.
 pub async fn run(
     State(st): State<AppState>,
     Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
+    audit: Option<Extension<crate::audit::AuditSlot>>,
     Form(f): Form<ActionForm>,
 ) -> Response {
+    if let Some(Extension(slot)) = &audit {
+        slot.detail(&audit_detail(&f));
+    }
     if let Some(r) = super::may_change(&user, &f.csrf_token, |why| back(&name, why)) {
         return r;
     }
