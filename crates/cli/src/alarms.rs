@@ -559,7 +559,7 @@ pub async fn lb_command(client: &Client, f: Format, cmd: crate::LbCmd) -> anyhow
                         (Some(v), Some(true)) => format!("{v} (held)"),
                         (Some(v), _) => v.clone(),
                     };
-                    let mut state = l.state.clone();
+                    let mut state = l.state.to_string();
                     if let Some(e) = &l.error {
                         state.push_str(&format!(": {e}"));
                     }

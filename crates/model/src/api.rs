@@ -859,7 +859,7 @@ pub struct LbView {
     pub ro_port: u16,
     pub stats_port: u16,
     /// `deploying`, `running` or `failed`.
-    pub state: String,
+    pub state: crate::lb::LbState,
     pub error: Option<String>,
     /// Galera: the node the read-write listener sends to.
     pub writer: Option<String>,

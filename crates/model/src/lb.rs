@@ -22,6 +22,44 @@ use utoipa::ToSchema;
 
 use crate::{ClusterType, NodeState, Role};
 
+/// Where a load balancer stands: being deployed, running (nines keeps it pointed at the
+/// right nodes), or failed (its deploy failed; `lb remove` cleans up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LbState {
+    Deploying,
+    Running,
+    Failed,
+}
+
+impl LbState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploying => "deploying",
+            Self::Running => "running",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for LbState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LbState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "deploying" => Ok(Self::Deploying),
+            "running" => Ok(Self::Running),
+            "failed" => Ok(Self::Failed),
+            other => Err(format!("unknown load balancer state `{other}`")),
+        }
+    }
+}
+
 /// A listener's pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -12,35 +12,7 @@ use sqlx::sqlite::SqliteRow;
 use crate::sqlite::{SqliteStore, to_time};
 use crate::{Result, StoreError};
 
-/// Where a load balancer stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LbState {
-    Deploying,
-    Running,
-    Failed,
-}
-
-impl LbState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Deploying => "deploying",
-            Self::Running => "running",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl std::str::FromStr for LbState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "deploying" => Ok(Self::Deploying),
-            "running" => Ok(Self::Running),
-            "failed" => Ok(Self::Failed),
-            other => Err(format!("unknown load balancer state `{other}`")),
-        }
-    }
-}
+pub use nines_model::lb::LbState;
 
 /// A load balancer as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -282,7 +282,7 @@ pub async fn list_lbs(
                 rw_port: l.rw_port,
                 ro_port: l.ro_port,
                 stats_port: l.stats_port,
-                state: l.state.as_str().to_string(),
+                state: l.state,
                 error: l.error.clone(),
                 writer: d.as_ref().and_then(|d| d.writer.clone()),
                 backends: d
