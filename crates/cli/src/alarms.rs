@@ -268,7 +268,7 @@ pub async fn notify_command(client: &Client, f: Format, cmd: NotifyCmd) -> anyho
                         d.event.as_str().to_string(),
                         opt(&d.alarm_id),
                         d.title.clone(),
-                        d.state.clone(),
+                        d.state.to_string(),
                         d.attempts.to_string(),
                         time(&d.queued_at),
                         opt(&d.sent_at.as_ref().map(time)),

@@ -678,7 +678,7 @@ pub struct ChannelView {
     pub cluster: Option<String>,
     pub created_at: DateTime<Utc>,
     /// The latest delivery: `pending`, `sent` or `failed`, and its error.
-    pub last_state: Option<String>,
+    pub last_state: Option<crate::alarm::notify::DeliveryState>,
     pub last_error: Option<String>,
     pub last_at: Option<DateTime<Utc>>,
     /// Deliveries that gave up after their retries.
@@ -693,7 +693,7 @@ pub struct DeliveryView {
     pub event: crate::alarm::notify::Event,
     pub title: String,
     /// `pending`, `sent` or `failed` (given up).
-    pub state: String,
+    pub state: crate::alarm::notify::DeliveryState,
     pub attempts: u32,
     pub queued_at: DateTime<Utc>,
     pub next_at: DateTime<Utc>,

@@ -74,36 +74,7 @@ pub struct NewChannel {
     pub cluster: Option<String>,
 }
 
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryState {
-    Pending,
-    Sent,
-    /// Given up after its retries.
-    Failed,
-}
-
-impl DeliveryState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Sent => "sent",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl std::str::FromStr for DeliveryState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "pending" => Ok(Self::Pending),
-            "sent" => Ok(Self::Sent),
-            "failed" => Ok(Self::Failed),
-            other => Err(format!("unknown delivery state `{other}`")),
-        }
-    }
-}
+pub use nines_model::alarm::notify::DeliveryState;
 
 /// A notification queued for a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -339,7 +339,7 @@ async fn channel_view(st: &AppState, c: &ChannelRecord) -> Result<ChannelView, A
         min_severity: c.min_severity,
         cluster: c.cluster.clone(),
         created_at: c.created_at,
-        last_state: last.map(|d| d.state.as_str().to_string()),
+        last_state: last.map(|d| d.state),
         last_error: last.and_then(|d| d.last_error.clone()),
         last_at: last.map(|d| d.sent_at.unwrap_or(d.next_at)),
         failed: recent
@@ -502,7 +502,7 @@ pub async fn list_deliveries(
                 alarm_id: d.alarm_id,
                 event: d.notice.event,
                 title: d.notice.title,
-                state: d.state.as_str().to_string(),
+                state: d.state,
                 attempts: d.attempts,
                 queued_at: d.queued_at,
                 next_at: d.next_at,

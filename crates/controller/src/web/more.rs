@@ -564,7 +564,7 @@ pub async fn alarms(
             @for c in &channels { tr {
                 td { (c.name) } td { (format!("{:?}", c.kind).to_lowercase()) } td { (c.target) }
                 td { (c.min_severity.as_str()) } td { (c.cluster.as_deref().unwrap_or("all")) }
-                td { (c.last_state.as_deref().unwrap_or("-")) @if let Some(e) = &c.last_error { br; span.error { (e) } } }
+                td { (c.last_state.map_or("-", |s| s.as_str())) @if let Some(e) = &c.last_error { br; span.error { (e) } } }
                 td { @if may {
                     form.action method="post" action="/alarms/channels" {
                         input type="hidden" name="csrf_token" value=(user.csrf);
