@@ -32,33 +32,7 @@ pub enum LbState {
     Failed,
 }
 
-impl LbState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Deploying => "deploying",
-            Self::Running => "running",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for LbState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for LbState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "deploying" => Ok(Self::Deploying),
-            "running" => Ok(Self::Running),
-            "failed" => Ok(Self::Failed),
-            other => Err(format!("unknown load balancer state `{other}`")),
-        }
-    }
-}
+crate::topology::str_enum!(LbState { Deploying => "deploying", Running => "running", Failed => "failed" });
 
 /// A listener's pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

@@ -1,8 +1,5 @@
 //! The vocabulary of cluster shape and health: cluster types, node roles, node and cluster states.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -74,6 +71,8 @@ pub enum DeployState {
     Failed,
 }
 
+/// `as_str`, `Display` and `FromStr` (naming every accepted word in its error) for an
+/// enum of states stored and shown as words; used across the model.
 macro_rules! str_enum {
     ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
         impl $t {
@@ -81,12 +80,12 @@ macro_rules! str_enum {
                 match self { $(Self::$v => $s),* }
             }
         }
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
-        impl FromStr for $t {
+        impl std::str::FromStr for $t {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
@@ -100,6 +99,7 @@ macro_rules! str_enum {
         }
     };
 }
+pub(crate) use str_enum;
 
 str_enum!(ClusterType { Galera => "galera", Replication => "replication", Standalone => "standalone" });
 str_enum!(Role { Primary => "primary", Replica => "replica", Galera => "galera", Standalone => "standalone" });

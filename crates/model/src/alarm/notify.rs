@@ -25,33 +25,7 @@ pub enum DeliveryState {
     Failed,
 }
 
-impl DeliveryState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Sent => "sent",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl std::fmt::Display for DeliveryState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for DeliveryState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "pending" => Ok(Self::Pending),
-            "sent" => Ok(Self::Sent),
-            "failed" => Ok(Self::Failed),
-            other => Err(format!("unknown delivery state `{other}`")),
-        }
-    }
-}
+crate::topology::str_enum!(DeliveryState { Pending => "pending", Sent => "sent", Failed => "failed" });
 
 /// How long the first notification of a quiet channel waits for the rest of its burst.
 pub const GROUP_WAIT: Duration = Duration::seconds(5);

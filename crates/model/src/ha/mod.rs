@@ -101,37 +101,14 @@ pub enum PromotionKind {
     Switchover,
 }
 
-impl PromotionKind {
-    /// The word stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Failover => "failover",
-            Self::Switchover => "switchover",
-        }
-    }
+crate::topology::str_enum!(PromotionKind { Failover => "failover", Switchover => "switchover" });
 
+impl PromotionKind {
     /// The event that records a finished promotion of this kind.
     pub fn event_kind(self) -> crate::event::EventKind {
         match self {
             Self::Failover => crate::event::EventKind::Failover,
             Self::Switchover => crate::event::EventKind::Switchover,
-        }
-    }
-}
-
-impl std::fmt::Display for PromotionKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for PromotionKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "failover" => Ok(Self::Failover),
-            "switchover" => Ok(Self::Switchover),
-            other => Err(format!("`{other}` is not one of: failover, switchover")),
         }
     }
 }
