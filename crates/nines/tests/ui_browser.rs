@@ -321,6 +321,17 @@ async fn a_switchover_from_the_page_redraws_the_topology_live_and_a_viewer_is_re
     })
     .await;
     assert!(drawn, "{}", c.source().await.unwrap());
+    // A switchover needs semi-sync active on the primary (the cluster's policy): the new
+    // primary has it once its replica has reconnected and acknowledges, a moment after
+    // the first switchover ended.
+    let metric = format!("nines_node_semi_sync_primary_active{{cluster=\"web\",node=\"{r}\"}} 1");
+    assert!(
+        common::wait_until(Duration::from_secs(20), || async {
+            ctl.get_text("/metrics").await.contains(&metric)
+        })
+        .await,
+        "{metric} missing"
+    );
     let out = ctl.cli(&["cluster", "switchover", "--name", "web", "--wait"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let moved = eventually(Duration::from_secs(20), || async {
